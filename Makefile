@@ -1,0 +1,34 @@
+# Two commands are the contract: `make demo` and `make test`.
+# Everything lives in a local virtual environment, .venv, with pinned versions.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench golden clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)   ## make a demo project in ./demo from the sample articles and build its issues
+	$(BIN)/newsletter demo demo
+
+test: $(STAMP) lint   ## lint, then the whole test suite
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check newsletter tests benchmarks
+
+bench: $(STAMP)   ## ingest rate and build time, printed
+	$(BIN)/python benchmarks/run.py
+
+golden: $(STAMP)   ## regenerate the golden files after an intended change to the output
+	NEWSLETTER_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,238 @@
+"""newsletter.toml and schedules/NAME.toml, validated into typed settings.
+
+Every problem names the file, the key and what was expected. Environment
+variables `NEWSLETTER_<SECTION>_<KEY>` override the file; secrets only ever
+come from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from newsletter.errors import ConfigError, UnknownScheduleError
+from newsletter.models import Schedule
+
+SETTINGS_FILE = "newsletter.toml"
+SCHEDULES_DIR = "schedules"
+M = TypeVar("M", bound=BaseModel)
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ValueError("an IANA time zone such as 'Europe/London'") from e
+    return value
+
+
+def _check_http_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError("an absolute http(s) URL such as 'https://example.org'")
+    return value.rstrip("/")
+
+
+class SiteSettings(_Strict):
+    name: str = Field(min_length=1)
+    base_url: str
+    timezone: str = "UTC"
+    article_url: str = "{base_url}/{category}/{slug}"
+    postal_address: str = ""
+
+    _zone = field_validator("timezone")(_check_zone)
+    _url = field_validator("base_url")(_check_http_url)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class EmailSettings(_Strict):
+    from_: str = Field(alias="from", min_length=3)
+    transport: str = "file:outbox"
+    reply_to: str = ""
+
+
+class DatabaseSettings(_Strict):
+    url: str = "sqlite:///newsletter.db"
+
+
+class WebSettings(_Strict):
+    public_url: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, value: str) -> str:
+        return _check_http_url(value) if value else value
+
+
+class Settings(_Strict):
+    site: SiteSettings
+    email: EmailSettings
+    database: DatabaseSettings = DatabaseSettings()
+    web: WebSettings = WebSettings()
+
+    @property
+    def public_url(self) -> str:
+        """Where browser and unsubscribe links point; the site itself by default."""
+        return self.web.public_url or f"{self.site.base_url}/newsletter"
+
+
+class ScheduleFile(_Strict):
+    title: str = Field(min_length=1)
+    cron: str | None = None
+    day_of_week: str | None = None
+    hour: int | None = Field(default=None, ge=0, le=23)
+    minute: int = Field(default=0, ge=0, le=59)
+    timezone: str = "UTC"
+    categories: list[str] = Field(min_length=1)
+    max_per_category: int = Field(default=5, ge=1, le=100)
+    related_per_article: int = Field(default=3, ge=0, le=10)
+    subject: str = "{{ title }}: {{ lead.title }}"
+    template: str = "digest"
+    skip_if_empty: bool = True
+    lookback: str | None = None
+    summary_length: int = Field(default=280, ge=40, le=2000)
+
+    _zone = field_validator("timezone")(_check_zone)
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError("a template name of letters, digits, '-' or '_' (no paths)")
+        return value
+
+
+def load_settings(root: Path, environ: dict[str, str] | None = None) -> Settings:
+    path = root / SETTINGS_FILE
+    data = _read_toml(path)
+    _apply_environment(data, os.environ if environ is None else environ)
+    return _validate(Settings, data, path)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as e:
+        raise ConfigError(str(path), "", "file not found; expected a newsletter project",
+                          "Run `newsletter init DIR` first, or pass --project DIR.") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(path), "", f"not valid TOML ({e})") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), "", "not UTF-8 text") from e
+
+
+def _apply_environment(data: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> None:
+    """NEWSLETTER_DATABASE_URL overrides [database] url, and so on for every key."""
+    for section, model in Settings.model_fields.items():
+        assert model.annotation is not None
+        for key, field in model.annotation.model_fields.items():
+            name = f"NEWSLETTER_{section}_{field.alias or key}".upper()
+            if name in environ:
+                data.setdefault(section, {})[field.alias or key] = environ[name]
+
+
+def _validate(model: type[M], data: dict[str, Any], path: Path) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(str(path), key, _expected(first)) from e
+
+
+def _expected(error: Any) -> str:
+    if error["type"] == "missing":
+        return "missing; this key is required"
+    if error["type"] == "extra_forbidden":
+        return "unknown key (check its spelling)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"expected {message}, got {error.get('input')!r}"
+
+
+def schedule_names(root: Path) -> list[str]:
+    folder = root / SCHEDULES_DIR
+    return sorted(p.stem for p in folder.glob("*.toml") if NAME.match(p.stem))
+
+
+def load_schedule(root: Path, name: str) -> Schedule:
+    if not NAME.match(name) or name not in schedule_names(root):
+        raise UnknownScheduleError(name, schedule_names(root))
+    path = root / SCHEDULES_DIR / f"{name}.toml"
+    parsed = _validate(ScheduleFile, _read_toml(path), path)
+    return _schedule(name, parsed, path)
+
+
+def load_schedules(root: Path) -> list[Schedule]:
+    return [load_schedule(root, name) for name in schedule_names(root)]
+
+
+def _schedule(name: str, parsed: ScheduleFile, path: Path) -> Schedule:
+    cron = _cron(parsed, path)
+    return Schedule(
+        name=name, title=parsed.title, cron=cron, timezone=parsed.timezone,
+        categories=tuple(parsed.categories), max_per_category=parsed.max_per_category,
+        related_per_article=parsed.related_per_article, subject=parsed.subject,
+        template=parsed.template, skip_if_empty=parsed.skip_if_empty,
+        lookback=_lookback(parsed.lookback, path), summary_length=parsed.summary_length,
+        source=str(path),
+    )
+
+
+def _cron(parsed: ScheduleFile, path: Path) -> str:
+    if parsed.cron and (parsed.day_of_week or parsed.hour is not None):
+        raise ConfigError(str(path), "cron", "expected either cron or day_of_week/hour, not both")
+    if parsed.cron:
+        expression = " ".join(parsed.cron.split())
+    elif parsed.day_of_week and parsed.hour is not None:
+        expression = f"{parsed.minute} {parsed.hour} * * {parsed.day_of_week}"
+    else:
+        raise ConfigError(str(path), "cron", "missing; expected cron = \"0 8 * * mon\" "
+                          "or day_of_week and hour keys")
+    try:
+        cron_trigger(expression, parsed.timezone)
+    except ValueError as e:
+        raise ConfigError(str(path), "cron", f"expected a crontab expression such as "
+                          f"\"0 8 * * mon\" ({e}), got {expression!r}") from e
+    return expression
+
+
+DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def cron_trigger(expression: str, timezone: str) -> CronTrigger:
+    """A CronTrigger with crontab's numbering: APScheduler 3 counts days of the
+    week from Monday = 0, crontab from Sunday = 0, so numbers become names."""
+    fields = expression.split()
+    if len(fields) == 5:
+        fields[4] = re.sub(r"\b[0-7]\b", lambda m: DAY_NAMES[int(m[0])], fields[4])
+    return CronTrigger.from_crontab(" ".join(fields), timezone=ZoneInfo(timezone))
+
+
+LOOKBACK = re.compile(r"^(?P<n>\d+)\s*(?P<unit>[hdw])$")
+UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+def _lookback(value: str | None, path: Path) -> timedelta | None:
+    if value is None:
+        return None
+    match = LOOKBACK.match(value.strip())
+    if not match:
+        raise ConfigError(str(path), "lookback", f"expected a duration such as \"10d\", "
+                          f"\"36h\" or \"2w\", got {value!r}")
+    return timedelta(**{UNITS[match["unit"]]: int(match["n"])})

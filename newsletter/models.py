@@ -1,0 +1,172 @@
+"""The newsletter's own data types: small, immutable, and free of I/O.
+
+Stages pass these to each other: readers yield `Article`, selection and
+enrichment make a `Digest`, rendering turns it into an `Issue`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+BlockKind = Literal["paragraph", "subheading"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of an article body: a paragraph or a short subheading/pull quote."""
+
+    kind: BlockKind
+    text: str
+
+
+@dataclass(frozen=True)
+class RelatedRef:
+    """An explicit "Related Articles" entry: it names no title or URL, only
+    the target's category, its standfirst and its date."""
+
+    category: str
+    summary: str
+    published: date | None = None
+
+
+@dataclass(frozen=True)
+class Article:
+    """An article as a reader found it, ready for the store.
+
+    `published` is timezone-aware (UTC). `category` is "" when the source
+    names none and `url` is "" when the site's URL pattern must supply it;
+    `ingest.complete` fills both. `undated` marks a first-seen time standing
+    in for a missing date, so the store keeps the first one it saw.
+    """
+
+    title: str
+    published: datetime
+    source: str
+    standfirst: str = ""
+    category: str = ""
+    url: str = ""
+    body: tuple[Block, ...] = ()
+    related: tuple[RelatedRef, ...] = ()
+    tags: tuple[str, ...] = ()
+    key: str = ""
+    undated: bool = False
+
+    @property
+    def text(self) -> str:
+        """All prose of the article, for word counts and similarity."""
+        return "\n".join([self.title, self.standfirst, *(b.text for b in self.body)])
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An article as the store returns it: with its row id and resolved URL."""
+
+    id: int
+    article: Article
+
+
+@dataclass(frozen=True)
+class LinkTarget:
+    """What a related link needs of an archive article, and no more."""
+
+    id: int
+    title: str
+    url: str
+    published: datetime
+
+
+@dataclass(frozen=True)
+class Link:
+    """A related link as shown in the digest: always a title and an absolute URL."""
+
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Period:
+    """What an issue covers: [start, end), end being the send time."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One `schedules/NAME.toml`: what to send, to whom by category, and when."""
+
+    name: str
+    title: str
+    cron: str
+    timezone: str
+    categories: tuple[str, ...]
+    max_per_category: int = 5
+    related_per_article: int = 3
+    subject: str = "{{ title }}: {{ lead.title }}"
+    template: str = "digest"
+    skip_if_empty: bool = True
+    lookback: timedelta | None = None
+    summary_length: int = 280
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class DigestArticle:
+    """An article as the digest presents it."""
+
+    id: int
+    title: str
+    url: str
+    published: datetime
+    category: str
+    summary: str
+    reading_minutes: int
+    related: tuple[Link, ...] = ()
+
+
+@dataclass(frozen=True)
+class Section:
+    """One category's articles in a digest, newest first."""
+
+    category: str
+    articles: tuple[DigestArticle, ...]
+
+
+@dataclass(frozen=True)
+class Digest:
+    """The content of one issue: a schedule's sections for one period, as of `at`."""
+
+    schedule: Schedule
+    period: Period
+    at: datetime
+    sections: tuple[Section, ...]
+
+    @property
+    def articles(self) -> tuple[DigestArticle, ...]:
+        return tuple(a for s in self.sections for a in s.articles)
+
+    @property
+    def lead(self) -> DigestArticle | None:
+        return self.articles[0] if self.articles else None
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.articles
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A rendered digest: subject, preheader, HTML and text, and what went wrong."""
+
+    digest: Digest
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def html_size(self) -> int:
+        return len(self.html.encode("utf-8"))

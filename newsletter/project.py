@@ -1,0 +1,165 @@
+"""A project on disk: settings, schedules, templates and the store, joined
+into the operations the commands and the preview call."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.headerregistry import Address
+from pathlib import Path
+from typing import Any
+
+from newsletter import config, enrich, select
+from newsletter.ingest import IngestReport, ingest
+from newsletter.mail import compose, sender
+from newsletter.models import Digest, Issue, Period, Schedule
+from newsletter.output import write_files
+from newsletter.render import Links, Renderer, default_templates
+from newsletter.similar import SimilarityIndex
+from newsletter.store import Store
+
+# How many similar articles to rank per article before the filters
+# (self, same issue, future) take theirs: enough that 3 always survive.
+SIMILAR_POOL = 12
+
+
+@dataclass
+class Build:
+    """The outcome of building one schedule's issue as of a moment."""
+
+    schedule: Schedule
+    period: Period
+    at: datetime
+    digest: Digest
+    issue: Issue | None
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> bool:
+        return self.issue is None
+
+
+class Project:
+    """One newsletter project directory."""
+
+    def __init__(self, root: Path, environ: dict[str, str] | None = None) -> None:
+        self.root = root.resolve()
+        self.settings = config.load_settings(self.root, environ)
+        self._store: Store | None = None
+        self._similar: tuple[int, SimilarityIndex] | None = None
+        self.renderer = Renderer([self.root / "templates", default_templates()])
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.database_url)
+        return self._store
+
+    @property
+    def database_url(self) -> str:
+        """SQLite paths are relative to the project, not to the working directory."""
+        url = self.settings.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url[len(prefix):].startswith(("/", ":memory:")):
+            return prefix + str(self.root / url[len(prefix):])
+        return url
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    def schedules(self) -> list[Schedule]:
+        return config.load_schedules(self.root)
+
+    def schedule(self, name: str) -> Schedule:
+        return config.load_schedule(self.root, name)
+
+    def ingest(self, sources: Iterable[str], now: datetime, category: str | None = None) -> IngestReport:
+        return ingest(self.store, sources, self.settings.site, now, category)
+
+    def similarity(self) -> SimilarityIndex:
+        """The TF-IDF index, rebuilt only when the archive changed."""
+        revision = self.store.revision
+        if self._similar is None or self._similar[0] != revision:
+            self._similar = (revision, SimilarityIndex(self.store.corpus()))
+        return self._similar[1]
+
+    def digest(self, schedule: Schedule, at: datetime) -> Digest:
+        period = select.period_for(schedule, at)
+        candidates = self.store.candidates(schedule.name, schedule.categories, period, at,
+                                           schedule.max_per_category)
+        sent = self.store.sent_article_ids(schedule.name, period.start)
+        sections = select.select(schedule, period, at, candidates, sent)
+        ids = select.ids_of(sections)
+        explicit = self.store.related_targets(ids)
+        similar = self.similarity().similar(ids, at, SIMILAR_POOL)
+        ranked = {i: [*explicit.get(i, []), *similar.get(i, [])] for i in ids}
+        archive = self.store.link_targets({t for targets in ranked.values() for t in targets})
+        return enrich.enrich(schedule, period, at, sections, ranked, archive)
+
+    def links(self, schedule: Schedule, period: Period) -> Links:
+        public = self.settings.public_url
+        return Links(unsubscribe=f"{public}/unsubscribe",
+                     browser=f"{public}/issues/{issue_stem(schedule, period)}.html")
+
+    def build(self, name: str, at: datetime, now: datetime, out: Path | None = None,
+              record: bool = True) -> Build:
+        schedule = self.schedule(name)
+        digest = self.digest(schedule, at)
+        if digest.is_empty and schedule.skip_if_empty:
+            return Build(schedule, digest.period, at, digest, None)
+        issue = self.renderer.render(digest, self.settings, self.links(schedule, digest.period))
+        build = Build(schedule, digest.period, at, digest, issue)
+        if out is not None:
+            build.files = write_files(out, issue_stem(schedule, digest.period), self.parts(issue, now))
+        if record:
+            self.store.record_issue(schedule.name, digest.period, "built", issue.subject,
+                                    [a.id for a in digest.articles], now)
+        return build
+
+    def parts(self, issue: Issue, now: datetime) -> dict[str, bytes]:
+        origin = sender(self.settings.email.from_)
+        readers = Address(self.settings.site.name, origin.username, origin.domain)
+        message = compose(issue, self.settings.email.from_, readers, now)
+        return {"html": issue.html.encode(), "txt": issue.text.encode(), "eml": bytes(message)}
+
+
+def issue_stem(schedule: Schedule, period: Period) -> str:
+    """SCHEDULE-YYYY-MM-DD, the send date in the schedule's zone."""
+    local = period.end.astimezone(config.ZoneInfo(schedule.timezone))
+    return f"{schedule.name}-{local:%Y-%m-%d}"
+
+
+def find_root(project: str | None) -> Path:
+    return Path(project or os.environ.get("NEWSLETTER_PROJECT") or ".")
+
+
+def build_json(build: Build) -> dict[str, Any]:
+    """The `build --json` shape: schedule, period, skipped, subject, preheader,
+    sections, files, size; datetimes ISO 8601 with offsets in the schedule's zone."""
+    zone = config.ZoneInfo(build.schedule.timezone)
+    iso = lambda value: value.astimezone(zone).isoformat()  # noqa: E731
+    issue = build.issue
+    return {
+        "schedule": build.schedule.name,
+        "period": {"start": iso(build.period.start), "end": iso(build.period.end)},
+        "at": iso(build.at),
+        "skipped": build.skipped,
+        "subject": issue.subject if issue else None,
+        "preheader": issue.preheader if issue else None,
+        "sections": [{"category": s.category, "articles": [
+            {"title": a.title, "url": a.url, "published": iso(a.published), "summary": a.summary,
+             "reading_minutes": a.reading_minutes,
+             "related": [{"title": r.title, "url": r.url} for r in a.related]}
+            for a in s.articles]} for s in build.digest.sections],
+        "files": {"html": _path(build.files.get("html")), "text": _path(build.files.get("txt")),
+                  "eml": _path(build.files.get("eml"))},
+        "size": {"html": issue.html_size if issue else 0},
+        "warnings": list(issue.warnings) if issue else [],
+    }
+
+
+def _path(path: Path | None) -> str | None:
+    return str(path) if path else None

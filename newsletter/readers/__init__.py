@@ -1,0 +1,33 @@
+"""Readers: one module per source format, each yielding `Article`s.
+
+Every reader has the same shape, `read(source, data, options) -> ReadResult`:
+it gets the raw bytes (the caller did the I/O) and never touches the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from newsletter.models import Article
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What a reader needs to know beyond the bytes.
+
+    `timezone` places date-only and naive dates (the site's zone);
+    `now` is the first-seen time given to entries without a usable date.
+    """
+
+    timezone: ZoneInfo
+    now: datetime
+
+
+@dataclass
+class ReadResult:
+    """The articles of one source, and warnings as `source[:line]: message`."""
+
+    articles: list[Article] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)

@@ -1,0 +1,315 @@
+"""RSS and Atom feeds, read with feedparser; `fetch` gets one over HTTP(S).
+
+feedparser is lenient on purpose: it recovers entries from malformed XML and
+guesses encodings. We keep what it recovers and say so in a warning, because a
+feed with one bad entity is still worth reading; only a source that yields no
+entries at all is an error.
+"""
+
+from __future__ import annotations
+
+import html
+import http.client
+import io
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+from dateutil.parser import UnknownTimezoneWarning
+from feedparser import FeedParserDict
+from feedparser.exceptions import CharacterEncodingOverride, NonXMLContentType
+from inscriptis import get_text
+
+from newsletter.errors import SourceError
+from newsletter.models import Article, Block
+from newsletter.readers import ReadOptions, ReadResult
+from newsletter.readers.dates import parse_datetime
+
+USER_AGENT = "newsletter/0.1"
+MAX_FEED_BYTES = 20 * 1024 * 1024
+TITLE_WORDS = 10
+WEB_SCHEMES = ("http", "https")
+
+# Bozo reasons that say nothing about the XML itself: the text decoded fine.
+_HARMLESS_BOZO = (CharacterEncodingOverride, NonXMLContentType)
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
+_TAG = re.compile(r"<[^<>]*>")
+_XML_DECLARATION = re.compile(rb"<\?xml[^>]*?>")
+# dateutil ignores named zones it does not know and returns a naive time that
+# would then land in the site's zone; RFC 822 defines these few, so spell
+# them as offsets first.
+_RFC822_ZONES = {
+    "UT": "+0000",
+    "EST": "-0500",
+    "EDT": "-0400",
+    "CST": "-0600",
+    "CDT": "-0500",
+    "MST": "-0700",
+    "MDT": "-0600",
+    "PST": "-0800",
+    "PDT": "-0700",
+}
+_NAMED_ZONE = re.compile(r"\b(" + "|".join(_RFC822_ZONES) + r")\s*$")
+# Text declared (or sniffed) as ISO-8859-1 is almost always cp1252, as browsers
+# assume: its C1 control characters are really curly quotes, dashes and euros.
+_C1_AS_CP1252 = {
+    code: bytes([code]).decode("cp1252")
+    for code in range(0x80, 0xA0)
+    if code not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)
+}
+
+
+def read(
+    source: str, data: bytes, options: ReadOptions, content_type: str | None = None
+) -> ReadResult:
+    """Read the entries of an RSS or Atom document as articles."""
+    parsed = _parse(source, data, content_type)
+    base = _base_url(source, parsed.feed.get("link") or "")
+    result = ReadResult()
+    for entry in parsed.entries:
+        article = _article(entry, source, base, options, result.warnings)
+        if article is not None:
+            result.articles.append(article)
+    if parsed.bozo:
+        result.warnings.insert(0, _bozo_warning(source, parsed, data, len(result.articles)))
+    elif not parsed.entries:
+        result.warnings.append(f"{source}: feed has no entries")
+    return result
+
+
+def fetch(url: str, timeout: float = 20) -> tuple[bytes, str | None]:
+    """GET a feed: its body and Content-Type. Raises SourceError on any failure."""
+    if not _is_web(url):
+        raise SourceError(url, "only http:// and https:// feed URLs can be fetched")
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return _read_body(url, response), response.headers.get("Content-Type")
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise SourceError(url, f"HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+        raise SourceError(url, _fetch_problem(exc, timeout)) from exc
+
+
+def _read_body(url: str, response: Any) -> bytes:
+    # urllib follows redirects to ftp:// too; a feed must stay on the web.
+    if not _is_web(response.geturl()):
+        raise SourceError(url, f"redirected to {response.geturl()!r}, not an http(s) URL")
+    body: bytes = response.read(MAX_FEED_BYTES + 1)
+    if len(body) > MAX_FEED_BYTES:
+        raise SourceError(url, f"response is larger than {MAX_FEED_BYTES // 2**20} MB")
+    return body
+
+
+def _fetch_problem(exc: Exception, timeout: float) -> str:
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, TimeoutError):
+        return f"timed out after {timeout:g} s"
+    return f"cannot fetch: {reason}"
+
+
+# --- parsing ---------------------------------------------------------------
+
+
+def _parse(source: str, data: bytes, content_type: str | None) -> FeedParserDict:
+    # A stream, not bytes: feedparser would treat bytes that look like a file
+    # path as one and open it. Headers carry the charset when we fetched it.
+    headers = {"content-type": content_type} if content_type else None
+    parsed = feedparser.parse(io.BytesIO(data), response_headers=headers)
+    if not parsed.entries and _is_unusable(parsed):
+        exc = parsed.get("bozo_exception")
+        reason = f"not an RSS or Atom feed: {_describe(exc, data)}"
+        raise SourceError(source, reason, _error_line(exc, data))
+    return parsed
+
+
+def _is_unusable(parsed: FeedParserDict) -> bool:
+    if not parsed.get("version"):
+        return True
+    return bool(parsed.bozo) and not isinstance(parsed.get("bozo_exception"), _HARMLESS_BOZO)
+
+
+def _describe(exc: BaseException | None, data: bytes) -> str:
+    if exc is None:
+        return "empty" if not data.strip() else "no <rss>, <feed> or <rdf:RDF> element"
+    get_message = getattr(exc, "getMessage", None)  # SAX errors: no "<unknown>:l:c:"
+    return str(get_message() if get_message else exc) or type(exc).__name__
+
+
+def _error_line(exc: BaseException | None, data: bytes) -> int | None:
+    get_line = getattr(exc, "getLineNumber", None)
+    line = get_line() if get_line else None
+    if not isinstance(line, int) or line < 1:
+        return None
+    return max(1, line - _declaration_shift(data))
+
+
+def _declaration_shift(data: bytes) -> int:
+    """Lines feedparser added before parsing: it prepends an XML declaration
+    and a newline when there is none, and rewrites an existing one as one line."""
+    head = data[:1024].lstrip(b"\xef\xbb\xbf\xfe\xff\x00").replace(b"\x00", b"")
+    match = _XML_DECLARATION.match(head)
+    return -match.group().count(b"\n") if match else 1
+
+
+def _bozo_warning(source: str, parsed: FeedParserDict, data: bytes, count: int) -> str:
+    exc = parsed.get("bozo_exception")
+    line = _error_line(exc, data)
+    where = f"{source}:{line}" if line else source
+    return f"{where}: feed is malformed ({_describe(exc, data)}); read {count} entries anyway"
+
+
+# --- entries ---------------------------------------------------------------
+
+
+def _article(
+    entry: FeedParserDict, source: str, base: str, options: ReadOptions, warns: list[str]
+) -> Article | None:
+    standfirst, body = _standfirst(entry), _body(entry)
+    title = _title(entry) or _title_from_text(standfirst, body)
+    if not title:
+        ref = entry.get("id") or entry.get("link") or "no id or link"
+        warns.append(f"{source}: skipped an entry with no title and no text ({ref})")
+        return None
+    published, undated = _published(entry, options)
+    if undated:
+        raw = _raw_date(entry)
+        warns.append(f"{source}: entry {title!r} has no usable date ({raw!r}); using first-seen time")
+    tags, url = _tags(entry), _url(entry, base)
+    key = entry.get("id") or url or entry.get("link") or f"{source}#{title}"
+    return Article(
+        title=title,
+        published=published,
+        source=source,
+        standfirst=standfirst,
+        category=tags[0] if tags else "",
+        url=url,
+        body=body,
+        tags=tags,
+        key=key,
+        undated=undated,
+    )
+
+
+def _title(entry: FeedParserDict) -> str:
+    # Titles may carry markup (Atom type="html") or leftover escapes.
+    return _clean(html.unescape(_TAG.sub("", entry.get("title") or "")))
+
+
+def _title_from_text(standfirst: str, body: tuple[Block, ...]) -> str:
+    words = (standfirst or (body[0].text if body else "")).split()
+    if len(words) <= TITLE_WORDS:
+        return " ".join(words)
+    return " ".join(words[:TITLE_WORDS]) + "…"
+
+
+def _standfirst(entry: FeedParserDict) -> str:
+    detail = entry.get("summary_detail") or {}
+    text = _to_text(entry.get("summary") or "", detail.get("type"))
+    # A double-escaped "&amp;hellip;" (Hugo) is still "&hellip;" after one
+    # round of unescaping; the standfirst is shown as text, so undo it.
+    return _clean(html.unescape(text))
+
+
+def _body(entry: FeedParserDict) -> tuple[Block, ...]:
+    content = entry.get("content") or [entry.get("summary_detail") or {}]
+    text = _to_text(content[0].get("value") or "", content[0].get("type"))
+    paragraphs = (_clean(part) for part in _PARAGRAPH_BREAK.split(text))
+    return tuple(Block("paragraph", p) for p in paragraphs if p)
+
+
+def _to_text(value: str, media_type: str | None) -> str:
+    # Plain text (an Atom type="text") must not go through an HTML parser,
+    # which would eat "<" and run its paragraphs together.
+    return value if media_type == "text/plain" else get_text(value)
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.translate(_C1_AS_CP1252).split())
+
+
+def _tags(entry: FeedParserDict) -> tuple[str, ...]:
+    """Entry tags, first-seen spelling kept, duplicates dropped ignoring case."""
+    names: dict[str, str] = {}
+    for tag in entry.get("tags") or []:
+        name = _clean(tag.get("term") or "") or _clean(tag.get("label") or "")
+        names.setdefault(name.casefold(), name)
+    names.pop("", None)
+    return tuple(names.values())
+
+
+# --- dates -----------------------------------------------------------------
+
+
+def _raw_date(entry: FeedParserDict) -> str | None:
+    # dict.get: FeedParserDict maps a missing "updated" to "published" with a
+    # DeprecationWarning; we ask for each one explicitly.
+    return dict.get(entry, "published") or dict.get(entry, "updated")
+
+
+def _published(entry: FeedParserDict, options: ReadOptions) -> tuple[datetime, bool]:
+    """The entry's date in UTC, and whether it is only the first-seen time."""
+    # dateutil first: feedparser fills published_parsed for "2020/1/10 14:33"
+    # too, but reads it as year/day/month and drops the time.
+    found = _from_text(_raw_date(entry), options) or _from_struct(entry)
+    if found is not None:
+        return found, False
+    now = options.now if options.now.tzinfo else options.now.replace(tzinfo=options.timezone)
+    return now.astimezone(UTC), True
+
+
+def _from_text(raw: str | None, options: ReadOptions) -> datetime | None:
+    if not raw:
+        return None
+    text = _NAMED_ZONE.sub(lambda m: _RFC822_ZONES[m.group(1)], raw.strip())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownTimezoneWarning)
+        try:
+            return parse_datetime(text, options.timezone)
+        except OverflowError:  # year 1 or 9999 pushed past the range by its offset
+            return None
+
+
+def _from_struct(entry: FeedParserDict) -> datetime | None:
+    parsed = dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
+    if not parsed:
+        return None
+    try:  # feedparser's struct_time is UTC
+        return datetime(*parsed[:6], tzinfo=UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+# --- URLs ------------------------------------------------------------------
+
+
+def _is_web(url: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in WEB_SCHEMES and bool(parts.netloc)
+
+
+def _join(base: str, link: str) -> str:
+    try:
+        return urllib.parse.urljoin(base, link.strip())
+    except ValueError:  # e.g. a broken IPv6 host: treat as no URL
+        return ""
+
+
+def _base_url(source: str, feed_link: str) -> str:
+    # Jekyll's channel <link> is "/": relative to the feed's own URL, if any.
+    return _join(source if _is_web(source) else "", feed_link)
+
+
+def _url(entry: FeedParserDict, base: str) -> str:
+    """The entry's absolute http(s) link, or "" for the site's URL pattern."""
+    url = _join(base, entry.get("link") or "")
+    return url if _is_web(url) else ""

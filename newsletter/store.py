@@ -1,0 +1,451 @@
+"""The store: SQLAlchemy Core tables and the queries the stages need.
+
+Portable SQL only (SQLite is the embedded default, PostgreSQL a URL away).
+Datetimes are stored as naive UTC and come back timezone-aware.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from newsletter.errors import StoreError
+from newsletter.models import Article, Block, LinkTarget, Period, RelatedRef, StoredArticle
+
+SCHEMA_VERSION = 1
+CHUNK = 500  # bound parameters per IN (...) query; SQLite allows 32766
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, naive UTC in the database."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.astimezone(UTC).replace(tzinfo=None) if value else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value else None
+
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+articles = sa.Table(
+    "articles", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(1024), nullable=False, unique=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("standfirst", sa.Text, nullable=False),
+    sa.Column("standfirst_key", sa.String(40), nullable=False, index=True),
+    sa.Column("category", sa.String(255), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("published", UTCDateTime, nullable=False),
+    sa.Column("undated", sa.Boolean, nullable=False, default=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("tags", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_articles_category_published", "category", "published"),
+)
+
+related_refs = sa.Table(
+    "related_refs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("article_id", sa.ForeignKey("articles.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("category", sa.String(255), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("summary_key", sa.String(40), nullable=False, index=True),
+    sa.Column("published", sa.Date, nullable=True),
+    sa.Column("target_id", sa.ForeignKey("articles.id", ondelete="SET NULL"), nullable=True),
+)
+
+issues = sa.Table(
+    "issues", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("schedule", sa.String(64), nullable=False),
+    sa.Column("period_start", UTCDateTime, nullable=False),
+    sa.Column("period_end", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # built | skipped | sending | sent
+    sa.Column("subject", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    # One issue per schedule and send time: the key that makes sends happen once.
+    sa.UniqueConstraint("schedule", "period_end", name="uq_issue_schedule_period"),
+)
+
+issue_articles = sa.Table(
+    "issue_articles", metadata,
+    sa.Column("issue_id", sa.ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("article_id", sa.ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+def text_key(text: str) -> str:
+    """Standfirsts match related summaries whatever their case and spacing."""
+    normal = " ".join(text.casefold().split())
+    return hashlib.blake2b(normal.encode(), digest_size=16).hexdigest()
+
+
+def _content_hash(article: Article) -> str:
+    fields = [article.title, article.standfirst, article.category, article.url,
+              article.published.isoformat(), _body_json(article.body), json.dumps(article.tags),
+              json.dumps([(r.category, r.summary, str(r.published)) for r in article.related])]
+    return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+
+
+def _body_json(body: Sequence[Block]) -> str:
+    return json.dumps([[b.kind, b.text] for b in body], ensure_ascii=False)
+
+
+@dataclass
+class UpsertCounts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass(frozen=True)
+class IssueRecord:
+    id: int
+    schedule: str
+    period: Period
+    status: str
+    subject: str
+    sent_at: datetime | None
+
+
+class Store:
+    """The archive of articles and issues behind one SQLAlchemy URL."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self.engine: Engine = sa.create_engine(url)
+        except (sa.exc.ArgumentError, ImportError) as e:
+            raise StoreError(f"cannot use database URL {url!r}: {e}") from e
+        self.url = url
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._migrate()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _migrate(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                metadata.create_all(conn)
+                version = conn.scalar(sa.select(meta.c.value).where(meta.c.key == "schema_version"))
+                if version is None:
+                    conn.execute(meta.insert(), [{"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                                                 {"key": "revision", "value": "0"}])
+                elif int(version) > SCHEMA_VERSION:
+                    raise StoreError(f"database schema version {version} is newer than this "
+                                     f"program's {SCHEMA_VERSION}", "Upgrade newsletter.")
+        except sa.exc.OperationalError as e:
+            raise StoreError(f"cannot open database {self.url!r}: {e.orig}") from e
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._meta("schema_version"))
+
+    @property
+    def revision(self) -> int:
+        """Grows with every change to the articles: a cache key for derived data."""
+        return int(self._meta("revision"))
+
+    def _meta(self, key: str) -> str:
+        with self.engine.connect() as conn:
+            return str(conn.scalar(sa.select(meta.c.value).where(meta.c.key == key)))
+
+    # -- articles ---------------------------------------------------------
+
+    def upsert(self, batch: Sequence[Article], now: datetime) -> UpsertCounts:
+        """Add new articles, update edited ones, count the unchanged; one transaction."""
+        counts = UpsertCounts()
+        with self.engine.begin() as conn:
+            existing = self._existing(conn, [a.key for a in batch])
+            added, changed = _split_batch(batch, existing, counts)
+            ids = self._insert_articles(conn, added, now) + self._update_articles(conn, changed, now)
+            written = [a for a, _ in added] + [a for a, _ in changed]
+            self._write_related(conn, list(zip(ids, written, strict=True)))
+            self._resolve_pending(conn, list(zip(ids, written, strict=True)))
+            if ids:
+                conn.execute(meta.update().where(meta.c.key == "revision").values(
+                    value=sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.String)))
+        return counts
+
+    def _existing(self, conn: Connection, keys: list[str]) -> dict[str, sa.Row[Any]]:
+        found: dict[str, sa.Row[Any]] = {}
+        cols = (articles.c.id, articles.c.key, articles.c.content_hash, articles.c.published,
+                articles.c.first_seen)
+        for chunk in _chunks(keys):
+            for row in conn.execute(sa.select(*cols).where(articles.c.key.in_(chunk))):
+                found[row.key] = row
+        return found
+
+    def _insert_articles(self, conn: Connection, added: list[tuple[Article, Any]],
+                         now: datetime) -> list[int]:
+        if not added:
+            return []
+        rows = [_article_row(a, now, now) for a, _ in added]
+        result = conn.execute(articles.insert().returning(articles.c.id, sort_by_parameter_order=True),
+                              rows)
+        return [row.id for row in result]
+
+    def _update_articles(self, conn: Connection, changed: list[tuple[Article, Any]],
+                         now: datetime) -> list[int]:
+        if not changed:
+            return []
+        rows = [{"b_id": old.id, **_article_row(a, old.first_seen, now)} for a, old in changed]
+        statement = articles.update().where(articles.c.id == sa.bindparam("b_id"))
+        conn.execute(statement, rows)
+        conn.execute(related_refs.delete().where(related_refs.c.article_id.in_([o.id for _, o in changed])))
+        return [old.id for _, old in changed]
+
+    def _write_related(self, conn: Connection, written: list[tuple[int, Article]]) -> None:
+        summaries = [r.summary for _, a in written for r in a.related]
+        targets = self._standfirst_ids(conn, [text_key(s) for s in summaries])
+        rows = [_ref_row(article_id, position, ref, targets)
+                for article_id, a in written for position, ref in enumerate(a.related)]
+        if rows:
+            conn.execute(related_refs.insert(), rows)
+
+    def _standfirst_ids(self, conn: Connection, keys: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(sorted(set(keys))):
+            query = sa.select(articles.c.standfirst_key, articles.c.id).where(
+                articles.c.standfirst_key.in_(chunk)).order_by(articles.c.id)
+            found.update({key: id_ for key, id_ in conn.execute(query)})
+        return found
+
+    def _resolve_pending(self, conn: Connection, written: list[tuple[int, Article]]) -> None:
+        """Related entries that named an article not yet stored point at it now."""
+        rows = [{"b_id": id_, "b_key": text_key(a.standfirst)} for id_, a in written if a.standfirst]
+        if rows:
+            conn.execute(related_refs.update().where(
+                related_refs.c.target_id.is_(None),
+                related_refs.c.summary_key == sa.bindparam("b_key"),
+            ).values(target_id=sa.bindparam("b_id")), rows)
+
+    def articles(self, *, category: str | None = None, since: datetime | None = None,
+                 until: datetime | None = None) -> list[StoredArticle]:
+        query = sa.select(articles).order_by(articles.c.published.desc(), articles.c.id.desc())
+        if category is not None:
+            query = query.where(articles.c.category == category)
+        if since is not None:
+            query = query.where(articles.c.published >= since)
+        if until is not None:
+            query = query.where(articles.c.published <= until)
+        return self._fetch(query)
+
+    def candidates(self, schedule: str, categories: Iterable[str], period: Period, at: datetime,
+                   per_category: int) -> list[StoredArticle]:
+        """Per category, the newest `per_category` articles published in the period
+        and by `at` that no earlier sent issue of `schedule` carried."""
+        sent = self._sent_query(schedule, period.start)
+        found: list[StoredArticle] = []
+        for category in dict.fromkeys(categories):
+            query = sa.select(articles).where(
+                articles.c.category == category, articles.c.published >= period.start,
+                articles.c.published < period.end, articles.c.published <= at,
+                articles.c.id.not_in(sent),
+            ).order_by(articles.c.published.desc(), articles.c.id.desc()).limit(per_category)
+            found += self._fetch(query)
+        return found
+
+    def link_targets(self, ids: Iterable[int]) -> dict[int, LinkTarget]:
+        cols = (articles.c.id, articles.c.title, articles.c.url, articles.c.published)
+        found: dict[int, LinkTarget] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(ids))):
+                for row in conn.execute(sa.select(*cols).where(articles.c.id.in_(chunk))):
+                    found[row.id] = LinkTarget(row.id, row.title, row.url, row.published)
+        return found
+
+    def _fetch(self, query: sa.Select[Any]) -> list[StoredArticle]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            related = self._related_of(conn, [r.id for r in rows])
+        return [StoredArticle(r.id, _article(r, related.get(r.id, ()))) for r in rows]
+
+    def _related_of(self, conn: Connection, ids: list[int]) -> dict[int, tuple[RelatedRef, ...]]:
+        found: dict[int, list[RelatedRef]] = {}
+        cols = (related_refs.c.article_id, related_refs.c.category, related_refs.c.summary,
+                related_refs.c.published)
+        for chunk in _chunks(ids):
+            query = sa.select(*cols).where(related_refs.c.article_id.in_(chunk)).order_by(
+                related_refs.c.article_id, related_refs.c.position)
+            for row in conn.execute(query):
+                found.setdefault(row.article_id, []).append(
+                    RelatedRef(row.category, row.summary, row.published))
+        return {k: tuple(v) for k, v in found.items()}
+
+    def related_targets(self, ids: Iterable[int]) -> dict[int, list[int]]:
+        """Each article's resolved explicit related entries, in the source's order."""
+        found: dict[int, list[int]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(ids))):
+                query = sa.select(related_refs.c.article_id, related_refs.c.target_id).where(
+                    related_refs.c.article_id.in_(chunk), related_refs.c.target_id.is_not(None),
+                ).order_by(related_refs.c.article_id, related_refs.c.position)
+                for article_id, target_id in conn.execute(query):
+                    found.setdefault(article_id, []).append(target_id)
+        return found
+
+    def corpus(self) -> list[tuple[int, str, datetime, str]]:
+        """(id, category, published, text) of every article, for similarity."""
+        cols = (articles.c.id, articles.c.category, articles.c.published, articles.c.title,
+                articles.c.standfirst, articles.c.body)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(*cols).order_by(articles.c.id)).all()
+        return [(r.id, r.category, r.published, _prose(r.title, r.standfirst, r.body)) for r in rows]
+
+    def related_counts(self) -> tuple[int, int]:
+        """(resolved, unresolved) explicit related entries."""
+        with self.engine.connect() as conn:
+            total = conn.scalar(sa.select(sa.func.count()).select_from(related_refs)) or 0
+            open_ = conn.scalar(sa.select(sa.func.count()).select_from(related_refs).where(
+                related_refs.c.target_id.is_(None))) or 0
+        return total - open_, open_
+
+    # -- issues -----------------------------------------------------------
+
+    def record_issue(self, schedule: str, period: Period, status: str, subject: str,
+                     article_ids: Sequence[int], now: datetime) -> IssueRecord:
+        """Record a built or skipped issue; a sent issue is never rewritten."""
+        with self.engine.begin() as conn:
+            row = self._issue_row(conn, schedule, period.end)
+            if row is None:
+                conn.execute(issues.insert().values(
+                    schedule=schedule, period_start=period.start, period_end=period.end,
+                    status=status, subject=subject, created_at=now))
+                row = self._issue_row(conn, schedule, period.end)
+            elif row.status not in ("sent", "sending"):
+                conn.execute(issues.update().where(issues.c.id == row.id).values(
+                    status=status, subject=subject, period_start=period.start))
+                conn.execute(issue_articles.delete().where(issue_articles.c.issue_id == row.id))
+            else:
+                return _issue(row)
+            if article_ids:
+                conn.execute(issue_articles.insert(),
+                             [{"issue_id": row.id, "article_id": i} for i in dict.fromkeys(article_ids)])
+            return _issue(self._issue_row(conn, schedule, period.end))
+
+    def mark_sent(self, issue_id: int, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(issues.update().where(issues.c.id == issue_id).values(status="sent", sent_at=now))
+
+    def sent_article_ids(self, schedule: str, before: datetime) -> set[int]:
+        """Articles sent by this schedule's issues that went out at or before `before`."""
+        with self.engine.connect() as conn:
+            return set(conn.scalars(self._sent_query(schedule, before)))
+
+    def _sent_query(self, schedule: str, before: datetime) -> sa.Select[Any]:
+        return sa.select(issue_articles.c.article_id).join(issues).where(
+            issues.c.schedule == schedule, issues.c.status == "sent", issues.c.period_end <= before)
+
+    def issues(self, schedule: str | None = None) -> list[IssueRecord]:
+        query = sa.select(issues).order_by(issues.c.period_end.desc())
+        if schedule is not None:
+            query = query.where(issues.c.schedule == schedule)
+        with self.engine.connect() as conn:
+            return [_issue(r) for r in conn.execute(query)]
+
+    def issue_article_ids(self, issue_id: int) -> list[int]:
+        with self.engine.connect() as conn:
+            return list(conn.scalars(sa.select(issue_articles.c.article_id).where(
+                issue_articles.c.issue_id == issue_id)))
+
+    def _issue_row(self, conn: Connection, schedule: str, end: datetime) -> Any:
+        return conn.execute(sa.select(issues).where(
+            issues.c.schedule == schedule, issues.c.period_end == end)).first()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers (preview) never block the writer
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
+
+
+def _split_batch(batch: Sequence[Article], existing: dict[str, Any],
+                 counts: UpsertCounts) -> tuple[list[tuple[Article, Any]], list[tuple[Article, Any]]]:
+    """Sort a batch into new and changed articles; the last copy of a key wins."""
+    latest = {a.key: a for a in batch}
+    added, changed = [], []
+    for article in latest.values():
+        old = existing.get(article.key)
+        if old is not None and article.undated:
+            article = replace(article, published=old.published)  # keep the first-seen time
+        if old is None:
+            added.append((article, None))
+        elif old.content_hash != _content_hash(article):
+            changed.append((article, old))
+        else:
+            counts.unchanged += 1
+    counts.added, counts.updated = len(added), len(changed)
+    counts.unchanged += len(batch) - len(latest)
+    return added, changed
+
+
+def _article_row(a: Article, first_seen: datetime, now: datetime) -> dict[str, Any]:
+    return {
+        "key": a.key, "title": a.title, "standfirst": a.standfirst,
+        "standfirst_key": text_key(a.standfirst) if a.standfirst else "",
+        "category": a.category, "url": a.url, "published": a.published, "undated": a.undated,
+        "source": a.source, "body": _body_json(a.body), "tags": json.dumps(list(a.tags)),
+        "content_hash": _content_hash(a), "first_seen": first_seen, "updated_at": now,
+    }
+
+
+def _ref_row(article_id: int, position: int, ref: RelatedRef, targets: dict[str, int]) -> dict[str, Any]:
+    key = text_key(ref.summary)
+    target = targets.get(key)
+    return {"article_id": article_id, "position": position, "category": ref.category,
+            "summary": ref.summary, "summary_key": key, "published": ref.published,
+            "target_id": target if target != article_id else None}
+
+
+def _article(row: Any, related: tuple[RelatedRef, ...]) -> Article:
+    return Article(
+        title=row.title, published=row.published, source=row.source, standfirst=row.standfirst,
+        category=row.category, url=row.url, related=related, key=row.key, undated=row.undated,
+        body=tuple(Block(kind, text) for kind, text in json.loads(row.body)),
+        tags=tuple(json.loads(row.tags)),
+    )
+
+
+def _prose(title: str, standfirst: str, body: str) -> str:
+    return "\n".join([title, standfirst, *(text for _, text in json.loads(body))])
+
+
+def _issue(row: Any) -> IssueRecord:
+    return IssueRecord(row.id, row.schedule, Period(row.period_start, row.period_end),
+                       row.status, row.subject, row.sent_at)
+
+
+__all__ = ["Store", "UpsertCounts", "IssueRecord", "text_key", "date"]

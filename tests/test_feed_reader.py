@@ -1,0 +1,407 @@
+"""The RSS/Atom reader on our own fixtures (tests/fixtures/feeds, see make_fixtures.py).
+
+Each fixture reproduces a quirk of a real-world feed: legacy encodings,
+naive or non-English dates, duplicate categories, malformed XML, scripts.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import inscriptis
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from newsletter.errors import SourceError
+from newsletter.models import Article
+from newsletter.readers import ReadOptions, ReadResult, feed
+
+FEEDS = Path(__file__).parent / "fixtures" / "feeds"
+LONDON = ZoneInfo("Europe/London")
+NOW = datetime(2025, 7, 20, 12, 0, tzinfo=UTC)
+
+
+def read_fixture(name: str, zone: ZoneInfo = LONDON) -> ReadResult:
+    return feed.read(name, (FEEDS / name).read_bytes(), ReadOptions(zone, NOW))
+
+
+def utc(*fields: int) -> datetime:
+    return datetime(*fields, tzinfo=UTC)
+
+
+def all_text(article: Article) -> str:
+    return article.text + "\n" + "\n".join(article.tags)
+
+
+# --- encodings --------------------------------------------------------------
+
+
+def test_declared_iso_8859_1_decodes_latin1_bytes() -> None:
+    data = (FEEDS / "latin1-declared.xml").read_bytes()
+    assert "Größere".encode("latin-1") in data  # the fixture really is Latin-1
+
+    result = read_fixture("latin1-declared.xml")
+
+    assert [a.title for a in result.articles] == [
+        "Größere Brücken für Fußgänger in Köln",
+        "Bäckerei Müller öffnet am Sonntag",
+    ]
+    first = result.articles[0]
+    assert first.published == utc(2017, 12, 9, 14, 44)  # +0100
+    assert [b.text for b in first.body] == [
+        "Die Stadt plant breitere Wege über den Rhein.",
+        "Anwohner äußern sich überwiegend positiv über die Pläne.",
+    ]
+    assert first.key == "https://werkstatt.example.de/1712/101.html"  # the guid
+    assert result.warnings == []
+
+
+def test_declared_gb2312_decodes_and_reads_naive_slash_dates_in_site_zone() -> None:
+    data = (FEEDS / "gb2312-naive-dates.xml").read_bytes()
+    assert "春天的公园".encode("gb2312") in data and b"\r\n" in data
+
+    shanghai = read_fixture("gb2312-naive-dates.xml", ZoneInfo("Asia/Shanghai"))
+    london = read_fixture("gb2312-naive-dates.xml", LONDON)
+
+    assert [a.title for a in shanghai.articles] == ["春天的公园，湖边的柳树", "周末的书店"]
+    assert shanghai.articles[0].standfirst == "今天去公园散步，湖边的柳树发芽了。"
+    # 2020/1/10 14:33:00 is 14:33 local, not feedparser's 2020-11-01T00:00Z
+    assert shanghai.articles[0].published == utc(2020, 1, 10, 6, 33)
+    assert london.articles[0].published == utc(2020, 1, 10, 14, 33)
+    assert shanghai.articles[1].published == utc(2020, 1, 9, 0, 5)
+    assert not any(a.undated for a in shanghai.articles)
+    assert shanghai.articles[0].url == "http://bbs.example.cn/dispbbs.asp?BoardID=3&ID=1001"
+
+
+def test_undeclared_cp1252_with_portuguese_dates_is_undated_with_warnings() -> None:
+    name = "cp1252-undeclared-portuguese.xml"
+    assert (FEEDS / name).read_bytes().startswith(b"<rss>\n")
+
+    result = read_fixture(name)
+
+    first, second = result.articles
+    assert first.title == "Simulações mostram “trânsito” mais rápido – na ponte"
+    assert first.standfirst == "A prefeitura divulgou as simulações da obra de € 5 milhões."
+    assert second.title == "Padaria da praça ganha prêmio de melhor pão"
+    assert all(a.undated and a.published == NOW for a in result.articles)
+    assert first.category == "" and first.tags == ()  # not the channel's "Notícias"
+    assert len(result.warnings) == 3
+    assert result.warnings[0].startswith(f"{name}: feed is malformed (document declared as utf-8")
+    assert result.warnings[0].endswith("; read 2 entries anyway")
+    assert result.warnings[1] == (
+        f"{name}: entry 'Simulações mostram “trânsito” mais rápido – na ponte' has no usable "
+        "date ('Seg, 24 Set 2018 19:42:40 -0300'); using first-seen time"
+    )
+
+
+# --- malformed and non-feeds -------------------------------------------------
+
+
+def test_undefined_entity_keeps_entries_with_one_warning() -> None:
+    name = "undefined-entity.xml"
+    lines = (FEEDS / name).read_text(encoding="utf-8").splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if "&uuml;" in text)
+
+    result = read_fixture(name)
+
+    assert len(result.articles) == 2
+    assert "Eisen Flügel" in result.articles[0].standfirst
+    assert result.articles[0].standfirst.startswith("The studio's adaptation")
+    assert result.warnings == [
+        f"{name}:{line}: feed is malformed (undefined entity); read 2 entries anyway"
+    ]
+
+
+def test_html_page_is_not_a_feed() -> None:
+    with pytest.raises(SourceError) as caught:
+        read_fixture("not-a-feed.html")
+    assert caught.value.reason.startswith("not an RSS or Atom feed")
+    assert caught.value.source == "not-a-feed.html"
+
+
+def test_broken_feed_without_entries_names_the_line() -> None:
+    with pytest.raises(SourceError) as caught:
+        read_fixture("broken-no-entries.xml")
+    assert caught.value.reason == "not an RSS or Atom feed: duplicate attribute"
+    assert caught.value.line == 6
+    assert str(caught.value).startswith("broken-no-entries.xml:6: ")
+
+
+@pytest.mark.parametrize("data", [b"", b"   \n", b"\x00\xff garbage", b'{"items": []}'])
+def test_empty_or_garbage_is_not_a_feed(data: bytes) -> None:
+    with pytest.raises(SourceError, match="not an RSS or Atom feed"):
+        feed.read("junk.xml", data, ReadOptions(LONDON, NOW))
+
+
+def test_bytes_naming_a_file_are_data_not_a_path(tmp_path: Path) -> None:
+    # feedparser.parse(bytes) would open a file of that name; read() must not.
+    path = tmp_path / "feed.xml"
+    path.write_bytes((FEEDS / "latin1-declared.xml").read_bytes())
+    with pytest.raises(SourceError):
+        feed.read("path.xml", str(path).encode(), ReadOptions(LONDON, NOW))
+
+
+def test_inscriptis_itself_drops_script_and_style() -> None:
+    # feedparser's sanitizer removes them first; this is the second line of defence.
+    text = inscriptis.get_text("<p>kept</p><script>var leaked = 1;</script><style>p{}</style><p>too</p>")
+    assert "leaked" not in text and "p{}" not in text
+    assert text.split() == ["kept", "too"]
+
+
+def test_valid_feed_without_items_reads_nothing_with_a_warning() -> None:
+    data = b'<rss version="2.0"><channel><title>Quiet</title></channel></rss>'
+    result = feed.read("quiet.xml", data, ReadOptions(LONDON, NOW))
+    assert result.articles == []
+    assert result.warnings == ["quiet.xml: feed has no entries"]
+
+
+# --- categories, text, URLs --------------------------------------------------
+
+
+def test_atom_duplicate_categories_are_deduped_and_scripts_dropped() -> None:
+    result = read_fixture("atom-duplicate-categories.xml")
+
+    widget, planting = result.articles
+    assert widget.title == "Edit This Site & Its Widget"
+    assert widget.category == "tools"
+    assert widget.tags == ("tools", "widgets")
+    assert planting.category == "Garden"  # term="" falls back to the label
+    assert widget.published == utc(2022, 12, 7, 1, 30)  # +08:00
+    assert widget.standfirst == "A tiny widget that lets you restyle this page."
+    assert [b.text for b in widget.body] == [
+        "A tiny widget that lets you restyle this page.",
+        "Paste your CSS into the box and press Apply.",
+        'fetch(url + "${API_KEY}")',
+    ]
+    for article in result.articles:
+        for hidden in ("SECRET-TOKEN", "INJECTED", "hotpink", "<script"):
+            assert hidden not in all_text(article)
+
+
+def test_rss_ist_offsets_duplicate_categories_and_relative_links() -> None:
+    result = read_fixture("rss-ist-relative-links.xml")
+
+    features, installation = result.articles
+    assert features.published == utc(2016, 6, 7, 10, 10)  # 15:40 +0530
+    assert installation.published == utc(2016, 6, 6, 3, 30)
+    assert features.tags == ("Jekyll", "Features", "Theme")
+    assert features.category == "Jekyll"
+    assert features.url == "https://yamuna.example.in/blog/theme-features/"
+    assert installation.url == "https://yamuna.example.in/posts/installation.html"
+    assert features.key == features.url  # no guid: the link identifies it
+    # entity-escaped HTML becomes text; the escaped code sample stays visible
+    assert features.standfirst == "The features of this theme's layout. Write <b> for bold."
+    assert [b.text for b in features.body] == [
+        "The features of this theme's layout.",
+        "Write <b> for bold.",
+    ]
+
+
+def test_relative_channel_link_resolves_against_the_feed_url() -> None:
+    data = (
+        b'<rss version="2.0"><channel><title>t</title><link>/</link>'
+        b"<item><title>One</title><link>/blog/one/</link>"
+        b"<pubDate>Tue, 07 Jun 2016 15:40:00 +0530</pubDate></item></channel></rss>"
+    )
+    options = ReadOptions(LONDON, NOW)
+
+    from_url = feed.read("https://blog.example.com/feed.xml", data, options)
+    from_file = feed.read("feeds/blog.xml", data, options)
+
+    assert from_url.articles[0].url == "https://blog.example.com/blog/one/"
+    assert from_file.articles[0].url == ""  # the site's URL pattern decides
+
+
+def test_hugo_feed_without_categories_and_double_escaped_ellipsis() -> None:
+    result = read_fixture("hugo-no-categories.xml")
+
+    first = result.articles[0]
+    assert first.title == "웹소켓 이전의 양방향 통신"
+    assert first.category == "" and first.tags == ()
+    assert first.published == utc(2026, 1, 12, 12, 18, 15)  # +0900
+    assert first.standfirst == "폴링과 롱 폴링을 정리했습니다…"
+    assert "&hellip;" not in first.standfirst
+    assert result.articles[1].published == utc(2026, 1, 3, 10, 0)
+
+
+def test_medium_cdata_feed_drops_script_embeds() -> None:
+    result = read_fixture("medium-cdata-script.xml")
+
+    first = result.articles[0]
+    assert first.title == "Harbour closes its first funding round"
+    assert first.published == utc(2018, 11, 19, 8, 10, 26)  # pubDate GMT, not atom:updated
+    assert (first.category, first.tags) == ("bitcoin", ("bitcoin", "funding"))
+    assert first.key == "https://medium.example.com/p/417d"
+    paragraphs = [b.text for b in first.body]
+    assert "Thanks to everyone who believed in us." in paragraphs
+    assert "Big news today!" in paragraphs
+    for hidden in ("INJECTED", "document.write", "widgets.js", "<script"):
+        assert hidden not in all_text(first)
+
+
+def test_lowercase_pubdate_with_iso_offset() -> None:
+    result = read_fixture("lowercase-pubdate.xml")
+
+    first = result.articles[0]
+    assert first.title == "Вечернее шоу: «3 сентября»"
+    assert first.published == utc(2022, 9, 3, 6, 37, 11)
+    assert not first.undated
+
+
+def test_untitled_empty_and_undated_entries() -> None:
+    name = "edge-cases.xml"
+    result = read_fixture(name)
+
+    untitled, marked_up = result.articles
+    assert untitled.title == "One two three four five six seven eight nine ten…"
+    assert marked_up.title == "A bold claim & more"
+    assert marked_up.url == ""  # javascript: is not a web link
+    assert marked_up.undated and marked_up.published == NOW
+    assert result.warnings == [
+        f"{name}: skipped an entry with no title and no text (empty-1)",
+        f"{name}: entry 'A bold claim & more' has no usable date "
+        "('sometime next week'); using first-seen time",
+    ]
+
+
+def test_named_rfc822_zones_are_not_read_as_site_time() -> None:
+    data = (
+        b'<rss version="2.0"><channel><title>t</title>'
+        b"<item><title>East</title><pubDate>Mon, 19 Nov 2018 08:10:26 EST</pubDate></item>"
+        b"</channel></rss>"
+    )
+    result = feed.read("est.xml", data, ReadOptions(LONDON, NOW))
+    assert result.articles[0].published == utc(2018, 11, 19, 13, 10, 26)
+
+
+def test_all_datetimes_are_aware_utc() -> None:
+    for path in sorted(FEEDS.glob("*.xml")):
+        if path.name == "broken-no-entries.xml":
+            continue
+        for article in read_fixture(path.name).articles:
+            assert article.published.tzinfo is UTC, path.name
+
+
+# --- fetch ---------------------------------------------------------------------
+
+
+class FeedHandler(BaseHTTPRequestHandler):
+    agents: list[str] = []
+
+    def do_GET(self) -> None:
+        FeedHandler.agents.append(self.headers.get("User-Agent", ""))
+        if self.path == "/slow":
+            time.sleep(1.5)
+        if self.path not in ("/feed.xml", "/slow"):
+            self.send_error(404, "Not Found")
+            return
+        body = (FEEDS / "latin1-declared.xml").read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/rss+xml; charset=ISO-8859-1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FeedHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_fetch_returns_body_and_content_type_then_reads(server: str) -> None:
+    url = f"{server}/feed.xml"
+    body, content_type = feed.fetch(url, timeout=5)
+
+    assert body == (FEEDS / "latin1-declared.xml").read_bytes()
+    assert content_type == "application/rss+xml; charset=ISO-8859-1"
+    assert FeedHandler.agents[-1] == "newsletter/0.1"
+    result = feed.read(url, body, ReadOptions(LONDON, NOW), content_type)
+    assert result.articles[0].title == "Größere Brücken für Fußgänger in Köln"
+    assert result.articles[0].source == url
+
+
+def test_fetch_404_is_a_source_error(server: str) -> None:
+    with pytest.raises(SourceError) as caught:
+        feed.fetch(f"{server}/missing.xml", timeout=5)
+    assert caught.value.reason == "HTTP 404 Not Found"
+    assert caught.value.source == f"{server}/missing.xml"
+
+
+def test_fetch_times_out(server: str) -> None:
+    with pytest.raises(SourceError, match="timed out after 0.3 s"):
+        feed.fetch(f"{server}/slow", timeout=0.3)
+
+
+def test_fetch_refused_connection() -> None:
+    with socket.socket() as sock:  # a port nobody listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(SourceError, match="cannot fetch"):
+        feed.fetch(f"http://127.0.0.1:{port}/feed.xml", timeout=5)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/feed.xml", "feed.xml"])
+def test_fetch_only_http_and_https(url: str) -> None:
+    with pytest.raises(SourceError, match="only http:// and https://"):
+        feed.fetch(url)
+
+
+# --- property ------------------------------------------------------------------
+
+FRAGMENTS = st.sampled_from(
+    [
+        '<?xml version="1.0" encoding="utf-8"?>',
+        '<rss version="2.0">',
+        "<channel>",
+        "<item>",
+        "</item>",
+        '<feed xmlns="http://www.w3.org/2005/Atom">',
+        "<entry>",
+        "<title>T &uuml; &amp; &lt;b&gt;</title>",
+        "<link>/rel</link>",
+        "<link>http://[::1</link>",
+        '<link href="javascript:x"/>',
+        "<pubDate>Seg, 24 Set 2018 19:42:40 -0300</pubDate>",
+        "<pubDate>2020/1/10 14:33:00</pubDate>",
+        "<pubDate>99999/99/99</pubDate>",
+        "<pubDate>0001-01-01T00:00:00+14:00</pubDate>",
+        "<updated>9999-12-31T23:59:59-14:00</updated>",
+        '<category term=""/>',
+        "<category> </category>",
+        "<description><![CDATA[<script>x</script><p>a</p>]]></description>",
+        "<content:encoded>&lt;p&gt;b</content:encoded>",
+        "\x00",
+        "\u00e9",
+    ]
+)
+FEEDISH = st.lists(FRAGMENTS, max_size=30).map(lambda parts: "".join(parts).encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=400), FEEDISH))
+def test_read_returns_a_result_or_raises_source_error(data: bytes) -> None:
+    try:
+        result = feed.read("any.xml", data, ReadOptions(LONDON, NOW))
+    except SourceError:
+        return
+    assert isinstance(result, ReadResult)
+    for article in result.articles:
+        assert article.title and article.published.tzinfo is UTC

@@ -1,0 +1,61 @@
+"""Golden files for what people read: the demo issue's HTML, text and .eml.
+
+Volatile fields (Date, Message-ID, MIME boundaries) are blanked. After an
+intended change to the output, `make golden` rewrites the files; review the
+diff before committing it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from newsletter import scaffold
+from newsletter.project import Project
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("NEWSLETTER_UPDATE_GOLDEN") == "1"
+BUILT_AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+VOLATILE = [
+    (re.compile(rb"^(Date|Message-ID): .*$", re.M), rb"\1: <blanked>"),
+    (re.compile(rb'boundary="[^"]+"'), rb'boundary="<blanked>"'),
+    (re.compile(rb"^--=+[0-9]+==(--)?\r$", re.M), rb"--<boundary>\1\r"),
+]
+
+
+def blank(data: bytes) -> bytes:
+    for pattern, replacement in VOLATILE:
+        data = pattern.sub(replacement, data)
+    return data
+
+
+@pytest.fixture(scope="module")
+def demo_parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    root = tmp_path_factory.mktemp("golden") / "demo"
+    scaffold.init(root, name="Mind & Body", base_url="https://mindandbody.example.org")
+    project = Project(root, environ={})
+    try:
+        project.ingest([str(scaffold.demo_articles())], BUILT_AT)
+        parts = {}
+        for name in ("weekly", "sleep"):
+            build = project.build(name, scaffold.DEMO_AT, BUILT_AT, out=root / "issues")
+            for ext, path in build.files.items():
+                parts[f"{name}.{ext}"] = blank(path.read_bytes())
+        return parts
+    finally:
+        project.close()
+
+
+@pytest.mark.parametrize("name", ["weekly.html", "weekly.txt", "weekly.eml", "sleep.html", "sleep.txt"])
+def test_demo_issue_matches_golden(demo_parts: dict[str, bytes], name: str):
+    path = GOLDEN / name
+    if UPDATE:
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_bytes(demo_parts[name])
+    assert path.exists(), f"{path} is missing: run `make golden`"
+    assert demo_parts[name] == path.read_bytes(), f"{name} differs from its golden file: " \
+        "if the change is intended, run `make golden` and review the diff"

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from newsletter.models import Article, Block, Period, RelatedRef
+from newsletter.store import SCHEMA_VERSION, Store
+
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def article(key: str, standfirst: str = "", related: tuple[RelatedRef, ...] = (),
+            days: int = 0, category: str = "Sleep") -> Article:
+    return Article(title=f"Title {key}", published=T0 + timedelta(days=days), source=f"{key}.txt",
+                   standfirst=standfirst or f"Standfirst of {key}.", category=category,
+                   url=f"https://example.org/{key}", key=key, body=(Block("paragraph", "Body."),),
+                   related=related)
+
+
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'n.db'}")
+
+
+def test_upsert_counts_added_updated_unchanged(tmp_path: Path):
+    db = store(tmp_path)
+    first = db.upsert([article("a"), article("b")], T0)
+    again = db.upsert([article("a"), replace(article("b"), title="Edited")], T0)
+    assert (first.added, first.updated, first.unchanged) == (2, 0, 0)
+    assert (again.added, again.updated, again.unchanged) == (0, 1, 1)
+    assert {s.article.title for s in db.articles()} == {"Title a", "Edited"}
+
+
+def test_related_entries_resolve_now_and_when_the_target_arrives_later(tmp_path: Path):
+    db = store(tmp_path)
+    refs = (RelatedRef("Sleep", "Standfirst of b.", date(2026, 11, 1)),
+            RelatedRef("Sleep", "  standfirst OF   c. ", None))
+    db.upsert([article("b"), article("a", related=refs)], T0)
+    ids = {s.article.key: s.id for s in db.articles()}
+    assert db.related_targets([ids["a"]]) == {ids["a"]: [ids["b"]]}
+    assert db.related_counts() == (1, 1)
+    db.upsert([article("c")], T0)
+    ids = {s.article.key: s.id for s in db.articles()}
+    assert db.related_targets([ids["a"]]) == {ids["a"]: [ids["b"], ids["c"]]}
+    assert db.related_counts() == (2, 0)
+
+
+def test_undated_article_keeps_its_first_seen_time(tmp_path: Path):
+    db = store(tmp_path)
+    db.upsert([replace(article("u"), undated=True)], T0)
+    later = replace(article("u", days=5), undated=True)
+    counts = db.upsert([later], T0 + timedelta(days=5))
+    assert counts.unchanged == 1
+    assert db.articles()[0].article.published == T0
+
+
+def test_schema_version_and_category_published_index(tmp_path: Path):
+    db = store(tmp_path)
+    assert db.schema_version == SCHEMA_VERSION
+    indexes = sa.inspect(db.engine).get_indexes("articles")
+    assert any(i["column_names"] == ["category", "published"] for i in indexes)
+
+
+def test_sent_articles_are_remembered_per_schedule(tmp_path: Path):
+    db = store(tmp_path)
+    db.upsert([article("a"), article("b")], T0)
+    ids = [s.id for s in db.articles()]
+    period = Period(T0, T0 + timedelta(days=7))
+    issue = db.record_issue("weekly", period, "built", "Subject", ids, T0)
+    assert db.sent_article_ids("weekly", period.end) == set()
+    db.mark_sent(issue.id, T0)
+    assert db.sent_article_ids("weekly", period.end) == set(ids)
+    assert db.sent_article_ids("other", period.end) == set()
+    assert db.sent_article_ids("weekly", period.start) == set()  # not before it went out
+    again = db.record_issue("weekly", period, "built", "Changed", [], T0)
+    assert again.status == "sent" and sorted(db.issue_article_ids(issue.id)) == sorted(ids)
+
+
+def test_revision_grows_only_on_change(tmp_path: Path):
+    db = store(tmp_path)
+    start = db.revision
+    db.upsert([article("a")], T0)
+    db.upsert([article("a")], T0)
+    assert db.revision == start + 1
