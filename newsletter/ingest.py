@@ -83,8 +83,8 @@ def complete(article: Article, site: SiteSettings, category: str | None) -> tupl
     chosen = article.category or category or _related_category(article)
     if not chosen:
         chosen = UNCATEGORIZED
-        warnings.append(f"{article.source}: no category found; filed under {UNCATEGORIZED!r} "
-                        "(use --category NAME)")
+        warnings.append(f"{article.source}: no category named; filed under {UNCATEGORIZED!r} "
+                        "(pass --category NAME)")
     url = article.url or article_url(site, chosen, article)
     return replace(article, category=chosen, url=url, key=article.key or url), warnings
 
@@ -129,5 +129,12 @@ def ingest(store: Store, sources: Iterable[str], site: SiteSettings, now: dateti
             batch.append(completed)
             report.warnings.extend(warnings)
     report.articles = len(batch)
+    report.warnings = collapse(report.warnings)
     report.counts = store.upsert(batch, now)
     return report
+
+
+def collapse(warnings: list[str]) -> list[str]:
+    """One line per distinct warning, counted: a feed of 40 untagged entries says so once."""
+    counts = Counter(warnings)
+    return [w if counts[w] == 1 else f"{w} ({counts[w]} times)" for w in counts]

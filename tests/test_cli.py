@@ -57,7 +57,7 @@ def test_category_from_related_entries_or_uncategorized(cli: CliRunnerForProject
                            ("Sleep", "z.", "2026-11-03")])
     write_article(tmp_path, "u.txt", "Lonely", "2026-11-17")
     result = cli("ingest", str(tmp_path / "r.txt"), str(tmp_path / "u.txt"))
-    assert "no category found" in result.stderr
+    assert "no category named" in result.stderr
     listed = {a["title"]: a["category"] for a in json.loads(cli("articles", "--json").stdout)}
     assert listed == {"Has related": "Nutrition", "Lonely": "Uncategorized"}
 

@@ -15,12 +15,10 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-import warnings
 from datetime import UTC, datetime
 from typing import Any
 
 import feedparser
-from dateutil.parser import UnknownTimezoneWarning
 from feedparser import FeedParserDict
 from feedparser.exceptions import CharacterEncodingOverride, NonXMLContentType
 from inscriptis import get_text
@@ -40,21 +38,6 @@ _HARMLESS_BOZO = (CharacterEncodingOverride, NonXMLContentType)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 _TAG = re.compile(r"<[^<>]*>")
 _XML_DECLARATION = re.compile(rb"<\?xml[^>]*?>")
-# dateutil ignores named zones it does not know and returns a naive time that
-# would then land in the site's zone; RFC 822 defines these few, so spell
-# them as offsets first.
-_RFC822_ZONES = {
-    "UT": "+0000",
-    "EST": "-0500",
-    "EDT": "-0400",
-    "CST": "-0600",
-    "CDT": "-0500",
-    "MST": "-0700",
-    "MDT": "-0600",
-    "PST": "-0800",
-    "PDT": "-0700",
-}
-_NAMED_ZONE = re.compile(r"\b(" + "|".join(_RFC822_ZONES) + r")\s*$")
 # Text declared (or sniffed) as ISO-8859-1 is almost always cp1252, as browsers
 # assume: its C1 control characters are really curly quotes, dashes and euros.
 _C1_AS_CP1252 = {
@@ -267,13 +250,7 @@ def _published(entry: FeedParserDict, options: ReadOptions) -> tuple[datetime, b
 def _from_text(raw: str | None, options: ReadOptions) -> datetime | None:
     if not raw:
         return None
-    text = _NAMED_ZONE.sub(lambda m: _RFC822_ZONES[m.group(1)], raw.strip())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnknownTimezoneWarning)
-        try:
-            return parse_datetime(text, options.timezone)
-        except OverflowError:  # year 1 or 9999 pushed past the range by its offset
-            return None
+    return parse_datetime(raw, options.timezone)
 
 
 def _from_struct(entry: FeedParserDict) -> datetime | None:

@@ -11,7 +11,7 @@ import re
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import frontmatter
 import yaml
@@ -19,7 +19,7 @@ import yaml
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block, BlockKind
 from newsletter.readers import ReadOptions, ReadResult
-from newsletter.readers.dates import midnight, parse_datetime
+from newsletter.readers.dates import midnight, parse_datetime, to_utc
 
 DATE_EXAMPLES = "a date such as 2025-07-19 or 2025-07-19 08:30 or 2025-07-19T08:30:00+01:00"
 
@@ -169,10 +169,7 @@ def _published(fm: _FrontMatter, options: ReadOptions) -> datetime:
     value = fm.meta.get("date")
     if value is None:
         raise fm.error("date", DATE_EXAMPLES)
-    try:
-        published = _to_datetime(value, options)
-    except OverflowError:  # year 1 or 9999 pushed past the range by its offset
-        published = None
+    published = _to_datetime(value, options)
     if published is None:
         raise fm.error("date", f"{DATE_EXAMPLES}, got {_shown(value)}")
     return published
@@ -181,8 +178,7 @@ def _published(fm: _FrontMatter, options: ReadOptions) -> datetime:
 def _to_datetime(value: object, options: ReadOptions) -> datetime | None:
     # YAML itself turns unquoted dates into date or datetime objects.
     if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=options.timezone)
-        return aware.astimezone(UTC)
+        return to_utc(value, options.timezone)
     if isinstance(value, date):
         return midnight(value, options.timezone)
     if isinstance(value, str):
