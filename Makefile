@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench golden clean
+.PHONY: demo test lint bench golden clean chromium
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)   ## make a demo project in ./demo from the sample articles and build its issues
 	$(BIN)/newsletter demo demo
 
-test: $(STAMP) lint   ## lint, then the whole test suite
+test: $(STAMP) lint chromium   ## lint, then the whole test suite
 	$(BIN)/python -m pytest -q
+
+chromium:   ## the browser tests drive Debian's chromium; never a downloaded browser
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check newsletter tests benchmarks

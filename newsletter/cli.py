@@ -200,5 +200,17 @@ def demo(directory: str, as_json: bool) -> None:
                f"`newsletter --project {directory} build weekly --json`.")
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; keep it on loopback unless you mean to share drafts.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.pass_context
+def preview(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the editor preview: any schedule's issue as of any date, desktop and mobile."""
+    from newsletter.web.preview import serve  # the web stack loads only when asked for
+
+    serve(find_root(ctx.obj.get("project")), host, port)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""The store: SQLAlchemy Core tables and the queries the stages need.
+"""The store: the archive's queries over the tables of `schema`.
 
 Portable SQL only (SQLite is the embedded default, PostgreSQL a URL away).
 Datetimes are stored as naive UTC and come back timezone-aware.
@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,84 +18,17 @@ from sqlalchemy.engine import Connection, Engine
 
 from newsletter.errors import StoreError
 from newsletter.models import Article, Block, LinkTarget, Period, RelatedRef, StoredArticle
+from newsletter.schema import (
+    SCHEMA_VERSION,
+    articles,
+    issue_articles,
+    issues,
+    meta,
+    metadata,
+    related_refs,
+)
 
-SCHEMA_VERSION = 1
 CHUNK = 500  # bound parameters per IN (...) query; SQLite allows 32766
-
-
-class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out, naive UTC in the database."""
-
-    impl = sa.DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return value.astimezone(UTC).replace(tzinfo=None) if value else None
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value else None
-
-
-metadata = sa.MetaData()
-
-meta = sa.Table(
-    "meta", metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.String(255), nullable=False),
-)
-
-articles = sa.Table(
-    "articles", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("key", sa.String(1024), nullable=False, unique=True),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("standfirst", sa.Text, nullable=False),
-    sa.Column("standfirst_key", sa.String(40), nullable=False, index=True),
-    sa.Column("category", sa.String(255), nullable=False),
-    sa.Column("url", sa.Text, nullable=False),
-    sa.Column("published", UTCDateTime, nullable=False),
-    sa.Column("undated", sa.Boolean, nullable=False, default=False),
-    sa.Column("source", sa.Text, nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Column("tags", sa.Text, nullable=False),
-    sa.Column("content_hash", sa.String(64), nullable=False),
-    sa.Column("first_seen", UTCDateTime, nullable=False),
-    sa.Column("updated_at", UTCDateTime, nullable=False),
-    sa.Index("ix_articles_category_published", "category", "published"),
-)
-
-related_refs = sa.Table(
-    "related_refs", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("article_id", sa.ForeignKey("articles.id", ondelete="CASCADE"), nullable=False,
-              index=True),
-    sa.Column("position", sa.Integer, nullable=False),
-    sa.Column("category", sa.String(255), nullable=False),
-    sa.Column("summary", sa.Text, nullable=False),
-    sa.Column("summary_key", sa.String(40), nullable=False, index=True),
-    sa.Column("published", sa.Date, nullable=True),
-    sa.Column("target_id", sa.ForeignKey("articles.id", ondelete="SET NULL"), nullable=True),
-)
-
-issues = sa.Table(
-    "issues", metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("schedule", sa.String(64), nullable=False),
-    sa.Column("period_start", UTCDateTime, nullable=False),
-    sa.Column("period_end", UTCDateTime, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # built | skipped | sending | sent
-    sa.Column("subject", sa.Text, nullable=False, default=""),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("sent_at", UTCDateTime, nullable=True),
-    # One issue per schedule and send time: the key that makes sends happen once.
-    sa.UniqueConstraint("schedule", "period_end", name="uq_issue_schedule_period"),
-)
-
-issue_articles = sa.Table(
-    "issue_articles", metadata,
-    sa.Column("issue_id", sa.ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("article_id", sa.ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
-)
 
 
 def text_key(text: str) -> str:
