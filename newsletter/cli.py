@@ -7,7 +7,12 @@ line `Error: ...` and a hint), 2 a usage error.
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
@@ -15,9 +20,11 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from newsletter import scaffold
+from newsletter import audience, scaffold
+from newsletter import send as sending
 from newsletter.errors import NewsletterError
 from newsletter.ingest import IngestReport
+from newsletter.ledger import Ledger
 from newsletter.project import Build, Project, build_json, find_root
 
 
@@ -210,6 +217,156 @@ def preview(ctx: click.Context, host: str, port: int) -> None:
     from newsletter.web.preview import serve  # the web stack loads only when asked for
 
     serve(find_root(ctx.obj.get("project")), host, port)
+
+
+@main.group()
+def subscribers() -> None:
+    """Manage subscribers: import a CSV, list them, remove one."""
+
+
+@subscribers.command("import")
+@click.argument("csv_file", metavar="FILE.csv", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def subscribers_import(ctx: click.Context, csv_file: str, as_json: bool) -> None:
+    """Import `email,name,categories` rows (categories separated by ';', empty = all)."""
+    project = open_project(ctx)
+    parsed, counts = audience.import_csv(project, Path(csv_file), now())
+    if as_json:
+        emit_json({**asdict(counts), "merged": parsed.merged, "errors": parsed.errors})
+    else:
+        for error in parsed.errors:
+            click.echo(f"error: {error}", err=True)
+        click.echo(f"{counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged, "
+                   f"{counts.suppressed} left unsubscribed, {parsed.merged} duplicates merged"
+                   + (f", {len(parsed.errors)} rows rejected" if parsed.errors else ""))
+    if parsed.errors:
+        ctx.exit(1)
+
+
+@subscribers.command("list")
+@click.option("--status", type=click.Choice(["active", "unsubscribed", "bounced", "removed"]),
+              default=None, help="Only subscribers with this status.")
+@click.option("--json", "as_json", is_flag=True, help="Print the subscribers as JSON.")
+@click.pass_context
+def subscribers_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
+    """List subscribers with their categories and status."""
+    people = Ledger(open_project(ctx).store).subscribers(status)
+    if as_json:
+        emit_json([{"email": p.email, "name": p.name, "categories": list(p.categories),
+                    "status": p.status} for p in people])
+        return
+    for p in people:
+        click.echo(f"{p.email:<36} {p.status:<13} {'; '.join(p.categories) or '(all)'}  {p.name}")
+    click.echo(f"{len(people)} subscribers", err=True)
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@click.pass_context
+def subscribers_remove(ctx: click.Context, email: str) -> None:
+    """Take an address off the list (unsubscribes and bounces stay suppressed)."""
+    if not Ledger(open_project(ctx).store).remove(email, now()):
+        raise NewsletterError(f"no active subscriber {email!r}", "See `newsletter subscribers list`.")
+    click.echo(f"removed {email}")
+
+
+@main.command()
+@click.argument("schedule")
+@click.option("--at", "at", default=None, help="Send the issue due after this moment (ISO 8601; "
+              "default now): the period ending at the next send time.")
+@click.option("--transport", default=None, help="smtp://host:port, smtp+starttls://, smtps:// or "
+              "file:DIR (default: [email] transport).")
+@click.option("--dry-run", is_flag=True, help="Show who would get what; record and send nothing.")
+@click.option("--rate", type=click.FloatRange(min=0.1), default=None,
+              help="At most this many messages per second (all connections together).")
+@click.option("--connections", type=click.IntRange(1, 32), default=1, show_default=True,
+              help="Parallel SMTP connections.")
+@click.option("--retry-unknown", is_flag=True, help="Send again the messages whose outcome is "
+              "unknown (connection lost after the whole message went out).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def send(ctx: click.Context, schedule: str, at: str | None, transport: str | None, dry_run: bool,
+         rate: float | None, connections: int, retry_unknown: bool, as_json: bool) -> None:
+    """Send a schedule's issue to its subscribers; run again to resume."""
+    project = open_project(ctx)
+    zone = ZoneInfo(project.schedule(schedule).timezone)
+    options = sending.SendOptions(connections=connections, rate=rate, dry_run=dry_run,
+                                  retry_unknown=retry_unknown)
+    stop = threading.Event()
+    with stop_on_signals(stop), progress_bar(enabled=not as_json) as progress:
+        summary = sending.send_schedule(project, schedule, parse_moment(at, zone), transport, options,
+                                        progress=progress, stop=stop)
+    show_send(summary, as_json)
+    if summary.outcome == "paused":
+        raise NewsletterError(summary.message, "Check the SMTP server, then run send again.")
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and Ctrl-C finish the messages in flight, then stop cleanly."""
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on stderr; the sender's threads report to it under a lock."""
+    if not enabled:
+        yield None
+        return
+    lock = threading.Lock()
+    with click.progressbar(length=1, label="sending", file=sys.stderr, show_pos=True,
+                           show_percent=True, show_eta=True) as bar:
+        def advance(count: int, total: int) -> None:
+            with lock:
+                bar.length = max(total, 1)
+                bar.update(count)
+        yield advance
+
+
+def show_send(summary: sending.SendSummary, as_json: bool) -> None:
+    if as_json:
+        emit_json(summary.as_json())
+        return
+    counts = summary.counts
+    click.echo(f"{summary.schedule} {summary.period_end:%Y-%m-%d}: {summary.outcome}"
+               + (f" ({summary.message})" if summary.message else ""))
+    if counts:
+        shown = ", ".join(f"{counts.get(k, 0)} {k}" for k in
+                          ("sent", "failed", "unknown", "skipped", "suppressed", "pending", "variants")
+                          if k in counts)
+        click.echo(f"  {shown}; {summary.sent_now} sent in {summary.seconds:.1f} s")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the public pages: unsubscribe (one-click and confirm) and issues in the browser."""
+    from newsletter.web.public import serve as serve_public
+
+    serve_public(find_root(ctx.obj.get("project")), host, port)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Catch up and send what is due now, then exit "
+              "(for cron or systemd timers) instead of running as a daemon.")
+@click.option("--grace", default="6h", show_default=True,
+              help="How late a missed send may still go out (e.g. 90m, 6h, 1d).")
+@click.option("--transport", default=None, help="Override [email] transport.")
+@click.pass_context
+def run(ctx: click.Context, once: bool, grace: str, transport: str | None) -> None:
+    """The scheduler daemon: sends each schedule's issue at its cron time, once per period."""
+    from newsletter.scheduler import parse_grace, run_daemon
+
+    run_daemon(find_root(ctx.obj.get("project")), once=once, grace=parse_grace(grace),
+               transport=transport)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,13 +7,12 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.headerregistry import Address
 from pathlib import Path
 from typing import Any
 
 from newsletter import config, enrich, select
 from newsletter.ingest import IngestReport, ingest
-from newsletter.mail import compose, sender
+from newsletter.mail import MessageTemplate, Recipient, archive_message_id
 from newsletter.models import Digest, Issue, Period, Schedule
 from newsletter.output import write_files
 from newsletter.render import Links, Renderer, default_templates
@@ -46,7 +45,8 @@ class Project:
 
     def __init__(self, root: Path, environ: dict[str, str] | None = None) -> None:
         self.root = root.resolve()
-        self.settings = config.load_settings(self.root, environ)
+        self.environ = dict(os.environ if environ is None else environ)
+        self.settings = config.load_settings(self.root, self.environ)
         self._store: Store | None = None
         self._similar: tuple[int, SimilarityIndex] | None = None
         self.renderer = Renderer([self.root / "templates", default_templates()])
@@ -64,6 +64,13 @@ class Project:
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url[len(prefix):].startswith(("/", ":memory:")):
             return prefix + str(self.root / url[len(prefix):])
+        return url
+
+    def transport_url(self, override: str | None = None) -> str:
+        """--transport, else [email] transport; a relative file: folder is in the project."""
+        url = override or self.settings.email.transport
+        if url.startswith("file:") and not url.startswith("file:/"):
+            return f"file:{self.root / url[len('file:'):]}"
         return url
 
     def close(self) -> None:
@@ -90,7 +97,7 @@ class Project:
         period = select.period_for(schedule, at)
         candidates = self.store.candidates(schedule.name, schedule.categories, period, at,
                                            schedule.max_per_category)
-        sent = self.store.sent_article_ids(schedule.name, period.start)
+        sent = self.store.sent_article_ids(schedule.name, period.end)
         sections = select.select(schedule, period, at, candidates, sent)
         ids = select.ids_of(sections)
         explicit = self.store.related_targets(ids)
@@ -120,10 +127,12 @@ class Project:
         return build
 
     def parts(self, issue: Issue, now: datetime) -> dict[str, bytes]:
-        origin = sender(self.settings.email.from_)
-        readers = Address(self.settings.site.name, origin.username, origin.domain)
-        message = compose(issue, self.settings.email.from_, readers, now)
-        return {"html": issue.html.encode(), "txt": issue.text.encode(), "eml": bytes(message)}
+        """The issue's files: HTML, text, and an .eml addressed to the readers at large."""
+        template = MessageTemplate(issue.subject, issue.text, issue.html, self.settings.email.from_, now)
+        origin = template.origin
+        readers = Recipient(self.settings.site.name, origin.addr_spec, archive_message_id(origin.domain))
+        eml = template.render(readers)
+        return {"html": issue.html.encode(), "txt": issue.text.encode(), "eml": eml}
 
 
 def issue_stem(schedule: Schedule, period: Period) -> str:

@@ -123,6 +123,8 @@ deliveries = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text, nullable=False, default=""),
+    sa.Column("claimed_at", UTCDateTime, nullable=True),  # when it went in flight
+    sa.Column("not_before", UTCDateTime, nullable=True),  # retry backoff
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime, nullable=True),
     sa.UniqueConstraint("issue_id", "subscriber_id", name="uq_delivery"),

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiosmtpd.controller import Controller
 from click.testing import CliRunner, Result
 
 from newsletter import scaffold
@@ -73,3 +78,78 @@ class CliRunnerForProject:
 
     def __call__(self, *args: str) -> Result:
         return self.runner.invoke(main, ["--project", str(self.root), *args], catch_exceptions=False)
+
+
+# -- a real SMTP server on loopback (aiosmtpd), with failures on demand -------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+
+@dataclass
+class SMTPHandler:
+    """Records what it accepts. `rcpt_replies[address]` is a list of replies given
+    to that address's next RCPT attempts (e.g. a 451 once); `drop_after_data`
+    holds addresses whose DATA is received and then the connection is cut before
+    the reply; `delay` slows every DATA down (seconds)."""
+
+    messages: list[Received] = field(default_factory=list)
+    rcpt_replies: dict[str, list[str]] = field(default_factory=dict)
+    drop_after_data: set[str] = field(default_factory=set)
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        replies = self.rcpt_replies.get(address)
+        if replies:
+            return replies.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.drop_after_data & set(envelope.rcpt_tos):
+            self.drop_after_data -= set(envelope.rcpt_tos)
+            with self.lock:
+                self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+            server.transport.close()  # the message arrived; the reply never will
+            return "250 OK"
+        with self.lock:
+            self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+    def received_by(self, address: str) -> list[Received]:
+        with self.lock:
+            return [m for m in self.messages if address in m.recipients]
+
+
+@dataclass
+class SMTPServer:
+    handler: SMTPHandler
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}?timeout=2"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPServer]:
+    handler = SMTPHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield SMTPServer(handler, port)
+    finally:
+        controller.stop()

@@ -23,7 +23,7 @@ BUILT_AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 VOLATILE = [
     (re.compile(rb"^(Date|Message-ID): .*$", re.M), rb"\1: <blanked>"),
     (re.compile(rb'boundary="[^"]+"'), rb'boundary="<blanked>"'),
-    (re.compile(rb"^--=+[0-9]+==(--)?\r$", re.M), rb"--<boundary>\1\r"),
+    (re.compile(rb"^--=_newsletter_[0-9a-f]+(--)?\r$", re.M), rb"--<boundary>\1\r"),
 ]
 
 

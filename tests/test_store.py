@@ -69,11 +69,12 @@ def test_sent_articles_are_remembered_per_schedule(tmp_path: Path):
     ids = [s.id for s in db.articles()]
     period = Period(T0, T0 + timedelta(days=7))
     issue = db.record_issue("weekly", period, "built", "Subject", ids, T0)
-    assert db.sent_article_ids("weekly", period.end) == set()
+    later = period.end + timedelta(days=7)
+    assert db.sent_article_ids("weekly", later) == set()
     db.mark_sent(issue.id, T0)
-    assert db.sent_article_ids("weekly", period.end) == set(ids)
-    assert db.sent_article_ids("other", period.end) == set()
-    assert db.sent_article_ids("weekly", period.start) == set()  # not before it went out
+    assert db.sent_article_ids("weekly", later) == set(ids)
+    assert db.sent_article_ids("other", later) == set()
+    assert db.sent_article_ids("weekly", period.end) == set()  # its own issue never counts
     again = db.record_issue("weekly", period, "built", "Changed", [], T0)
     assert again.status == "sent" and sorted(db.issue_article_ids(issue.id)) == sorted(ids)
 

@@ -1,0 +1,308 @@
+"""The delivery ledger: subscribers, the issues being sent, one row per
+(issue, subscriber). It is what makes sending crash-safe.
+
+A delivery is claimed (pending -> sending) in its own committed write
+before the message goes out, and finished (sent, failed, unknown) in
+another after. A process killed in between leaves at most its in-flight
+rows in `sending`; they become claimable again once their lease runs out,
+so a restart skips no one and re-sends only what was in flight.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from newsletter.models import Period
+from newsletter.schema import deliveries, issue_articles, issue_variants, issues, subscribers
+from newsletter.store import IssueRecord, Store, issue_record
+from newsletter.subscribers import SubscriberRow
+
+ACTIVE = "active"
+SUPPRESSED = ("unsubscribed", "bounced")  # permanent: every later send honours them
+FINAL = ("sent", "failed", "unknown", "skipped", "suppressed")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str
+    categories: tuple[str, ...]
+    status: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    issue_id: int
+    subscriber_id: int
+    variant_id: int | None
+    email: str
+    name: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One rendering of an issue, for one set of categories."""
+
+    key: str
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass
+class ImportCounts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    suppressed: int = 0  # in the file but unsubscribed or bounced: left alone
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who an issue goes to: (subscriber, variant key or None when nothing is for them)."""
+
+    members: Sequence[tuple[Subscriber, str | None]]
+
+
+class Ledger:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.engine = store.engine
+
+    # -- subscribers ------------------------------------------------------
+
+    def import_subscribers(self, rows: Iterable[SubscriberRow], now: datetime) -> ImportCounts:
+        counts = ImportCounts()
+        rows = list(rows)
+        with self.engine.begin() as conn:
+            existing = {r.email: r for r in conn.execute(sa.select(subscribers).where(
+                subscribers.c.email.in_([row.email for row in rows])))} if rows else {}
+            for row in rows:
+                self._import_one(conn, row, existing.get(row.email), counts, now)
+        return counts
+
+    def _import_one(self, conn: Any, row: SubscriberRow, old: Any, counts: ImportCounts,
+                    now: datetime) -> None:
+        categories = json.dumps(list(row.categories), ensure_ascii=False)
+        if old is None:
+            conn.execute(subscribers.insert().values(email=row.email, name=row.name, categories=categories,
+                                                     status=ACTIVE, created_at=now, updated_at=now))
+            counts.added += 1
+        elif old.status in SUPPRESSED:
+            counts.suppressed += 1
+        elif (old.name, old.categories, old.status) == (row.name, categories, ACTIVE):
+            counts.unchanged += 1
+        else:
+            conn.execute(subscribers.update().where(subscribers.c.id == old.id).values(
+                name=row.name, categories=categories, status=ACTIVE, updated_at=now))
+            counts.updated += 1
+
+    def subscribers(self, status: str | None = None) -> list[Subscriber]:
+        query = sa.select(subscribers).order_by(subscribers.c.email)
+        if status is not None:
+            query = query.where(subscribers.c.status == status)
+        with self.engine.connect() as conn:
+            return [_subscriber(r) for r in conn.execute(query)]
+
+    def subscriber(self, subscriber_id: int) -> Subscriber | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+        return _subscriber(row) if row is not None else None
+
+    def remove(self, email: str, now: datetime) -> bool:
+        """Take an address off the list (an unsubscribe or bounce stays on record)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(subscribers.update().where(
+                subscribers.c.email == email.strip().lower(), subscribers.c.status == ACTIVE,
+            ).values(status="removed", updated_at=now))
+        return result.rowcount == 1
+
+    def suppress(self, subscriber_id: int, status: str, now: datetime) -> bool:
+        """Unsubscribe or mark bounced, for good. Idempotent: False if it already was."""
+        assert status in SUPPRESSED
+        with self.engine.begin() as conn:
+            result = conn.execute(subscribers.update().where(
+                subscribers.c.id == subscriber_id, subscribers.c.status.not_in(SUPPRESSED),
+            ).values(status=status, updated_at=now))
+        return result.rowcount == 1
+
+    # -- issues -----------------------------------------------------------
+
+    def open_issue(self, schedule: str, period: Period, article_ids: Sequence[int],
+                   variants: Sequence[Variant], audience: Audience, now: datetime) -> IssueRecord:
+        """Record the issue as sending, with its variants and the audience snapshot,
+        in one transaction; if another sender got there first, return its issue."""
+        subject = variants[0].subject if variants else ""
+        try:
+            with self.engine.begin() as conn:
+                issue_id = self._claim_issue(conn, schedule, period, subject, now)
+                if issue_id is not None:
+                    self._fill_issue(conn, issue_id, article_ids, variants, audience, now)
+        except sa.exc.IntegrityError:
+            pass  # a concurrent sender inserted it between our attempts: it is theirs
+        found = self.store.issue(schedule, period.end)
+        assert found is not None
+        return found
+
+    def _claim_issue(self, conn: Any, schedule: str, period: Period, subject: str,
+                     now: datetime) -> int | None:
+        """Start with a write, so two senders serialise here. Returns the id if ours."""
+        taken = conn.execute(issues.update().where(
+            issues.c.schedule == schedule, issues.c.period_end == period.end, issues.c.status == "built",
+        ).values(status="sending", subject=subject, period_start=period.start))
+        row = self.store._issue_row(conn, schedule, period.end)
+        if taken.rowcount == 1:
+            conn.execute(issue_articles.delete().where(issue_articles.c.issue_id == row.id))
+            return int(row.id)
+        if row is not None:
+            return None
+        result = conn.execute(issues.insert().values(
+            schedule=schedule, period_start=period.start, period_end=period.end, status="sending",
+            subject=subject, created_at=now))
+        return int(result.inserted_primary_key[0])
+
+    def _fill_issue(self, conn: Any, issue_id: int, article_ids: Sequence[int],
+                    variants: Sequence[Variant], audience: Audience, now: datetime) -> None:
+        if article_ids:
+            conn.execute(issue_articles.insert(),
+                         [{"issue_id": issue_id, "article_id": a} for a in dict.fromkeys(article_ids)])
+        variant_ids = {}
+        for v in variants:
+            result = conn.execute(issue_variants.insert().values(
+                issue_id=issue_id, variant=v.key, subject=v.subject, html=v.html, text=v.text))
+            variant_ids[v.key] = int(result.inserted_primary_key[0])
+        rows = [_delivery_row(issue_id, s, variant_ids.get(key) if key else None, now)
+                for s, key in audience.members]
+        if rows:
+            conn.execute(deliveries.insert(), rows)
+
+    def record_skipped(self, schedule: str, period: Period, now: datetime) -> IssueRecord:
+        return self.store.record_issue(schedule, period, "skipped", "", [], now)
+
+    def variants(self, issue_id: int) -> dict[int, Variant]:
+        query = sa.select(issue_variants).where(issue_variants.c.issue_id == issue_id)
+        with self.engine.connect() as conn:
+            return {r.id: Variant(r.variant, r.subject, r.html, r.text) for r in conn.execute(query)}
+
+    def complete(self, issue_id: int, now: datetime) -> bool:
+        """Mark the issue sent once no delivery is left pending or in flight."""
+        with self.engine.begin() as conn:
+            open_rows = conn.scalar(sa.select(sa.func.count()).select_from(deliveries).where(
+                deliveries.c.issue_id == issue_id, deliveries.c.status.in_(("pending", "sending"))))
+            if open_rows:
+                return False
+            conn.execute(issues.update().where(issues.c.id == issue_id, issues.c.status == "sending")
+                         .values(status="sent", sent_at=now))
+        return True
+
+    def issue_by_id(self, issue_id: int) -> IssueRecord:
+        with self.engine.connect() as conn:
+            return issue_record(conn.execute(sa.select(issues).where(issues.c.id == issue_id)).one())
+
+    # -- deliveries -------------------------------------------------------
+
+    def claim(self, issue_id: int, now: datetime, lease: timedelta) -> Delivery | None:
+        """Take the next claimable delivery in flight (pending and due, or in flight
+        longer than the lease: its sender died). None when nothing is claimable now."""
+        params = {"issue": issue_id, "now": now, "stale": now - lease}
+        with self.engine.connect() as conn:
+            ids = list(conn.scalars(DUE, params)) or list(conn.scalars(ORPHANED, params))
+        for delivery_id in ids:
+            with self.engine.begin() as conn:
+                if conn.execute(TAKE, {**params, "d_id": delivery_id}).rowcount != 1:
+                    continue  # another connection or sender took it first
+                row = conn.execute(CLAIMED, {"d_id": delivery_id}).one()
+            if row.subscriber_status == ACTIVE:
+                return _delivery(row)
+            self.finish(delivery_id, "suppressed", now)  # unsubscribed since the snapshot
+        return None
+
+    def finish(self, delivery_id: int, status: str, now: datetime, error: str = "") -> None:
+        assert status in FINAL
+        with self.engine.begin() as conn:
+            conn.execute(FINISH, {"d_id": delivery_id, "b_status": status, "now": now, "error": error,
+                                  "b_sent_at": now if status == "sent" else None})
+
+    def retry_later(self, delivery_id: int, not_before: datetime, now: datetime, error: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
+                status="pending", not_before=not_before, updated_at=now, last_error=error))
+
+    def sweep_suppressed(self, issue_id: int, now: datetime) -> int:
+        """Pending deliveries to people who unsubscribed since the snapshot: never sent."""
+        gone = sa.select(subscribers.c.id).where(subscribers.c.status != ACTIVE)
+        with self.engine.begin() as conn:
+            result = conn.execute(deliveries.update().where(
+                deliveries.c.issue_id == issue_id, deliveries.c.status == "pending",
+                deliveries.c.subscriber_id.in_(gone)).values(status="suppressed", updated_at=now))
+        return result.rowcount
+
+    def requeue(self, issue_id: int, status: str, now: datetime) -> int:
+        """Put `unknown` (or `failed`) deliveries back in the queue, on request."""
+        with self.engine.begin() as conn:
+            result = conn.execute(deliveries.update().where(
+                deliveries.c.issue_id == issue_id, deliveries.c.status == status,
+            ).values(status="pending", not_before=None, updated_at=now))
+        with self.engine.begin() as conn:
+            conn.execute(issues.update().where(issues.c.id == issue_id, issues.c.status == "sent")
+                         .values(status="sending"))
+        return result.rowcount
+
+    def counts(self, issue_id: int) -> dict[str, int]:
+        query = sa.select(deliveries.c.status, sa.func.count()).where(
+            deliveries.c.issue_id == issue_id).group_by(deliveries.c.status)
+        with self.engine.connect() as conn:
+            found = {status: count for status, count in conn.execute(query)}
+        return {s: found.get(s, 0) for s in ("pending", "sending", *FINAL)}
+
+    def waiting(self, issue_id: int) -> int:
+        """Deliveries not final yet: pending (maybe backing off) or in flight elsewhere."""
+        counts = self.counts(issue_id)
+        return counts["pending"] + counts["sending"]
+
+
+# The claim path runs twice per message: its statements are built once.
+_IN_ISSUE = deliveries.c.issue_id == sa.bindparam("issue")
+_DUE = sa.and_(deliveries.c.status == "pending",
+               sa.or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= sa.bindparam("now")))
+_ORPHAN = sa.and_(deliveries.c.status == "sending", deliveries.c.claimed_at < sa.bindparam("stale"))
+DUE = sa.select(deliveries.c.id).where(_IN_ISSUE, _DUE).order_by(deliveries.c.id).limit(16)
+ORPHANED = sa.select(deliveries.c.id).where(_IN_ISSUE, _ORPHAN).order_by(deliveries.c.id).limit(16)
+TAKE = deliveries.update().where(deliveries.c.id == sa.bindparam("d_id"), sa.or_(_DUE, _ORPHAN)).values(
+    status="sending", claimed_at=sa.bindparam("now"), updated_at=sa.bindparam("now"),
+    attempts=deliveries.c.attempts + 1)
+CLAIMED = sa.select(deliveries, subscribers.c.status.label("subscriber_status")).join(
+    subscribers, subscribers.c.id == deliveries.c.subscriber_id,
+).where(deliveries.c.id == sa.bindparam("d_id"))
+FINISH = deliveries.update().where(deliveries.c.id == sa.bindparam("d_id")).values(
+    status=sa.bindparam("b_status"), updated_at=sa.bindparam("now"), last_error=sa.bindparam("error"),
+    sent_at=sa.bindparam("b_sent_at"))
+
+
+def _delivery_row(issue_id: int, subscriber: Subscriber, variant_id: int | None,
+                  now: datetime) -> dict[str, Any]:
+    if subscriber.status != ACTIVE:
+        status = "suppressed"
+    else:
+        status = "pending" if variant_id is not None else "skipped"
+    return {"issue_id": issue_id, "subscriber_id": subscriber.id, "variant_id": variant_id,
+            "email": subscriber.email, "name": subscriber.name, "status": status, "attempts": 0,
+            "last_error": "", "updated_at": now}
+
+
+def _subscriber(row: Any) -> Subscriber:
+    return Subscriber(row.id, row.email, row.name, tuple(json.loads(row.categories)), row.status)
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(row.id, row.issue_id, row.subscriber_id, row.variant_id, row.email, row.name,
+                    row.attempts)

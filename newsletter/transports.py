@@ -1,0 +1,282 @@
+"""Transports: where composed messages go, chosen by URL.
+
+    smtp://[user@]host[:port]           plain SMTP (AUTH only to loopback)
+    smtp+starttls://[user@]host[:port]  SMTP upgraded with STARTTLS
+    smtps://[user@]host[:port]          SMTP over TLS
+    file:DIR                            one .eml per message, written atomically
+    memory:                             kept in a list: the in-package test double
+
+Every transport raises the same three errors, so the sender decides retries
+without knowing the protocol: TemporaryFailure (try again later),
+PermanentFailure (never), UnknownOutcome (the server may have it).
+Query options: ?timeout=SECONDS (default 30).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import smtplib
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from newsletter.errors import ConfigError
+from newsletter.output import atomic_write
+
+PASSWORD_VARIABLE = "NEWSLETTER_SMTP_PASSWORD"
+DEFAULT_TIMEOUT = 30.0
+ENHANCED_CODE = re.compile(rb"^([245])\.(\d{1,3})\.(\d{1,3})\b")
+LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+class DeliveryError(Exception):
+    """A message was not delivered; the subclass says whether to try again."""
+
+    def __init__(self, reason: str, code: int | None = None, enhanced: str = "") -> None:
+        super().__init__(reason)
+        self.reason, self.code, self.enhanced = reason, code, enhanced
+
+
+class TemporaryFailure(DeliveryError):
+    """4xx, or the connection failed before the message was handed over: retry."""
+
+
+class PermanentFailure(DeliveryError):
+    """5xx: this message to this address will never go through."""
+
+    @property
+    def mailbox_unknown(self) -> bool:
+        return self.enhanced == "5.1.1"
+
+
+class UnknownOutcome(DeliveryError):
+    """The whole message went out but the reply never came: it may have been accepted."""
+
+
+class Transport(Protocol):
+    def send(self, sender: str, recipient: str, message: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+TransportFactory = Callable[[], Transport]
+
+
+def transport_factory(url: str, environ: dict[str, str]) -> TransportFactory:
+    """A factory of transports: one per connection the sender opens."""
+    parts = urlsplit(url)
+    if parts.scheme in ("smtp", "smtp+starttls", "smtps"):
+        settings = SMTPSettings.from_url(url, environ)
+        return lambda: SMTPTransport(settings)
+    if parts.scheme == "file":
+        folder = Path(unquote(parts.path or parts.netloc))
+        return lambda: FileTransport(folder)
+    if parts.scheme == "memory":
+        shared = MemoryTransport()
+        return lambda: shared
+    raise ConfigError("--transport", "", f"expected smtp://host:port, smtp+starttls://, smtps:// "
+                      f"or file:DIR, got {url!r}")
+
+
+def timeout_of(url: str) -> float:
+    """The per-call timeout a transport URL asks for (?timeout=SECONDS)."""
+    try:
+        return float(parse_qs(urlsplit(url).query).get("timeout", [DEFAULT_TIMEOUT])[0])
+    except ValueError as e:
+        raise ConfigError("--transport", "timeout", f"expected seconds, in {url!r}") from e
+
+
+@dataclass(frozen=True)
+class SMTPSettings:
+    host: str
+    port: int
+    security: str  # none | starttls | tls
+    username: str = ""
+    password: str = field(default="", repr=False)
+    timeout: float = DEFAULT_TIMEOUT
+
+    @classmethod
+    def from_url(cls, url: str, environ: dict[str, str]) -> SMTPSettings:
+        parts = urlsplit(url)
+        security = {"smtp": "none", "smtp+starttls": "starttls", "smtps": "tls"}[parts.scheme]
+        if not parts.hostname:
+            raise ConfigError("--transport", "", f"expected a host in {url!r}")
+        port = parts.port or {"none": 25, "starttls": 587, "tls": 465}[security]
+        username = unquote(parts.username or "")
+        password = environ.get(PASSWORD_VARIABLE, "")
+        if username and not password:
+            raise ConfigError("--transport", "", f"{url!r} names a user but {PASSWORD_VARIABLE} "
+                              "is not set", f"export {PASSWORD_VARIABLE}=...; passwords never go in files")
+        settings = cls(parts.hostname, port, security, username, password, timeout_of(url))
+        settings.check_auth_is_safe()
+        return settings
+
+    def check_auth_is_safe(self) -> None:
+        """A password never crosses the network in clear text (loopback is not the network)."""
+        if self.username and self.security == "none" and not _is_loopback(self.host):
+            raise ConfigError("--transport", "", f"refusing to send the SMTP password to {self.host} "
+                              "without TLS", "Use smtp+starttls:// or smtps://.")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class SMTPTransport:
+    """One reused SMTP connection; reconnects after any failure."""
+
+    def __init__(self, settings: SMTPSettings) -> None:
+        self.settings = settings
+        self.connection: smtplib.SMTP | None = None
+
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        connection = self._connected()
+        try:
+            self._envelope(connection, sender, recipient)
+            self._data(connection, message)
+        except DeliveryError as e:
+            self._after_failure(e)
+            raise
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.quit()
+            except (smtplib.SMTPException, OSError):
+                self.connection.close()
+            self.connection = None
+
+    def _connected(self) -> smtplib.SMTP:
+        if self.connection is None:
+            try:
+                self.connection = self._connect()
+            except (smtplib.SMTPException, OSError) as e:
+                raise _classify(e, "connect") from e
+        return self.connection
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        context = ssl.create_default_context()  # certificates and host names verified
+        if s.security == "tls":
+            connection: smtplib.SMTP = smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout, context=context)
+        else:
+            connection = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+        connection.ehlo()
+        if s.security == "starttls":
+            connection.starttls(context=context)
+            connection.ehlo()
+        if s.username:
+            connection.login(s.username, s.password)
+        return connection
+
+    def _envelope(self, connection: smtplib.SMTP, sender: str, recipient: str) -> None:
+        try:
+            _expect(connection.mail(sender), 250, "MAIL FROM")
+            _expect(connection.rcpt(recipient), (250, 251), "RCPT TO")
+        except (smtplib.SMTPException, OSError) as e:
+            raise _classify(e, "envelope") from e
+
+    def _data(self, connection: smtplib.SMTP, message: bytes) -> None:
+        """DATA by hand, so a lost reply after the final dot is told apart from
+        a failure while the message was still going out."""
+        try:
+            _expect(connection.docmd("DATA"), 354, "DATA")
+            body = LEADING_DOT.sub(b"..", message)
+            if not body.endswith(b"\r\n"):
+                body += b"\r\n"
+            connection.send(body + b".\r\n")
+        except (smtplib.SMTPException, OSError) as e:
+            raise _classify(e, "data") from e
+        try:
+            reply = connection.getreply()
+        except (smtplib.SMTPException, OSError) as e:
+            raise UnknownOutcome(f"connection lost after the message was sent: {e}") from e
+        _expect(reply, 250, "end of DATA")
+
+    def _after_failure(self, error: DeliveryError) -> None:
+        """A refused message leaves the connection usable after RSET; anything else drops it."""
+        if self.connection is None:
+            return
+        if isinstance(error, PermanentFailure) or (error.code and error.code != 421):
+            try:
+                self.connection.rset()
+                return
+            except (smtplib.SMTPException, OSError):
+                pass
+        self.connection.close()
+        self.connection = None
+
+
+def _expect(reply: tuple[int, bytes], wanted: int | tuple[int, ...], stage: str) -> None:
+    code, text = reply
+    if code not in (wanted if isinstance(wanted, tuple) else (wanted,)):
+        raise _reply_error(code, text, stage)
+
+
+def _reply_error(code: int, text: bytes, stage: str) -> DeliveryError:
+    match = ENHANCED_CODE.match(text or b"")
+    enhanced = b".".join(match.groups()).decode() if match else ""
+    reason = f"{stage}: {code} {text.decode('utf-8', 'replace')}"
+    if 500 <= code < 600:
+        return PermanentFailure(reason, code, enhanced)
+    return TemporaryFailure(reason, code, enhanced)
+
+
+def _classify(error: Exception, stage: str) -> DeliveryError:
+    if isinstance(error, DeliveryError):
+        return error
+    if isinstance(error, smtplib.SMTPResponseException):
+        return _reply_error(error.smtp_code, error.smtp_error, stage)
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        code, text = next(iter(error.recipients.values()))
+        return _reply_error(code, text, stage)
+    if isinstance(error, (ssl.SSLCertVerificationError,)):
+        return PermanentFailure(f"{stage}: TLS certificate rejected: {error}")
+    if isinstance(error, (socket.timeout, TimeoutError)):
+        return TemporaryFailure(f"{stage}: timed out")
+    return TemporaryFailure(f"{stage}: {error or type(error).__name__}")
+
+
+class FileTransport:
+    """One .eml per message in a folder: for trying things out, and for outboxes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", _message_id(message) or recipient)
+        atomic_write(self.folder / f"{name}.eml", message)
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryTransport:
+    """Keeps (sender, recipient, message) in memory; shared by every connection."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, bytes]] = []
+        self.lock = threading.Lock()
+
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        with self.lock:
+            self.sent.append((sender, recipient, message))
+
+    def close(self) -> None:
+        pass
+
+
+def _message_id(message: bytes) -> str:
+    match = re.search(rb"^Message-ID: <([^>]+)>", message, re.M | re.I)
+    return match.group(1).decode("ascii", "replace") if match else ""

@@ -1,0 +1,219 @@
+"""`newsletter preview`: editors see any schedule's issue as of any moment.
+
+A Starlette app over `Project.build` (the same code `build` and `send` use):
+server-rendered pages, a little plain JavaScript for tabs, frame sizing and
+live reload (it polls `/changes`, which fingerprints the project's files and
+archive), and the raw .html/.txt/.eml parts for the iframes and downloads.
+
+Routes: `/`, `/schedules/<name>?at=`, `/schedules/<name>/issue.{html,txt,eml}?at=`,
+`/changes?since=`, `/static/...`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from newsletter.errors import NewsletterError
+from newsletter.project import Project
+from newsletter.web import pages as page_env
+from newsletter.web.security import SecurityHeaders, email_headers, framed_page_headers
+from newsletter.web.views import (
+    BadMoment,
+    ErrorInfo,
+    ScheduleNotFound,
+    explain,
+    issue_page,
+    issue_parts,
+    schedule_rows,
+)
+from newsletter.web.workspace import Clock, Workspace
+
+STATIC = Path(__file__).parent / "static"
+# Names a browser on this machine uses for a loopback server. Anything else in
+# the Host header is a DNS-rebinding attempt to read unpublished drafts.
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+PARTS = {
+    "html": "text/html; charset=utf-8",
+    "txt": "text/plain; charset=utf-8",
+    "eml": "message/rfc822",
+}
+log = logging.getLogger("newsletter.preview")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Pages:
+    """The route handlers. Plain `def`: Starlette runs them in its thread pool,
+    so a build never blocks the event loop (or the `/changes` polls)."""
+
+    def __init__(self, workspace: Workspace, templates: Jinja2Templates) -> None:
+        self.workspace = workspace
+        self.templates = templates
+
+    def render(self, request: Request, name: str, status_code: int = 200,
+               headers: dict[str, str] | None = None, **context: Any) -> Response:
+        context.setdefault("version", self.workspace.version())
+        context.setdefault("project_name", self.workspace.root.name)
+        return self.templates.TemplateResponse(request, name, context, status_code=status_code,
+                                               headers=headers)
+
+    def error(self, request: Request, status: int, title: str, error: ErrorInfo,
+              headers: dict[str, str] | None = None, **context: Any) -> Response:
+        return self.render(request, "error.html", status, headers, title=title, error=error,
+                           status=status, **context)
+
+    def index(self, request: Request) -> Response:
+        version = self.workspace.version()  # before reading: a change meanwhile still shows
+        try:
+            rows = schedule_rows(self.workspace)
+        except NewsletterError as e:
+            return self.error(request, 500, "The project cannot be opened", explain(self.workspace, e))
+        return self.render(request, "index.html", rows=rows, now=self.workspace.clock(),
+                           version=version)
+
+    def issue(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        version = self.workspace.version()
+        try:
+            page = issue_page(self.workspace, name, request.query_params.get("at"))
+        except ScheduleNotFound:
+            return self.not_found(request, name)
+        except BadMoment as e:
+            return self.error(request, 400, "That moment cannot be shown", ErrorInfo(
+                "Bad date", str(e), "Pick a date and time with the picker, or use ISO 8601."))
+        except NewsletterError as e:
+            return self.error(request, 500, f"Schedule {name!r} cannot be loaded",
+                              explain(self.workspace, e))
+        return self.render(request, "issue.html", page=page, version=version)
+
+    def part(self, request: Request) -> Response:
+        name, part = request.path_params["name"], request.path_params["part"]
+        if part not in PARTS:
+            raise HTTPException(404)
+        # Errors here are seen inside the preview's iframe: let the preview frame them.
+        framed = framed_page_headers()
+        try:
+            build, parts = issue_parts(self.workspace, name, request.query_params.get("at"))
+        except ScheduleNotFound:
+            return self.not_found(request, name, framed)
+        except BadMoment as e:
+            return self.error(request, 400, "That moment cannot be shown", ErrorInfo(
+                "Bad date", str(e), "Use ISO 8601 such as 2026-11-23T08:00."), framed)
+        except NewsletterError as e:
+            return self.error(request, 500, "The issue cannot be built", explain(self.workspace, e),
+                              framed)
+        if part not in parts:
+            return self.error(request, 404, "No issue for this period", ErrorInfo(
+                "Empty period", "Nothing new in this period, and the schedule has skip_if_empty = "
+                "true: no email would go out.", "Pick another date."), framed)
+        stem = page_env.issue_stem_of(build)
+        disposition = "attachment" if part == "eml" else "inline"
+        headers = {**email_headers(),
+                   "content-disposition": f'{disposition}; filename="{stem}.{part}"'}
+        return Response(parts[part], media_type=PARTS[part], headers=headers)
+
+    def changes(self, request: Request) -> Response:
+        """What open pages poll: the current version, and whether it differs from `since`."""
+        version = self.workspace.version()
+        return JSONResponse({"version": version, "changed": version != request.query_params.get("since")})
+
+    def not_found(self, request: Request, name: str, headers: dict[str, str] | None = None) -> Response:
+        return self.error(request, 404, "No such schedule", ErrorInfo(
+            "Not found", f"There is no schedule named {name!r}.",
+            "Schedules are the schedules/NAME.toml files of the project; see the list."), headers)
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        found = exc.status_code != 404
+        # version="" : computing it would block the event loop (this handler is async).
+        return self.error(request, exc.status_code, "Request error" if found else "Not found",
+                          ErrorInfo("Error" if found else "Not found",
+                                    exc.detail if found else "There is no page at this address.",
+                                    "Start again from the list of schedules."),
+                          dict(exc.headers or {}), version="")
+
+    async def crash(self, request: Request, exc: Exception) -> Response:
+        """A bug, not a user error: logged with its traceback, shown without it."""
+        log.error("preview failed on %s", request.url.path, exc_info=exc)
+        response = self.templates.TemplateResponse(request, "error.html", {
+            "title": "Something went wrong", "status": 500, "version": "", "project_name": "",
+            "error": ErrorInfo("Internal error", "The preview hit a bug while making this page.",
+                               "The details are in the terminal running `newsletter preview`.")},
+            status_code=500)
+        response.headers.update({"x-content-type-options": "nosniff", "cache-control": "no-store"})
+        return response
+
+
+def create_app(root: Path, *, clock: Clock | None = None,
+               allowed_hosts: Sequence[str] | None = None) -> Starlette:
+    """The preview app for the project at `root`.
+
+    `clock` stands in for now (tests pin it); `allowed_hosts` defaults to the
+    loopback names, so a page elsewhere cannot reach drafts by DNS rebinding.
+    """
+    workspace = Workspace(root, clock or utc_now)
+    pages = Pages(workspace, page_env.templates())
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        workspace.close()
+
+    routes = [
+        Route("/", pages.index, name="index"),
+        Route("/changes", pages.changes, name="changes"),
+        Route("/schedules/{name}", pages.issue, name="issue"),
+        Route("/schedules/{name}/issue.{part}", pages.part, name="part"),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS)),
+                  Middleware(SecurityHeaders)]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                     exception_handlers={HTTPException: pages.http_error, Exception: pages.crash})
+
+
+def serve(root: Path, host: str, port: int) -> None:
+    """Run the preview until Ctrl+C; a directory that is not a project fails before binding."""
+    Project(root).close()  # raises NewsletterError: cli.py makes it `Error: ...` and exit 1
+    loopback = _is_loopback(host)
+    if not loopback:
+        print(f"warning: serving unpublished drafts on {host}, reachable from other machines",
+              file=sys.stderr)
+    app = create_app(root, allowed_hosts=None if loopback else ["*"])
+    print(f"Previewing {root.resolve()}", file=sys.stderr)
+    # Uvicorn prints the address (also the port it picked for --port 0). Pages poll
+    # every second, so access logs would drown the terminal. No connection is
+    # long-lived, so shutdown is prompt; the timeout is only a backstop.
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
+                            timeout_graceful_shutdown=3)
+    uvicorn.Server(config).run()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+

@@ -1,0 +1,323 @@
+"""`newsletter serve`: the public pages that subscribers reach from an email.
+
+A small Starlette app of its own, apart from the editors' preview: nothing in
+it can show a draft. Routes:
+
+- `GET /unsubscribe?token=T` a confirm page; it changes nothing (link scanners
+  and mail security gateways fetch every link in a message).
+- `POST /unsubscribe?token=T` the unsubscribe itself: RFC 8058 one-click
+  (`List-Unsubscribe=One-Click`, url-encoded or multipart) or the confirm
+  page's form (token in a `token` field). The subscriber is suppressed for
+  every later send. Idempotent. The signed token is the capability, so no
+  CSRF token; it is read from the query string or the form field, nothing else.
+- `GET /issues/<schedule>-YYYY-MM-DD.html` the issue as sent, where the
+  emails' "view in your browser" link points (`send` writes the file).
+- `GET /` a line naming the site; `GET /healthz` "ok".
+
+Deployment: the emails link to `[web] public_url` + `/unsubscribe?token=...`
+and `/issues/...`, so put a reverse proxy (TLS) in front that maps
+`public_url` to this app. It serves at its own root (`/unsubscribe`); a proxy
+that keeps public_url's path (`/newsletter/unsubscribe`) works too, the prefix
+is recognised and stripped. Tokens travel in URLs: pages send no referrer,
+uvicorn's access log shows them redacted, and the proxy's log should too.
+
+`NEWSLETTER_SECRET_KEY` verifies tokens (the same key `send` signs with);
+without it the app refuses to start.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from newsletter.ledger import SUPPRESSED, Ledger, Subscriber
+from newsletter.project import Project
+from newsletter.tokens import BadToken, Tokens, secret_key
+
+TEMPLATES = Path(__file__).parent / "templates" / "public"
+STEM = re.compile(r"^[A-Za-z0-9_-]+-\d{4}-\d{2}-\d{2}$")
+MAX_TOKEN = 256  # ours are ~30 characters; anything far longer is not worth verifying
+MAX_BODY = 16 * 1024  # a one-click body is 26 bytes; the form's is under 100
+
+PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'")
+# The issue as emailed: inline styles and remote images, never a script. The
+# sandbox makes it as inert as in a mail client (links still work).
+ISSUE_CSP = ("default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src * data:; "
+             "font-src * data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
+             "sandbox allow-popups allow-popups-to-escape-sandbox")
+DEFAULT_HEADERS = {
+    "content-security-policy": PAGE_CSP,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",  # a page's URL may carry a token
+    "cache-control": "no-store",
+}
+Clock = Callable[[], datetime]
+log = logging.getLogger("newsletter.public")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def mask(email: str) -> str:
+    """a***@example.org: enough for its owner to recognise, little for anyone else."""
+    local, at, domain = email.rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+class SecurityHeaders:
+    """Adds DEFAULT_HEADERS to every HTTP response that did not set its own."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in DEFAULT_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class PublicPrefix:
+    """Serve under public_url's path too (`/newsletter/unsubscribe`), for proxies
+    that pass the path on as it is: the prefix becomes the ASGI root_path."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.prefix and scope["type"] == "http" and not scope.get("root_path"):
+            path = scope["path"]
+            if path == self.prefix or path.startswith(self.prefix + "/"):
+                scope = {**scope, "root_path": self.prefix}
+        await self.app(scope, receive, send)
+
+
+class NotAForm(Exception):
+    """A POST body too large to be an unsubscribe."""
+
+
+class Pages:
+    """The route handlers. The store is used from Starlette's thread pool."""
+
+    def __init__(self, project: Project, tokens: Tokens, clock: Clock) -> None:
+        self.project = project
+        self.tokens = tokens
+        self.clock = clock
+        self.site = project.settings.site
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+            autoescape=True,  # site names and addresses are text
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True, lstrip_blocks=True,
+        )
+
+    def page(self, name: str, status: int = 200, headers: Mapping[str, str] | None = None,
+             **context: Any) -> HTMLResponse:
+        html = self.env.get_template(name).render(site=self.site.name, site_url=self.site.base_url,
+                                                  **context)
+        return HTMLResponse(html, status_code=status, headers=dict(headers or {}))
+
+    def invalid(self, reason: str) -> HTMLResponse:
+        return self.page("invalid.html", 400, title="This unsubscribe link is not valid", reason=reason)
+
+    # -- unsubscribe ---------------------------------------------------------
+
+    def subscriber_for(self, token: str | None) -> Subscriber | HTMLResponse:
+        """The subscriber a token names, or the error page to show instead."""
+        if not token:
+            return self.invalid("missing")
+        try:
+            if len(token) > MAX_TOKEN:
+                raise BadToken("this unsubscribe link is not valid")
+            subscriber_id = self.tokens.read(token)
+        except BadToken:
+            return self.invalid("tampered")
+        found = Ledger(self.project.store).subscriber(subscriber_id)
+        if found is None:
+            return self.page("invalid.html", 404, title="This subscription no longer exists",
+                             reason="unknown")
+        return found
+
+    async def unsubscribe_page(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self.unsubscribe(request)
+        return await run_in_threadpool(self.confirm, request)
+
+    def confirm(self, request: Request) -> Response:
+        """GET: say what a click on the button will do; change nothing."""
+        token = request.query_params.get("token")
+        subscriber = self.subscriber_for(token)
+        if isinstance(subscriber, Response):
+            return subscriber
+        address = mask(subscriber.email)
+        if subscriber.status in SUPPRESSED:
+            return self.page("done.html", title="You are unsubscribed", address=address, already=True)
+        return self.page("confirm.html", title="Unsubscribe", address=address, token=token)
+
+    async def unsubscribe(self, request: Request) -> Response:
+        """POST: one-click or the form. Suppresses for good; a repeat is a no-op."""
+        try:
+            form = await read_form(request)
+        except NotAForm:
+            return PlainTextResponse("Request body too large", status_code=413)
+        in_query = request.query_params.get("token")
+        in_form = form.get("token")
+        if in_query and in_form and in_query != in_form:
+            return self.invalid("tampered")
+        return await run_in_threadpool(self._unsubscribe, in_query or in_form)
+
+    def _unsubscribe(self, token: str | None) -> Response:
+        subscriber = self.subscriber_for(token)
+        if isinstance(subscriber, Response):
+            return subscriber
+        changed = Ledger(self.project.store).suppress(subscriber.id, "unsubscribed", self.clock())
+        if changed:
+            log.info("subscriber %d unsubscribed", subscriber.id)
+        return self.page("done.html", title="You are unsubscribed", address=mask(subscriber.email),
+                         already=not changed)
+
+    # -- the rest --------------------------------------------------------------
+
+    def issue(self, request: Request) -> Response:
+        stem = request.path_params["stem"]
+        if not STEM.match(stem):
+            raise HTTPException(404)
+        folder = (self.project.root / "issues").resolve()
+        path = (folder / f"{stem}.html").resolve()
+        if path.parent != folder or not path.is_file():
+            raise HTTPException(404)
+        return FileResponse(path, media_type="text/html; charset=utf-8", headers={
+            "content-security-policy": ISSUE_CSP, "cache-control": "no-cache"})
+
+    def index(self, request: Request) -> Response:
+        return self.page("index.html", title=self.site.name)
+
+    def healthz(self, request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        title = {404: "Page not found", 405: "Method not allowed"}.get(exc.status_code, "Request error")
+        return self.page("error.html", exc.status_code, exc.headers, title=title)
+
+    async def crash(self, request: Request, exc: Exception) -> Response:
+        """A bug or a store outage: logged with its traceback, shown without it."""
+        log.error("public page failed on %s %s", request.method, request.url.path, exc_info=exc)
+        return self.page("error.html", 500, DEFAULT_HEADERS, title="Something went wrong")
+
+
+async def read_form(request: Request) -> Mapping[str, str]:
+    """The POST's url-encoded or multipart fields (strings only), the body capped
+    at MAX_BODY. Any other body yields no fields: the query string still counts."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise NotAForm()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise NotAForm()
+    done = False
+
+    async def replay() -> Message:
+        nonlocal done
+        if done:
+            return {"type": "http.disconnect"}
+        done = True
+        return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+    try:
+        async with Request(request.scope, replay).form(max_files=0, max_fields=20) as form:
+            return {key: value for key, value in form.items() if isinstance(value, str)}
+    except HTTPException:  # malformed multipart, or a file upload: not an unsubscribe form
+        return {}
+
+
+def create_app(root: Path, environ: Mapping[str, str] | None = None, *,
+               clock: Clock | None = None) -> Starlette:
+    """The public app for the project at `root`. Raises ConfigError when
+    NEWSLETTER_SECRET_KEY is missing or short, NewsletterError when `root`
+    is not a project: both before anything is served."""
+    project = Project(root, environ=None if environ is None else dict(environ))
+    try:
+        tokens = Tokens(secret_key(project.environ))
+    except Exception:
+        project.close()
+        raise
+    pages = Pages(project, tokens, clock or utc_now)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        project.close()
+
+    routes = [
+        Route("/", pages.index, methods=["GET"]),
+        Route("/healthz", pages.healthz, methods=["GET"]),
+        Route("/unsubscribe", pages.unsubscribe_page, methods=["GET", "POST"]),
+        Route("/issues/{stem}.html", pages.issue, methods=["GET"]),
+    ]
+    prefix = urlsplit(project.settings.public_url).path.rstrip("/")
+    middleware = [Middleware(PublicPrefix, prefix=prefix), Middleware(SecurityHeaders)]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={HTTPException: pages.http_error, Exception: pages.crash})
+    app.state.project = project
+    return app
+
+
+class RedactTokens(logging.Filter):
+    """Keeps unsubscribe tokens out of uvicorn's access log."""
+
+    PATTERN = re.compile(r"(token=)[^&\s]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.PATTERN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
+
+
+def serve(root: Path, host: str, port: int) -> None:
+    """Run the public pages until Ctrl+C, binding `host`:`port` as given.
+    A missing secret or a directory that is not a project fails before binding."""
+    app = create_app(root)
+    project: Project = app.state.project
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", server_header=False,
+                            timeout_graceful_shutdown=3)
+    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
+    print(f"Serving the public pages of {project.root} (emails link to {project.settings.public_url})",
+          file=sys.stderr)
+    uvicorn.Server(config).run()

@@ -1,0 +1,261 @@
+"""What the preview pages show, gathered from the project: no rendering here
+beyond `Project.build`, and no HTTP either (preview.py turns these into pages)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from newsletter import select
+from newsletter.config import NAME, schedule_names
+from newsletter.errors import ConfigError, NewsletterError, TemplateError, UnknownScheduleError
+from newsletter.models import Period, Schedule
+from newsletter.project import Build, Project, issue_stem
+from newsletter.render import GMAIL_CLIP_BYTES
+from newsletter.store import IssueRecord
+from newsletter.web.workspace import Workspace
+
+# Amber from 80% of Gmail's clip: a few more articles would cross it.
+CLIP_AMBER = 0.8
+EXCERPT_CONTEXT = 2  # template lines shown either side of an error's line
+TICK = timedelta(microseconds=1)
+# "2026-11-23T08:00 00:00": a `+` typed into a URL arrives as a space.
+SPACED_OFFSET = re.compile(r" (\d\d:?\d\d)$")
+
+
+class BadMoment(ValueError):
+    """An `at` that is not ISO 8601 or lies outside what a cron can compute."""
+
+
+class ScheduleNotFound(LookupError):
+    """No such schedule, or a name no schedule could have (paths, dots, slashes)."""
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """A user-fixable error as the page shows it: never a stack trace."""
+
+    kind: str
+    message: str
+    hint: str
+    template: str | None = None
+    line: int | None = None
+    file: str | None = None
+    excerpt: tuple[tuple[int, str, bool], ...] = ()
+
+
+@dataclass(frozen=True)
+class Size:
+    """The HTML's size against Gmail's clip, with a traffic-light level."""
+
+    bytes: int
+    clip: int = GMAIL_CLIP_BYTES
+
+    @property
+    def kb(self) -> str:
+        return f"{self.bytes / 1024:.1f}"
+
+    @property
+    def level(self) -> str:
+        if self.bytes > self.clip:
+            return "over"
+        return "near" if self.bytes > self.clip * CLIP_AMBER else "ok"
+
+
+@dataclass
+class ScheduleRow:
+    """One schedule on the index: when it goes out next and what it would carry."""
+
+    name: str
+    schedule: Schedule | None = None
+    period: Period | None = None
+    counts: list[tuple[str, int]] = field(default_factory=list)
+    last_sent: IssueRecord | None = None
+    last_built: IssueRecord | None = None
+    error: ErrorInfo | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.counts)
+
+
+@dataclass
+class IssuePage:
+    """One schedule's issue as of a moment, or why there is none."""
+
+    schedule: Schedule
+    at: datetime
+    at_given: bool
+    now: datetime
+    sender: str
+    period: Period | None = None
+    previous_at: datetime | None = None
+    next_at: datetime | None = None
+    build: Build | None = None
+    error: ErrorInfo | None = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.schedule.timezone)
+
+    @property
+    def size(self) -> Size | None:
+        issue = self.build.issue if self.build else None
+        return Size(issue.html_size) if issue else None
+
+    @property
+    def stem(self) -> str:
+        return issue_stem(self.schedule, self.period) if self.period else self.schedule.name
+
+
+def check_name(name: str) -> str:
+    """Schedule names are plain words: anything else (`..`, `a/b`, `%2f`) is no schedule."""
+    if not NAME.match(name):
+        raise ScheduleNotFound(name)
+    return name
+
+
+def parse_moment(value: str | None, zone: ZoneInfo, now: datetime) -> datetime:
+    """ISO 8601 with or without an offset (without: in `zone`); a bare date is midnight."""
+    if value is None or not value.strip():
+        return now
+    text = SPACED_OFFSET.sub(r"+\1", value.strip())
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadMoment(f"expected an ISO 8601 date and time such as 2026-11-23T08:00 or "
+                        f"2026-11-23T08:00+00:00, got {value!r}") from None
+    if len(text) == 10:
+        moment = datetime.combine(moment.date(), time(0, 0))
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+def navigation(schedule: Schedule, at: datetime) -> tuple[Period, datetime, datetime]:
+    """The period `at` falls in, and the send times of the issues before and after it.
+
+    Links use send times because a moment exactly at a fire time belongs to the
+    issue going out then: the whole issue, as subscribers get it.
+    """
+    try:
+        period = select.period_for(schedule, at)
+        previous = select.previous_send_time(schedule, period.end)
+        following = select.send_time(schedule, period.end + TICK)
+    except (ValueError, OverflowError) as e:
+        raise BadMoment(f"no issue of {schedule.name!r} can be computed around {at.isoformat()}: {e}"
+                        ) from None
+    return period, previous, following
+
+
+def load_schedule(project: Project, name: str) -> Schedule:
+    try:
+        return project.schedule(check_name(name))
+    except UnknownScheduleError:
+        raise ScheduleNotFound(name) from None
+
+
+def issue_page(workspace: Workspace, name: str, at_text: str | None) -> IssuePage:
+    """Build the issue for the page; a build error becomes the page's error panel.
+
+    Raises ScheduleNotFound, BadMoment, or NewsletterError when the project or
+    the schedule file itself is broken (then there is no schedule to show).
+    """
+    now = workspace.clock()
+    with workspace.project() as project:
+        schedule = load_schedule(project, name)
+        at = parse_moment(at_text, ZoneInfo(schedule.timezone), now)
+        period, previous, following = navigation(schedule, at)
+        page = IssuePage(schedule, at, at_text is not None, now, project.settings.email.from_,
+                         period, previous, following)
+        try:
+            page.build = project.build(schedule.name, at, now, record=False)
+        except NewsletterError as e:
+            page.error = describe(e, project)
+    return page
+
+
+def issue_parts(workspace: Workspace, name: str, at_text: str | None) -> tuple[Build, dict[str, bytes]]:
+    """The raw .html/.txt/.eml of an issue; raises NewsletterError when it cannot be built."""
+    now = workspace.clock()
+    with workspace.project() as project:
+        schedule = load_schedule(project, name)
+        at = parse_moment(at_text, ZoneInfo(schedule.timezone), now)
+        navigation(schedule, at)  # rejects moments no cron arithmetic can handle, as a 400
+        build = project.build(schedule.name, at, now, record=False)
+        return build, project.parts(build.issue, now) if build.issue else {}
+
+
+def schedule_rows(workspace: Workspace) -> list[ScheduleRow]:
+    """Every schedule file, each on its own: one broken file does not hide the others."""
+    now = workspace.clock()
+    with workspace.project() as project:
+        return [_row(project, name, now) for name in schedule_names(project.root)]
+
+
+def _row(project: Project, name: str, now: datetime) -> ScheduleRow:
+    row = ScheduleRow(name)
+    try:
+        row.schedule = project.schedule(name)
+        digest = project.digest(row.schedule, now)
+        row.period = digest.period
+        found = {s.category: len(s.articles) for s in digest.sections}
+        row.counts = [(c, found.get(c, 0)) for c in row.schedule.categories]
+        records = project.store.issues(name)
+        row.last_sent = next((r for r in records if r.status == "sent"), None)
+        row.last_built = next((r for r in records if r.status != "sent"), None)
+    except NewsletterError as e:
+        row.error = describe(e, project)
+    return row
+
+
+def describe(error: NewsletterError, project: Project | None = None) -> ErrorInfo:
+    """The error panel: message and hint, and for templates the file and the lines around it."""
+    if isinstance(error, TemplateError):
+        path = _template_file(project, error.template) if project else None
+        excerpt = _excerpt(path, error.line) if path and error.line else ()
+        where = _shown_path(project, path) if project and path else None
+        return ErrorInfo("Template error", str(error), error.hint, error.template, error.line,
+                         where, excerpt)
+    kind = "Configuration error" if isinstance(error, ConfigError) else "Error"
+    return ErrorInfo(kind, str(error), error.hint)
+
+
+def _template_file(project: Project, name: str) -> Path | None:
+    """The file Jinja would load for `name`: the project's templates first, then the defaults.
+    Errors from a traceback carry only a base name, hence the search by name."""
+    for folder in [Path(p) for p in project.renderer.markup.loader.searchpath]:  # type: ignore[union-attr]
+        folder = folder.resolve()
+        direct = (folder / name).resolve()
+        if direct.is_file() and direct.is_relative_to(folder):
+            return direct
+        match = next((p for p in sorted(folder.rglob(Path(name).name)) if p.is_file()), None)
+        if match is not None:
+            return match
+    return None
+
+
+def _excerpt(path: Path, line: int) -> tuple[tuple[int, str, bool], ...]:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ()
+    first, last = max(1, line - EXCERPT_CONTEXT), min(len(lines), line + EXCERPT_CONTEXT)
+    return tuple((n, lines[n - 1], n == line) for n in range(first, last + 1))
+
+
+def _shown_path(project: Project, path: Path) -> str:
+    """Project files relative to the project; the package's defaults say so."""
+    if path.is_relative_to(project.root):
+        return str(path.relative_to(project.root))
+    return f"{path.name} (the package's default templates)"
+
+
+def explain(workspace: Workspace, error: NewsletterError) -> ErrorInfo:
+    """describe() with the project when it opens (for template excerpts), without when it does not."""
+    try:
+        with workspace.project() as project:
+            return describe(error, project)
+    except NewsletterError:
+        return describe(error)
