@@ -28,8 +28,9 @@ chromium:   ## the browser tests drive Debian's chromium; never a downloaded bro
 lint: $(STAMP)
 	$(BIN)/ruff check newsletter tests benchmarks
 
-bench: $(STAMP)   ## ingest rate and build time, printed
+bench: $(STAMP)   ## ingest rate, build time, send throughput; printed
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/send.py
 
 golden: $(STAMP)   ## regenerate the golden files after an intended change to the output
 	NEWSLETTER_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py

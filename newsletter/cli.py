@@ -192,6 +192,7 @@ def demo(directory: str, as_json: bool) -> None:
     project = Project(root)
     try:
         report = project.ingest([str(scaffold.demo_articles())], now())
+        audience.import_csv(project, scaffold.demo_subscribers(), now())
         if not as_json:
             show_ingest(report, as_json=False)
         builds = [project.build(s.name, scaffold.DEMO_AT, now(), project.root / "issues")
@@ -203,8 +204,10 @@ def demo(directory: str, as_json: bool) -> None:
         return
     for result in builds:
         show_build(result, as_json=False)
-    click.echo(f"\nOpen {project.root / 'issues'} in a browser, or run "
-               f"`newsletter --project {directory} build weekly --json`.")
+    click.echo(f"\nOpen {project.root / 'issues'} in a browser. Next: "
+               f"`newsletter --project {directory} preview`, or send to {directory}/outbox with "
+               f"NEWSLETTER_SECRET_KEY=... newsletter --project {directory} send weekly "
+               f"--at {scaffold.DEMO_AT.isoformat()}")
 
 
 @main.command()

@@ -6,6 +6,7 @@ rest are stored.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections import Counter
@@ -108,7 +109,8 @@ def slugify(text: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     if len(slug) > SLUG_MAX:
         slug = slug[: SLUG_MAX + 1].rsplit("-", 1)[0]  # whole words only
-    return slug or "article"
+    # A title with no Latin letters (日本語) still needs a unique, stable slug.
+    return slug or f"article-{hashlib.blake2b(text.encode(), digest_size=4).hexdigest()}"
 
 
 def ingest(store: Store, sources: Iterable[str], site: SiteSettings, now: datetime,

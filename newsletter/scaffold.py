@@ -64,3 +64,7 @@ def _copy_missing(source: Path, target: Path) -> list[Path]:
 
 def demo_articles() -> Path:
     return bundled("examples") / "articles"
+
+
+def demo_subscribers() -> Path:
+    return bundled("examples") / "subscribers.csv"

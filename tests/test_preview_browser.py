@@ -248,7 +248,7 @@ def test_traversal_attempts_get_404_or_400(page, server: Server, console: list[s
         assert server.raw_status(path) in (400, 404), path
     response = page.goto(server.url + "/schedules/..%2Fnewsletter.toml")  # %2e%2e: Chromium resolves it
     assert response.status == 404
-    sync_api.expect(page.locator("h1")).to_have_text("No such schedule")
+    sync_api.expect(page.locator("h1")).to_have_text("Not found")
     console.clear()  # Chromium logs the 404 itself
 
 

@@ -193,7 +193,8 @@ def test_sigterm_finishes_in_flight_and_exits_cleanly(sender: Project, smtp_serv
     people = [SubscriberRow(f"reader{i}@example.org", f"Reader {i}") for i in range(200)]
     Ledger(sender.store).import_subscribers(people, NOW)
     smtp_server.handler.delay = 0.02
-    process = cli(sender, "send", "weekly", "--at", WEEK.isoformat(), "--transport", smtp_server.url, "--json")
+    process = cli(sender, "send", "weekly", "--at", WEEK.isoformat(), "--transport", smtp_server.url,
+                  "--json")
     while len(smtp_server.handler.messages) < 20:
         time.sleep(0.01)
     process.send_signal(signal.SIGTERM)

@@ -72,6 +72,10 @@ DEFAULT_HEADERS = {
     "referrer-policy": "no-referrer",  # a page's URL may carry a token
     "cache-control": "no-store",
 }
+HTTP_ERRORS = {
+    404: ("Page not found", "There is no page at this address."),
+    405: ("Method not allowed", "This address does not take that kind of request."),
+}
 Clock = Callable[[], datetime]
 log = logging.getLogger("newsletter.public")
 
@@ -223,20 +227,21 @@ class Pages:
             "content-security-policy": ISSUE_CSP, "cache-control": "no-cache"})
 
     def index(self, request: Request) -> Response:
-        return self.page("index.html", title=self.site.name)
+        return self.page("index.html", title="Newsletter")
 
     def healthz(self, request: Request) -> Response:
         return PlainTextResponse("ok")
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        title = {404: "Page not found", 405: "Method not allowed"}.get(exc.status_code, "Request error")
-        return self.page("error.html", exc.status_code, exc.headers, title=title)
+        title, message = HTTP_ERRORS.get(exc.status_code, ("Request error", "This request cannot be served."))
+        return self.page("error.html", exc.status_code, exc.headers, title=title, message=message)
 
     async def crash(self, request: Request, exc: Exception) -> Response:
         """A bug or a store outage: logged with its traceback, shown without it."""
         log.error("public page failed on %s %s", request.method, request.url.path, exc_info=exc)
-        return self.page("error.html", 500, DEFAULT_HEADERS, title="Something went wrong")
+        return self.page("error.html", 500, DEFAULT_HEADERS, title="Something went wrong",
+                         message="This page could not be shown just now. Please try again later.")
 
 
 async def read_form(request: Request) -> Mapping[str, str]:

@@ -1,0 +1,114 @@
+"""Sending throughput: `newsletter send` (ledger, splicing, retries) against raw
+smtplib sending the same bytes to the same local SMTP server, 1 and 4 connections.
+
+The server is aiosmtpd's Sink in its own process on 127.0.0.1. Run with `make bench`.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from newsletter import scaffold
+from newsletter.ledger import Ledger
+from newsletter.mail import MessageTemplate, Recipient
+from newsletter.project import Project
+from newsletter.send import SendOptions, send_schedule
+from newsletter.subscribers import SubscriberRow
+
+SUBSCRIBERS = 2000
+SECRET = {"NEWSLETTER_SECRET_KEY": "benchmark-secret-key-0123456789"}
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_sink(port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                               "-c", "aiosmtpd.handlers.Sink"])
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("the SMTP sink did not start")
+
+
+def demo_project(root: Path) -> Project:
+    scaffold.init(root, name="Bench", base_url="https://example.org")
+    project = Project(root, environ=SECRET)
+    project.ingest([str(scaffold.demo_articles())], NOW)
+    people = [SubscriberRow(f"reader{i}@example.org", f"Reader {i}") for i in range(SUBSCRIBERS)]
+    Ledger(project.store).import_subscribers(people, NOW)
+    return project
+
+
+def newsletter_rate(temp: Path, port: int, connections: int) -> float:
+    project = demo_project(temp / f"project-{connections}")
+    summary = send_schedule(project, "weekly", scaffold.DEMO_AT, f"smtp://127.0.0.1:{port}",
+                            SendOptions(connections=connections))
+    project.close()
+    assert summary.counts["sent"] == SUBSCRIBERS, summary.counts
+    return SUBSCRIBERS / summary.seconds
+
+
+def raw_messages(temp: Path) -> list[tuple[str, bytes]]:
+    project = demo_project(temp / "raw")
+    build = project.build("weekly", scaffold.DEMO_AT, NOW, record=False)
+    assert build.issue is not None
+    template = MessageTemplate(build.issue.subject, build.issue.text, build.issue.html,
+                               project.settings.email.from_, NOW)
+    project.close()
+    return [(f"reader{i}@example.org", template.render(Recipient(
+        f"Reader {i}", f"reader{i}@example.org", f"<{i}@example.org>"))) for i in range(SUBSCRIBERS)]
+
+
+def raw_rate(port: int, messages: list[tuple[str, bytes]], connections: int) -> float:
+    def worker(chunk: list[tuple[str, bytes]]) -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+            for recipient, data in chunk:
+                smtp.sendmail("digest@example.org", [recipient], data)
+
+    chunks = [messages[n::connections] for n in range(connections)]
+    threads = [threading.Thread(target=worker, args=(chunk,)) for chunk in chunks]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(messages) / (time.perf_counter() - started)
+
+
+def main() -> int:
+    port = free_port()
+    server = start_sink(port)
+    try:
+        with tempfile.TemporaryDirectory() as temp:
+            messages = raw_messages(Path(temp))
+            for connections in (1, 4):
+                raw = raw_rate(port, messages, connections)
+                ours = newsletter_rate(Path(temp), port, connections)
+                print(f"send:   {SUBSCRIBERS} messages, {connections} connection(s): newsletter "
+                      f"{ours:,.0f} msg/s, raw smtplib {raw:,.0f} msg/s ({ours / raw:.0%})")
+    finally:
+        server.terminate()
+        server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    sys.exit(main())
