@@ -63,7 +63,10 @@ class SiteSettings(_Strict):
 class EmailSettings(_Strict):
     from_: str = Field(alias="from", min_length=3)
     transport: str = "file:outbox"
-    reply_to: str = ""
+    # The List-Unsubscribe mailto: a mailbox your mail system turns into
+    # unsubscribes (default unsubscribe@ the From domain). The https link,
+    # handled by `newsletter serve`, is the one providers use for one-click.
+    unsubscribe_mailbox: str = ""
 
 
 class DatabaseSettings(_Strict):

@@ -311,8 +311,11 @@ class Delivering:
             name=delivery.name, email=delivery.email,
             message_id=f"<issue{delivery.issue_id}.delivery{delivery.id}@{domain}>",
             token=token, unsubscribe_url=f"{self.public_url}/unsubscribe?token={token}",
-            unsubscribe_mailto=f"mailto:unsubscribe@{domain}?subject=unsubscribe%20{token}",
+            unsubscribe_mailto=f"mailto:{self.mailbox(domain)}?subject=unsubscribe%20{token}",
         )
+
+    def mailbox(self, domain: str) -> str:
+        return self.settings.email.unsubscribe_mailbox or f"unsubscribe@{domain}"
 
     def _permanent(self, delivery: Delivery, error: PermanentFailure) -> None:
         self.ledger.finish(delivery.id, "failed", self.clock(), error.reason)

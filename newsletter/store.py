@@ -264,6 +264,15 @@ class Store:
     def record_issue(self, schedule: str, period: Period, status: str, subject: str,
                      article_ids: Sequence[int], now: datetime) -> IssueRecord:
         """Record a built or skipped issue; a sent issue is never rewritten."""
+        try:
+            return self._record_issue(schedule, period, status, subject, article_ids, now)
+        except sa.exc.IntegrityError:
+            # Another process inserted this (schedule, period end) between our read and our
+            # insert: the row exists now, so the second try updates or keeps it.
+            return self._record_issue(schedule, period, status, subject, article_ids, now)
+
+    def _record_issue(self, schedule: str, period: Period, status: str, subject: str,
+                      article_ids: Sequence[int], now: datetime) -> IssueRecord:
         with self.engine.begin() as conn:
             row = self._issue_row(conn, schedule, period.end)
             if row is None:

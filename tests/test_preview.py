@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,13 +18,15 @@ from zoneinfo import ZoneInfo
 
 import anyio
 import pytest
+from click.testing import CliRunner
 from starlette.applications import Starlette
 from starlette.exceptions import StarletteDeprecationWarning
 
 from newsletter import scaffold
+from newsletter.cli import main
 from newsletter.project import Project
 from newsletter.web.preview import create_app
-from newsletter.web.views import BadMoment, parse_moment
+from newsletter.web.views import BadMoment, Size, parse_moment
 from tests.conftest import NOW, write_article
 
 with warnings.catch_warnings():  # Starlette 1.x would rather its test client ran on httpx2,
@@ -79,7 +86,9 @@ def test_index_lists_every_schedule_with_next_send_and_counts(client: TestClient
 
 def test_index_shows_last_sent_and_built_issues(client: TestClient, demo_project: Project):
     built = demo_project.build("weekly", scaffold.DEMO_AT, NOW)
-    assert "Not sent yet." in client.get("/").text
+    text = client.get("/").text
+    assert "Not sent yet." in text and "Latest issue:" in text
+    assert 'href="/schedules/weekly?at=2026-11-23T08%3A00%3A00%2B00%3A00"' in text
     record = demo_project.store.issues("weekly")[0]
     demo_project.store.mark_sent(record.id, NOW)
     text = client.get("/").text
@@ -164,11 +173,25 @@ def test_bad_moment_is_a_400_page(client: TestClient):
     assert client.get("/schedules/weekly", params={"at": "9999-12-31T23:00"}).status_code == 400
 
 
+def test_reflected_input_is_escaped(client: TestClient):
+    bad_moment = client.get("/schedules/weekly", params={"at": "<script>alert(1)</script>"})
+    assert bad_moment.status_code == 400 and "&lt;script&gt;alert(1)" in bad_moment.text
+    unknown = client.get("/schedules/%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+    assert unknown.status_code == 404 and "<script>alert" not in unknown.text
+
+
+def test_size_levels_against_gmail_clip():
+    assert [Size(n * 1024).level for n in (40, 90, 103)] == ["ok", "near", "over"]
+    assert Size(37_850).kb == "37.0"
+
+
 def test_moments_parse_like_the_command_line():
     assert parse_moment("2026-11-23T08:00", LONDON, NOW) == datetime(2026, 11, 23, 8, tzinfo=LONDON)
     assert parse_moment("2026-11-23", LONDON, NOW) == datetime(2026, 11, 23, 0, tzinfo=LONDON)
     assert parse_moment("2026-11-23T08:00+01:00", LONDON, NOW) == datetime(2026, 11, 23, 7, tzinfo=UTC)
     assert parse_moment("2026-11-23T08:00 01:00", LONDON, NOW).utcoffset().total_seconds() == 3600
+    assert parse_moment("2026-11-23T08:00:00.5 01:00", LONDON, NOW).utcoffset().total_seconds() == 3600
+    assert parse_moment("2026-11-23 08:00", LONDON, NOW) == datetime(2026, 11, 23, 8, tzinfo=LONDON)
     assert parse_moment(None, LONDON, NOW) == parse_moment("", LONDON, NOW) == NOW
     with pytest.raises(BadMoment):
         parse_moment("23/11/2026", LONDON, NOW)
@@ -279,3 +302,49 @@ def test_changes_reports_a_new_version_after_an_edit(client: TestClient, demo_pr
     demo_project.ingest([str(write_article(demo_project.root, "new.txt", "New", "2026-11-22"))], NOW,
                         category="Sleep & recovery")
     assert client.get("/changes").json()["version"] != second["version"]
+
+
+def test_a_bug_is_a_styled_500_without_a_traceback(app: Starlette, monkeypatch: pytest.MonkeyPatch):
+    def broken(*args: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("newsletter.web.preview.schedule_rows", broken)
+    with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as crashing:
+        page = crashing.get("/")
+    assert page.status_code == 500 and "Something went wrong" in page.text
+    assert "secret internals" not in page.text and "Traceback" not in page.text
+
+
+def test_preview_outside_a_project_is_a_user_error(tmp_path: Path):
+    result = CliRunner().invoke(main, ["--project", str(tmp_path), "preview", "--port", "0"])
+    assert result.exit_code == 1 and "newsletter.toml: file not found" in result.stderr
+
+
+def test_preview_command_serves_and_stops_promptly(project_dir: Path):
+    """The real command on a free port: it answers, and SIGINT/SIGTERM stop it within seconds."""
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        server = subprocess.Popen([sys.executable, "-m", "newsletter.cli", "--project", str(project_dir),
+                                   "preview", "--port", "0"], stderr=subprocess.PIPE, text=True)
+        try:
+            url = _served_url(server)
+            with urllib.request.urlopen(url + "/") as response:
+                assert response.status == 200 and b"Mind &amp; Body Weekly" in response.read()
+            started = time.monotonic()
+            server.send_signal(stop)
+            server.wait(timeout=5)
+            assert time.monotonic() - started < 2.5
+        finally:
+            server.kill()
+            server.wait()
+
+
+def _served_url(server: subprocess.Popen[str]) -> str:
+    assert server.stderr is not None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = server.stderr.readline()
+        found = re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            return found[1]
+        assert line or server.poll() is None, "preview exited before serving"
+    raise AssertionError("preview did not start")

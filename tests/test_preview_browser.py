@@ -102,6 +102,7 @@ def scratch(demo_root: Path, tmp_path: Path) -> Iterator[tuple[Path, Server]]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield launched
@@ -145,6 +146,7 @@ def test_index_lists_schedules_and_leads_to_an_issue(page, server: Server, demo_
     page.goto(server.url + "/")
     cards = page.locator("article.schedule h2")
     assert cards.all_inner_texts() == ["Sleep Better", "Mind & Body Weekly"]
+    page.screenshot(path=str(ARTIFACTS / "preview-index.png"))
     page.get_by_role("link", name="Mind & Body Weekly").click()
     page.wait_for_url("**/schedules/weekly")
     assert sidebar_titles(page) == expected_titles(demo_root)
@@ -168,7 +170,6 @@ def test_changing_the_date_changes_the_articles(page, server: Server, demo_root:
 
 
 def test_frames_have_true_widths_and_mobile_does_not_scroll_sideways(page, browser, server: Server):
-    ARTIFACTS.mkdir(exist_ok=True)
     page.goto(server.url + "/schedules/weekly")
     mobile, desktop = page.locator("#frame-mobile"), page.locator("#frame-desktop")
     sync_api.expect(page.frame_locator("#frame-mobile").locator("h1")).to_be_visible()
@@ -178,6 +179,8 @@ def test_frames_have_true_widths_and_mobile_does_not_scroll_sideways(page, brows
     scroll = mobile.evaluate("f => [f.contentDocument.documentElement.scrollWidth, "
                              "f.contentDocument.documentElement.clientWidth]")
     assert scroll[0] <= scroll[1], f"mobile email scrolls sideways: {scroll}"
+    # Links in the email open in a new tab, not inside the frame.
+    assert mobile.evaluate("f => f.contentDocument.querySelector('base').target") == "_blank"
     # The frame is as tall as its email: no scrollbar inside it.
     assert mobile.evaluate("f => f.contentDocument.documentElement.scrollHeight <= f.clientHeight")
     page.screenshot(path=str(ARTIFACTS / "preview-desktop.png"))
@@ -207,6 +210,8 @@ def test_editing_templates_and_schedules_updates_the_open_page(page, scratch):
     frame = page.frame_locator("#frame-desktop")
     sync_api.expect(frame.locator("h1")).to_have_text("Mind & Body Weekly")
     page.evaluate("window.notReloaded = true")  # gone if anything reloads the page itself
+    page.wait_for_function("document.getElementById('frame-desktop').style.height !== ''")
+    page.evaluate("window.scrollTo(0, 1500)")  # the editor is reading halfway down
 
     template = root / "templates/digest.mjml.j2"
     template.write_text(template.read_text().replace("<h1>{{ schedule.title }}</h1>",
@@ -214,6 +219,7 @@ def test_editing_templates_and_schedules_updates_the_open_page(page, scratch):
     started = time.monotonic()
     sync_api.expect(frame.locator("h1")).to_have_text("Mind & Body Weekly (edited)", timeout=4000)
     assert time.monotonic() - started < LIVE_RELOAD_LIMIT
+    assert page.evaluate("window.scrollY") == 1500  # updated in place: no jump to the top
 
     schedule = root / "schedules/weekly.toml"
     schedule.write_text(schedule.read_text().replace('title = "Mind & Body Weekly"', 'title = "Renamed"'))

@@ -12,7 +12,6 @@ Routes: `/`, `/schedules/<name>?at=`, `/schedules/<name>/issue.{html,txt,eml}?at
 from __future__ import annotations
 
 import ipaddress
-import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -31,10 +30,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from newsletter.config import schedule_names
 from newsletter.errors import NewsletterError
 from newsletter.project import Project
 from newsletter.web import pages as page_env
-from newsletter.web.security import SecurityHeaders, email_headers, framed_page_headers
+from newsletter.web.security import PAGE_CSP, SecurityHeaders, email_headers, framed_page_headers
 from newsletter.web.views import (
     BadMoment,
     ErrorInfo,
@@ -55,7 +55,6 @@ PARTS = {
     "txt": "text/plain; charset=utf-8",
     "eml": "message/rfc822",
 }
-log = logging.getLogger("newsletter.preview")
 
 
 def utc_now() -> datetime:
@@ -138,29 +137,32 @@ class Pages:
         return JSONResponse({"version": version, "changed": version != request.query_params.get("since")})
 
     def not_found(self, request: Request, name: str, headers: dict[str, str] | None = None) -> Response:
+        known = ", ".join(schedule_names(self.workspace.root)) or "none yet"
         return self.error(request, 404, "No such schedule", ErrorInfo(
             "Not found", f"There is no schedule named {name!r}.",
-            "Schedules are the schedules/NAME.toml files of the project; see the list."), headers)
+            f"Schedules are the schedules/NAME.toml files of the project (here: {known})."), headers)
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
+        """No route, a static file that is not there, a wrong method: a page, not a bare status."""
         assert isinstance(exc, HTTPException)
-        found = exc.status_code != 404
-        # version="" : computing it would block the event loop (this handler is async).
-        return self.error(request, exc.status_code, "Request error" if found else "Not found",
-                          ErrorInfo("Error" if found else "Not found",
-                                    exc.detail if found else "There is no page at this address.",
-                                    "Start again from the list of schedules."),
+        missing = exc.status_code == 404
+        info = ErrorInfo("Not found" if missing else "Error",
+                         "There is no page at this address." if missing else exc.detail,
+                         "Start again from the list of schedules.")
+        # version="": computing it here would block the event loop (this handler is async).
+        return self.error(request, exc.status_code, "Not found" if missing else "Request error", info,
                           dict(exc.headers or {}), version="")
 
     async def crash(self, request: Request, exc: Exception) -> Response:
-        """A bug, not a user error: logged with its traceback, shown without it."""
-        log.error("preview failed on %s", request.url.path, exc_info=exc)
+        """A bug, not a user error: uvicorn logs the traceback, the page never shows it."""
         response = self.templates.TemplateResponse(request, "error.html", {
             "title": "Something went wrong", "status": 500, "version": "", "project_name": "",
             "error": ErrorInfo("Internal error", "The preview hit a bug while making this page.",
                                "The details are in the terminal running `newsletter preview`.")},
             status_code=500)
-        response.headers.update({"x-content-type-options": "nosniff", "cache-control": "no-store"})
+        # ServerErrorMiddleware sits outside SecurityHeaders: set the essentials here.
+        response.headers.update({"x-content-type-options": "nosniff", "cache-control": "no-store",
+                                 "content-security-policy": PAGE_CSP})
         return response
 
 
@@ -199,7 +201,8 @@ def serve(root: Path, host: str, port: int) -> None:
     if not loopback:
         print(f"warning: serving unpublished drafts on {host}, reachable from other machines",
               file=sys.stderr)
-    app = create_app(root, allowed_hosts=None if loopback else ["*"])
+    # Also the address as given (127.0.0.2, ::1): the Host header a browser sends for it.
+    app = create_app(root, allowed_hosts=[*LOOPBACK_HOSTS, _bracketed(host)] if loopback else ["*"])
     print(f"Previewing {root.resolve()}", file=sys.stderr)
     # Uvicorn prints the address (also the port it picked for --port 0). Pages poll
     # every second, so access logs would drown the terminal. No connection is
@@ -217,3 +220,6 @@ def _is_loopback(host: str) -> bool:
     except ValueError:
         return False
 
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host

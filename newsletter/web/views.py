@@ -23,7 +23,7 @@ CLIP_AMBER = 0.8
 EXCERPT_CONTEXT = 2  # template lines shown either side of an error's line
 TICK = timedelta(microseconds=1)
 # "2026-11-23T08:00 00:00": a `+` typed into a URL arrives as a space.
-SPACED_OFFSET = re.compile(r" (\d\d:?\d\d)$")
+SPACED_OFFSET = re.compile(r"(\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$")
 
 
 class BadMoment(ValueError):
@@ -45,6 +45,7 @@ class ErrorInfo:
     line: int | None = None
     file: str | None = None
     excerpt: tuple[tuple[int, str, bool], ...] = ()
+    in_project: bool = False  # fixed by editing a project file: the page will then update itself
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class ScheduleRow:
     period: Period | None = None
     counts: list[tuple[str, int]] = field(default_factory=list)
     last_sent: IssueRecord | None = None
-    last_built: IssueRecord | None = None
+    last_built: IssueRecord | None = None  # the newest record in any other state (built, sending...)
     error: ErrorInfo | None = None
 
     @property
@@ -122,7 +123,7 @@ def parse_moment(value: str | None, zone: ZoneInfo, now: datetime) -> datetime:
     """ISO 8601 with or without an offset (without: in `zone`); a bare date is midnight."""
     if value is None or not value.strip():
         return now
-    text = SPACED_OFFSET.sub(r"+\1", value.strip())
+    text = SPACED_OFFSET.sub(r"\1+\2", value.strip())
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -217,9 +218,9 @@ def describe(error: NewsletterError, project: Project | None = None) -> ErrorInf
         excerpt = _excerpt(path, error.line) if path and error.line else ()
         where = _shown_path(project, path) if project and path else None
         return ErrorInfo("Template error", str(error), error.hint, error.template, error.line,
-                         where, excerpt)
+                         where, excerpt, in_project=True)
     kind = "Configuration error" if isinstance(error, ConfigError) else "Error"
-    return ErrorInfo(kind, str(error), error.hint)
+    return ErrorInfo(kind, str(error), error.hint, in_project=True)
 
 
 def _template_file(project: Project, name: str) -> Path | None:

@@ -48,14 +48,16 @@ document.addEventListener("keydown", (event) => {
 function fit(frame) {
   let doc = null;
   try { doc = frame.contentDocument; } catch (error) { return; }
-  if (!doc || !doc.documentElement || frame.offsetParent === null) return;
+  if (!doc || !doc.documentElement || doc.URL === "about:blank" || frame.offsetParent === null) return;
   if (doc.head && !doc.querySelector("base")) {
     const base = doc.createElement("base");
     base.target = "_blank";
     doc.head.prepend(base);
   }
-  frame.style.height = "150px";  // shrink first: scrollHeight never reports less than the viewport
-  frame.style.height = `${doc.documentElement.scrollHeight}px`;
+  // The root's own box is as tall as the content, whatever the frame's height: no
+  // need to shrink the frame to measure (that would clamp the editor's scroll position).
+  const height = Math.ceil(doc.documentElement.getBoundingClientRect().height);
+  if (height > 0) frame.style.height = `${height}px`;
 }
 
 function fitAll() {

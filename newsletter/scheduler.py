@@ -1,0 +1,283 @@
+"""`newsletter run`: the scheduler daemon (APScheduler 3).
+
+APScheduler only decides *when* to look; the store decides whether a period goes out:
+every run calls `send_schedule`, whose issue row is unique on (schedule, period end), so a
+restart, a catch-up or a second daemon on the same database sends each period at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import closing, contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from apscheduler.job import Job
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from newsletter import config, select
+from newsletter.errors import ConfigError, NewsletterError
+from newsletter.models import Schedule
+from newsletter.project import Project
+from newsletter.send import SendSummary, send_schedule, utc_now
+
+log = logging.getLogger("newsletter.scheduler")
+
+JOB_ID = "schedule:{}"
+RELOAD_SECONDS = 2.0  # how often schedule files are checked for changes (a few stat calls)
+FAILED = ("paused", "incomplete", "stopped")  # outcomes that leave an issue unfinished
+GRACE = re.compile(r"(?:\d+[smhdw])+")
+GRACE_PART = re.compile(r"(\d+)([smhdw])")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_GRACE = 366 * 86400  # a yearly cron is the rarest; beyond that a "missed" send is history
+Results = list[SendSummary | None]  # None: that schedule's run failed (and was logged)
+
+
+def parse_grace(text: str) -> timedelta:
+    """`--grace`: "90m", "6h", "1d", "3600s", or combined ("1h30m"); at least a second,
+    because APScheduler's misfire_grace_time is a positive number of seconds."""
+    compact = "".join(text.split()).lower()
+    seconds = sum(int(n) * UNIT_SECONDS[u] for n, u in GRACE_PART.findall(compact))
+    if not GRACE.fullmatch(compact) or not 1 <= seconds <= MAX_GRACE:
+        raise ConfigError("--grace", "", f"expected a duration such as 6h or 90m, got {text!r}",
+                          "Use a number and a unit: s, m, h, d or w, at most 366d (e.g. --grace 6h).")
+    return timedelta(seconds=seconds)
+
+
+def due_fire_time(schedule: Schedule, now: datetime, grace: timedelta) -> datetime | None:
+    """The latest fire time at or before `now`, if it is at most `grace` ago."""
+    latest = select.previous_send_time(schedule, now + timedelta(microseconds=1))
+    return latest if now - latest <= grace else None
+
+
+def run_due(project: Project, schedule: Schedule, fire_time: datetime, transport: str | None,
+            stop: threading.Event | None = None) -> SendSummary | None:
+    """Send the issue going out at `fire_time` (or learn it already went) and log one line.
+    Errors are logged, not raised: one schedule's broken template must not stop the others."""
+    try:
+        summary = send_schedule(project, schedule.name, fire_time, transport, stop=stop)
+    except NewsletterError as e:
+        log.error("%s %s: failed: %s%s", schedule.name, _local(fire_time, schedule.timezone), e,
+                  f" ({e.hint})" if e.hint else "")
+        return None
+    except Exception:  # a bug or a database outage: log the traceback, keep the daemon alive
+        log.exception("%s %s: failed", schedule.name, _local(fire_time, schedule.timezone))
+        return None
+    level = logging.WARNING if summary.outcome in FAILED else logging.INFO
+    log.log(level, "%s", describe(summary, schedule.timezone))
+    return summary
+
+
+def describe(summary: SendSummary, timezone: str) -> str:
+    """The run's log line: schedule, period, outcome, counts, and what this run did."""
+    counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n)
+    this_run = f"{summary.sent_now} sent by this run in {summary.seconds:.1f} s"
+    detail = "; ".join(p for p in (counts, this_run, summary.message) if p)
+    return (f"{summary.schedule} {_local(summary.period_start, timezone)} .. "
+            f"{_local(summary.period_end, timezone)}: {summary.outcome} ({detail})")
+
+
+def _local(moment: datetime, timezone: str) -> str:
+    return f"{moment.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M %Z}"
+
+
+def _load(project: Project, name: str) -> Schedule | None:
+    try:
+        return project.schedule(name)
+    except (NewsletterError, OSError) as e:
+        log.error("%s: schedule not loaded: %s", name, e)
+        return None
+
+
+def catch_up(project: Project, now: datetime, grace: timedelta, transport: str | None = None,
+             stop: threading.Event | None = None) -> Results:
+    """For every schedule: finish the sends left in status "sending" (a crash or a
+    stop), then send the latest period that fired within `grace` while we were down."""
+    results: Results = []
+    for name in config.schedule_names(project.root):
+        if stop is not None and stop.is_set():
+            break
+        schedule = _load(project, name)
+        if schedule is None:
+            results.append(None)  # counted as a failure by `run --once`
+            continue
+        results += [run_due(project, schedule, end, transport, stop)
+                    for end in _catch_up_times(project, schedule, now, grace)]
+    return results
+
+
+def _catch_up_times(project: Project, schedule: Schedule, now: datetime, grace: timedelta) -> list[datetime]:
+    """Interrupted sends are resumed whatever their age: part of the list already has
+    the issue, so the rest should get it too. A missed period only within grace."""
+    unfinished = sorted(i.period.end for i in project.store.issues(schedule.name) if i.status == "sending")
+    ends = [end for end in unfinished if _resumable(schedule, end)]
+    due = due_fire_time(schedule, now, grace)
+    if due is not None and due not in ends:
+        ends.append(due)
+    if not ends:
+        log.info("%s: nothing due; next send %s", schedule.name,
+                 _local(select.send_time(schedule, now), schedule.timezone))
+    return ends
+
+
+def _resumable(schedule: Schedule, end: datetime) -> bool:
+    """Resuming calls send with `at` = the issue's end; if the cron changed since, that
+    moment is no longer a send time and would name another period."""
+    if select.send_time(schedule, end) == end:
+        return True
+    log.warning("%s %s: left unfinished, and no longer a send time of cron %r; finish it with "
+                "`newsletter send`", schedule.name, _local(end, schedule.timezone), schedule.cron)
+    return False
+
+
+def scheduled_run(root: Path, name: str, grace: timedelta, transport: str | None,
+                  stop: threading.Event) -> SendSummary | None:
+    """A schedule's job. APScheduler 3 does not tell a job which fire time it runs for;
+    it runs after one (late at most by the misfire grace), so the latest is the one.
+    A fresh Project per run: jobs run in parallel threads and see newsletter.toml edits."""
+    now = utc_now()
+    try:
+        opened = Project(root)
+    except NewsletterError as e:
+        log.error("%s: project not loaded: %s", name, e)
+        return None
+    with closing(opened) as project:
+        schedule = _load(project, name)
+        fire = due_fire_time(schedule, now, grace) if schedule else None
+        if schedule is not None and fire is None:  # its cron was just edited: reload fixes the job
+            log.warning("%s: woke at %s but no send time is within grace", name, _local(now, "UTC"))
+        return run_due(project, schedule, fire, transport, stop) if schedule and fire else None
+
+
+class ScheduleJobs:
+    """The scheduler's jobs kept in step with schedules/*.toml: one job per schedule."""
+
+    def __init__(self, scheduler: BackgroundScheduler, root: Path, grace: timedelta,
+                 transport: str | None, stop: threading.Event) -> None:
+        self.scheduler, self.root, self.grace = scheduler, root, grace
+        self.transport, self.stop = transport, stop
+        self.files: dict[str, tuple[int, int]] | None = None  # name -> (mtime_ns, size)
+        self.timing: dict[str, tuple[str, str]] = {}  # name -> (cron, zone) its job was made from
+
+    def reload(self, since: datetime | None = None) -> list[str]:
+        """Apply what changed in the folder since the last call; `since` (at start: when the
+        catch-up began) is where each new job's first run is counted from."""
+        try:
+            files = _fingerprints(self.root)
+        except OSError as e:
+            log.error("schedules not reloaded: %s", e)
+            return []
+        if files == self.files:
+            return []
+        first, old = self.files is None, self.files or {}
+        self.files = files
+        notes = [self._remove(name) for name in list(self.timing) if name not in files]
+        notes += [self._update(name, since or utc_now()) for name, stamp in files.items()
+                  if old.get(name) != stamp]
+        log.info("%s: %s", "schedules" if first else "reloaded schedules", "; ".join(notes) or "none")
+        return notes
+
+    def _remove(self, name: str) -> str:
+        self.scheduler.remove_job(JOB_ID.format(name))
+        del self.timing[name]
+        return f"{name} removed"
+
+    def _update(self, name: str, since: datetime) -> str:
+        try:
+            schedule = config.load_schedule(self.root, name)
+        except (NewsletterError, OSError) as e:  # a half-saved file: wait for the next save
+            log.error("%s: schedule not loaded: %s", name, e)
+            return f"{name} invalid ({'previous timing kept' if name in self.timing else 'not scheduled'})"
+        timing = (schedule.cron, schedule.timezone)
+        if self.timing.get(name) == timing:  # content is read at send time; the job stands
+            return f"{name} updated"
+        job = self._add(schedule, since)
+        self.timing[name] = timing
+        return f"{name} next {_local(job.next_run_time, schedule.timezone)}"
+
+    def _add(self, schedule: Schedule, since: datetime) -> Job:
+        trigger = config.cron_trigger(schedule.cron, schedule.timezone)
+        return self.scheduler.add_job(
+            scheduled_run, trigger=trigger, id=JOB_ID.format(schedule.name), name=schedule.name,
+            replace_existing=True, coalesce=True, max_instances=1,
+            # APScheduler's default of 1 s would silently drop a send after any downtime.
+            misfire_grace_time=int(self.grace.total_seconds()),
+            # Counted from `since`, so a fire time passing during a long catch-up still runs.
+            next_run_time=trigger.get_next_fire_time(None, since),
+            args=(self.root, schedule.name, self.grace, self.transport, self.stop))
+
+
+def _fingerprints(root: Path) -> dict[str, tuple[int, int]]:
+    found = {}
+    for name in config.schedule_names(root):
+        with suppress(FileNotFoundError):  # deleted while we listed the folder
+            stat = (root / config.SCHEDULES_DIR / f"{name}.toml").stat()
+            found[name] = (stat.st_mtime_ns, stat.st_size)
+    return found
+
+
+def run_daemon(root: Path, *, once: bool, grace: timedelta, transport: str | None) -> None:
+    """Catch up, then (unless `once`) send each schedule at its cron time until SIGTERM/SIGINT."""
+    configure_logging()
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        started = utc_now()
+        with closing(Project(root)) as project:
+            log.info("catching up on %s (grace %s)", project.root, grace)
+            results = catch_up(project, started, grace, transport, stop)
+        if once:
+            _raise_if_failed(results)
+        elif not stop.is_set():
+            serve(root, started, grace, transport, stop)
+
+
+def serve(root: Path, since: datetime, grace: timedelta, transport: str | None,
+          stop: threading.Event) -> None:
+    """The scheduler runs in its own thread, so the signal handler only sets `stop` and this
+    thread polls the schedule files, then shuts down once the sends have stopped (each
+    finishes its messages in flight; the next start resumes the rest)."""
+    scheduler = BackgroundScheduler(timezone=UTC)
+    jobs = ScheduleJobs(scheduler, root, grace, transport, stop)
+    jobs.reload(since)
+    scheduler.start()
+    log.info("running; schedule files are reloaded on change; SIGTERM or Ctrl-C stops")
+    while not stop.wait(RELOAD_SECONDS):
+        jobs.reload()
+    log.info("stopping: finishing the messages in flight")
+    scheduler.shutdown(wait=True)
+    log.info("stopped")
+
+
+def _raise_if_failed(results: Results) -> None:
+    """`run --once` is for cron and timers: exit 1 (via the CLI) when a send did not complete."""
+    if failed := sum(1 for r in results if r is None or r.outcome in FAILED):
+        raise NewsletterError(f"{failed} of {len(results)} scheduled sends did not complete; see the log",
+                              "Fix the cause and run again: nothing already sent is sent twice.")
+
+
+def configure_logging() -> None:
+    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S")
+    log.setLevel(logging.INFO)
+    # Its INFO lines ("Added job", "Running job") repeat ours; its warnings (missed runs) stay.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and Ctrl-C only set `stop`; the work stops itself at the next message."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals can only be handled in the main thread (an embedding caller's)
+        return
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
