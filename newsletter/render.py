@@ -102,7 +102,7 @@ class Renderer:
         except jinja2.TemplateSyntaxError as e:
             raise TemplateError(e.name or name, e.message or str(e), e.lineno) from e
         except jinja2.TemplateError as e:
-            template, line = _failing_line(e, name)
+            template, line = _failing_line(e, name, env.loader.searchpath)  # type: ignore[union-attr]
             raise TemplateError(template, _reason(e), line) from e
 
 
@@ -110,11 +110,17 @@ def _reason(error: jinja2.TemplateError) -> str:
     return getattr(error, "message", None) or str(error)
 
 
-def _failing_line(error: BaseException, fallback: str) -> tuple[str, int | None]:
-    """Jinja puts template frames into the traceback; the innermost names the line."""
+def _failing_line(error: BaseException, fallback: str,
+                  folders: Sequence[str] = ()) -> tuple[str, int | None]:
+    """Jinja puts template frames into the traceback; the innermost names the line.
+    The name is relative to its templates folder (partials/article.mjml.j2)."""
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
         if frame.filename.endswith(".j2"):
-            return Path(frame.filename).name, frame.lineno
+            path = Path(frame.filename)
+            for folder in map(Path, folders):
+                if path.is_relative_to(folder):
+                    return path.relative_to(folder).as_posix(), frame.lineno
+            return path.name, frame.lineno
     return fallback, None
 
 
