@@ -7,7 +7,6 @@ line `Error: ...` and a hint), 2 a usage error.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -297,23 +296,12 @@ def send(ctx: click.Context, schedule: str, at: str | None, transport: str | Non
     options = sending.SendOptions(connections=connections, rate=rate, dry_run=dry_run,
                                   retry_unknown=retry_unknown)
     stop = threading.Event()
-    with stop_on_signals(stop), progress_bar(enabled=not as_json) as progress:
+    with sending.stop_on_signals(stop), progress_bar(enabled=not as_json) as progress:
         summary = sending.send_schedule(project, schedule, parse_moment(at, zone), transport, options,
                                         progress=progress, stop=stop)
     show_send(summary, as_json)
     if summary.outcome == "paused":
         raise NewsletterError(summary.message, "Check the SMTP server, then run send again.")
-
-
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and Ctrl-C finish the messages in flight, then stop cleanly."""
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextmanager

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,7 +23,7 @@ from newsletter import config, select
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.models import Schedule
 from newsletter.project import Project
-from newsletter.send import SendSummary, send_schedule, utc_now
+from newsletter.send import SendSummary, send_schedule, stop_on_signals, utc_now
 
 log = logging.getLogger("newsletter.scheduler")
 
@@ -269,15 +267,3 @@ def configure_logging() -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM and Ctrl-C only set `stop`; the work stops itself at the next message."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signals can only be handled in the main thread (an embedding caller's)
-        return
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -10,9 +10,11 @@ category set and encoded once; each message is spliced from them.
 from __future__ import annotations
 
 import random
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -347,3 +349,17 @@ class Delivering:
     def _report(self, finished: int = 1) -> None:
         if self.progress is not None:
             self.progress(finished, self.total)
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and Ctrl-C only set `stop`; the work stops itself at the next message."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals can only be handled in the main thread (an embedding caller's)
+        return
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

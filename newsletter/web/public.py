@@ -41,7 +41,6 @@ import jinja2
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -52,6 +51,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from newsletter.ledger import SUPPRESSED, Ledger, Subscriber
 from newsletter.project import Project
 from newsletter.tokens import BadToken, Tokens, secret_key
+from newsletter.web.security import SecurityHeaders
 
 TEMPLATES = Path(__file__).parent / "templates" / "public"
 STEM = re.compile(r"^[A-Za-z0-9_-]+-\d{4}-\d{2}-\d{2}$")
@@ -90,27 +90,6 @@ def mask(email: str) -> str:
     if not at:
         return "***"
     return f"{local[:1]}***@{domain}"
-
-
-class SecurityHeaders:
-    """Adds DEFAULT_HEADERS to every HTTP response that did not set its own."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in DEFAULT_HEADERS.items():
-                    headers.setdefault(name, value)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 class PublicPrefix:
@@ -296,7 +275,8 @@ def create_app(root: Path, environ: Mapping[str, str] | None = None, *,
         Route("/issues/{stem}.html", pages.issue, methods=["GET"]),
     ]
     prefix = urlsplit(project.settings.public_url).path.rstrip("/")
-    middleware = [Middleware(PublicPrefix, prefix=prefix), Middleware(SecurityHeaders)]
+    middleware = [Middleware(PublicPrefix, prefix=prefix),
+                  Middleware(SecurityHeaders, headers=DEFAULT_HEADERS)]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                     exception_handlers={HTTPException: pages.http_error, Exception: pages.crash})
     app.state.project = project

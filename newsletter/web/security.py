@@ -43,10 +43,12 @@ def framed_page_headers() -> dict[str, str]:
 
 
 class SecurityHeaders:
-    """Adds DEFAULTS to every HTTP response that did not set its own."""
+    """Adds `headers` (the preview's DEFAULTS unless told) to every HTTP response
+    that did not set its own."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, headers: dict[str, str] | None = None) -> None:
         self.app = app
+        self.headers = DEFAULTS if headers is None else headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,7 +58,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in DEFAULTS.items():
+                for name, value in self.headers.items():
                     headers.setdefault(name, value)
             await send(message)
 
