@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import SourceError
+from newsletter.readers import decode_utf8
 from newsletter.render import plain_line
 
 
@@ -40,7 +41,7 @@ def normalize_email(raw: str) -> str:
 
 
 def parse_csv(source: str, data: bytes) -> ParsedCsv:
-    reader = csv.DictReader(io.StringIO(_decode(source, data), newline=""))
+    reader = csv.DictReader(io.StringIO(decode_utf8(source, data), newline=""))
     if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
         raise SourceError(source, "expected a header row with the columns email,name,categories", 1)
     parsed, by_email = ParsedCsv(), {}
@@ -58,14 +59,6 @@ def parse_csv(source: str, data: bytes) -> ParsedCsv:
         by_email[subscriber.email] = subscriber
     parsed.rows = list(by_email.values())
     return parsed
-
-
-def _decode(source: str, data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise SourceError(source, "not UTF-8; save the CSV as UTF-8", line) from e
 
 
 def _subscriber(fields: dict[str, str]) -> SubscriberRow:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from newsletter.errors import SourceError
 from newsletter.models import Article
 
 
@@ -31,3 +32,13 @@ class ReadResult:
 
     articles: list[Article] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+def decode_utf8(source: str, data: bytes) -> str:
+    """UTF-8 text (a BOM is fine); anything else is an error naming the line."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        reason = f"not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as UTF-8"
+        raise SourceError(source, reason, line) from None

@@ -18,7 +18,7 @@ import yaml
 
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block, BlockKind
-from newsletter.readers import ReadOptions, ReadResult
+from newsletter.readers import ReadOptions, ReadResult, decode_utf8
 from newsletter.readers.dates import midnight, parse_datetime, to_utc
 
 DATE_EXAMPLES = "a date such as 2025-07-19 or 2025-07-19 08:30 or 2025-07-19T08:30:00+01:00"
@@ -91,13 +91,7 @@ def read(source: str, data: bytes, options: ReadOptions) -> ReadResult:
 
 
 def _decode(source: str, data: bytes) -> str:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        reason = f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
-        raise SourceError(source, reason, line) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return decode_utf8(source, data).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _front_matter(source: str, text: str) -> tuple[_FrontMatter, str]:

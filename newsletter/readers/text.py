@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block, RelatedRef
-from newsletter.readers import ReadOptions, ReadResult
+from newsletter.readers import ReadOptions, ReadResult, decode_utf8
 from newsletter.readers.dates import midnight, parse_date
 
 SHARE_BAR = "Facebook X Reddit Pinterest Email"
@@ -27,7 +27,7 @@ HEADER_LINES = 6  # the Published line must come this early
 
 
 def read(source: str, data: bytes, options: ReadOptions) -> ReadResult:
-    lines = _decode(source, data).splitlines()
+    lines = decode_utf8(source, data).splitlines()
     title = _title(source, lines)
     published_at = _published_line(source, lines)
     day = parse_date(PUBLISHED.match(lines[published_at].strip())["date"])  # type: ignore[index]
@@ -44,14 +44,6 @@ def read(source: str, data: bytes, options: ReadOptions) -> ReadResult:
     )
     result.articles.append(article)
     return result
-
-
-def _decode(source: str, data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise SourceError(source, f"not UTF-8 (byte {e.start}); save the file as UTF-8", line) from e
 
 
 def _title(source: str, lines: list[str]) -> str:
