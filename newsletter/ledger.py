@@ -159,7 +159,7 @@ class Ledger:
         taken = conn.execute(issues.update().where(
             issues.c.schedule == schedule, issues.c.period_end == period.end, issues.c.status == "built",
         ).values(status="sending", subject=subject, period_start=period.start))
-        row = self.store._issue_row(conn, schedule, period.end)
+        row = self.store.issue_row(conn, schedule, period.end)
         if taken.rowcount == 1:
             conn.execute(issue_articles.delete().where(issue_articles.c.issue_id == row.id))
             return int(row.id)

@@ -97,6 +97,8 @@ class Project:
         period = select.period_for(schedule, at)
         candidates = self.store.candidates(schedule.name, schedule.categories, period, at,
                                            schedule.max_per_category)
+        # The query already narrows to unsent articles (for speed); `select` is where
+        # the rules live and are property-tested, so it gets the sent set too.
         sent = self.store.sent_article_ids(schedule.name, period.end)
         sections = select.select(schedule, period, at, candidates, sent)
         ids = select.ids_of(sections)

@@ -274,12 +274,12 @@ class Store:
     def _record_issue(self, schedule: str, period: Period, status: str, subject: str,
                       article_ids: Sequence[int], now: datetime) -> IssueRecord:
         with self.engine.begin() as conn:
-            row = self._issue_row(conn, schedule, period.end)
+            row = self.issue_row(conn, schedule, period.end)
             if row is None:
                 conn.execute(issues.insert().values(
                     schedule=schedule, period_start=period.start, period_end=period.end,
                     status=status, subject=subject, created_at=now))
-                row = self._issue_row(conn, schedule, period.end)
+                row = self.issue_row(conn, schedule, period.end)
             elif row.status not in ("sent", "sending"):
                 conn.execute(issues.update().where(issues.c.id == row.id).values(
                     status=status, subject=subject, period_start=period.start))
@@ -289,7 +289,7 @@ class Store:
             if article_ids:
                 conn.execute(issue_articles.insert(),
                              [{"issue_id": row.id, "article_id": i} for i in dict.fromkeys(article_ids)])
-            return issue_record(self._issue_row(conn, schedule, period.end))
+            return issue_record(self.issue_row(conn, schedule, period.end))
 
     def mark_sent(self, issue_id: int, now: datetime) -> None:
         with self.engine.begin() as conn:
@@ -321,10 +321,11 @@ class Store:
     def issue(self, schedule: str, end: datetime) -> IssueRecord | None:
         """The issue of `schedule` that goes out at `end`, if one was recorded."""
         with self.engine.connect() as conn:
-            row = self._issue_row(conn, schedule, end)
+            row = self.issue_row(conn, schedule, end)
         return issue_record(row) if row is not None else None
 
-    def _issue_row(self, conn: Connection, schedule: str, end: datetime) -> Any:
+    def issue_row(self, conn: Connection, schedule: str, end: datetime) -> Any:
+        """The raw issue row, inside a caller's transaction (the ledger claims issues with it)."""
         return conn.execute(sa.select(issues).where(
             issues.c.schedule == schedule, issues.c.period_end == end)).first()
 
