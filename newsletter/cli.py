@@ -58,6 +58,10 @@ def parse_moment(value: str | None, zone: ZoneInfo, param: str = "--at") -> date
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
@@ -235,8 +239,11 @@ def subscribers_import(ctx: click.Context, csv_file: str, as_json: bool) -> None
     project = open_project(ctx)
     parsed, counts = audience.import_csv(project, Path(csv_file), now())
     if as_json:
-        emit_json({**asdict(counts), "merged": parsed.merged, "errors": parsed.errors})
+        emit_json({**asdict(counts), "merged": parsed.merged, "errors": parsed.errors,
+                   "warnings": parsed.warnings})
     else:
+        for warning in parsed.warnings:
+            click.echo(f"warning: {warning}", err=True)
         for error in parsed.errors:
             click.echo(f"error: {error}", err=True)
         click.echo(f"{counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged, "
@@ -286,22 +293,34 @@ def subscribers_remove(ctx: click.Context, email: str) -> None:
               help="Parallel SMTP connections.")
 @click.option("--retry-unknown", is_flag=True, help="Send again the messages whose outcome is "
               "unknown (connection lost after the whole message went out).")
+@click.option("--retry-failed", is_flag=True, help="Queue again the deliveries that expired after "
+              "server-wide failures (the relay refused or was unreachable for the queue lifetime).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def send(ctx: click.Context, schedule: str, at: str | None, transport: str | None, dry_run: bool,
-         rate: float | None, connections: int, retry_unknown: bool, as_json: bool) -> None:
+         rate: float | None, connections: int, retry_unknown: bool, retry_failed: bool,
+         as_json: bool) -> None:
     """Send a schedule's issue to its subscribers; run again to resume."""
     project = open_project(ctx)
     zone = ZoneInfo(project.schedule(schedule).timezone)
     options = sending.SendOptions(connections=connections, rate=rate, dry_run=dry_run,
-                                  retry_unknown=retry_unknown)
+                                  retry_unknown=retry_unknown, retry_failed=retry_failed)
     stop = threading.Event()
-    with sending.stop_on_signals(stop), progress_bar(enabled=not as_json) as progress:
+    with sending.stop_on_signals(stop), progress_bar(enabled=not as_json and sys.stderr.isatty()) as progress:
         summary = sending.send_schedule(project, schedule, parse_moment(at, zone), transport, options,
-                                        progress=progress, stop=stop)
+                                        progress=progress, stop=stop, notify=echo_err)
     show_send(summary, as_json)
-    if summary.outcome == "paused":
-        raise NewsletterError(summary.message, "Check the SMTP server, then run send again.")
+    if summary.outcome in SEND_FAILURES:
+        raise NewsletterError(summary.message or f"send {summary.outcome}", SEND_FAILURES[summary.outcome])
+
+
+# Outcomes that exit 1, with what to do. "queued" exits 0: retries are on their way.
+SEND_FAILURES = {
+    "paused": "Check the SMTP server and the transport URL, then run send again: nobody was marked "
+              "failed or bounced because of the pause.",
+    "expired": "Once the relay works again: newsletter send SCHEDULE --at ... --retry-failed.",
+    "failed": "See `newsletter subscribers list` and the relay's replies above.",
+}
 
 
 @contextmanager
@@ -329,7 +348,8 @@ def show_send(summary: sending.SendSummary, as_json: bool) -> None:
                + (f" ({summary.message})" if summary.message else ""))
     if counts:
         shown = ", ".join(f"{counts.get(k, 0)} {k}" for k in
-                          ("sent", "failed", "unknown", "skipped", "suppressed", "pending", "variants")
+                          ("sent", "failed", "unknown", "skipped", "suppressed", "pending", "expired",
+                           "variants")
                           if k in counts)
         click.echo(f"  {shown}; {summary.sent_now} sent in {summary.seconds:.1f} s")
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from newsletter.addresses import parse_mailbox
 from newsletter.errors import ConfigError, UnknownScheduleError
 from newsletter.models import Schedule
+from newsletter.periods import DAY_NAMES as DAY_NAMES  # re-exported, as is cron_trigger
+from newsletter.periods import check_fires, cron_trigger
 
 SETTINGS_FILE = "newsletter.toml"
 SCHEDULES_DIR = "schedules"
@@ -45,15 +48,52 @@ def _check_http_url(value: str) -> str:
     return value.rstrip("/")
 
 
+ARTICLE_URL_FIELDS = ("base_url", "category", "slug", "year", "month", "day")
+_ALLOWED = " ".join(f"{{{name}}}" for name in ARTICLE_URL_FIELDS)
+
+
+def _check_article_url(value: str) -> str:
+    """Checked when the settings load, so a typo fails every command at once
+    rather than each ingest with a KeyError."""
+    unknown = sorted(_placeholders(value) - set(ARTICLE_URL_FIELDS))
+    if unknown:
+        shown = " ".join(f"{{{name}}}" for name in unknown)
+        raise ValueError(f"only the placeholders {_ALLOWED}; unknown: {shown}")
+    try:  # a format spec such as {year:d} is only found by formatting
+        value.format(**dict.fromkeys(ARTICLE_URL_FIELDS, "x"))
+    except (ValueError, KeyError, IndexError, AttributeError) as e:
+        raise ValueError(f"a URL pattern with plain placeholders such as {{slug}} ({e})") from e
+    return value
+
+
+def _placeholders(pattern: str) -> set[str]:
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
+    except ValueError as e:
+        raise ValueError(f"a URL pattern with balanced braces ({e}; write {{{{ or }}}} for a "
+                         f"literal brace) and the placeholders {_ALLOWED}") from e
+
+
+def _check_from(value: str) -> str:
+    """The one mailbox syntax check, shared with `mail.sender`: a bad From fails
+    `build` and `ingest` too, not only the first `send`."""
+    parse_mailbox(value)
+    return value
+
+
 class SiteSettings(_Strict):
     name: str = Field(min_length=1)
     base_url: str
     timezone: str = "UTC"
     article_url: str = "{base_url}/{category}/{slug}"
     postal_address: str = ""
+    # An article body longer than this is cut at ingest (on a block boundary):
+    # the whole archive is re-read for similarity at every build.
+    max_body_chars: int = Field(default=200_000, ge=1_000)
 
     _zone = field_validator("timezone")(_check_zone)
     _url = field_validator("base_url")(_check_http_url)
+    _article_url = field_validator("article_url")(_check_article_url)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -67,6 +107,8 @@ class EmailSettings(_Strict):
     # unsubscribes (default unsubscribe@ the From domain). The https link,
     # handled by `newsletter serve`, is the one providers use for one-click.
     unsubscribe_mailbox: str = ""
+
+    _from = field_validator("from_")(_check_from)
 
 
 class DatabaseSettings(_Strict):
@@ -82,11 +124,36 @@ class WebSettings(_Strict):
         return _check_http_url(value) if value else value
 
 
+def _duration(value: object) -> object:
+    """Settings durations are written "3d", "5m"; a number is seconds."""
+    if isinstance(value, str):
+        from newsletter.durations import parse_duration
+
+        return parse_duration(value)
+    return value
+
+
+class SendingSettings(_Strict):
+    """How `send` and `run` treat a relay that misbehaves (README: Sending)."""
+
+    # A run whose first N deliveries all fail (or N in a row later) pauses the send.
+    breaker: int = Field(default=10, ge=1, le=10_000)
+    # Temporary and server-wide failures are retried for this long after the issue is queued.
+    queue_lifetime: timedelta = timedelta(days=3)
+    # How long a queued delivery waits for the next run; also how often `run` retries them.
+    retry_interval: timedelta = timedelta(minutes=5)
+    # A claim's lease, stored with it; unset: twice the SMTP timeout plus 5 s.
+    lease: timedelta | None = None
+
+    _durations = field_validator("queue_lifetime", "retry_interval", "lease", mode="before")(_duration)
+
+
 class Settings(_Strict):
     site: SiteSettings
     email: EmailSettings
     database: DatabaseSettings = DatabaseSettings()
     web: WebSettings = WebSettings()
+    sending: SendingSettings = SendingSettings()
 
     @property
     def public_url(self) -> str:
@@ -207,24 +274,23 @@ def _cron(parsed: ScheduleFile, path: Path) -> str:
     else:
         raise ConfigError(str(path), "cron", "missing; expected cron = \"0 8 * * mon\" "
                           "or day_of_week and hour keys")
-    try:
-        cron_trigger(expression, parsed.timezone)
-    except ValueError as e:
-        raise ConfigError(str(path), "cron", f"expected a crontab expression such as "
-                          f"\"0 8 * * mon\" ({e}), got {expression!r}") from e
+    _check_cron(expression, parsed.timezone, path)
     return expression
 
 
-DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-def cron_trigger(expression: str, timezone: str) -> CronTrigger:
-    """A CronTrigger with crontab's numbering: APScheduler 3 counts days of the
-    week from Monday = 0, crontab from Sunday = 0, so numbers become names."""
-    fields = expression.split()
-    if len(fields) == 5:
-        fields[4] = re.sub(r"\b[0-7]\b", lambda m: DAY_NAMES[int(m[0])], fields[4])
-    return CronTrigger.from_crontab(" ".join(fields), timezone=ZoneInfo(timezone))
+def _check_cron(expression: str, timezone: str, path: Path) -> None:
+    """At load, so a cron that cannot be scheduled is one config error in every command
+    (and a schedule the daemon leaves out), never a traceback at build time."""
+    try:
+        cron_trigger(expression, timezone)
+    except ValueError as e:
+        raise ConfigError(str(path), "cron", f"expected a crontab expression such as "
+                          f"\"0 8 * * mon\" ({e}), got {expression!r}") from e
+    try:
+        check_fires(expression, timezone)
+    except ValueError as e:  # e.g. 30 February: it parses, and never comes
+        raise ConfigError(str(path), "cron", f"expected a crontab expression that fires at least "
+                          f"once every 8 years, got {expression!r}") from e
 
 
 LOOKBACK = re.compile(r"^(?P<n>\d+)\s*(?P<unit>[hdw])$")

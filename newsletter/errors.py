@@ -61,12 +61,31 @@ class UnknownScheduleError(NewsletterError):
 
 
 class StoreError(NewsletterError):
-    """The database cannot be opened or is of an unknown schema version."""
+    """The database cannot be opened, read or written (disk full, read-only, locked,
+    ...; see `dberrors`), or is of an unknown schema version. When the database
+    itself failed, `database` names it (a file path, or the URL without its
+    password) and `cause` says how in one word (disk-full, read-only, locked, ...)."""
 
     hint = "Check [database] url in newsletter.toml or NEWSLETTER_DATABASE_URL."
+
+    def __init__(self, message: str, hint: str = "", database: str = "", cause: str = "") -> None:
+        super().__init__(message, hint)
+        self.database, self.cause = database, cause
 
 
 class ProjectError(NewsletterError):
     """The directory is not a newsletter project."""
 
     hint = "Run `newsletter init DIR` first, or pass --project DIR."
+
+
+class OutputError(NewsletterError):
+    """A file could not be written (disk full, permission denied); names the path.
+
+    Temp files are removed first, so what was there stays whole (a rename failing
+    mid-set, rarer still, is completed by the next write into the folder)."""
+
+    def __init__(self, path: str, cause: str) -> None:
+        super().__init__(f"cannot write {path}: {cause}",
+                         "Free some space or fix the folder's permissions, then run the command again.")
+        self.path, self.cause = path, cause

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from newsletter.config import SiteSettings
 from newsletter.errors import SourceError
-from newsletter.models import Article
+from newsletter.models import Article, Block
 from newsletter.readers import ReadOptions, ReadResult, feed, markdown, text
+from newsletter.render import plain_line
 from newsletter.store import Store, UpsertCounts
 
 UNCATEGORIZED = "Uncategorized"
@@ -27,6 +28,8 @@ MARKDOWN_SUFFIXES = {".md", ".markdown"}
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".feed"}
 SLUG_MAX = 80
 KNOWN_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | FEED_SUFFIXES
+# Control characters a body block may not hold: all but tab and newline.
+BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 @dataclass
@@ -79,15 +82,81 @@ def _is_url(source: str) -> bool:
 
 
 def complete(article: Article, site: SiteSettings, category: str | None) -> tuple[Article, list[str]]:
-    """Give an article its category, URL and key where the source named none."""
-    warnings: list[str] = []
-    chosen = article.category or category or _related_category(article)
+    """Clean and cap the text, then give an article its category, URL and key
+    where the source named none. Raises SourceError for a title that is empty
+    once cleaned."""
+    article, warnings = clean(article)
+    article, capped = cap_body(article, site.max_body_chars)
+    warnings += capped
+    chosen = article.category or plain_line(category or "") or _related_category(article)
     if not chosen:
         chosen = UNCATEGORIZED
         warnings.append(f"{article.source}: no category named; filed under {UNCATEGORIZED!r} "
                         "(pass --category NAME)")
     url = article.url or article_url(site, chosen, article)
     return replace(article, category=chosen, url=url, key=article.key or url), warnings
+
+
+def clean(article: Article) -> tuple[Article, list[str]]:
+    """Every reader's text made safe in one place: a NUL in a title otherwise
+    reaches the MJML of every issue carrying it. Single-line fields become plain
+    lines; body blocks keep their newlines and tabs only."""
+    cleaned = replace(
+        article, title=plain_line(article.title), standfirst=plain_line(article.standfirst),
+        category=plain_line(article.category), url=plain_line(article.url),
+        tags=tuple(tag for tag in map(plain_line, article.tags) if tag),
+        related=tuple(replace(r, category=plain_line(r.category), summary=plain_line(r.summary))
+                      for r in article.related),
+        body=_clean_body(article.body),
+    )
+    if not cleaned.title:
+        raise SourceError(article.source, "the title is empty once control characters are removed")
+    if any(BODY_CONTROL.search(text) for text in _texts(article)):
+        return cleaned, [f"{article.source}: control characters removed from {cleaned.title!r}"]
+    return cleaned, []
+
+
+def _clean_body(blocks: tuple[Block, ...]) -> tuple[Block, ...]:
+    cleaned = (replace(block, text=body_text(block.text)) for block in blocks)
+    return tuple(block for block in cleaned if block.text.strip())
+
+
+def body_text(text: str) -> str:
+    """A body block without NUL or control characters; newlines and tabs stay."""
+    return BODY_CONTROL.sub(" ", text.replace("\r\n", "\n"))
+
+
+def _texts(article: Article) -> Iterator[str]:
+    yield from (article.title, article.standfirst, article.category, article.url, *article.tags)
+    for ref in article.related:
+        yield from (ref.category, ref.summary)
+    yield from (block.text for block in article.body)
+
+
+def cap_body(article: Article, limit: int) -> tuple[Article, list[str]]:
+    """At most `limit` characters of body, cut on a block boundary: the whole
+    archive is read again for similarity at every build."""
+    total = sum(len(block.text) for block in article.body)
+    if total <= limit:
+        return article, []
+    warning = f"{article.source}: body of {total:,} characters cut to {limit:,} ([site] max_body_chars)"
+    return replace(article, body=_first_blocks(article.body, limit)), [warning]
+
+
+def _first_blocks(blocks: tuple[Block, ...], limit: int) -> tuple[Block, ...]:
+    """Whole blocks while they fit; a first block longer than the limit on its
+    own (a one-line body) is cut on a word boundary instead."""
+    kept: list[Block] = []
+    used = 0
+    for block in blocks:
+        if used + len(block.text) > limit:
+            break
+        kept.append(block)
+        used += len(block.text)
+    if not kept:
+        head = blocks[0].text[:limit]
+        kept.append(replace(blocks[0], text=head.rsplit(" ", 1)[0] if " " in head else head))
+    return tuple(kept)
 
 
 def _related_category(article: Article) -> str:
@@ -120,20 +189,32 @@ def ingest(store: Store, sources: Iterable[str], site: SiteSettings, now: dateti
     batch: list[Article] = []
     for source in expand(sources):
         report.sources += 1
-        try:
-            result = read_source(source, options)
-        except SourceError as e:
-            report.errors.append(e)
-            continue
-        report.warnings.extend(result.warnings)
-        for article in result.articles:
-            completed, warnings = complete(article, site, category)
-            batch.append(completed)
-            report.warnings.extend(warnings)
+        batch.extend(_articles_of(source, options, site, category, report))
     report.articles = len(batch)
     report.warnings = collapse(report.warnings)
     report.counts = store.upsert(batch, now)
     return report
+
+
+def _articles_of(source: str, options: ReadOptions, site: SiteSettings, category: str | None,
+                 report: IngestReport) -> list[Article]:
+    """One source's articles, completed; its warnings and errors go to the report."""
+    try:
+        result = read_source(source, options)
+    except SourceError as e:
+        report.errors.append(e)
+        return []
+    report.warnings.extend(result.warnings)
+    completed = []
+    for article in result.articles:
+        try:
+            done, warnings = complete(article, site, category)
+        except SourceError as e:
+            report.errors.append(e)
+            continue
+        completed.append(done)
+        report.warnings.extend(warnings)
+    return completed
 
 
 def collapse(warnings: list[str]) -> list[str]:

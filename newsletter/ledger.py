@@ -18,6 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from newsletter import claimer
 from newsletter.models import Period
 from newsletter.schema import deliveries, issue_articles, issue_variants, issues, subscribers
 from newsletter.store import IssueRecord, Store, issue_record
@@ -25,7 +26,13 @@ from newsletter.subscribers import SubscriberRow
 
 ACTIVE = "active"
 SUPPRESSED = ("unsubscribed", "bounced")  # permanent: every later send honours them
+# Final for the issue: delivered, refused for a reason about that recipient, outcome
+# unknown (re-sent only on request), nothing for them, or unsubscribed since the snapshot.
 FINAL = ("sent", "failed", "unknown", "skipped", "suppressed")
+# The queue lifetime ran out on server-wide or temporary failures: not final, the issue
+# stays unfinished, and `send --retry-failed` queues them again.
+EXPIRED = "expired"
+OPEN = ("pending", "sending", EXPIRED)  # an issue with any of these is not sent yet
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,15 @@ class Delivery:
     email: str
     name: str
     attempts: int
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """Deliveries another sender had in flight: whose, and when their lease ends."""
+
+    claimer: str
+    count: int
+    lease_until: datetime | None
 
 
 @dataclass(frozen=True)
@@ -158,7 +174,7 @@ class Ledger:
         """Start with a write, so two senders serialise here. Returns the id if ours."""
         taken = conn.execute(issues.update().where(
             issues.c.schedule == schedule, issues.c.period_end == period.end, issues.c.status == "built",
-        ).values(status="sending", subject=subject, period_start=period.start))
+        ).values(status="sending", subject=subject, period_start=period.start, queued_at=now))
         row = self.store.issue_row(conn, schedule, period.end)
         if taken.rowcount == 1:
             conn.execute(issue_articles.delete().where(issue_articles.c.issue_id == row.id))
@@ -167,7 +183,7 @@ class Ledger:
             return None
         result = conn.execute(issues.insert().values(
             schedule=schedule, period_start=period.start, period_end=period.end, status="sending",
-            subject=subject, created_at=now))
+            subject=subject, created_at=now, queued_at=now))
         return int(result.inserted_primary_key[0])
 
     def _fill_issue(self, conn: Any, issue_id: int, article_ids: Sequence[int],
@@ -197,7 +213,7 @@ class Ledger:
         """Mark the issue sent once no delivery is left pending or in flight."""
         with self.engine.begin() as conn:
             open_rows = conn.scalar(sa.select(sa.func.count()).select_from(deliveries).where(
-                deliveries.c.issue_id == issue_id, deliveries.c.status.in_(("pending", "sending"))))
+                deliveries.c.issue_id == issue_id, deliveries.c.status.in_(OPEN)))
             if open_rows:
                 return False
             conn.execute(issues.update().where(issues.c.id == issue_id, issues.c.status == "sending")
@@ -210,10 +226,13 @@ class Ledger:
 
     # -- deliveries -------------------------------------------------------
 
-    def claim(self, issue_id: int, now: datetime, lease: timedelta) -> Delivery | None:
-        """Take the next claimable delivery in flight (pending and due, or in flight
-        longer than the lease: its sender died). None when nothing is claimable now."""
-        params = {"issue": issue_id, "now": now, "stale": now - lease}
+    def claim(self, issue_id: int, now: datetime, lease: timedelta,
+              gone: Sequence[str] = ()) -> Delivery | None:
+        """Take the next claimable delivery in flight (pending and due, or in flight past
+        its claimer's lease or by a claimer that is `gone`). None when nothing is claimable.
+        The claim stores our own lease and name, so whoever resumes reads, not guesses, them."""
+        params = {"issue": issue_id, "now": now, "gone": list(gone), "me": claimer.me(),
+                  "lease_until": now + lease}
         with self.engine.connect() as conn:
             ids = list(conn.scalars(DUE, params)) or list(conn.scalars(ORPHANED, params))
         for delivery_id in ids:
@@ -226,8 +245,35 @@ class Ledger:
             self.finish(delivery_id, "suppressed", now)  # unsubscribed since the snapshot
         return None
 
+    def in_flight(self, issue_id: int) -> list[InFlight]:
+        """Rows in flight, by claimer: what a resuming sender waits for."""
+        columns = (deliveries.c.claimed_by, sa.func.count(), sa.func.max(deliveries.c.lease_until))
+        query = sa.select(*columns).where(
+            deliveries.c.issue_id == issue_id, deliveries.c.status == "sending",
+        ).group_by(deliveries.c.claimed_by)
+        with self.engine.connect() as conn:
+            return [InFlight(who or "", n, until) for who, n, until in conn.execute(query)]
+
+    def next_due(self, issue_id: int, now: datetime, gone: Sequence[str] = ()) -> datetime | None:
+        """When something of the issue can next be claimed: the earliest retry time of a
+        pending row (None counts as now), or the end of an in-flight row's lease."""
+        with self.engine.connect() as conn:
+            pending = conn.execute(sa.select(sa.func.count(), sa.func.min(deliveries.c.not_before)).where(
+                deliveries.c.issue_id == issue_id, deliveries.c.status == "pending",
+                deliveries.c.not_before.is_not(None))).one()
+            ready = conn.scalar(sa.select(sa.func.count()).select_from(deliveries).where(
+                deliveries.c.issue_id == issue_id, sa.or_(
+                    sa.and_(deliveries.c.status == "pending", deliveries.c.not_before.is_(None)),
+                    sa.and_(deliveries.c.status == "sending", deliveries.c.claimed_by.in_(list(gone))))))
+            leases = conn.scalar(sa.select(sa.func.min(deliveries.c.lease_until)).where(
+                deliveries.c.issue_id == issue_id, deliveries.c.status == "sending"))
+        if ready:
+            return now
+        times = [t for t in (pending[1], leases) if t is not None]
+        return min(times) if times else None
+
     def finish(self, delivery_id: int, status: str, now: datetime, error: str = "") -> None:
-        assert status in FINAL
+        assert status in (*FINAL, EXPIRED)
         with self.engine.begin() as conn:
             conn.execute(FINISH, {"d_id": delivery_id, "b_status": status, "now": now, "error": error,
                                   "b_sent_at": now if status == "sent" else None})
@@ -247,22 +293,33 @@ class Ledger:
         return result.rowcount
 
     def requeue(self, issue_id: int, status: str, now: datetime) -> int:
-        """Put `unknown` (or `failed`) deliveries back in the queue, on request."""
+        """Put `unknown` or `expired` deliveries back in the queue, on request. Expired
+        ones get a fresh queue lifetime: the issue counts as queued again from now."""
         with self.engine.begin() as conn:
             result = conn.execute(deliveries.update().where(
                 deliveries.c.issue_id == issue_id, deliveries.c.status == status,
             ).values(status="pending", not_before=None, updated_at=now))
+            if result.rowcount:
+                fresh = {"queued_at": now} if status == EXPIRED else {}
+                conn.execute(issues.update().where(issues.c.id == issue_id, issues.c.status.in_(
+                    ("sent", "sending"))).values(status="sending", **fresh))
+        return int(result.rowcount)
+
+    def release(self, delivery_ids: Iterable[int], now: datetime) -> None:
+        """Held deliveries due again at once: after a pause the next run is a fresh probe."""
+        ids = list(delivery_ids)
         with self.engine.begin() as conn:
-            conn.execute(issues.update().where(issues.c.id == issue_id, issues.c.status == "sent")
-                         .values(status="sending"))
-        return result.rowcount
+            for chunk in range(0, len(ids), 500):
+                conn.execute(deliveries.update().where(
+                    deliveries.c.id.in_(ids[chunk:chunk + 500]), deliveries.c.status == "pending",
+                ).values(not_before=None, updated_at=now))
 
     def counts(self, issue_id: int) -> dict[str, int]:
         query = sa.select(deliveries.c.status, sa.func.count()).where(
             deliveries.c.issue_id == issue_id).group_by(deliveries.c.status)
         with self.engine.connect() as conn:
             found = {status: count for status, count in conn.execute(query)}
-        return {s: found.get(s, 0) for s in ("pending", "sending", *FINAL)}
+        return {s: found.get(s, 0) for s in ("pending", "sending", *FINAL, EXPIRED)}
 
     def waiting(self, issue_id: int) -> int:
         """Deliveries not final yet: pending (maybe backing off) or in flight elsewhere."""
@@ -274,11 +331,16 @@ class Ledger:
 _IN_ISSUE = deliveries.c.issue_id == sa.bindparam("issue")
 _DUE = sa.and_(deliveries.c.status == "pending",
                sa.or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= sa.bindparam("now")))
-_ORPHAN = sa.and_(deliveries.c.status == "sending", deliveries.c.claimed_at < sa.bindparam("stale"))
+# An orphan: in flight past its claimer's own lease, or claimed by a process known to be gone.
+_ORPHAN = sa.and_(deliveries.c.status == "sending", sa.or_(
+    deliveries.c.lease_until < sa.bindparam("now"),
+    deliveries.c.lease_until.is_(None),  # claimed by a version that stored no lease
+    deliveries.c.claimed_by.in_(sa.bindparam("gone", expanding=True))))
 DUE = sa.select(deliveries.c.id).where(_IN_ISSUE, _DUE).order_by(deliveries.c.id).limit(16)
 ORPHANED = sa.select(deliveries.c.id).where(_IN_ISSUE, _ORPHAN).order_by(deliveries.c.id).limit(16)
 TAKE = deliveries.update().where(deliveries.c.id == sa.bindparam("d_id"), sa.or_(_DUE, _ORPHAN)).values(
     status="sending", claimed_at=sa.bindparam("now"), updated_at=sa.bindparam("now"),
+    lease_until=sa.bindparam("lease_until"), claimed_by=sa.bindparam("me"),
     attempts=deliveries.c.attempts + 1)
 CLAIMED = sa.select(deliveries, subscribers.c.status.label("subscriber_status")).join(
     subscribers, subscribers.c.id == deliveries.c.subscriber_id,

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from email import policy, quoprimime
 from email.headerregistry import Address
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid
 
+from newsletter.addresses import parse_mailbox
 from newsletter.errors import ConfigError
 from newsletter.render import plain_line
 
@@ -28,11 +29,14 @@ MAX_LINE = 76
 
 
 def sender(from_header: str) -> Address:
-    """The [email] from setting as an Address; a bad one is a config error."""
-    name, addr = parseaddr(from_header)
-    if "@" not in addr:
-        raise ConfigError("newsletter.toml", "email.from",
-                          f"expected 'Name <address@example.org>', got {from_header!r}")
+    """The [email] from setting as an Address; a bad one is a config error.
+
+    Settings are checked with the same `parse_mailbox` when they load, so this
+    only fails for a header that did not come from validated settings."""
+    try:
+        name, addr = parse_mailbox(from_header)
+    except ValueError as e:
+        raise ConfigError("newsletter.toml", "email.from", f"expected {e}, got {from_header!r}") from e
     username, domain = addr.rsplit("@", 1)
     return Address(plain_line(name), username, domain)
 

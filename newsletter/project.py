@@ -93,8 +93,14 @@ class Project:
             self._similar = (revision, SimilarityIndex(self.store.corpus()))
         return self._similar[1]
 
+    def period(self, schedule: Schedule, at: datetime) -> Period:
+        """The period of the issue going out at the next fire time: from the end of the
+        schedule's last issue that went out, when sends were missed since."""
+        last_end = self.store.last_issue_end(schedule.name, select.send_time(schedule, at))
+        return select.period_for(schedule, at, last_end)
+
     def digest(self, schedule: Schedule, at: datetime) -> Digest:
-        period = select.period_for(schedule, at)
+        period = self.period(schedule, at)
         candidates = self.store.candidates(schedule.name, schedule.categories, period, at,
                                            schedule.max_per_category)
         # The query already narrows to unsent articles (for speed); `select` is where

@@ -20,7 +20,8 @@ SETTINGS_TEMPLATE = """\
 name = "{name}"
 base_url = "{base_url}"
 timezone = "Europe/London"        # date-only articles are midnight here
-article_url = "{{base_url}}/{{category}}/{{slug}}"
+article_url = "{{base_url}}/{{category}}/{{slug}}"   # also {{year}} {{month}} {{day}}
+# max_body_chars = 200000         # longer article bodies are cut at ingest (with a warning)
 postal_address = "1 Example Street, London"
 
 [email]

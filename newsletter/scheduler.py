@@ -8,7 +8,6 @@ restart, a catch-up or a second daemon on the same database sends each period at
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import threading
 from contextlib import closing, suppress
@@ -20,7 +19,9 @@ from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from newsletter import config, select
+from newsletter.durations import format_duration, parse_duration
 from newsletter.errors import ConfigError, NewsletterError
+from newsletter.ledger import Ledger
 from newsletter.models import Schedule
 from newsletter.project import Project
 from newsletter.send import SendSummary, send_schedule, stop_on_signals, utc_now
@@ -29,23 +30,24 @@ log = logging.getLogger("newsletter.scheduler")
 
 JOB_ID = "schedule:{}"
 RELOAD_SECONDS = 2.0  # how often schedule files are checked for changes (a few stat calls)
-FAILED = ("paused", "incomplete", "stopped")  # outcomes that leave an issue unfinished
-GRACE = re.compile(r"(?:\d+[smhdw])+")
-GRACE_PART = re.compile(r"(\d+)([smhdw])")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-MAX_GRACE = 366 * 86400  # a yearly cron is the rarest; beyond that a "missed" send is history
+RETRY_JOB_ID = "queue"
+# Outcomes that need the operator; "queued" does not: the retry timer finishes it.
+FAILED = ("paused", "incomplete", "stopped", "expired", "failed")
+MAX_GRACE = timedelta(days=366)  # a yearly cron is the rarest; beyond that a "missed" send is history
 Results = list[SendSummary | None]  # None: that schedule's run failed (and was logged)
 
 
 def parse_grace(text: str) -> timedelta:
     """`--grace`: "90m", "6h", "1d", "3600s", or combined ("1h30m"); at least a second,
     because APScheduler's misfire_grace_time is a positive number of seconds."""
-    compact = "".join(text.split()).lower()
-    seconds = sum(int(n) * UNIT_SECONDS[u] for n, u in GRACE_PART.findall(compact))
-    if not GRACE.fullmatch(compact) or not 1 <= seconds <= MAX_GRACE:
+    try:
+        grace = parse_duration(text)
+    except ValueError:
+        grace = MAX_GRACE * 2
+    if grace > MAX_GRACE:
         raise ConfigError("--grace", "", f"expected a duration such as 6h or 90m, got {text!r}",
                           "Use a number and a unit: s, m, h, d or w, at most 366d (e.g. --grace 6h).")
-    return timedelta(seconds=seconds)
+    return grace
 
 
 def due_fire_time(schedule: Schedule, now: datetime, grace: timedelta) -> datetime | None:
@@ -59,7 +61,7 @@ def run_due(project: Project, schedule: Schedule, fire_time: datetime, transport
     """Send the issue going out at `fire_time` (or learn it already went) and log one line.
     Errors are logged, not raised: one schedule's broken template must not stop the others."""
     try:
-        summary = send_schedule(project, schedule.name, fire_time, transport, stop=stop)
+        summary = send_schedule(project, schedule.name, fire_time, transport, stop=stop, notify=log.info)
     except NewsletterError as e:
         log.error("%s %s: failed: %s%s", schedule.name, _local(fire_time, schedule.timezone), e,
                   f" ({e.hint})" if e.hint else "")
@@ -113,8 +115,7 @@ def catch_up(project: Project, now: datetime, grace: timedelta, transport: str |
 def _catch_up_times(project: Project, schedule: Schedule, now: datetime, grace: timedelta) -> list[datetime]:
     """Interrupted sends are resumed whatever their age: part of the list already has
     the issue, so the rest should get it too. A missed period only within grace."""
-    unfinished = sorted(i.period.end for i in project.store.issues(schedule.name) if i.status == "sending")
-    ends = [end for end in unfinished if _resumable(schedule, end)]
+    ends = unfinished_sends(project, schedule, now)
     due = due_fire_time(schedule, now, grace)
     if due is not None and due not in ends:
         ends.append(due)
@@ -122,6 +123,45 @@ def _catch_up_times(project: Project, schedule: Schedule, now: datetime, grace: 
         log.info("%s: nothing due; next send %s", schedule.name,
                  _local(select.send_time(schedule, now), schedule.timezone))
     return ends
+
+
+def unfinished_sends(project: Project, schedule: Schedule, now: datetime) -> list[datetime]:
+    """Send times of the schedule's issues still sending and within their queue lifetime."""
+    lifetime = project.settings.sending.queue_lifetime
+    ends = []
+    for issue in sorted(project.store.issues(schedule.name), key=lambda i: i.period.end):
+        if issue.status != "sending" or not _resumable(schedule, issue.period.end):
+            continue
+        if issue.queued_at is not None and now - issue.queued_at > lifetime:
+            log.warning("%s %s: left unfinished past its %s queue lifetime; finish it with "
+                        "`newsletter send %s --at %s --retry-failed`", schedule.name,
+                        _local(issue.period.end, schedule.timezone), format_duration(lifetime), schedule.name,
+                        issue.period.end.isoformat())
+            continue
+        ends.append(issue.period.end)
+    return ends
+
+
+def retry_queued(root: Path, transport: str | None, stop: threading.Event) -> Results:
+    """The retry timer's job: resume every unfinished send whose queued deliveries are due."""
+    now = utc_now()
+    try:
+        opened = Project(root)
+    except NewsletterError as e:
+        log.error("queue: project not loaded: %s", e)
+        return []
+    with closing(opened) as project:
+        return [run_due(project, schedule, end, transport, stop)
+                for schedule in filter(None, (_load(project, n) for n in config.schedule_names(root)))
+                for end in unfinished_sends(project, schedule, now) if _due(project, schedule, end, now)]
+
+
+def _due(project: Project, schedule: Schedule, end: datetime, now: datetime) -> bool:
+    issue = project.store.issue(schedule.name, end)
+    if issue is None:
+        return False
+    due = Ledger(project.store).next_due(issue.id, now)
+    return due is not None and due <= now
 
 
 def _resumable(schedule: Schedule, end: datetime) -> bool:
@@ -243,6 +283,11 @@ def serve(root: Path, since: datetime, grace: timedelta, transport: str | None,
     scheduler = BackgroundScheduler(timezone=UTC)
     jobs = ScheduleJobs(scheduler, root, grace, transport, stop)
     jobs.reload(since)
+    with closing(Project(root)) as project:
+        every = project.settings.sending.retry_interval
+    scheduler.add_job(retry_queued, "interval", seconds=every.total_seconds(), id=RETRY_JOB_ID,
+                      name="retry queued deliveries", coalesce=True, max_instances=1,
+                      args=(root, transport, stop))
     scheduler.start()
     log.info("running; schedule files are reloaded on change; SIGTERM or Ctrl-C stops")
     while not stop.wait(RELOAD_SECONDS):

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # newsletter/migrations.py brings older databases up to it
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -77,6 +77,8 @@ issues = sa.Table(
     sa.Column("subject", sa.Text, nullable=False, default=""),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime, nullable=True),
+    # When it went to `sending`: the queue lifetime of its retries counts from here.
+    sa.Column("queued_at", UTCDateTime, nullable=True),
     # One issue per schedule and send time: the key that makes sends happen once.
     sa.UniqueConstraint("schedule", "period_end", name="uq_issue_schedule_period"),
 )
@@ -119,11 +121,15 @@ deliveries = sa.Table(
     sa.Column("variant_id", sa.ForeignKey("issue_variants.id", ondelete="CASCADE"), nullable=True),
     sa.Column("email", sa.String(320), nullable=False),
     sa.Column("name", sa.String(255), nullable=False),
-    # pending | sending | sent | failed | unknown | skipped | suppressed
+    # pending | sending | sent | failed | unknown | skipped | suppressed | expired
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("last_error", sa.Text, nullable=False, default=""),
     sa.Column("claimed_at", UTCDateTime, nullable=True),  # when it went in flight
+    # The claimer's own lease, stored with the claim: a resuming sender never guesses it.
+    sa.Column("lease_until", UTCDateTime, nullable=True),
+    # host:pid:start of the claiming process, so a dead one's rows are taken over at once.
+    sa.Column("claimed_by", sa.String(255), nullable=True),
     sa.Column("not_before", UTCDateTime, nullable=True),  # retry backoff
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime, nullable=True),

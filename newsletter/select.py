@@ -4,47 +4,31 @@ caller passes the moment and the candidates; nothing here reads a clock."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from newsletter.config import cron_trigger
+from newsletter import periods
 from newsletter.models import Period, Schedule, StoredArticle
-
-# How far back to look for the previous fire time before giving up: a yearly
-# cron is the rarest schedule anyone sends a digest on.
-MAX_GAP = timedelta(days=400)
 
 
 def send_time(schedule: Schedule, at: datetime) -> datetime:
     """The fire time the issue built at `at` goes out at: the next one at or after `at`."""
-    trigger = cron_trigger(schedule.cron, schedule.timezone)
-    fire = trigger.get_next_fire_time(None, at)
-    if fire is None:
-        raise ValueError(f"cron {schedule.cron!r} never fires after {at.isoformat()}")
-    return fire
+    return periods.next_fire(_trigger(schedule), at)
 
 
 def previous_send_time(schedule: Schedule, end: datetime) -> datetime:
-    """The fire time before `end`. APScheduler 3 only looks forward, so walk
-    forward from further and further back until the last fire before `end`."""
-    trigger = cron_trigger(schedule.cron, schedule.timezone)
-    window = timedelta(days=1)
-    while window <= MAX_GAP:
-        fire, previous = trigger.get_next_fire_time(None, end - window), None
-        while fire is not None and fire < end:
-            previous, fire = fire, trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
-        if previous is not None:
-            return previous
-        window *= 2
-    return end - MAX_GAP
+    """The last fire time strictly before `end`."""
+    return periods.previous_fire(_trigger(schedule), end)
 
 
-def period_for(schedule: Schedule, at: datetime) -> Period:
-    """From the previous fire time (or `lookback` before the send, if further) to the send."""
-    end = send_time(schedule, at)
-    start = previous_send_time(schedule, end)
-    if schedule.lookback is not None:
-        start = min(start, end - schedule.lookback)
-    return Period(start, end)
+def period_for(schedule: Schedule, at: datetime, last_end: datetime | None = None) -> Period:
+    """The period of the issue going out at `send_time(schedule, at)`: from the previous
+    fire time, or `lookback` before the send if further, or (catching up) from the end of
+    the schedule's last issue that went out, `last_end`. See `periods.period_for`."""
+    return periods.period_for(_trigger(schedule), at, schedule.lookback, last_end)
+
+
+def _trigger(schedule: Schedule) -> periods.CrontabTrigger:
+    return periods.cron_trigger(schedule.cron, schedule.timezone)
 
 
 def select(schedule: Schedule, period: Period, at: datetime, candidates: Iterable[StoredArticle],

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from newsletter import dberrors, migrations
 from newsletter.errors import StoreError
 from newsletter.models import Article, Block, LinkTarget, Period, RelatedRef, StoredArticle
 from newsletter.schema import (
@@ -63,6 +64,7 @@ class IssueRecord:
     status: str
     subject: str
     sent_at: datetime | None
+    queued_at: datetime | None = None  # when it went to sending; the queue lifetime counts from it
 
 
 class Store:
@@ -72,10 +74,12 @@ class Store:
         try:
             self.engine: Engine = sa.create_engine(url)
         except (sa.exc.ArgumentError, ImportError) as e:
-            raise StoreError(f"cannot use database URL {url!r}: {e}") from e
+            shown = url.split("@", 1)[-1] if "://" in url else url  # never print a password
+            raise StoreError(f"cannot use database URL {shown!r}: {e}") from e
         self.url = url
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        dberrors.install(self.engine)  # disk full, read-only, locked: StoreError naming the database
         self._migrate()
 
     def close(self) -> None:
@@ -92,8 +96,12 @@ class Store:
                 elif int(version) > SCHEMA_VERSION:
                     raise StoreError(f"database schema version {version} is newer than this "
                                      f"program's {SCHEMA_VERSION}", "Upgrade newsletter.")
-        except sa.exc.OperationalError as e:
-            raise StoreError(f"cannot open database {self.url!r}: {e.orig}") from e
+                elif int(version) < SCHEMA_VERSION:
+                    migrations.upgrade(conn, int(version), SCHEMA_VERSION)
+                    conn.execute(meta.update().where(meta.c.key == "schema_version").values(
+                        value=str(SCHEMA_VERSION)))
+        except sa.exc.OperationalError as e:  # a kind dberrors does not know: still name the database
+            raise dberrors.open_error(self.engine, e) from e
 
     @property
     def schema_version(self) -> int:
@@ -329,6 +337,17 @@ class Store:
         return conn.execute(sa.select(issues).where(
             issues.c.schedule == schedule, issues.c.period_end == end)).first()
 
+    def last_issue_end(self, schedule: str, before: datetime) -> datetime | None:
+        """The end of this schedule's latest issue that went out (sent, being sent, or
+        skipped as empty) before `before`: the next period starts there, so no article
+        falls between sends the daemon missed."""
+        query = sa.select(sa.func.max(issues.c.period_end)).where(
+            issues.c.schedule == schedule, issues.c.status.in_(("sent", "sending", "skipped")),
+            issues.c.period_end < before)
+        with self.engine.connect() as conn:
+            end: datetime | None = conn.scalar(query)
+        return end
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -399,7 +418,7 @@ def _prose(title: str, standfirst: str, body: str) -> str:
 
 def issue_record(row: Any) -> IssueRecord:
     return IssueRecord(row.id, row.schedule, Period(row.period_start, row.period_end),
-                       row.status, row.subject, row.sent_at)
+                       row.status, row.subject, row.sent_at, row.queued_at or row.created_at)
 
 
 __all__ = ["Store", "UpsertCounts", "IssueRecord", "text_key", "date"]

@@ -2,19 +2,23 @@
 
 Parsing is pure: rows come back validated and merged, bad ones as
 `file:line: reason`, so one bad row never stops the import.
+
+Each physical line is parsed on its own: a name never legitimately spans
+lines, and a stray quote must cost one row (reported), not silently swallow
+the rows after it.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass, field
 
-from email_validator import EmailNotValidError, validate_email
-
+from newsletter.addresses import normalize_email
 from newsletter.errors import SourceError
 from newsletter.readers import decode_utf8
-from newsletter.render import plain_line
+from newsletter.render import CONTROL_CHARS, plain_line
+
+NAME_MAX = 200  # characters of a name: it goes into the To header and the greeting
 
 
 @dataclass(frozen=True)
@@ -28,40 +32,65 @@ class SubscriberRow:
 class ParsedCsv:
     rows: list[SubscriberRow] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     merged: int = 0
 
 
-def normalize_email(raw: str) -> str:
-    """The address as stored: syntax checked (no DNS), lower-cased. Raises ValueError."""
-    try:
-        checked = validate_email(raw.strip(), check_deliverability=False)
-    except EmailNotValidError as e:
-        raise ValueError(str(e)) from e
-    return checked.normalized.lower()
-
-
 def parse_csv(source: str, data: bytes) -> ParsedCsv:
-    reader = csv.DictReader(io.StringIO(decode_utf8(source, data), newline=""))
-    if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
-        raise SourceError(source, "expected a header row with the columns email,name,categories", 1)
+    lines = _physical_lines(decode_utf8(source, data))
+    header = _header(source, lines[0])
     parsed, by_email = ParsedCsv(), {}
-    for row in reader:
-        line = reader.line_num
-        fields = {k.strip().lower(): (v or "") for k, v in row.items() if k}
-        try:
-            subscriber = _subscriber(fields)
-        except ValueError as e:
-            parsed.errors.append(f"{source}:{line}: {e}")
-            continue
-        if subscriber.email in by_email:
-            parsed.merged += 1
-            subscriber = _merge(by_email[subscriber.email], subscriber)
-        by_email[subscriber.email] = subscriber
+    for number, line in enumerate(lines[1:], start=2):
+        if line.strip():
+            _add_line(f"{source}:{number}", header, line, parsed, by_email)
     parsed.rows = list(by_email.values())
     return parsed
 
 
-def _subscriber(fields: dict[str, str]) -> SubscriberRow:
+def _add_line(where: str, header: list[str], line: str, parsed: ParsedCsv,
+              by_email: dict[str, SubscriberRow]) -> None:
+    """One data line: a subscriber added or merged, or an error naming the line."""
+    try:
+        fields = dict(zip(header, _fields(line), strict=False))
+        subscriber = _subscriber(fields, where, parsed.warnings)
+    except ValueError as e:
+        parsed.errors.append(f"{where}: {e}")
+        return
+    if subscriber.email in by_email:
+        parsed.merged += 1
+        subscriber = _merge(by_email[subscriber.email], subscriber)
+    by_email[subscriber.email] = subscriber
+
+
+def _physical_lines(text: str) -> list[str]:
+    """Lines ended by LF or CRLF; a lone CR stays inside its line (and is cleaned
+    out of the name) so that it cannot start a row of its own."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+def _header(source: str, line: str) -> list[str]:
+    try:
+        names = [name.strip().lower() for name in _fields(line)]
+    except ValueError:
+        names = []
+    if "email" not in names:
+        raise SourceError(source, "expected a header row with the columns email,name,categories", 1)
+    return names
+
+
+def _fields(line: str) -> list[str]:
+    """One line as CSV fields; strict, so a quote left open is an error, not a
+    field that runs on into the next row."""
+    try:
+        return next(csv.reader([line], strict=True))
+    except csv.Error as e:
+        if "unexpected end of data" in str(e):
+            raise ValueError('unbalanced quote (a field opened with " is not closed on this line; '
+                             "a row never spans lines)") from e
+        raise ValueError(f"not a CSV row ({e})") from e
+
+
+def _subscriber(fields: dict[str, str], where: str, warnings: list[str]) -> SubscriberRow:
     email = fields.get("email", "").strip()
     if not email:
         raise ValueError("email is empty")
@@ -70,7 +99,20 @@ def _subscriber(fields: dict[str, str]) -> SubscriberRow:
     except ValueError as e:
         raise ValueError(f"invalid email {email!r}: {e}") from e
     categories = tuple(c.strip() for c in fields.get("categories", "").split(";") if c.strip())
-    return SubscriberRow(normalized, plain_line(fields.get("name", "")), tuple(dict.fromkeys(categories)))
+    return SubscriberRow(normalized, _name(fields.get("name", ""), where, warnings),
+                         tuple(dict.fromkeys(categories)))
+
+
+def _name(raw: str, where: str, warnings: list[str]) -> str:
+    """A single line of plain text, at most NAME_MAX characters: it goes into
+    the To header and the greeting."""
+    name = plain_line(raw)
+    if CONTROL_CHARS.search(raw):
+        warnings.append(f"{where}: name had line breaks or control characters; cleaned")
+    if len(name) > NAME_MAX:
+        warnings.append(f"{where}: name of {len(name):,} characters cut to {NAME_MAX}")
+        name = name[:NAME_MAX].rstrip()
+    return name
 
 
 def _merge(first: SubscriberRow, second: SubscriberRow) -> SubscriberRow:

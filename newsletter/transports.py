@@ -36,11 +36,25 @@ LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
 class DeliveryError(Exception):
-    """A message was not delivered; the subclass says whether to try again."""
+    """A message was not delivered; the subclass says whether to try again, and
+    `about_recipient` whether the reason is this address or the server as a whole."""
 
-    def __init__(self, reason: str, code: int | None = None, enhanced: str = "") -> None:
+    def __init__(self, reason: str, code: int | None = None, enhanced: str = "", stage: str = "") -> None:
         super().__init__(reason)
-        self.reason, self.code, self.enhanced = reason, code, enhanced
+        self.reason, self.code, self.enhanced, self.stage = reason, code, enhanced, stage
+
+    @property
+    def about_recipient(self) -> bool:
+        """Only a RCPT TO reply can be about one address; X.1.x (addressing, but not the
+        sender's: X.1.7, X.1.8) and X.2.x (mailbox) say so. Without an enhanced code, the
+        basic codes for a bad or full mailbox. Everything else (connect, TLS, MAIL FROM,
+        DATA, policy X.7.x) is the server refusing everyone alike."""
+        if self.stage != "RCPT TO":
+            return False
+        if self.enhanced:
+            _, subject, detail = self.enhanced.split(".")
+            return subject == "2" or (subject == "1" and detail not in ("7", "8"))
+        return self.code in (450, 452, 550, 551, 552, 553)
 
 
 class TemporaryFailure(DeliveryError):
@@ -183,9 +197,12 @@ class SMTPTransport:
     def _envelope(self, connection: smtplib.SMTP, sender: str, recipient: str) -> None:
         try:
             _expect(connection.mail(sender), 250, "MAIL FROM")
+        except (smtplib.SMTPException, OSError) as e:
+            raise _classify(e, "MAIL FROM") from e
+        try:
             _expect(connection.rcpt(recipient), (250, 251), "RCPT TO")
         except (smtplib.SMTPException, OSError) as e:
-            raise _classify(e, "envelope") from e
+            raise _classify(e, "RCPT TO") from e
 
     def _data(self, connection: smtplib.SMTP, message: bytes) -> None:
         """DATA by hand, so a lost reply after the final dot is told apart from
@@ -197,11 +214,11 @@ class SMTPTransport:
                 body += b"\r\n"
             connection.send(body + b".\r\n")
         except (smtplib.SMTPException, OSError) as e:
-            raise _classify(e, "data") from e
+            raise _classify(e, "DATA") from e
         try:
             reply = connection.getreply()
         except (smtplib.SMTPException, OSError) as e:
-            raise UnknownOutcome(f"connection lost after the message was sent: {e}") from e
+            raise _lost_reply(e) from e
         _expect(reply, 250, "end of DATA")
 
     def _after_failure(self, error: DeliveryError) -> None:
@@ -218,6 +235,17 @@ class SMTPTransport:
         self.connection = None
 
 
+def _lost_reply(error: Exception) -> DeliveryError:
+    """No reply after the final dot. A reset (RST) means the server closed with our bytes
+    still unread, so it never took the end of the message: a plain retry. A clean close
+    or a timeout after the dot may follow an accepted message: the outcome is unknown."""
+    cause = error.__context__ if isinstance(error, smtplib.SMTPException) else error  # smtplib wraps it
+    if isinstance(cause, (ConnectionResetError, BrokenPipeError)):
+        return TemporaryFailure(f"DATA: connection reset before the server took the whole message ({cause})",
+                                stage="DATA")
+    return UnknownOutcome(f"connection lost after the message was sent: {error}", stage="end of DATA")
+
+
 def _expect(reply: tuple[int, bytes], wanted: int | tuple[int, ...], stage: str) -> None:
     code, text = reply
     if code not in (wanted if isinstance(wanted, tuple) else (wanted,)):
@@ -229,8 +257,8 @@ def _reply_error(code: int, text: bytes, stage: str) -> DeliveryError:
     enhanced = b".".join(match.groups()).decode() if match else ""
     reason = f"{stage}: {code} {text.decode('utf-8', 'replace')}"
     if 500 <= code < 600:
-        return PermanentFailure(reason, code, enhanced)
-    return TemporaryFailure(reason, code, enhanced)
+        return PermanentFailure(reason, code, enhanced, stage)
+    return TemporaryFailure(reason, code, enhanced, stage)
 
 
 def _classify(error: Exception, stage: str) -> DeliveryError:
@@ -242,10 +270,10 @@ def _classify(error: Exception, stage: str) -> DeliveryError:
         code, text = next(iter(error.recipients.values()))
         return _reply_error(code, text, stage)
     if isinstance(error, (ssl.SSLCertVerificationError,)):
-        return PermanentFailure(f"{stage}: TLS certificate rejected: {error}")
+        return PermanentFailure(f"{stage}: TLS certificate rejected: {error}", stage=stage)
     if isinstance(error, (socket.timeout, TimeoutError)):
-        return TemporaryFailure(f"{stage}: timed out")
-    return TemporaryFailure(f"{stage}: {error or type(error).__name__}")
+        return TemporaryFailure(f"{stage}: timed out", stage=stage)
+    return TemporaryFailure(f"{stage}: {error or type(error).__name__}", stage=stage)
 
 
 class FileTransport:
@@ -256,7 +284,10 @@ class FileTransport:
 
     def send(self, sender: str, recipient: str, message: bytes) -> None:
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", _message_id(message) or recipient)
-        atomic_write(self.folder / f"{name}.eml", message)
+        try:
+            atomic_write(self.folder / f"{name}.eml", message)
+        except OSError as e:  # a full or read-only outbox refuses everyone alike: retry later
+            raise TemporaryFailure(f"write {self.folder}: {e.strerror or e}", stage="write") from e
 
     def close(self) -> None:
         pass

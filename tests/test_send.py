@@ -78,10 +78,13 @@ def test_temporary_failure_is_retried(sender: Project, smtp_server: SMTPServer):
 
 
 def test_permanent_failure_for_one_address(sender: Project, smtp_server: SMTPServer):
+    # 5.7.1 is the server's policy, not the address: retried (and accepted the second time);
+    # 5.1.1 from a server that accepts the others is final, and suppresses the address.
     smtp_server.handler.rcpt_replies["bob@example.org"] = ["550 5.7.1 rejected by policy"]
-    smtp_server.handler.rcpt_replies["cat@example.org"] = ["550 5.1.1 no such user"]
+    smtp_server.handler.rcpt_replies["cat@example.org"] = ["550 5.1.1 no such user"] * 2
     summary = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
-    assert (summary.outcome, summary.counts["sent"], summary.counts["failed"]) == ("sent", 1, 2)
+    assert summary.outcome == "sent"
+    assert (summary.counts["sent"], summary.counts["failed"]) == (2, 1)
     statuses = {s.email: s.status for s in Ledger(sender.store).subscribers()}
     assert statuses == {"ann@example.org": "active", "bob@example.org": "active",
                         "cat@example.org": "bounced"}  # 5.1.1: the mailbox does not exist
@@ -128,7 +131,7 @@ def test_sent_articles_are_not_repeated_by_the_next_issue(sender: Project, smtp_
 
 
 def test_crlf_in_name_and_title_never_adds_a_header(sender: Project, smtp_server: SMTPServer, tmp_path: Path):
-    csv = b'email,name,categories\neve@example.org,"Eve\r\nBcc: victim@example.org",\n'
+    csv = b'email,name,categories\neve@example.org,"Eve\rBcc: victim@example.org",\n'
     Ledger(sender.store).import_subscribers(parse_csv("s.csv", csv).rows, NOW)
     write_article(tmp_path, "x.txt", "Title\rBcc: victim@example.org", "November 22, 2026")
     sender.ingest([str(tmp_path / "x.txt")], NOW, "Sleep & recovery")

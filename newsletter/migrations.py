@@ -1,0 +1,43 @@
+"""Schema migrations: an existing project's database is brought up to date when opened.
+
+`metadata.create_all` makes missing tables; the steps here add what it cannot (new
+columns of existing tables), one function per schema version, through Alembic's
+operations so the DDL stays portable to PostgreSQL. Each step runs in the caller's
+transaction: a failed upgrade leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from newsletter.schema import UTCDateTime
+
+if TYPE_CHECKING:
+    from alembic.operations import Operations
+
+
+def _v2(op: Operations) -> None:
+    """Queue lifetime and claims that carry their own lease (sending that survives faults)."""
+    add = op.add_column
+    add("issues", sa.Column("queued_at", UTCDateTime, nullable=True))
+    add("deliveries", sa.Column("lease_until", UTCDateTime, nullable=True))
+    add("deliveries", sa.Column("claimed_by", sa.String(255), nullable=True))
+
+
+STEPS: dict[int, Callable[[Operations], None]] = {2: _v2}
+
+
+def upgrade(conn: Connection, version: int, target: int) -> None:
+    """Run every step after `version` up to `target`, in order."""
+    if version >= target:
+        return
+    from alembic.migration import MigrationContext  # only when a database needs upgrading
+    from alembic.operations import Operations
+
+    op = Operations(MigrationContext.configure(conn))
+    for step in range(version + 1, target + 1):
+        STEPS[step](op)

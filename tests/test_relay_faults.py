@@ -1,0 +1,429 @@
+"""A relay that misbehaves must never cost the list or the issue: scripted SMTP servers
+on 127.0.0.1 (aiosmtpd handlers, and a raw socket server for what aiosmtpd cannot do),
+a real SQLite ledger, the real sender."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+
+from newsletter import claimer, scheduler
+from newsletter.ledger import Ledger
+from newsletter.project import Project
+from newsletter.schema import deliveries
+from newsletter.send import SendOptions, send_schedule
+from newsletter.store import Store
+from newsletter.subscribers import SubscriberRow
+from tests.conftest import NOW, SMTPHandler, SMTPServer, free_port
+
+SECRET = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789"}
+FAST = SendOptions(retry_base=0.01, retry_cap=0.05, retry_interval=timedelta(minutes=5))
+WEEK = datetime.fromisoformat("2026-11-23T08:00:00+00:00")  # the demo week
+PEOPLE = 30
+
+
+@pytest.fixture
+def sender(demo_project: Project) -> Iterator[Project]:
+    project = Project(demo_project.root, environ=SECRET)
+    people = [SubscriberRow(f"reader{i:02}@example.org", f"Reader {i}") for i in range(PEOPLE)]
+    Ledger(project.store).import_subscribers(people, NOW)
+    yield project
+    project.close()
+
+
+@dataclass
+class RefusingHandler(SMTPHandler):
+    """Refuses every RCPT, or every DATA, with one reply, while `refusing` is set."""
+
+    rcpt_reply: str = ""
+    data_reply: str = ""
+    refusing: bool = True
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        if self.refusing and self.rcpt_reply:
+            return self.rcpt_reply
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.refusing and self.data_reply:
+            return self.data_reply
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def relay() -> Iterator[tuple[RefusingHandler, str]]:
+    handler = RefusingHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield handler, f"smtp://127.0.0.1:{port}?timeout=2"
+    finally:
+        controller.stop()
+
+
+def statuses(project: Project) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for person in Ledger(project.store).subscribers():
+        found[person.status] = found.get(person.status, 0) + 1
+    return found
+
+
+def the_issue(project: Project):
+    [issue] = project.store.issues("weekly")
+    return issue
+
+
+@pytest.mark.parametrize(("rcpt", "data"), [("550 5.1.1 no such user", ""), ("", "554 5.7.1 rejected")])
+def test_a_relay_refusing_everyone_pauses_and_loses_no_one(sender: Project, relay, rcpt: str, data: str):
+    handler, url = relay
+    handler.rcpt_reply, handler.data_reply = rcpt, data
+    summary = send_schedule(sender, "weekly", WEEK, url, FAST)
+    assert summary.outcome == "paused"
+    assert "deliveries all failed and none went through" in summary.message
+    assert (rcpt or data) in summary.message  # names the server's reply
+    assert statuses(sender) == {"active": PEOPLE}
+    assert summary.counts["failed"] == 0
+    assert summary.counts["pending"] == PEOPLE
+    assert the_issue(sender).status == "sending"
+    handler.refusing = False  # the relay is fixed
+    again = send_schedule(sender, "weekly", WEEK, url, FAST)
+    assert again.outcome == "sent"
+    assert again.counts["sent"] == PEOPLE
+    assert len({r for m in handler.messages for r in m.recipients}) == PEOPLE
+
+
+def test_a_small_list_at_a_refusing_relay_pauses_too(demo_project: Project, relay):
+    handler, url = relay
+    handler.rcpt_reply = "550 5.1.1 no such user"
+    project = Project(demo_project.root, environ=SECRET)
+    Ledger(project.store).import_subscribers(
+        [SubscriberRow("a@example.org"), SubscriberRow("b@example.org")], NOW
+    )
+    summary = send_schedule(project, "weekly", WEEK, url, FAST)
+    assert summary.outcome == "paused"
+    assert statuses(project) == {"active": 2}
+    project.close()
+
+
+def test_a_dead_address_at_a_working_relay_is_bounced_once_others_are_accepted(sender: Project, relay):
+    handler, url = relay
+    handler.refusing = False
+    handler.rcpt_replies["reader00@example.org"] = ["550 5.1.1 no such user"] * 10
+    summary = send_schedule(sender, "weekly", WEEK, url, FAST)
+    assert summary.outcome == "sent"
+    assert (summary.counts["sent"], summary.counts["failed"]) == (PEOPLE - 1, 1)
+    assert statuses(sender) == {"active": PEOPLE - 1, "bounced": 1}
+
+
+def test_an_outage_over_four_runs_then_recovery_delivers_to_all(sender: Project):
+    port = free_port()  # nothing listens: connection refused
+    url = f"smtp://127.0.0.1:{port}?timeout=1"
+    for _ in range(4):
+        assert send_schedule(sender, "weekly", WEEK, url, FAST).outcome == "paused"
+    assert statuses(sender) == {"active": PEOPLE}
+    handler = SMTPHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        summary = send_schedule(sender, "weekly", WEEK, url, FAST)
+    finally:
+        controller.stop()
+    assert summary.outcome == "sent"
+    assert summary.counts["sent"] == PEOPLE
+    assert the_issue(sender).status == "sent"
+
+
+def test_run_once_through_a_twelve_run_outage_then_delivers(sender: Project):
+    port = free_port()
+    url = f"smtp://127.0.0.1:{port}?timeout=1"
+    start = WEEK
+    for run in range(12):  # `run --once` every 5 minutes from cron, for both demo schedules
+        results = scheduler.catch_up(sender, start + timedelta(minutes=5 * run), timedelta(hours=6), url)
+        assert [r.outcome if r else None for r in results] == ["paused", "paused"]
+    assert statuses(sender) == {"active": PEOPLE}
+    handler = SMTPHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        results = scheduler.catch_up(sender, start + timedelta(hours=1), timedelta(hours=6), url)
+    finally:
+        controller.stop()
+    assert [r.outcome if r else None for r in results] == ["sent", "sent"]
+    weekly = sender.store.issue("weekly", start)
+    assert weekly is not None and Ledger(sender.store).counts(weekly.id)["sent"] == PEOPLE
+
+
+def test_past_the_queue_lifetime_deliveries_expire_and_retry_failed_sends_them(sender: Project, relay):
+    handler, url = relay
+    handler.data_reply = "451 4.3.0 try again later"
+    assert send_schedule(sender, "weekly", WEEK, url, FAST).outcome == "paused"
+    later = lambda: scheduler.utc_now() + timedelta(days=4)  # noqa: E731
+    expired = send_schedule(sender, "weekly", WEEK, url, FAST, clock=later)
+    assert expired.outcome in ("expired", "paused")
+    assert expired.counts["expired"] >= 1
+    assert expired.counts["failed"] == 0
+    assert the_issue(sender).status == "sending"
+    handler.refusing = False
+    fixed = send_schedule(
+        sender,
+        "weekly",
+        WEEK,
+        url,
+        SendOptions(retry_base=0.01, retry_cap=0.05, retry_failed=True),
+        clock=later,
+    )
+    assert fixed.outcome == "sent"
+    assert fixed.counts["sent"] == PEOPLE
+
+
+def test_a_greylisted_address_is_queued_and_the_retry_timer_delivers_it(sender: Project, relay):
+    handler, url = relay
+    handler.refusing = False
+    handler.rcpt_replies["reader05@example.org"] = ["451 4.7.1 greylisted"] * 5
+    (sender.root / "newsletter.toml").write_text(
+        (sender.root / "newsletter.toml").read_text() + '\n[sending]\nretry_interval = "1s"\n'
+    )
+    project = Project(sender.root, environ=SECRET)
+    summary = send_schedule(project, "weekly", WEEK, url, SendOptions(retry_base=0.01, retry_cap=0.05))
+    assert summary.outcome == "queued"
+    assert "1 deliveries queued for a retry" in summary.message
+    time.sleep(1.1)  # the retry interval is 1 s
+    os.environ.update(SECRET)
+    try:
+        [result] = scheduler.retry_queued(project.root, url, threading.Event())
+    finally:
+        del os.environ["NEWSLETTER_SECRET_KEY"]
+    assert result is not None and result.outcome == "sent"
+    assert len(handler.received_by("reader05@example.org")) == 1
+    project.close()
+
+
+# -- a reset while the message is still going out: a raw socket server -------------------
+
+
+@dataclass
+class ResettingServer:
+    """Speaks just enough SMTP; on the first DATA it reads a little of the message and
+    resets the connection (RST), as a crashing or overloaded relay does. Later ones pass."""
+
+    port: int = field(default_factory=free_port)
+    resets: int = 0
+    accepted: list[str] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
+        conn.sendall(b"220 raw ESMTP\r\n")
+        recipient = ""
+        for line in reader:
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                conn.sendall(b"250 raw\r\n")
+            elif verb == b"RCPT":
+                recipient = line.decode().split("<", 1)[1].split(">", 1)[0]
+                conn.sendall(b"250 OK\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 go ahead\r\n")
+                if self.resets == 0:
+                    self.resets += 1
+                    reader.readline()
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    conn.close()  # RST: the rest of the message is never read
+                    return
+                for body in reader:
+                    if body == b".\r\n":
+                        break
+                self.accepted.append(recipient)
+                conn.sendall(b"250 queued\r\n")
+            elif verb == b"QUIT":
+                conn.sendall(b"221 bye\r\n")
+                break
+            else:  # MAIL, RSET, NOOP
+                conn.sendall(b"250 OK\r\n")
+        conn.close()
+
+    def stop(self) -> None:
+        self.sock.close()
+
+
+def test_a_reset_during_data_is_retried_not_unknown(sender: Project):
+    server = ResettingServer()
+    server.start()
+    try:
+        summary = send_schedule(sender, "weekly", WEEK, f"smtp://127.0.0.1:{server.port}?timeout=2", FAST)
+    finally:
+        server.stop()
+    assert server.resets == 1
+    assert summary.counts["unknown"] == 0
+    assert summary.counts["sent"] == PEOPLE
+    assert sorted(server.accepted) == sorted(set(server.accepted))  # nobody twice
+
+
+def test_a_self_signed_tls_relay_pauses_and_fails_no_one(sender: Project, tmp_path: Path):
+    import ssl
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    port = free_port()
+    controller = Controller(
+        SMTPHandler(), hostname="127.0.0.1", port=port, server_hostname="127.0.0.1", ssl_context=context
+    )
+    controller.start()
+    try:
+        summary = send_schedule(sender, "weekly", WEEK, f"smtps://127.0.0.1:{port}?timeout=2", FAST)
+    finally:
+        controller.stop()
+    assert summary.outcome == "paused"
+    assert "certificate" in summary.message
+    assert summary.counts["failed"] == 0
+    assert statuses(sender) == {"active": PEOPLE}
+
+
+# -- resume: what it waits for, and the lease stored with the claim ---------------------
+
+
+def test_resume_takes_over_a_dead_claimers_rows_at_once_and_says_so(sender: Project, smtp_server: SMTPServer):
+    ledger = Ledger(sender.store)
+    stop = threading.Event()
+    stop.set()  # record the issue, deliver nothing
+    send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST, stop=stop)
+    issue = the_issue(sender)
+    gone = subprocess.run(
+        [sys.executable, "-c", "from newsletter import claimer; print(claimer.me())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert claimer.is_gone(gone)
+    with sender.store.engine.begin() as conn:
+        conn.execute(
+            deliveries.update()
+            .where(
+                deliveries.c.id.in_(
+                    sa.select(deliveries.c.id)
+                    .where(deliveries.c.issue_id == issue.id)
+                    .limit(3)
+                    .scalar_subquery()
+                )
+            )
+            .values(status="sending", claimed_by=gone, claimed_at=NOW, lease_until=NOW + timedelta(days=9))
+        )
+    notes: list[str] = []
+    summary = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST, notify=notes.append)
+    assert summary.outcome == "sent"
+    assert summary.counts["sent"] == PEOPLE
+    assert any(
+        "3 deliveries in flight from a previous run" in n and "taking them over now" in n for n in notes
+    )
+    assert ledger.in_flight(issue.id) == []
+
+
+def test_a_live_claimers_rows_wait_for_its_own_lease(sender: Project, smtp_server: SMTPServer):
+    (sender.root / "newsletter.toml").write_text(
+        (sender.root / "newsletter.toml").read_text() + '\n[sending]\nlease = "7s"\n'
+    )
+    project = Project(sender.root, environ=SECRET)
+    ledger = Ledger(project.store)
+    stop = threading.Event()
+    stop.set()
+    send_schedule(project, "weekly", WEEK, smtp_server.url, FAST, stop=stop)
+    issue = the_issue(project)
+    now = scheduler.utc_now()
+    claimed = ledger.claim(issue.id, now, timedelta(seconds=7))
+    assert claimed is not None
+    with project.store.engine.connect() as conn:
+        row = conn.execute(sa.select(deliveries).where(deliveries.c.id == claimed.id)).one()
+    assert row.lease_until - row.claimed_at == timedelta(seconds=7)  # stored with the claim
+    with project.store.engine.begin() as conn:  # as if another live sender on another host
+        conn.execute(
+            deliveries.update().where(deliveries.c.id == claimed.id).values(claimed_by="elsewhere:1:1")
+        )
+    notes: list[str] = []
+    summary = send_schedule(project, "weekly", WEEK, smtp_server.url, FAST, notify=notes.append)
+    assert any("1 deliveries in flight from a previous run; taking them over in" in n for n in notes)
+    assert summary.counts["sent"] == PEOPLE
+    project.close()
+
+
+# -- an existing project's database keeps working -----------------------------------------
+
+
+def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    Store(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for table, column in (
+            ("issues", "queued_at"),
+            ("deliveries", "lease_until"),
+            ("deliveries", "claimed_by"),
+        ):
+            conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+        conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    engine.dispose()
+    store = Store(url)
+    assert store.schema_version == 2
+    columns = {c["name"] for c in sa.inspect(store.engine).get_columns("deliveries")}
+    assert {"lease_until", "claimed_by"} <= columns
+    store.close()
+
+
+def test_run_leaves_an_unfinished_send_past_its_queue_lifetime(
+    sender: Project, smtp_server: SMTPServer, caplog: pytest.LogCaptureFixture
+):
+    stop = threading.Event()
+    stop.set()  # recorded and queued, nothing delivered
+    send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST, stop=stop)
+    later = scheduler.utc_now() + timedelta(days=4)
+    with caplog.at_level("INFO", "newsletter.scheduler"):
+        results = scheduler.catch_up(sender, later, timedelta(seconds=1), smtp_server.url)
+    assert results == []
+    assert smtp_server.handler.messages == []
+    assert "left unfinished past its 3d queue lifetime" in caplog.text
+    assert "--retry-failed" in caplog.text
