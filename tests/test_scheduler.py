@@ -414,3 +414,26 @@ def test_run_once_exits_1_when_a_send_fails(root: Path, sender: Project):
     _, log = process.communicate(timeout=60)
     assert process.returncode == 1, log
     assert "NEWSLETTER_SECRET_KEY" in log and "Error: 1 of 1 scheduled sends did not complete" in log
+
+
+def test_a_catch_up_after_twelve_missed_fire_times_carries_all_their_articles(
+        root: Path, sender: Project, smtp_server: SMTPServer, tmp_path: Path):
+    write_schedule(root, "hourly", "0 * * * *")
+    (root / "schedules" / "hourly.toml").write_text(
+        (root / "schedules" / "hourly.toml").read_text() + "max_per_category = 20\n")
+    subscribe(sender, 1)
+    last = utc(2026, 11, 26, 0)
+    for hour in range(13):  # one article an hour; the first goes out before the daemon stops
+        write_markdown(tmp_path / "src", f"hour-{hour:02}", last - timedelta(minutes=30) + timedelta(hours=hour))
+    sender.ingest([str(tmp_path / "src")], last + timedelta(hours=13), CATEGORY)
+    [first] = scheduler.catch_up(sender, last, GRACE, smtp_server.url)
+    assert first is not None and first.outcome == "sent"
+    # Down for the 12 fire times after `last`; back within a grace that covers them all.
+    [caught_up] = scheduler.catch_up(sender, last + timedelta(hours=12, minutes=5), timedelta(hours=13),
+                                     smtp_server.url)
+    assert caught_up is not None and caught_up.outcome == "sent"
+    assert (caught_up.period_start, caught_up.period_end) == (last, last + timedelta(hours=12))
+    newest = sender.store.issues("hourly")[0]
+    carried = set(sender.store.issue_article_ids(newest.id))
+    titles = {s.article.title for s in sender.store.articles() if s.id in carried}
+    assert titles == {f"hour-{h:02}" for h in range(1, 13)}  # none fell between the missed hours

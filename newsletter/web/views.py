@@ -134,14 +134,15 @@ def parse_moment(value: str | None, zone: ZoneInfo, now: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
-def navigation(schedule: Schedule, at: datetime) -> tuple[Period, datetime, datetime]:
-    """The period `at` falls in, and the send times of the issues before and after it.
+def navigation(project: Project, schedule: Schedule, at: datetime) -> tuple[Period, datetime, datetime]:
+    """The period `at` falls in (as the build computes it: a catch-up reaches back to the
+    last issue that went out), and the send times of the issues before and after it.
 
     Links use send times because a moment exactly at a fire time belongs to the
     issue going out then: the whole issue, as subscribers get it.
     """
     try:
-        period = select.period_for(schedule, at)
+        period = project.period(schedule, at)
         previous = select.previous_send_time(schedule, period.end)
         following = select.send_time(schedule, period.end + TICK)
     except (ValueError, OverflowError) as e:
@@ -167,7 +168,7 @@ def issue_page(workspace: Workspace, name: str, at_text: str | None) -> IssuePag
     with workspace.project() as project:
         schedule = load_schedule(project, name)
         at = parse_moment(at_text, ZoneInfo(schedule.timezone), now)
-        period, previous, following = navigation(schedule, at)
+        period, previous, following = navigation(project, schedule, at)
         page = IssuePage(schedule, at, at_text is not None, now, project.settings.email.from_,
                          period, previous, following)
         try:
@@ -183,7 +184,7 @@ def issue_parts(workspace: Workspace, name: str, at_text: str | None) -> tuple[B
     with workspace.project() as project:
         schedule = load_schedule(project, name)
         at = parse_moment(at_text, ZoneInfo(schedule.timezone), now)
-        navigation(schedule, at)  # rejects moments no cron arithmetic can handle, as a 400
+        navigation(project, schedule, at)  # rejects moments no cron arithmetic can handle, as a 400
         build = project.build(schedule.name, at, now, record=False)
         return build, project.parts(build.issue, now) if build.issue else {}
 
