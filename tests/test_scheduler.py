@@ -424,7 +424,8 @@ def test_a_catch_up_after_twelve_missed_fire_times_carries_all_their_articles(
     subscribe(sender, 1)
     last = utc(2026, 11, 26, 0)
     for hour in range(13):  # one article an hour; the first goes out before the daemon stops
-        write_markdown(tmp_path / "src", f"hour-{hour:02}", last - timedelta(minutes=30) + timedelta(hours=hour))
+        published = last - timedelta(minutes=30) + timedelta(hours=hour)
+        write_markdown(tmp_path / "src", f"hour-{hour:02}", published)
     sender.ingest([str(tmp_path / "src")], last + timedelta(hours=13), CATEGORY)
     [first] = scheduler.catch_up(sender, last, GRACE, smtp_server.url)
     assert first is not None and first.outcome == "sent"
