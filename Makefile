@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench golden clean chromium
+.PHONY: demo test test-fast lint bench golden docs clean chromium
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,12 +21,18 @@ demo: $(STAMP)   ## make a demo project in ./demo from the sample articles and b
 test: $(STAMP) lint chromium   ## lint, then the whole test suite
 	$(BIN)/python -m pytest -q
 
+test-fast: $(STAMP)   ## the suite without the tests marked slow (browser, killed processes, full disk)
+	$(BIN)/python -m pytest -q -m "not slow"
+
 chromium:   ## the browser tests drive Debian's chromium; never a downloaded browser
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
 
-lint: $(STAMP)
-	$(BIN)/ruff check newsletter tests benchmarks
+lint: $(STAMP)   ## ruff (check and format), mypy, then the layer contract ([tool.importlinter] in pyproject.toml)
+	$(BIN)/ruff check newsletter tests benchmarks scripts
+	$(BIN)/ruff format --check newsletter tests benchmarks scripts
+	$(BIN)/mypy newsletter tests
+	$(BIN)/lint-imports --no-cache --no-logo
 
 bench: $(STAMP)   ## ingest rate, build time, send throughput; printed
 	$(BIN)/python benchmarks/run.py
@@ -35,5 +41,8 @@ bench: $(STAMP)   ## ingest rate, build time, send throughput; printed
 golden: $(STAMP)   ## regenerate the golden files after an intended change to the output
 	NEWSLETTER_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py
 
+docs: $(STAMP)   ## regenerate docs/cli.md from the click commands (tests/test_docs.py checks it)
+	$(BIN)/python scripts/cli_reference.py
+
 clean:
-	rm -rf $(VENV) demo .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) demo .pytest_cache .ruff_cache .hypothesis .mypy_cache

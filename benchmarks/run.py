@@ -18,8 +18,7 @@ from newsletter import scaffold
 from newsletter.project import Project
 
 FILES = 3000
-CATEGORIES = ["Sleep & recovery", "Nutrition & everyday eating", "Mindfulness & stress",
-              "Movement & fitness"]
+CATEGORIES = ["Sleep & recovery", "Nutrition & everyday eating", "Mindfulness & stress", "Movement & fitness"]
 WORDS = (  # noqa: SIM905 (a word list reads better as one string)
     "sleep body habit stress research study morning evening walk breath food protein "
     "fibre routine recovery muscle heart mood focus rest light screen caffeine water "
@@ -51,8 +50,16 @@ def write_archive(folder: Path, count: int) -> None:
         for j in rng.sample(range(count), 3):
             related += [CATEGORIES[j % 4], standfirsts[j], "-", f"{day:%B %d, %Y}"]
         body = [sentence(rng, 90) for _ in range(6)]
-        lines = [f"Article {i}: {sentence(rng, 8)}", standfirsts[i], f"Published {day:%B %d, %Y}",
-                 "Facebook X Reddit Pinterest Email", *body, "ADVERTISEMENT", "Related Articles", *related]
+        lines = [
+            f"Article {i}: {sentence(rng, 8)}",
+            standfirsts[i],
+            f"Published {day:%B %d, %Y}",
+            "Facebook X Reddit Pinterest Email",
+            *body,
+            "ADVERTISEMENT",
+            "Related Articles",
+            *related,
+        ]
         (folder / f"{i:05d}.txt").write_text("\n".join(lines))
 
 
@@ -92,8 +99,10 @@ def main() -> int:
         median, best, articles, size = bench_build(project)
         project.close()
     print(f"ingest: {FILES} text files, {rate:,.0f} files/s (target >= 2,000)")
-    print(f"build:  {articles} articles x 3 related, median {median:.1f} ms, best {best:.1f} ms "
-          f"after warm-up (target <= 25 ms)")
+    print(
+        f"build:  {articles} articles x 3 related, median {median:.1f} ms, best {best:.1f} ms "
+        f"after warm-up (target <= 25 ms)"
+    )
     print(f"html:   {size / 1024:.1f} KB (target < 102 KB)")
     return 0
 

@@ -36,8 +36,9 @@ def free_port() -> int:
 
 
 def start_sink(port: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
-                               "-c", "aiosmtpd.handlers.Sink"])
+    server = subprocess.Popen(
+        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c", "aiosmtpd.handlers.Sink"]
+    )
     for _ in range(100):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -58,8 +59,9 @@ def demo_project(root: Path) -> Project:
 
 def newsletter_rate(temp: Path, port: int, connections: int) -> float:
     project = demo_project(temp / f"project-{connections}")
-    summary = send_schedule(project, "weekly", scaffold.DEMO_AT, f"smtp://127.0.0.1:{port}",
-                            SendOptions(connections=connections))
+    summary = send_schedule(
+        project, "weekly", scaffold.DEMO_AT, f"smtp://127.0.0.1:{port}", SendOptions(connections=connections)
+    )
     project.close()
     assert summary.counts["sent"] == SUBSCRIBERS, summary.counts
     return SUBSCRIBERS / summary.seconds
@@ -69,11 +71,17 @@ def raw_messages(temp: Path) -> list[tuple[str, bytes]]:
     project = demo_project(temp / "raw")
     build = project.build("weekly", scaffold.DEMO_AT, NOW, record=False)
     assert build.issue is not None
-    template = MessageTemplate(build.issue.subject, build.issue.text, build.issue.html,
-                               project.settings.email.from_, NOW)
+    template = MessageTemplate(
+        build.issue.subject, build.issue.text, build.issue.html, project.settings.email.from_, NOW
+    )
     project.close()
-    return [(f"reader{i}@example.org", template.render(Recipient(
-        f"Reader {i}", f"reader{i}@example.org", f"<{i}@example.org>"))) for i in range(SUBSCRIBERS)]
+    return [
+        (
+            f"reader{i}@example.org",
+            template.render(Recipient(f"Reader {i}", f"reader{i}@example.org", f"<{i}@example.org>")),
+        )
+        for i in range(SUBSCRIBERS)
+    ]
 
 
 def raw_rate(port: int, messages: list[tuple[str, bytes]], connections: int) -> float:
@@ -101,8 +109,10 @@ def main() -> int:
             for connections in (1, 4):
                 raw = raw_rate(port, messages, connections)
                 ours = newsletter_rate(Path(temp), port, connections)
-                print(f"send:   {SUBSCRIBERS} messages, {connections} connection(s): newsletter "
-                      f"{ours:,.0f} msg/s, raw smtplib {raw:,.0f} msg/s ({ours / raw:.0%})")
+                print(
+                    f"send:   {SUBSCRIBERS} messages, {connections} connection(s): newsletter "
+                    f"{ours:,.0f} msg/s, raw smtplib {raw:,.0f} msg/s ({ours / raw:.0%})"
+                )
     finally:
         server.terminate()
         server.wait()

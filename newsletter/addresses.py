@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from email.utils import getaddresses, parseaddr
 
-from email_validator import EmailNotValidError, validate_email
-
 MAILBOX_EXAMPLE = "'Name <address@example.org>'"
 
 
@@ -37,6 +35,8 @@ def parse_mailbox(header: str) -> tuple[str, str]:
 
 
 def _checked(address: str) -> str:
+    from email_validator import EmailNotValidError, validate_email  # with the first address checked
+
     try:
         return validate_email(address, check_deliverability=False).normalized
     except EmailNotValidError as e:

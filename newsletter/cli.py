@@ -2,6 +2,11 @@
 
 The only place errors become exit codes: 0 success, 1 a user error (one
 line `Error: ...` and a hint), 2 a usage error.
+
+Each command imports what it uses when it runs, so `newsletter --help` (and every
+command) starts without loading the library: the project, the database, rendering,
+similarity (scikit-learn), sending and the web stack load only for the commands
+that need them. tests/test_startup.py keeps it so.
 """
 
 from __future__ import annotations
@@ -12,19 +17,20 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime, time
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
 
-from newsletter import audience, scaffold
-from newsletter import send as sending
+from newsletter import __version__, clock
 from newsletter.errors import NewsletterError
-from newsletter.ingest import IngestReport
-from newsletter.ledger import Ledger
-from newsletter.project import Build, Project, build_json, find_root
+
+if TYPE_CHECKING:
+    from newsletter.ingest import IngestReport
+    from newsletter.project import Build, Project
+    from newsletter.send import SendSummary
 
 
 class Group(click.Group):
@@ -41,21 +47,15 @@ class Group(click.Group):
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return clock.utc_now()
 
 
 def parse_moment(value: str | None, zone: ZoneInfo, param: str = "--at") -> datetime:
-    """ISO 8601 with or without an offset; without one it is in `zone`; a date is midnight."""
-    if value is None:
-        return now()
+    """`--at` and `--since`: see clock.parse_moment; a bad one is a usage error naming the option."""
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"expected ISO 8601 such as 2026-11-23T08:00 or "
-                                 f"2026-11-23T08:00+00:00, got {value!r}", param_hint=param) from None
-    if len(value) == 10:
-        moment = datetime.combine(moment.date(), time(0, 0))
-    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+        return clock.parse_moment(value, zone, now())
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=param) from None
 
 
 def echo_err(message: str) -> None:
@@ -66,16 +66,28 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def project_root(ctx: click.Context) -> Path:
+    from newsletter.project import find_root
+
+    return find_root(ctx.obj.get("project"))
+
+
 def open_project(ctx: click.Context) -> Project:
-    project = Project(find_root(ctx.obj.get("project")))
+    from newsletter.project import Project
+
+    project = Project(project_root(ctx))
     ctx.call_on_close(project.close)
     return project
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--project", type=click.Path(file_okay=False), default=None,
-              help="Project directory (default: the current directory).")
-@click.version_option(package_name="newsletter")
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Project directory (default: the current directory).",
+)
+@click.version_option(__version__)
 @click.pass_context
 def main(ctx: click.Context, project: str | None) -> None:
     """Build email digests of a site's articles: ingest, build, preview, send."""
@@ -86,10 +98,16 @@ def main(ctx: click.Context, project: str | None) -> None:
 @main.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
 @click.option("--name", default="My Newsletter", show_default=True, help="The newsletter's name.")
-@click.option("--base-url", default="https://example.org", show_default=True,
-              help="The site's address; article URLs are made from it.")
+@click.option(
+    "--base-url",
+    default="https://example.org",
+    show_default=True,
+    help="The site's address; article URLs are made from it.",
+)
 def init(directory: str, name: str, base_url: str) -> None:
     """Scaffold a project: newsletter.toml, schedules/ and templates/."""
+    from newsletter import scaffold
+
     created = scaffold.init(Path(directory), name, base_url)
     for path in created:
         click.echo(f"created {path}")
@@ -99,8 +117,11 @@ def init(directory: str, name: str, base_url: str) -> None:
 
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--category", default=None,
-              help="Category for sources that name none (before guessing from related entries).")
+@click.option(
+    "--category",
+    default=None,
+    help="Category for sources that name none (before guessing from related entries).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def ingest(ctx: click.Context, sources: tuple[str, ...], category: str | None, as_json: bool) -> None:
@@ -115,17 +136,27 @@ def ingest(ctx: click.Context, sources: tuple[str, ...], category: str | None, a
 def show_ingest(report: IngestReport, as_json: bool) -> None:
     counts = report.counts
     if as_json:
-        emit_json({"sources": report.sources, "articles": report.articles, "added": counts.added,
-                   "updated": counts.updated, "unchanged": counts.unchanged,
-                   "warnings": report.warnings, "errors": [str(e) for e in report.errors]})
+        emit_json(
+            {
+                "sources": report.sources,
+                "articles": report.articles,
+                "added": counts.added,
+                "updated": counts.updated,
+                "unchanged": counts.unchanged,
+                "warnings": report.warnings,
+                "errors": [str(e) for e in report.errors],
+            }
+        )
         return
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     for error in report.errors:
         click.echo(f"error: {error}", err=True)
-    click.echo(f"{report.sources} sources, {report.articles} articles: {counts.added} added, "
-               f"{counts.updated} updated, {counts.unchanged} unchanged"
-               + (f", {len(report.errors)} failed" if report.errors else ""))
+    click.echo(
+        f"{report.sources} sources, {report.articles} articles: {counts.added} added, "
+        f"{counts.updated} updated, {counts.unchanged} unchanged"
+        + (f", {len(report.errors)} failed" if report.errors else "")
+    )
 
 
 @main.command()
@@ -140,47 +171,72 @@ def articles(ctx: click.Context, category: str | None, since: str | None, as_jso
     since_at = parse_moment(since, zone, "--since") if since else None
     found = project.store.articles(category=category, since=since_at)
     if as_json:
-        emit_json([{"id": s.id, "title": s.article.title, "category": s.article.category,
-                    "url": s.article.url, "published": s.article.published.astimezone(zone).isoformat(),
-                    "source": s.article.source} for s in found])
+        emit_json(
+            [
+                {
+                    "id": s.id,
+                    "title": s.article.title,
+                    "category": s.article.category,
+                    "url": s.article.url,
+                    "published": s.article.published.astimezone(zone).isoformat(),
+                    "source": s.article.source,
+                }
+                for s in found
+            ]
+        )
         return
     for s in found:
-        click.echo(f"{s.article.published.astimezone(zone):%Y-%m-%d}  {s.article.category:<28.28}  "
-                   f"{s.article.title}")
+        click.echo(
+            f"{s.article.published.astimezone(zone):%Y-%m-%d}  {s.article.category:<28.28}  {s.article.title}"
+        )
     click.echo(f"{len(found)} articles", err=True)
 
 
 @main.command()
 @click.argument("schedule")
-@click.option("--at", "at", default=None, help="Build as of this moment (ISO 8601; default now; "
-              "without an offset, in the schedule's time zone).")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Folder for SCHEDULE-YYYY-MM-DD.{html,txt,eml} (default: PROJECT/issues).")
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    help="Build as of this moment (ISO 8601; default now; without an offset, in the schedule's time zone).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for SCHEDULE-YYYY-MM-DD.{html,txt,eml} (default: PROJECT/issues).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the issue as JSON.")
 @click.pass_context
 def build(ctx: click.Context, schedule: str, at: str | None, out: str | None, as_json: bool) -> None:
     """Build a schedule's issue as of a moment and write its files."""
     project = open_project(ctx)
-    zone = ZoneInfo(project.schedule(schedule).timezone)
+    zone = project.schedule(schedule).zone
     folder = Path(out) if out else project.root / "issues"
     result = project.build(schedule, parse_moment(at, zone), now(), folder)
     show_build(result, as_json)
 
 
 def show_build(result: Build, as_json: bool) -> None:
+    from newsletter.project import build_json
+
     if as_json:
         emit_json(build_json(result))
         return
     data = build_json(result)
     if result.skipped:
-        click.echo(f"{result.schedule.name}: nothing new from {data['period']['start']} to "
-                   f"{data['period']['end']}; skipped (skip_if_empty)")
+        click.echo(
+            f"{result.schedule.name}: nothing new from {data['period']['start']} to "
+            f"{data['period']['end']}; skipped (skip_if_empty)"
+        )
         return
     assert result.issue is not None
     for warning in result.issue.warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"{result.schedule.name}: {len(result.digest.articles)} articles, "
-               f"{result.issue.html_size / 1024:.1f} KB HTML; subject: {result.issue.subject}")
+    click.echo(
+        f"{result.schedule.name}: {len(result.digest.articles)} articles, "
+        f"{result.issue.html_size / 1024:.1f} KB HTML; subject: {result.issue.subject}"
+    )
     for path in result.files.values():
         click.echo(f"  {path}")
 
@@ -190,6 +246,9 @@ def show_build(result: Build, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the built issues as JSON.")
 def demo(directory: str, as_json: bool) -> None:
     """Make a demo project from the sample articles and build its issues."""
+    from newsletter import audience, scaffold
+    from newsletter.project import Project, build_json
+
     root = Path(directory)
     scaffold.init(root, name="Mind & Body", base_url="https://mindandbody.example.org")
     project = Project(root)
@@ -198,8 +257,10 @@ def demo(directory: str, as_json: bool) -> None:
         audience.import_csv(project, scaffold.demo_subscribers(), now())
         if not as_json:
             show_ingest(report, as_json=False)
-        builds = [project.build(s.name, scaffold.DEMO_AT, now(), project.root / "issues")
-                  for s in project.schedules()]
+        builds = [
+            project.build(s.name, scaffold.DEMO_AT, now(), project.root / "issues")
+            for s in project.schedules()
+        ]
     finally:
         project.close()
     if as_json:
@@ -207,22 +268,28 @@ def demo(directory: str, as_json: bool) -> None:
         return
     for result in builds:
         show_build(result, as_json=False)
-    click.echo(f"\nOpen {project.root / 'issues'} in a browser. Next: "
-               f"`newsletter --project {directory} preview`, or send to {directory}/outbox with "
-               f"NEWSLETTER_SECRET_KEY=... newsletter --project {directory} send weekly "
-               f"--at {scaffold.DEMO_AT.isoformat()}")
+    click.echo(
+        f"\nOpen {project.root / 'issues'} in a browser. Next: "
+        f"`newsletter --project {directory} preview`, or send to {directory}/outbox with "
+        f"NEWSLETTER_SECRET_KEY=... newsletter --project {directory} send weekly "
+        f"--at {scaffold.DEMO_AT.isoformat()}"
+    )
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; keep it on loopback unless you mean to share drafts.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; keep it on loopback unless you mean to share drafts.",
+)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.pass_context
 def preview(ctx: click.Context, host: str, port: int) -> None:
     """Serve the editor preview: any schedule's issue as of any date, desktop and mobile."""
     from newsletter.web.preview import serve  # the web stack loads only when asked for
 
-    serve(find_root(ctx.obj.get("project")), host, port)
+    serve(project_root(ctx), host, port)
 
 
 @main.group()
@@ -236,34 +303,49 @@ def subscribers() -> None:
 @click.pass_context
 def subscribers_import(ctx: click.Context, csv_file: str, as_json: bool) -> None:
     """Import `email,name,categories` rows (categories separated by ';', empty = all)."""
+    from newsletter import audience
+
     project = open_project(ctx)
     parsed, counts = audience.import_csv(project, Path(csv_file), now())
     if as_json:
-        emit_json({**asdict(counts), "merged": parsed.merged, "errors": parsed.errors,
-                   "warnings": parsed.warnings})
+        emit_json(
+            {**asdict(counts), "merged": parsed.merged, "errors": parsed.errors, "warnings": parsed.warnings}
+        )
     else:
         for warning in parsed.warnings:
             click.echo(f"warning: {warning}", err=True)
         for error in parsed.errors:
             click.echo(f"error: {error}", err=True)
-        click.echo(f"{counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged, "
-                   f"{counts.suppressed} left unsubscribed, {parsed.merged} duplicates merged"
-                   + (f", {len(parsed.errors)} rows rejected" if parsed.errors else ""))
+        click.echo(
+            f"{counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged, "
+            f"{counts.suppressed} left unsubscribed, {parsed.merged} duplicates merged"
+            + (f", {len(parsed.errors)} rows rejected" if parsed.errors else "")
+        )
     if parsed.errors:
         ctx.exit(1)
 
 
 @subscribers.command("list")
-@click.option("--status", type=click.Choice(["active", "unsubscribed", "bounced", "removed"]),
-              default=None, help="Only subscribers with this status.")
+@click.option(
+    "--status",
+    type=click.Choice(["active", "unsubscribed", "bounced", "removed"]),
+    default=None,
+    help="Only subscribers with this status.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the subscribers as JSON.")
 @click.pass_context
 def subscribers_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
     """List subscribers with their categories and status."""
+    from newsletter.ledger import Ledger
+
     people = Ledger(open_project(ctx).store).subscribers(status)
     if as_json:
-        emit_json([{"email": p.email, "name": p.name, "categories": list(p.categories),
-                    "status": p.status} for p in people])
+        emit_json(
+            [
+                {"email": p.email, "name": p.name, "categories": list(p.categories), "status": p.status}
+                for p in people
+            ]
+        )
         return
     for p in people:
         click.echo(f"{p.email:<36} {p.status:<13} {'; '.join(p.categories) or '(all)'}  {p.name}")
@@ -275,6 +357,8 @@ def subscribers_list(ctx: click.Context, status: str | None, as_json: bool) -> N
 @click.pass_context
 def subscribers_remove(ctx: click.Context, email: str) -> None:
     """Take an address off the list (unsubscribes and bounces stay suppressed)."""
+    from newsletter.ledger import Ledger
+
     if not Ledger(open_project(ctx).store).remove(email, now()):
         raise NewsletterError(f"no active subscriber {email!r}", "See `newsletter subscribers list`.")
     click.echo(f"removed {email}")
@@ -282,33 +366,82 @@ def subscribers_remove(ctx: click.Context, email: str) -> None:
 
 @main.command()
 @click.argument("schedule")
-@click.option("--at", "at", default=None, help="Send the issue due after this moment (ISO 8601; "
-              "default now): the period ending at the next send time.")
-@click.option("--transport", default=None, help="smtp://host:port, smtp+starttls://, smtps:// or "
-              "file:DIR (default: [email] transport).")
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    help="Send the issue due after this moment (ISO 8601; "
+    "default now): the period ending at the next send time.",
+)
+@click.option(
+    "--transport",
+    default=None,
+    help="smtp://host:port, smtp+starttls://, smtps:// or file:DIR (default: [email] transport).",
+)
 @click.option("--dry-run", is_flag=True, help="Show who would get what; record and send nothing.")
-@click.option("--rate", type=click.FloatRange(min=0.1), default=None,
-              help="At most this many messages per second (all connections together).")
-@click.option("--connections", type=click.IntRange(1, 32), default=1, show_default=True,
-              help="Parallel SMTP connections.")
-@click.option("--retry-unknown", is_flag=True, help="Send again the messages whose outcome is "
-              "unknown (connection lost after the whole message went out).")
-@click.option("--retry-failed", is_flag=True, help="Queue again the deliveries that expired after "
-              "server-wide failures (the relay refused or was unreachable for the queue lifetime).")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="At most this many messages per second (all connections together).",
+)
+@click.option(
+    "--connections",
+    type=click.IntRange(1, 32),
+    default=1,
+    show_default=True,
+    help="Parallel SMTP connections.",
+)
+@click.option(
+    "--retry-unknown",
+    is_flag=True,
+    help="Send again the messages whose outcome is "
+    "unknown (connection lost after the whole message went out).",
+)
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Queue again the deliveries that expired after "
+    "server-wide failures (the relay refused or was unreachable for the queue lifetime).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def send(ctx: click.Context, schedule: str, at: str | None, transport: str | None, dry_run: bool,
-         rate: float | None, connections: int, retry_unknown: bool, retry_failed: bool,
-         as_json: bool) -> None:
+def send(
+    ctx: click.Context,
+    schedule: str,
+    at: str | None,
+    transport: str | None,
+    dry_run: bool,
+    rate: float | None,
+    connections: int,
+    retry_unknown: bool,
+    retry_failed: bool,
+    as_json: bool,
+) -> None:
     """Send a schedule's issue to its subscribers; run again to resume."""
+    from newsletter import send as sending
+
     project = open_project(ctx)
-    zone = ZoneInfo(project.schedule(schedule).timezone)
-    options = sending.SendOptions(connections=connections, rate=rate, dry_run=dry_run,
-                                  retry_unknown=retry_unknown, retry_failed=retry_failed)
+    zone = project.schedule(schedule).zone
+    options = sending.SendOptions(
+        connections=connections,
+        rate=rate,
+        dry_run=dry_run,
+        retry_unknown=retry_unknown,
+        retry_failed=retry_failed,
+    )
     stop = threading.Event()
     with sending.stop_on_signals(stop), progress_bar(enabled=not as_json and sys.stderr.isatty()) as progress:
-        summary = sending.send_schedule(project, schedule, parse_moment(at, zone), transport, options,
-                                        progress=progress, stop=stop, notify=echo_err)
+        summary = sending.send_schedule(
+            project,
+            schedule,
+            parse_moment(at, zone),
+            transport,
+            options,
+            progress=progress,
+            stop=stop,
+            notify=echo_err,
+        )
     show_send(summary, as_json)
     if summary.outcome in SEND_FAILURES:
         raise NewsletterError(summary.message or f"send {summary.outcome}", SEND_FAILURES[summary.outcome])
@@ -317,7 +450,7 @@ def send(ctx: click.Context, schedule: str, at: str | None, transport: str | Non
 # Outcomes that exit 1, with what to do. "queued" exits 0: retries are on their way.
 SEND_FAILURES = {
     "paused": "Check the SMTP server and the transport URL, then run send again: nobody was marked "
-              "failed or bounced because of the pause.",
+    "failed or bounced because of the pause.",
     "expired": "Once the relay works again: newsletter send SCHEDULE --at ... --retry-failed.",
     "failed": "See `newsletter subscribers list` and the relay's replies above.",
 }
@@ -330,27 +463,33 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
         yield None
         return
     lock = threading.Lock()
-    with click.progressbar(length=1, label="sending", file=sys.stderr, show_pos=True,
-                           show_percent=True, show_eta=True) as bar:
+    with click.progressbar(
+        length=1, label="sending", file=sys.stderr, show_pos=True, show_percent=True, show_eta=True
+    ) as bar:
+
         def advance(count: int, total: int) -> None:
             with lock:
                 bar.length = max(total, 1)
                 bar.update(count)
+
         yield advance
 
 
-def show_send(summary: sending.SendSummary, as_json: bool) -> None:
+def show_send(summary: SendSummary, as_json: bool) -> None:
     if as_json:
         emit_json(summary.as_json())
         return
     counts = summary.counts
-    click.echo(f"{summary.schedule} {summary.period_end:%Y-%m-%d}: {summary.outcome}"
-               + (f" ({summary.message})" if summary.message else ""))
+    click.echo(
+        f"{summary.schedule} {summary.period_end:%Y-%m-%d}: {summary.outcome}"
+        + (f" ({summary.message})" if summary.message else "")
+    )
     if counts:
-        shown = ", ".join(f"{counts.get(k, 0)} {k}" for k in
-                          ("sent", "failed", "unknown", "skipped", "suppressed", "pending", "expired",
-                           "variants")
-                          if k in counts)
+        shown = ", ".join(
+            f"{counts.get(k, 0)} {k}"
+            for k in ("sent", "failed", "unknown", "skipped", "suppressed", "pending", "expired", "variants")
+            if k in counts
+        )
         click.echo(f"  {shown}; {summary.sent_now} sent in {summary.seconds:.1f} s")
 
 
@@ -362,22 +501,29 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     """Serve the public pages: unsubscribe (one-click and confirm) and issues in the browser."""
     from newsletter.web.public import serve as serve_public
 
-    serve_public(find_root(ctx.obj.get("project")), host, port)
+    serve_public(project_root(ctx), host, port)
 
 
 @main.command()
-@click.option("--once", is_flag=True, help="Catch up and send what is due now, then exit "
-              "(for cron or systemd timers) instead of running as a daemon.")
-@click.option("--grace", default="6h", show_default=True,
-              help="How late a missed send may still go out (e.g. 90m, 6h, 1d).")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Catch up and send what is due now, then exit "
+    "(for cron or systemd timers) instead of running as a daemon.",
+)
+@click.option(
+    "--grace",
+    default="6h",
+    show_default=True,
+    help="How late a missed send may still go out (e.g. 90m, 6h, 1d).",
+)
 @click.option("--transport", default=None, help="Override [email] transport.")
 @click.pass_context
 def run(ctx: click.Context, once: bool, grace: str, transport: str | None) -> None:
     """The scheduler daemon: sends each schedule's issue at its cron time, once per period."""
     from newsletter.scheduler import parse_grace, run_daemon
 
-    run_daemon(find_root(ctx.obj.get("project")), once=once, grace=parse_grace(grace),
-               transport=transport)
+    run_daemon(project_root(ctx), once=once, grace=parse_grace(grace), transport=transport)
 
 
 if __name__ == "__main__":  # pragma: no cover

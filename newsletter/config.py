@@ -13,16 +13,18 @@ import string
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from newsletter.addresses import parse_mailbox
+from newsletter.durations import parse_duration
 from newsletter.errors import ConfigError, UnknownScheduleError
 from newsletter.models import Schedule
-from newsletter.periods import DAY_NAMES as DAY_NAMES  # re-exported, as is cron_trigger
-from newsletter.periods import check_fires, cron_trigger
+
+if TYPE_CHECKING:
+    from newsletter.periods import CrontabTrigger
 
 SETTINGS_FILE = "newsletter.toml"
 SCHEDULES_DIR = "schedules"
@@ -70,8 +72,10 @@ def _placeholders(pattern: str) -> set[str]:
     try:
         return {name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None}
     except ValueError as e:
-        raise ValueError(f"a URL pattern with balanced braces ({e}; write {{{{ or }}}} for a "
-                         f"literal brace) and the placeholders {_ALLOWED}") from e
+        raise ValueError(
+            f"a URL pattern with balanced braces ({e}; write {{{{ or }}}} for a "
+            f"literal brace) and the placeholders {_ALLOWED}"
+        ) from e
 
 
 def _check_from(value: str) -> str:
@@ -126,11 +130,7 @@ class WebSettings(_Strict):
 
 def _duration(value: object) -> object:
     """Settings durations are written "3d", "5m"; a number is seconds."""
-    if isinstance(value, str):
-        from newsletter.durations import parse_duration
-
-        return parse_duration(value)
-    return value
+    return parse_duration(value) if isinstance(value, str) else value
 
 
 class SendingSettings(_Strict):
@@ -199,8 +199,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as f:
             return tomllib.load(f)
     except FileNotFoundError as e:
-        raise ConfigError(str(path), "", "file not found; expected a newsletter project",
-                          "Run `newsletter init DIR` first, or pass --project DIR.") from e
+        raise ConfigError(
+            str(path),
+            "",
+            "file not found; expected a newsletter project",
+            "Run `newsletter init DIR` first, or pass --project DIR.",
+        ) from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(str(path), "", f"not valid TOML ({e})") from e
     except UnicodeDecodeError as e:
@@ -255,11 +259,18 @@ def load_schedules(root: Path) -> list[Schedule]:
 def _schedule(name: str, parsed: ScheduleFile, path: Path) -> Schedule:
     cron = _cron(parsed, path)
     return Schedule(
-        name=name, title=parsed.title, cron=cron, timezone=parsed.timezone,
-        categories=tuple(parsed.categories), max_per_category=parsed.max_per_category,
-        related_per_article=parsed.related_per_article, subject=parsed.subject,
-        template=parsed.template, skip_if_empty=parsed.skip_if_empty,
-        lookback=_lookback(parsed.lookback, path), summary_length=parsed.summary_length,
+        name=name,
+        title=parsed.title,
+        cron=cron,
+        timezone=parsed.timezone,
+        categories=tuple(parsed.categories),
+        max_per_category=parsed.max_per_category,
+        related_per_article=parsed.related_per_article,
+        subject=parsed.subject,
+        template=parsed.template,
+        skip_if_empty=parsed.skip_if_empty,
+        lookback=_lookback(parsed.lookback, path),
+        summary_length=parsed.summary_length,
         source=str(path),
     )
 
@@ -272,36 +283,58 @@ def _cron(parsed: ScheduleFile, path: Path) -> str:
     elif parsed.day_of_week and parsed.hour is not None:
         expression = f"{parsed.minute} {parsed.hour} * * {parsed.day_of_week}"
     else:
-        raise ConfigError(str(path), "cron", "missing; expected cron = \"0 8 * * mon\" "
-                          "or day_of_week and hour keys")
+        raise ConfigError(
+            str(path), "cron", 'missing; expected cron = "0 8 * * mon" or day_of_week and hour keys'
+        )
     _check_cron(expression, parsed.timezone, path)
     return expression
+
+
+def cron_trigger(expression: str, timezone: str) -> CrontabTrigger:
+    """A schedule's trigger (periods.cron_trigger). APScheduler loads with the first
+    schedule, not with the settings: commands that read no schedule never import it."""
+    from newsletter import periods
+
+    return periods.cron_trigger(expression, timezone)
 
 
 def _check_cron(expression: str, timezone: str, path: Path) -> None:
     """At load, so a cron that cannot be scheduled is one config error in every command
     (and a schedule the daemon leaves out), never a traceback at build time."""
+    from newsletter.periods import check_fires
+
+    fields = expression.split()
+    if len(fields) == 5 and fields[2] != "*" and fields[4] != "*":
+        # crontab fires when either matches, APScheduler only when both do: refuse to guess.
+        raise ConfigError(
+            str(path),
+            "cron",
+            f"expected a day of the month or a day of the week, "
+            f"got both a day of the month and a day of the week in {expression!r} "
+            "(crontab would fire on either); use one, or two schedules",
+        )
     try:
         cron_trigger(expression, timezone)
     except ValueError as e:
-        raise ConfigError(str(path), "cron", f"expected a crontab expression such as "
-                          f"\"0 8 * * mon\" ({e}), got {expression!r}") from e
+        raise ConfigError(
+            str(path),
+            "cron",
+            f'expected a crontab expression such as "0 8 * * mon" ({e}), got {expression!r}',
+        ) from e
     try:
         check_fires(expression, timezone)
     except ValueError as e:  # e.g. 30 February: it parses, and never comes
-        raise ConfigError(str(path), "cron", f"expected a crontab expression that fires at least "
-                          f"once every 8 years, got {expression!r}") from e
-
-
-LOOKBACK = re.compile(r"^(?P<n>\d+)\s*(?P<unit>[hdw])$")
-UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+        raise ConfigError(
+            str(path),
+            "cron",
+            f"expected a crontab expression that fires at least once every 8 years, got {expression!r}",
+        ) from e
 
 
 def _lookback(value: str | None, path: Path) -> timedelta | None:
     if value is None:
         return None
-    match = LOOKBACK.match(value.strip())
-    if not match:
-        raise ConfigError(str(path), "lookback", f"expected a duration such as \"10d\", "
-                          f"\"36h\" or \"2w\", got {value!r}")
-    return timedelta(**{UNITS[match["unit"]]: int(match["n"])})
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise ConfigError(str(path), "lookback", f"expected {e}") from e

@@ -27,38 +27,79 @@ from sqlalchemy.engine import URL, Engine, ExceptionContext
 from newsletter.errors import StoreError
 
 # SQLite primary result codes (extended code & 0xff), for drivers that give no name.
-SQLITE_CODES = {3: "PERM", 5: "BUSY", 6: "LOCKED", 8: "READONLY", 10: "IOERR", 11: "CORRUPT",
-                13: "FULL", 14: "CANTOPEN", 26: "NOTADB"}
+SQLITE_CODES = {
+    3: "PERM",
+    5: "BUSY",
+    6: "LOCKED",
+    8: "READONLY",
+    10: "IOERR",
+    11: "CORRUPT",
+    13: "FULL",
+    14: "CANTOPEN",
+    26: "NOTADB",
+}
 # The same, from the message, for drivers that give neither name nor code.
-SQLITE_MESSAGES = {"database or disk is full": "FULL", "readonly database": "READONLY",
-                   "database is locked": "BUSY", "database table is locked": "LOCKED",
-                   "disk i/o error": "IOERR", "unable to open database file": "CANTOPEN",
-                   "file is not a database": "NOTADB", "disk image is malformed": "CORRUPT"}
+SQLITE_MESSAGES = {
+    "database or disk is full": "FULL",
+    "readonly database": "READONLY",
+    "database is locked": "BUSY",
+    "database table is locked": "LOCKED",
+    "disk i/o error": "IOERR",
+    "unable to open database file": "CANTOPEN",
+    "file is not a database": "NOTADB",
+    "disk image is malformed": "CORRUPT",
+}
 
 AGAIN = "run the command again: nothing was half-written"
-READ_ONLY = ("read-only", "read-only", "Make {name} and its folder writable (SQLite keeps {name}-wal "
-             "and {name}-shm beside it), then run the command again: nothing was written.")
-LOCKED = ("locked", "locked by another connection for {held}",
-          f"Another newsletter command, the scheduler or a sqlite3 shell is writing to it; "
-          f"let it finish (or stop it), then {AGAIN}.")
+READ_ONLY = (
+    "read-only",
+    "read-only",
+    "Make {name} and its folder writable (SQLite keeps {name}-wal "
+    "and {name}-shm beside it), then run the command again: nothing was written.",
+)
+LOCKED = (
+    "locked",
+    "locked by another connection for {held}",
+    f"Another newsletter command, the scheduler or a sqlite3 shell is writing to it; "
+    f"let it finish (or stop it), then {AGAIN}.",
+)
 # (key, what, hint) per SQLite primary code; {name} is the file's name, {held} how long we waited.
 SQLITE_CAUSES = {
     "FULL": ("disk-full", "disk full", f"Free space on the disk that holds it, then {AGAIN}."),
-    "READONLY": READ_ONLY, "PERM": READ_ONLY, "BUSY": LOCKED, "LOCKED": LOCKED,
-    "IOERR": ("io-error", "disk I/O error",
-              f"Check the disk (kernel log, free space, a network mount gone away), then {AGAIN}."),
-    "NOTADB": ("not-a-database", "not a SQLite database",
-               "Point [database] url (or NEWSLETTER_DATABASE_URL) at the newsletter database."),
-    "CORRUPT": ("damaged", "damaged", "Restore it from a backup; `sqlite3 {path} .recover` may save "
-                "what is left."),
+    "READONLY": READ_ONLY,
+    "PERM": READ_ONLY,
+    "BUSY": LOCKED,
+    "LOCKED": LOCKED,
+    "IOERR": (
+        "io-error",
+        "disk I/O error",
+        f"Check the disk (kernel log, free space, a network mount gone away), then {AGAIN}.",
+    ),
+    "NOTADB": (
+        "not-a-database",
+        "not a SQLite database",
+        "Point [database] url (or NEWSLETTER_DATABASE_URL) at the newsletter database.",
+    ),
+    "CORRUPT": (
+        "damaged",
+        "damaged",
+        "Restore it from a backup; `sqlite3 {path} .recover` may save what is left.",
+    ),
 }
 # The same per PostgreSQL SQLSTATE (psycopg's `sqlstate`, psycopg2's `pgcode`).
 POSTGRES_CAUSES = {
     "53100": ("disk-full", "disk full", f"Free space on the database server, then {AGAIN}."),
-    "25006": ("read-only", "read-only", "Point the URL at the primary server (this one is a "
-              "read-only standby), or grant the user write access."),
-    "55P03": ("locked", "locked by another connection for too long",
-              f"Another connection holds a lock on the rows; let it finish, then {AGAIN}."),
+    "25006": (
+        "read-only",
+        "read-only",
+        "Point the URL at the primary server (this one is a "
+        "read-only standby), or grant the user write access.",
+    ),
+    "55P03": (
+        "locked",
+        "locked by another connection for too long",
+        f"Another connection holds a lock on the rows; let it finish, then {AGAIN}.",
+    ),
     "58030": ("io-error", "disk I/O error on the server", f"Check the database server, then {AGAIN}."),
 }
 
@@ -89,6 +130,7 @@ def install(engine: Engine) -> None:
 def _busy_timeout(seconds: float) -> Any:
     def apply(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute(f"PRAGMA busy_timeout={int(seconds * 1000)}")
+
     return apply
 
 
@@ -100,15 +142,14 @@ def database_name(url: URL) -> str:
     if database in ("", ":memory:"):
         return "in memory"
     if database.startswith("file:"):  # a SQLite URI (?uri=true): file:PATH?mode=ro
-        database = database[len("file:"):].split("?", 1)[0]
+        database = database[len("file:") :].split("?", 1)[0]
     return os.path.abspath(database)
 
 
 def open_error(engine: Engine, error: sa.exc.DBAPIError) -> StoreError:
     """A database error of no kind we know, at open: still say which database."""
     name = database_name(engine.url)
-    return StoreError(f"database {name}: cannot be opened ({error.orig})", database=name,
-                      cause="cannot-open")
+    return StoreError(f"database {name}: cannot be opened ({error.orig})", database=name, cause="cannot-open")
 
 
 def _translate(name: str, context: ExceptionContext) -> None:
@@ -118,8 +159,12 @@ def _translate(name: str, context: ExceptionContext) -> None:
         return  # pre-ping decides on reconnecting by itself; integrity errors are handled by callers
     cause = _cause(context, error, name)
     if cause is not None:
-        raise StoreError(f"database {name}: {cause.what} ({_first_line(error)})", cause.hint,
-                         database=name, cause=cause.key)
+        raise StoreError(
+            f"database {name}: {cause.what} ({_first_line(error)})",
+            cause.hint,
+            database=name,
+            cause=cause.key,
+        )
 
 
 def _cause(context: ExceptionContext, error: BaseException, name: str) -> Cause | None:
@@ -160,17 +205,26 @@ def _sqlite_cause(kind: str | None, path: Path, busy: float | None) -> Cause | N
 def _cannot_open(path: Path) -> Cause:
     folder = path.parent
     if not folder.is_dir():
-        return Cause("cannot-open", f"cannot be opened: folder {folder} does not exist",
-                     "Create the folder, or fix [database] url (or NEWSLETTER_DATABASE_URL).")
+        return Cause(
+            "cannot-open",
+            f"cannot be opened: folder {folder} does not exist",
+            "Create the folder, or fix [database] url (or NEWSLETTER_DATABASE_URL).",
+        )
     if path.exists() and not os.access(folder, os.W_OK):
         # A WAL database needs NAME-shm beside it even to be read; a read-only folder
         # (a read-only mount) without it cannot be read at all. os.access sees that as root too.
-        return Cause("read-only", f"cannot be opened: its folder is read-only and SQLite must create "
-                     f"{path.name}-shm there even to read it",
-                     f"Make the folder writable, or copy {path.name} to a writable folder and point "
-                     f"NEWSLETTER_DATABASE_URL at it; nothing was written.")
-    return Cause("cannot-open", "cannot be opened",
-                 "Check that the file and its folder are readable and writable by this user.")
+        return Cause(
+            "read-only",
+            f"cannot be opened: its folder is read-only and SQLite must create "
+            f"{path.name}-shm there even to read it",
+            f"Make the folder writable, or copy {path.name} to a writable folder and point "
+            f"NEWSLETTER_DATABASE_URL at it; nothing was written.",
+        )
+    return Cause(
+        "cannot-open",
+        "cannot be opened",
+        "Check that the file and its folder are readable and writable by this user.",
+    )
 
 
 def _disk_full(path: Path) -> bool:
@@ -197,8 +251,11 @@ def _postgres_cause(error: BaseException, connecting: bool) -> Cause | None:
     if state and str(state) in POSTGRES_CAUSES:
         return Cause(*POSTGRES_CAUSES[str(state)])
     if connecting and not state:  # refused, unknown host, bad password: no SQLSTATE yet
-        return Cause("cannot-open", "cannot connect",
-                     "Check that the server is running and the URL's host, port, user and password.")
+        return Cause(
+            "cannot-open",
+            "cannot connect",
+            "Check that the server is running and the URL's host, port, user and password.",
+        )
     return None
 
 

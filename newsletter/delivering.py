@@ -26,6 +26,7 @@ from newsletter import claimer
 from newsletter.durations import format_duration
 from newsletter.ledger import EXPIRED, Delivery, Ledger
 from newsletter.mail import MessageTemplate, Recipient, sender
+from newsletter.models import DeliveryStatus, SubscriberStatus
 from newsletter.transports import DeliveryError, PermanentFailure, Transport, TransportFactory, UnknownOutcome
 
 if TYPE_CHECKING:
@@ -60,9 +61,20 @@ class RateLimiter:
 class Delivering:
     """One run over an issue's ledger with N connections (one thread each)."""
 
-    def __init__(self, settings: Settings, ledger: Ledger, issue_id: int, schedule: Schedule,
-                 factory: TransportFactory, tokens: Tokens, options: SendOptions, clock: Clock,
-                 progress: Progress | None, stop: threading.Event, notify: Notify) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger,
+        issue_id: int,
+        schedule: Schedule,
+        factory: TransportFactory,
+        tokens: Tokens,
+        options: SendOptions,
+        clock: Clock,
+        progress: Progress | None,
+        stop: threading.Event,
+        notify: Notify,
+    ) -> None:
         self.ledger, self.issue_id, self.factory, self.tokens = ledger, issue_id, factory, tokens
         self.options, self.clock, self.progress, self.stop = options, clock, progress, stop
         self.settings, self.notify = settings, notify
@@ -87,8 +99,10 @@ class Delivering:
     def _templates(self, schedule: Schedule) -> dict[int, MessageTemplate]:
         from_, now = self.settings.email.from_, self.clock()
         list_id = f"{schedule.title} <{schedule.name}.{sender(from_).domain}>"
-        return {variant_id: MessageTemplate(v.subject, v.text, v.html, from_, now, list_id)
-                for variant_id, v in self.ledger.variants(self.issue_id).items()}
+        return {
+            variant_id: MessageTemplate(v.subject, v.text, v.html, from_, now, list_id)
+            for variant_id, v in self.ledger.variants(self.issue_id).items()
+        }
 
     # -- the run ------------------------------------------------------------
 
@@ -97,8 +111,10 @@ class Delivering:
         self._take_over_notice()
         self.total = self.ledger.waiting(self.issue_id)
         self._report(0)
-        workers = [threading.Thread(target=self._work, name=f"send-{n}", daemon=True)
-                   for n in range(max(1, self.options.connections))]
+        workers = [
+            threading.Thread(target=self._work, name=f"send-{n}", daemon=True)
+            for n in range(max(1, self.options.connections))
+        ]
         for worker in workers:
             worker.start()
         for worker in workers:
@@ -116,12 +132,16 @@ class Delivering:
         for group in self.ledger.in_flight(self.issue_id):
             if claimer.is_gone(group.claimer):
                 self.gone.append(group.claimer)
-                self.notify(f"{group.count} deliveries in flight from a previous run "
-                            f"({claimer.describe(group.claimer)}, no longer running); taking them over now")
+                self.notify(
+                    f"{group.count} deliveries in flight from a previous run "
+                    f"({claimer.describe(group.claimer)}, no longer running); taking them over now"
+                )
             elif group.lease_until is not None and group.lease_until > now:
                 wait = (group.lease_until - now).total_seconds()
-                self.notify(f"{group.count} deliveries in flight from a previous run; "
-                            f"taking them over in {wait:.0f} s, when their lease ends")
+                self.notify(
+                    f"{group.count} deliveries in flight from a previous run; "
+                    f"taking them over in {wait:.0f} s, when their lease ends"
+                )
 
     def _conclude(self) -> None:
         """The outcome says `sent` only when the issue is finished and someone got it."""
@@ -134,15 +154,19 @@ class Delivering:
             self.outcome, self.message = "queued", self._queued_message(counts["pending"] + counts["sending"])
         else:
             self.outcome = "expired"
-            self.message = (f"{counts[EXPIRED]} deliveries expired after the "
-                            f"{format_duration(self.lifetime)} queue lifetime; "
-                            "`send --retry-failed` queues them again")
+            self.message = (
+                f"{counts[EXPIRED]} deliveries expired after the "
+                f"{format_duration(self.lifetime)} queue lifetime; "
+                "`send --retry-failed` queues them again"
+            )
 
     def _queued_message(self, waiting: int) -> str:
         due = self.ledger.next_due(self.issue_id, self.clock(), self.gone)
         when = f"next try after {due:%Y-%m-%d %H:%M} UTC" if due else "waiting"
-        return (f"{waiting} deliveries queued for a retry ({when}); `newsletter run` retries them, "
-                "or run send again")
+        return (
+            f"{waiting} deliveries queued for a retry ({when}); `newsletter run` retries them, "
+            "or run send again"
+        )
 
     def _work(self) -> None:
         try:
@@ -187,7 +211,7 @@ class Delivering:
         except DeliveryError as e:
             self._failed(delivery, e)
         else:
-            self.ledger.finish(delivery.id, "sent", self.clock())
+            self.ledger.finish(delivery.id, DeliveryStatus.SENT, self.clock())
             with self.lock:
                 self.sent += 1
                 self.trusted = True
@@ -197,9 +221,11 @@ class Delivering:
     def _recipient(self, delivery: Delivery, domain: str) -> Recipient:
         token = self.tokens.make(delivery.subscriber_id)
         return Recipient(
-            name=delivery.name, email=delivery.email,
+            name=delivery.name,
+            email=delivery.email,
             message_id=f"<issue{delivery.issue_id}.delivery{delivery.id}@{domain}>",
-            token=token, unsubscribe_url=f"{self.settings.public_url}/unsubscribe?token={token}",
+            token=token,
+            unsubscribe_url=f"{self.settings.public_url}/unsubscribe?token={token}",
             unsubscribe_mailto=f"mailto:{self.mailbox(domain)}?subject=unsubscribe%20{token}",
         )
 
@@ -209,12 +235,13 @@ class Delivering:
     def _failed(self, delivery: Delivery, error: DeliveryError) -> None:
         now = self.clock()
         if isinstance(error, UnknownOutcome):
-            self._finish(delivery, "unknown", error.reason)
+            self._finish(delivery, DeliveryStatus.UNKNOWN, error.reason)
         elif isinstance(error, PermanentFailure) and error.about_recipient and self.trusted:
             self._refused(delivery, error)
-        elif now >= self.expires:
-            final = "failed" if error.about_recipient and self.trusted else EXPIRED
+        elif now >= self.expires:  # final for this issue: no pause, the rest expire too
+            final = DeliveryStatus.FAILED if error.about_recipient and self.trusted else EXPIRED
             self._finish(delivery, final, f"queue lifetime over: {error.reason}")
+            return
         else:
             self._retry(delivery, error, now)
         self._breaker(delivery, error)
@@ -224,9 +251,9 @@ class Delivering:
         self._report()
 
     def _refused(self, delivery: Delivery, error: PermanentFailure) -> None:
-        self._finish(delivery, "failed", error.reason)
+        self._finish(delivery, DeliveryStatus.FAILED, error.reason)
         if error.mailbox_unknown:  # 5.1.1 from a server that accepts others: never try it again
-            self.ledger.suppress(delivery.subscriber_id, "bounced", self.clock())
+            self.ledger.suppress(delivery.subscriber_id, SubscriberStatus.BOUNCED, self.clock())
 
     def _retry(self, delivery: Delivery, error: DeliveryError, now: datetime) -> None:
         """Back off within the run, then leave it for a later one (never past the lifetime)."""
@@ -254,8 +281,10 @@ class Delivering:
             if not self.trusted:
                 if len(self.untrusted_failures) >= first or self.failures_in_a_row >= self.breaker:
                     tried = len(self.untrusted_failures)
-                    self._pause(f"the first {tried} deliveries all failed and none went through "
-                                f"(last reply: {error.reason}); nobody was marked failed or bounced")
+                    self._pause(
+                        f"the first {tried} deliveries all failed and none went through "
+                        f"(last reply: {error.reason}); nobody was marked failed or bounced"
+                    )
             elif self.failures_in_a_row >= self.breaker:
                 self._pause(f"{self.failures_in_a_row} failures in a row (last: {error.reason})")
 

@@ -11,8 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
-
-import pysbd
+from typing import TYPE_CHECKING
 
 from newsletter.models import (
     Article,
@@ -26,6 +25,9 @@ from newsletter.models import (
     StoredArticle,
 )
 
+if TYPE_CHECKING:
+    import pysbd
+
 WORDS_PER_MINUTE = 230
 ELLIPSIS = "…"
 SAFE_URL = re.compile(r"^https?://[^\s<>\"']+$", re.IGNORECASE)
@@ -33,6 +35,9 @@ SAFE_URL = re.compile(r"^https?://[^\s<>\"']+$", re.IGNORECASE)
 
 @cache
 def _segmenter() -> pysbd.Segmenter:
+    """pysbd loads with the first summary made from a body, not with the module."""
+    import pysbd
+
     return pysbd.Segmenter(language="en", clean=False)
 
 
@@ -40,8 +45,7 @@ def summarize(article: Article, length: int) -> str:
     """The standfirst, or else the body's leading sentences, within `length` characters."""
     if article.standfirst:
         return fit(article.standfirst, length)
-    paragraphs = [b.text for b in article.body if b.kind == "paragraph"] or [
-        b.text for b in article.body]
+    paragraphs = [b.text for b in article.body if b.kind == "paragraph"] or [b.text for b in article.body]
     return fit(" ".join(paragraphs[:2]), length)
 
 
@@ -61,7 +65,7 @@ def fit(text: str, length: int) -> str:
 
 def _cut_on_word(text: str, length: int) -> str:
     cut = text[: length - 1]
-    if " " in cut[length // 2:]:
+    if " " in cut[length // 2 :]:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip(" ,;:-–—") + ELLIPSIS
 
@@ -75,8 +79,14 @@ def safe_url(url: str) -> str:
     return url if SAFE_URL.match(url) else ""
 
 
-def related_links(article_id: int, ranked: Sequence[int], in_issue: set[int],
-                  archive: Mapping[int, LinkTarget], at: datetime, limit: int) -> tuple[Link, ...]:
+def related_links(
+    article_id: int,
+    ranked: Sequence[int],
+    in_issue: set[int],
+    archive: Mapping[int, LinkTarget],
+    at: datetime,
+    limit: int,
+) -> tuple[Link, ...]:
     """The first `limit` usable targets: never the article itself, one in the
     same issue, one published after `at`, or one without a title and URL."""
     links: list[Link] = []
@@ -95,22 +105,31 @@ def related_links(article_id: int, ranked: Sequence[int], in_issue: set[int],
     return tuple(links)
 
 
-def enrich(schedule: Schedule, period: Period, at: datetime,
-           sections: Sequence[tuple[str, Sequence[StoredArticle]]],
-           ranked_related: Mapping[int, Sequence[int]],
-           archive: Mapping[int, LinkTarget]) -> Digest:
+def enrich(
+    schedule: Schedule,
+    period: Period,
+    at: datetime,
+    sections: Sequence[tuple[str, Sequence[StoredArticle]]],
+    ranked_related: Mapping[int, Sequence[int]],
+    archive: Mapping[int, LinkTarget],
+) -> Digest:
     """`ranked_related` lists each article's candidates: explicit entries first, then similar."""
     in_issue = {c.id for _, chosen in sections for c in chosen}
 
     def present(stored: StoredArticle) -> DigestArticle:
         article = stored.article
-        related = related_links(stored.id, ranked_related.get(stored.id, ()), in_issue, archive,
-                                at, schedule.related_per_article)
+        related = related_links(
+            stored.id, ranked_related.get(stored.id, ()), in_issue, archive, at, schedule.related_per_article
+        )
         return DigestArticle(
-            id=stored.id, title=article.title, url=safe_url(article.url),
-            published=article.published, category=article.category,
+            id=stored.id,
+            title=article.title,
+            url=safe_url(article.url),
+            published=article.published,
+            category=article.category,
             summary=summarize(article, schedule.summary_length),
-            reading_minutes=reading_minutes(article), related=related,
+            reading_minutes=reading_minutes(article),
+            related=related,
         )
 
     built = tuple(Section(category, tuple(present(c) for c in chosen)) for category, chosen in sections)

@@ -86,6 +86,8 @@ class OutputError(NewsletterError):
     mid-set, rarer still, is completed by the next write into the folder)."""
 
     def __init__(self, path: str, cause: str) -> None:
-        super().__init__(f"cannot write {path}: {cause}",
-                         "Free some space or fix the folder's permissions, then run the command again.")
+        super().__init__(
+            f"cannot write {path}: {cause}",
+            "Free some space or fix the folder's permissions, then run the command again.",
+        )
         self.path, self.cause = path, cause

@@ -46,8 +46,9 @@ def expand(sources: Iterable[str]) -> Iterator[str]:
     for source in sources:
         path = Path(source)
         if not _is_url(source) and path.is_dir():
-            yield from sorted(str(p) for p in path.rglob("*")
-                              if p.suffix.lower() in KNOWN_SUFFIXES and p.is_file())
+            yield from sorted(
+                str(p) for p in path.rglob("*") if p.suffix.lower() in KNOWN_SUFFIXES and p.is_file()
+            )
         else:
             yield source
 
@@ -91,8 +92,9 @@ def complete(article: Article, site: SiteSettings, category: str | None) -> tupl
     chosen = article.category or plain_line(category or "") or _related_category(article)
     if not chosen:
         chosen = UNCATEGORIZED
-        warnings.append(f"{article.source}: no category named; filed under {UNCATEGORIZED!r} "
-                        "(pass --category NAME)")
+        warnings.append(
+            f"{article.source}: no category named; filed under {UNCATEGORIZED!r} (pass --category NAME)"
+        )
     url = article.url or article_url(site, chosen, article)
     return replace(article, category=chosen, url=url, key=article.key or url), warnings
 
@@ -102,11 +104,16 @@ def clean(article: Article) -> tuple[Article, list[str]]:
     reaches the MJML of every issue carrying it. Single-line fields become plain
     lines; body blocks keep their newlines and tabs only."""
     cleaned = replace(
-        article, title=plain_line(article.title), standfirst=plain_line(article.standfirst),
-        category=plain_line(article.category), url=plain_line(article.url),
+        article,
+        title=plain_line(article.title),
+        standfirst=plain_line(article.standfirst),
+        category=plain_line(article.category),
+        url=plain_line(article.url),
         tags=tuple(tag for tag in map(plain_line, article.tags) if tag),
-        related=tuple(replace(r, category=plain_line(r.category), summary=plain_line(r.summary))
-                      for r in article.related),
+        related=tuple(
+            replace(r, category=plain_line(r.category), summary=plain_line(r.summary))
+            for r in article.related
+        ),
         body=_clean_body(article.body),
     )
     if not cleaned.title:
@@ -167,8 +174,12 @@ def _related_category(article: Article) -> str:
 def article_url(site: SiteSettings, category: str, article: Article) -> str:
     published = article.published.astimezone(site.zone)
     return site.article_url.format(
-        base_url=site.base_url, category=slugify(category), slug=slugify(article.title),
-        year=f"{published:%Y}", month=f"{published:%m}", day=f"{published:%d}",
+        base_url=site.base_url,
+        category=slugify(category),
+        slug=slugify(article.title),
+        year=f"{published:%Y}",
+        month=f"{published:%m}",
+        day=f"{published:%d}",
     )
 
 
@@ -182,8 +193,9 @@ def slugify(text: str) -> str:
     return slug or f"article-{hashlib.blake2b(text.encode(), digest_size=4).hexdigest()}"
 
 
-def ingest(store: Store, sources: Iterable[str], site: SiteSettings, now: datetime,
-           category: str | None = None) -> IngestReport:
+def ingest(
+    store: Store, sources: Iterable[str], site: SiteSettings, now: datetime, category: str | None = None
+) -> IngestReport:
     report = IngestReport()
     options = ReadOptions(site.zone, now)
     batch: list[Article] = []
@@ -196,8 +208,9 @@ def ingest(store: Store, sources: Iterable[str], site: SiteSettings, now: dateti
     return report
 
 
-def _articles_of(source: str, options: ReadOptions, site: SiteSettings, category: str | None,
-                 report: IngestReport) -> list[Article]:
+def _articles_of(
+    source: str, options: ReadOptions, site: SiteSettings, category: str | None, report: IngestReport
+) -> list[Article]:
     """One source's articles, completed; its warnings and errors go to the report."""
     try:
         result = read_source(source, options)

@@ -19,20 +19,21 @@ from typing import Any
 import sqlalchemy as sa
 
 from newsletter import claimer
-from newsletter.models import Period
-from newsletter.schema import deliveries, issue_articles, issue_variants, issues, subscribers
+from newsletter.models import DeliveryStatus, IssueStatus, Period, SubscriberStatus
+from newsletter.schema import deliveries, issue_articles, issue_variants, subscribers
 from newsletter.store import IssueRecord, Store, issue_record
 from newsletter.subscribers import SubscriberRow
 
-ACTIVE = "active"
-SUPPRESSED = ("unsubscribed", "bounced")  # permanent: every later send honours them
+ACTIVE = SubscriberStatus.ACTIVE
+SUPPRESSED = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED)  # every later send honours them
+D = DeliveryStatus
 # Final for the issue: delivered, refused for a reason about that recipient, outcome
 # unknown (re-sent only on request), nothing for them, or unsubscribed since the snapshot.
-FINAL = ("sent", "failed", "unknown", "skipped", "suppressed")
+FINAL = (D.SENT, D.FAILED, D.UNKNOWN, D.SKIPPED, D.SUPPRESSED)
 # The queue lifetime ran out on server-wide or temporary failures: not final, the issue
 # stays unfinished, and `send --retry-failed` queues them again.
-EXPIRED = "expired"
-OPEN = ("pending", "sending", EXPIRED)  # an issue with any of these is not sent yet
+EXPIRED = D.EXPIRED
+OPEN = (D.PENDING, D.SENDING, EXPIRED)  # an issue with any of these is not sent yet
 
 
 @dataclass(frozen=True)
@@ -100,26 +101,46 @@ class Ledger:
         counts = ImportCounts()
         rows = list(rows)
         with self.engine.begin() as conn:
-            existing = {r.email: r for r in conn.execute(sa.select(subscribers).where(
-                subscribers.c.email.in_([row.email for row in rows])))} if rows else {}
+            existing = (
+                {
+                    r.email: r
+                    for r in conn.execute(
+                        sa.select(subscribers).where(subscribers.c.email.in_([row.email for row in rows]))
+                    )
+                }
+                if rows
+                else {}
+            )
             for row in rows:
                 self._import_one(conn, row, existing.get(row.email), counts, now)
         return counts
 
-    def _import_one(self, conn: Any, row: SubscriberRow, old: Any, counts: ImportCounts,
-                    now: datetime) -> None:
+    def _import_one(
+        self, conn: Any, row: SubscriberRow, old: Any, counts: ImportCounts, now: datetime
+    ) -> None:
         categories = json.dumps(list(row.categories), ensure_ascii=False)
         if old is None:
-            conn.execute(subscribers.insert().values(email=row.email, name=row.name, categories=categories,
-                                                     status=ACTIVE, created_at=now, updated_at=now))
+            conn.execute(
+                subscribers.insert().values(
+                    email=row.email,
+                    name=row.name,
+                    categories=categories,
+                    status=ACTIVE,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
             counts.added += 1
         elif old.status in SUPPRESSED:
             counts.suppressed += 1
         elif (old.name, old.categories, old.status) == (row.name, categories, ACTIVE):
             counts.unchanged += 1
         else:
-            conn.execute(subscribers.update().where(subscribers.c.id == old.id).values(
-                name=row.name, categories=categories, status=ACTIVE, updated_at=now))
+            conn.execute(
+                subscribers.update()
+                .where(subscribers.c.id == old.id)
+                .values(name=row.name, categories=categories, status=ACTIVE, updated_at=now)
+            )
             counts.updated += 1
 
     def subscribers(self, status: str | None = None) -> list[Subscriber]:
@@ -137,30 +158,47 @@ class Ledger:
     def remove(self, email: str, now: datetime) -> bool:
         """Take an address off the list (an unsubscribe or bounce stays on record)."""
         with self.engine.begin() as conn:
-            result = conn.execute(subscribers.update().where(
-                subscribers.c.email == email.strip().lower(), subscribers.c.status == ACTIVE,
-            ).values(status="removed", updated_at=now))
+            result = conn.execute(
+                subscribers.update()
+                .where(
+                    subscribers.c.email == email.strip().lower(),
+                    subscribers.c.status == ACTIVE,
+                )
+                .values(status="removed", updated_at=now)
+            )
         return result.rowcount == 1
 
     def suppress(self, subscriber_id: int, status: str, now: datetime) -> bool:
         """Unsubscribe or mark bounced, for good. Idempotent: False if it already was."""
         assert status in SUPPRESSED
         with self.engine.begin() as conn:
-            result = conn.execute(subscribers.update().where(
-                subscribers.c.id == subscriber_id, subscribers.c.status.not_in(SUPPRESSED),
-            ).values(status=status, updated_at=now))
+            result = conn.execute(
+                subscribers.update()
+                .where(
+                    subscribers.c.id == subscriber_id,
+                    subscribers.c.status.not_in(SUPPRESSED),
+                )
+                .values(status=status, updated_at=now)
+            )
         return result.rowcount == 1
 
     # -- issues -----------------------------------------------------------
 
-    def open_issue(self, schedule: str, period: Period, article_ids: Sequence[int],
-                   variants: Sequence[Variant], audience: Audience, now: datetime) -> IssueRecord:
+    def open_issue(
+        self,
+        schedule: str,
+        period: Period,
+        article_ids: Sequence[int],
+        variants: Sequence[Variant],
+        audience: Audience,
+        now: datetime,
+    ) -> IssueRecord:
         """Record the issue as sending, with its variants and the audience snapshot,
         in one transaction; if another sender got there first, return its issue."""
         subject = variants[0].subject if variants else ""
         try:
             with self.engine.begin() as conn:
-                issue_id = self._claim_issue(conn, schedule, period, subject, now)
+                issue_id = self.store.claim_issue(conn, schedule, period, subject, now)
                 if issue_id is not None:
                     self._fill_issue(conn, issue_id, article_ids, variants, audience, now)
         except sa.exc.IntegrityError:
@@ -169,35 +207,32 @@ class Ledger:
         assert found is not None
         return found
 
-    def _claim_issue(self, conn: Any, schedule: str, period: Period, subject: str,
-                     now: datetime) -> int | None:
-        """Start with a write, so two senders serialise here. Returns the id if ours."""
-        taken = conn.execute(issues.update().where(
-            issues.c.schedule == schedule, issues.c.period_end == period.end, issues.c.status == "built",
-        ).values(status="sending", subject=subject, period_start=period.start, queued_at=now))
-        row = self.store.issue_row(conn, schedule, period.end)
-        if taken.rowcount == 1:
-            conn.execute(issue_articles.delete().where(issue_articles.c.issue_id == row.id))
-            return int(row.id)
-        if row is not None:
-            return None
-        result = conn.execute(issues.insert().values(
-            schedule=schedule, period_start=period.start, period_end=period.end, status="sending",
-            subject=subject, created_at=now, queued_at=now))
-        return int(result.inserted_primary_key[0])
-
-    def _fill_issue(self, conn: Any, issue_id: int, article_ids: Sequence[int],
-                    variants: Sequence[Variant], audience: Audience, now: datetime) -> None:
+    def _fill_issue(
+        self,
+        conn: Any,
+        issue_id: int,
+        article_ids: Sequence[int],
+        variants: Sequence[Variant],
+        audience: Audience,
+        now: datetime,
+    ) -> None:
         if article_ids:
-            conn.execute(issue_articles.insert(),
-                         [{"issue_id": issue_id, "article_id": a} for a in dict.fromkeys(article_ids)])
+            conn.execute(
+                issue_articles.insert(),
+                [{"issue_id": issue_id, "article_id": a} for a in dict.fromkeys(article_ids)],
+            )
         variant_ids = {}
         for v in variants:
-            result = conn.execute(issue_variants.insert().values(
-                issue_id=issue_id, variant=v.key, subject=v.subject, html=v.html, text=v.text))
+            result = conn.execute(
+                issue_variants.insert().values(
+                    issue_id=issue_id, variant=v.key, subject=v.subject, html=v.html, text=v.text
+                )
+            )
             variant_ids[v.key] = int(result.inserted_primary_key[0])
-        rows = [_delivery_row(issue_id, s, variant_ids.get(key) if key else None, now)
-                for s, key in audience.members]
+        rows = [
+            _delivery_row(issue_id, s, variant_ids.get(key) if key else None, now)
+            for s, key in audience.members
+        ]
         if rows:
             conn.execute(deliveries.insert(), rows)
 
@@ -212,27 +247,35 @@ class Ledger:
     def complete(self, issue_id: int, now: datetime) -> bool:
         """Mark the issue sent once no delivery is left pending or in flight."""
         with self.engine.begin() as conn:
-            open_rows = conn.scalar(sa.select(sa.func.count()).select_from(deliveries).where(
-                deliveries.c.issue_id == issue_id, deliveries.c.status.in_(OPEN)))
+            open_rows = conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(deliveries)
+                .where(deliveries.c.issue_id == issue_id, deliveries.c.status.in_(OPEN))
+            )
             if open_rows:
                 return False
-            conn.execute(issues.update().where(issues.c.id == issue_id, issues.c.status == "sending")
-                         .values(status="sent", sent_at=now))
+            self.store.move_issue(conn, issue_id, (IssueStatus.SENDING,), IssueStatus.SENT, sent_at=now)
         return True
 
     def issue_by_id(self, issue_id: int) -> IssueRecord:
         with self.engine.connect() as conn:
-            return issue_record(conn.execute(sa.select(issues).where(issues.c.id == issue_id)).one())
+            return issue_record(self.store.issue_row_by_id(conn, issue_id))
 
     # -- deliveries -------------------------------------------------------
 
-    def claim(self, issue_id: int, now: datetime, lease: timedelta,
-              gone: Sequence[str] = ()) -> Delivery | None:
+    def claim(
+        self, issue_id: int, now: datetime, lease: timedelta, gone: Sequence[str] = ()
+    ) -> Delivery | None:
         """Take the next claimable delivery in flight (pending and due, or in flight past
         its claimer's lease or by a claimer that is `gone`). None when nothing is claimable.
         The claim stores our own lease and name, so whoever resumes reads, not guesses, them."""
-        params = {"issue": issue_id, "now": now, "gone": list(gone), "me": claimer.me(),
-                  "lease_until": now + lease}
+        params = {
+            "issue": issue_id,
+            "now": now,
+            "gone": list(gone),
+            "me": claimer.me(),
+            "lease_until": now + lease,
+        }
         with self.engine.connect() as conn:
             ids = list(conn.scalars(DUE, params)) or list(conn.scalars(ORPHANED, params))
         for delivery_id in ids:
@@ -248,9 +291,14 @@ class Ledger:
     def in_flight(self, issue_id: int) -> list[InFlight]:
         """Rows in flight, by claimer: what a resuming sender waits for."""
         columns = (deliveries.c.claimed_by, sa.func.count(), sa.func.max(deliveries.c.lease_until))
-        query = sa.select(*columns).where(
-            deliveries.c.issue_id == issue_id, deliveries.c.status == "sending",
-        ).group_by(deliveries.c.claimed_by)
+        query = (
+            sa.select(*columns)
+            .where(
+                deliveries.c.issue_id == issue_id,
+                deliveries.c.status == D.SENDING,
+            )
+            .group_by(deliveries.c.claimed_by)
+        )
         with self.engine.connect() as conn:
             return [InFlight(who or "", n, until) for who, n, until in conn.execute(query)]
 
@@ -258,15 +306,29 @@ class Ledger:
         """When something of the issue can next be claimed: the earliest retry time of a
         pending row (None counts as now), or the end of an in-flight row's lease."""
         with self.engine.connect() as conn:
-            pending = conn.execute(sa.select(sa.func.count(), sa.func.min(deliveries.c.not_before)).where(
-                deliveries.c.issue_id == issue_id, deliveries.c.status == "pending",
-                deliveries.c.not_before.is_not(None))).one()
-            ready = conn.scalar(sa.select(sa.func.count()).select_from(deliveries).where(
-                deliveries.c.issue_id == issue_id, sa.or_(
-                    sa.and_(deliveries.c.status == "pending", deliveries.c.not_before.is_(None)),
-                    sa.and_(deliveries.c.status == "sending", deliveries.c.claimed_by.in_(list(gone))))))
-            leases = conn.scalar(sa.select(sa.func.min(deliveries.c.lease_until)).where(
-                deliveries.c.issue_id == issue_id, deliveries.c.status == "sending"))
+            pending = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(deliveries.c.not_before)).where(
+                    deliveries.c.issue_id == issue_id,
+                    deliveries.c.status == D.PENDING,
+                    deliveries.c.not_before.is_not(None),
+                )
+            ).one()
+            ready = conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(deliveries)
+                .where(
+                    deliveries.c.issue_id == issue_id,
+                    sa.or_(
+                        sa.and_(deliveries.c.status == D.PENDING, deliveries.c.not_before.is_(None)),
+                        sa.and_(deliveries.c.status == D.SENDING, deliveries.c.claimed_by.in_(list(gone))),
+                    ),
+                )
+            )
+            leases = conn.scalar(
+                sa.select(sa.func.min(deliveries.c.lease_until)).where(
+                    deliveries.c.issue_id == issue_id, deliveries.c.status == D.SENDING
+                )
+            )
         if ready:
             return now
         times = [t for t in (pending[1], leases) if t is not None]
@@ -275,34 +337,57 @@ class Ledger:
     def finish(self, delivery_id: int, status: str, now: datetime, error: str = "") -> None:
         assert status in (*FINAL, EXPIRED)
         with self.engine.begin() as conn:
-            conn.execute(FINISH, {"d_id": delivery_id, "b_status": status, "now": now, "error": error,
-                                  "b_sent_at": now if status == "sent" else None})
+            conn.execute(
+                FINISH,
+                {
+                    "d_id": delivery_id,
+                    "b_status": status,
+                    "now": now,
+                    "error": error,
+                    "b_sent_at": now if status == "sent" else None,
+                },
+            )
 
     def retry_later(self, delivery_id: int, not_before: datetime, now: datetime, error: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id).values(
-                status="pending", not_before=not_before, updated_at=now, last_error=error))
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.id == delivery_id)
+                .values(status="pending", not_before=not_before, updated_at=now, last_error=error)
+            )
 
     def sweep_suppressed(self, issue_id: int, now: datetime) -> int:
         """Pending deliveries to people who unsubscribed since the snapshot: never sent."""
         gone = sa.select(subscribers.c.id).where(subscribers.c.status != ACTIVE)
         with self.engine.begin() as conn:
-            result = conn.execute(deliveries.update().where(
-                deliveries.c.issue_id == issue_id, deliveries.c.status == "pending",
-                deliveries.c.subscriber_id.in_(gone)).values(status="suppressed", updated_at=now))
+            result = conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.issue_id == issue_id,
+                    deliveries.c.status == D.PENDING,
+                    deliveries.c.subscriber_id.in_(gone),
+                )
+                .values(status=D.SUPPRESSED, updated_at=now)
+            )
         return result.rowcount
 
     def requeue(self, issue_id: int, status: str, now: datetime) -> int:
         """Put `unknown` or `expired` deliveries back in the queue, on request. Expired
         ones get a fresh queue lifetime: the issue counts as queued again from now."""
         with self.engine.begin() as conn:
-            result = conn.execute(deliveries.update().where(
-                deliveries.c.issue_id == issue_id, deliveries.c.status == status,
-            ).values(status="pending", not_before=None, updated_at=now))
+            result = conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.issue_id == issue_id,
+                    deliveries.c.status == status,
+                )
+                .values(status=D.PENDING, not_before=None, updated_at=now)
+            )
             if result.rowcount:
                 fresh = {"queued_at": now} if status == EXPIRED else {}
-                conn.execute(issues.update().where(issues.c.id == issue_id, issues.c.status.in_(
-                    ("sent", "sending"))).values(status="sending", **fresh))
+                self.store.move_issue(
+                    conn, issue_id, (IssueStatus.SENT, IssueStatus.SENDING), IssueStatus.SENDING, **fresh
+                )
         return int(result.rowcount)
 
     def release(self, delivery_ids: Iterable[int], now: datetime) -> None:
@@ -310,13 +395,21 @@ class Ledger:
         ids = list(delivery_ids)
         with self.engine.begin() as conn:
             for chunk in range(0, len(ids), 500):
-                conn.execute(deliveries.update().where(
-                    deliveries.c.id.in_(ids[chunk:chunk + 500]), deliveries.c.status == "pending",
-                ).values(not_before=None, updated_at=now))
+                conn.execute(
+                    deliveries.update()
+                    .where(
+                        deliveries.c.id.in_(ids[chunk : chunk + 500]),
+                        deliveries.c.status == D.PENDING,
+                    )
+                    .values(not_before=None, updated_at=now)
+                )
 
     def counts(self, issue_id: int) -> dict[str, int]:
-        query = sa.select(deliveries.c.status, sa.func.count()).where(
-            deliveries.c.issue_id == issue_id).group_by(deliveries.c.status)
+        query = (
+            sa.select(deliveries.c.status, sa.func.count())
+            .where(deliveries.c.issue_id == issue_id)
+            .group_by(deliveries.c.status)
+        )
         with self.engine.connect() as conn:
             found = {status: count for status, count in conn.execute(query)}
         return {s: found.get(s, 0) for s in ("pending", "sending", *FINAL, EXPIRED)}
@@ -329,36 +422,71 @@ class Ledger:
 
 # The claim path runs twice per message: its statements are built once.
 _IN_ISSUE = deliveries.c.issue_id == sa.bindparam("issue")
-_DUE = sa.and_(deliveries.c.status == "pending",
-               sa.or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= sa.bindparam("now")))
+_DUE = sa.and_(
+    deliveries.c.status == D.PENDING,
+    sa.or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= sa.bindparam("now")),
+)
 # An orphan: in flight past its claimer's own lease, or claimed by a process known to be gone.
-_ORPHAN = sa.and_(deliveries.c.status == "sending", sa.or_(
-    deliveries.c.lease_until < sa.bindparam("now"),
-    deliveries.c.lease_until.is_(None),  # claimed by a version that stored no lease
-    deliveries.c.claimed_by.in_(sa.bindparam("gone", expanding=True))))
+_ORPHAN = sa.and_(
+    deliveries.c.status == D.SENDING,
+    sa.or_(
+        deliveries.c.lease_until < sa.bindparam("now"),
+        deliveries.c.lease_until.is_(None),  # claimed by a version that stored no lease
+        deliveries.c.claimed_by.in_(sa.bindparam("gone", expanding=True)),
+    ),
+)
 DUE = sa.select(deliveries.c.id).where(_IN_ISSUE, _DUE).order_by(deliveries.c.id).limit(16)
 ORPHANED = sa.select(deliveries.c.id).where(_IN_ISSUE, _ORPHAN).order_by(deliveries.c.id).limit(16)
-TAKE = deliveries.update().where(deliveries.c.id == sa.bindparam("d_id"), sa.or_(_DUE, _ORPHAN)).values(
-    status="sending", claimed_at=sa.bindparam("now"), updated_at=sa.bindparam("now"),
-    lease_until=sa.bindparam("lease_until"), claimed_by=sa.bindparam("me"),
-    attempts=deliveries.c.attempts + 1)
-CLAIMED = sa.select(deliveries, subscribers.c.status.label("subscriber_status")).join(
-    subscribers, subscribers.c.id == deliveries.c.subscriber_id,
-).where(deliveries.c.id == sa.bindparam("d_id"))
-FINISH = deliveries.update().where(deliveries.c.id == sa.bindparam("d_id")).values(
-    status=sa.bindparam("b_status"), updated_at=sa.bindparam("now"), last_error=sa.bindparam("error"),
-    sent_at=sa.bindparam("b_sent_at"))
+TAKE = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("d_id"), sa.or_(_DUE, _ORPHAN))
+    .values(
+        status="sending",
+        claimed_at=sa.bindparam("now"),
+        updated_at=sa.bindparam("now"),
+        lease_until=sa.bindparam("lease_until"),
+        claimed_by=sa.bindparam("me"),
+        attempts=deliveries.c.attempts + 1,
+    )
+)
+CLAIMED = (
+    sa.select(deliveries, subscribers.c.status.label("subscriber_status"))
+    .join(
+        subscribers,
+        subscribers.c.id == deliveries.c.subscriber_id,
+    )
+    .where(deliveries.c.id == sa.bindparam("d_id"))
+)
+FINISH = (
+    deliveries.update()
+    .where(deliveries.c.id == sa.bindparam("d_id"))
+    .values(
+        status=sa.bindparam("b_status"),
+        updated_at=sa.bindparam("now"),
+        last_error=sa.bindparam("error"),
+        sent_at=sa.bindparam("b_sent_at"),
+    )
+)
 
 
-def _delivery_row(issue_id: int, subscriber: Subscriber, variant_id: int | None,
-                  now: datetime) -> dict[str, Any]:
+def _delivery_row(
+    issue_id: int, subscriber: Subscriber, variant_id: int | None, now: datetime
+) -> dict[str, Any]:
     if subscriber.status != ACTIVE:
         status = "suppressed"
     else:
         status = "pending" if variant_id is not None else "skipped"
-    return {"issue_id": issue_id, "subscriber_id": subscriber.id, "variant_id": variant_id,
-            "email": subscriber.email, "name": subscriber.name, "status": status, "attempts": 0,
-            "last_error": "", "updated_at": now}
+    return {
+        "issue_id": issue_id,
+        "subscriber_id": subscriber.id,
+        "variant_id": variant_id,
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "status": status,
+        "attempts": 0,
+        "last_error": "",
+        "updated_at": now,
+    }
 
 
 def _subscriber(row: Any) -> Subscriber:
@@ -366,5 +494,6 @@ def _subscriber(row: Any) -> Subscriber:
 
 
 def _delivery(row: Any) -> Delivery:
-    return Delivery(row.id, row.issue_id, row.subscriber_id, row.variant_id, row.email, row.name,
-                    row.attempts)
+    return Delivery(
+        row.id, row.issue_id, row.subscriber_id, row.variant_id, row.email, row.name, row.attempts
+    )

@@ -43,7 +43,8 @@ def sender(from_header: str) -> Address:
 
 def header(name: str, value: str) -> str:
     """One header line, folded and RFC 2047-encoded; CR/LF in values become spaces."""
-    return policy.SMTP.header_factory(name, plain_line(value)).fold(policy=policy.SMTP)
+    folded: str = policy.SMTP.header_factory(name, plain_line(value)).fold(policy=policy.SMTP)
+    return folded
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,17 @@ class Recipient:
 class MessageTemplate:
     """An issue encoded once: subject, bodies and fixed headers."""
 
-    def __init__(self, subject: str, text: str, html: str, from_header: str, date: datetime,
-                 list_id: str = "") -> None:
+    def __init__(
+        self, subject: str, text: str, html: str, from_header: str, date: datetime, list_id: str = ""
+    ) -> None:
         self.origin = sender(from_header)
         self.boundary = f"=_newsletter_{secrets.token_hex(12)}"
-        fixed = [header("From", str(self.origin)), header("Subject", subject),
-                 header("Date", format_datetime(date)), "MIME-Version: 1.0\r\n"]
+        fixed = [
+            header("From", str(self.origin)),
+            header("Subject", subject),
+            header("Date", format_datetime(date)),
+            "MIME-Version: 1.0\r\n",
+        ]
         if list_id:
             fixed.append(header("List-Id", list_id))
         fixed.append(f'Content-Type: multipart/alternative;{CRLF} boundary="{self.boundary}"{CRLF}')
@@ -80,9 +86,15 @@ class MessageTemplate:
         if recipient.unsubscribe_url:
             heads.append(_list_unsubscribe(recipient))
         parts = [
-            *heads, self.fixed_headers, CRLF,
-            f"--{self.boundary}{CRLF}", _part_headers("plain"), _splice(self.text, recipient.token),
-            f"{CRLF}--{self.boundary}{CRLF}", _part_headers("html"), _splice(self.html, recipient.token),
+            *heads,
+            self.fixed_headers,
+            CRLF,
+            f"--{self.boundary}{CRLF}",
+            _part_headers("plain"),
+            _splice(self.text, recipient.token),
+            f"{CRLF}--{self.boundary}{CRLF}",
+            _part_headers("html"),
+            _splice(self.html, recipient.token),
             f"{CRLF}--{self.boundary}--{CRLF}",
         ]
         return "".join(parts).encode("ascii")
@@ -98,13 +110,14 @@ def _list_unsubscribe(recipient: Recipient) -> str:
     links = f"<{recipient.unsubscribe_url}>"
     if recipient.unsubscribe_mailto:
         links += f",{CRLF} <{recipient.unsubscribe_mailto}>"
-    return (f"List-Unsubscribe: {links}{CRLF}"
-            f"List-Unsubscribe-Post: List-Unsubscribe=One-Click{CRLF}")
+    return f"List-Unsubscribe: {links}{CRLF}List-Unsubscribe-Post: List-Unsubscribe=One-Click{CRLF}"
 
 
 def _part_headers(subtype: str) -> str:
-    return (f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}'
-            f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}")
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"{CRLF}'
+        f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}"
+    )
 
 
 def _encoded_pieces(body: str) -> list[str]:

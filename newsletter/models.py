@@ -8,9 +8,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 BlockKind = Literal["paragraph", "subheading"]
+
+
+class IssueStatus(StrEnum):
+    """An issue row: built (a preview or `build`), skipped (nothing new), being sent, sent."""
+
+    BUILT = "built"
+    SKIPPED = "skipped"
+    SENDING = "sending"
+    SENT = "sent"
+
+
+class DeliveryStatus(StrEnum):
+    """A delivery row; see ledger.FINAL and ledger.OPEN for which end an issue."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # refused for a reason about the recipient
+    UNKNOWN = "unknown"  # the reply after the final dot was lost
+    SKIPPED = "skipped"  # nothing in the issue for their categories
+    SUPPRESSED = "suppressed"  # unsubscribed or bounced since the snapshot
+    EXPIRED = "expired"  # the queue lifetime ran out on server-wide failures
+
+
+class SubscriberStatus(StrEnum):
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"  # permanent
+    BOUNCED = "bounced"  # permanent
+    REMOVED = "removed"  # taken off by the operator; an import brings them back
 
 
 @dataclass(frozen=True)
@@ -110,6 +141,11 @@ class Schedule:
     lookback: timedelta | None = None
     summary_length: int = 280
     source: str = ""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The schedule's time zone (ZoneInfo caches one instance per key)."""
+        return ZoneInfo(self.timezone)
 
 
 @dataclass(frozen=True)

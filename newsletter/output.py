@@ -176,8 +176,9 @@ def _read_manifest(manifest: Path) -> list[tuple[str, str]] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as e:
-        raise OutputError(str(manifest), f"unreadable leftover of an interrupted build ({e}); "
-                          "remove it and build again") from e
+        raise OutputError(
+            str(manifest), f"unreadable leftover of an interrupted build ({e}); remove it and build again"
+        ) from e
     if not _valid_entries(entries):
         raise OutputError(str(manifest), "not a manifest of this program; remove it and build again")
     return [(temp, final) for temp, final in entries]
@@ -186,10 +187,13 @@ def _read_manifest(manifest: Path) -> list[tuple[str, str]] | None:
 def _valid_entries(entries: object) -> bool:
     """Pairs of plain file names: a manifest never renames outside its folder."""
     return isinstance(entries, list) and all(
-        isinstance(pair, list) and len(pair) == 2
-        and all(isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
-                for name in pair)
-        for pair in entries)
+        isinstance(pair, list)
+        and len(pair) == 2
+        and all(
+            isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name for name in pair
+        )
+        for pair in entries
+    )
 
 
 def _roll_forward(folder: Path, renames: list[Rename]) -> None:

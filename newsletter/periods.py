@@ -74,6 +74,8 @@ class CrontabTrigger(CronTrigger):
     at the fire times periods are computed from (once in a repeated hour)."""
 
     __slots__ = ("_walls",)
+    _walls: CronTrigger
+    timezone: ZoneInfo  # cron_trigger makes every one with a ZoneInfo
 
     @property
     def walls(self) -> CronTrigger:
@@ -152,8 +154,9 @@ def next_fire(trigger: CrontabTrigger, at: datetime) -> datetime:
     moment = _instant(at)
     fire = _first_fire(trigger, moment)
     if fire is None:
-        raise FireTimeError(f"cron {_name(trigger)} does not fire in the {SEARCH_LIMIT.days} days "
-                            f"after {moment.isoformat()}")
+        raise FireTimeError(
+            f"cron {_name(trigger)} does not fire in the {SEARCH_LIMIT.days} days after {moment.isoformat()}"
+        )
     return _clock(trigger.timezone, fire)
 
 
@@ -170,26 +173,30 @@ def previous_fire(trigger: CrontabTrigger, before: datetime) -> datetime:
         if window >= SEARCH_LIMIT:
             break
         window = min(window * 2, SEARCH_LIMIT)
-    raise FireTimeError(f"cron {_name(trigger)}: no fire time in the {SEARCH_LIMIT.days} days "
-                        f"before {end.isoformat()}")
+    raise FireTimeError(
+        f"cron {_name(trigger)}: no fire time in the {SEARCH_LIMIT.days} days before {end.isoformat()}"
+    )
 
 
-def fire_times(trigger: CrontabTrigger, start: datetime, end: datetime,
-               limit: int = MAX_STEPS) -> list[datetime]:
+def fire_times(
+    trigger: CrontabTrigger, start: datetime, end: datetime, limit: int = MAX_STEPS
+) -> list[datetime]:
     """The fire times in [start, end), at most `limit` of them (then FireTimeError)."""
     fires: list[datetime] = []
     fire, stop = _first_fire(trigger, _instant(start)), _instant(end)
     while fire is not None and fire < stop:
         if len(fires) == limit:
-            raise FireTimeError(f"cron {_name(trigger)}: more than {limit} fire times before "
-                                f"{stop.isoformat()}")
+            raise FireTimeError(
+                f"cron {_name(trigger)}: more than {limit} fire times before {stop.isoformat()}"
+            )
         fires.append(_clock(trigger.timezone, fire))
         fire = _first_fire(trigger, fire + TICK)
     return fires
 
 
-def period_for(trigger: CrontabTrigger, at: datetime, lookback: timedelta | None = None,
-               last_end: datetime | None = None) -> Period:
+def period_for(
+    trigger: CrontabTrigger, at: datetime, lookback: timedelta | None = None, last_end: datetime | None = None
+) -> Period:
     """The period of the issue that goes out at the first fire time at or after `at`.
 
     It starts at the previous fire time, or further back: `lookback` before its end if
@@ -204,8 +211,9 @@ def period_for(trigger: CrontabTrigger, at: datetime, lookback: timedelta | None
     return Period(_clock(trigger.timezone, start), end)
 
 
-def _start(previous: datetime, end: datetime, lookback: timedelta | None,
-           last_end: datetime | None) -> datetime:
+def _start(
+    previous: datetime, end: datetime, lookback: timedelta | None, last_end: datetime | None
+) -> datetime:
     if lookback is not None:
         return min(previous, end - min(lookback, MAX_CATCH_UP))
     if last_end is None or _instant(last_end) >= previous:
@@ -262,8 +270,9 @@ def _first_fire(trigger: CrontabTrigger, moment: datetime) -> datetime | None:
         if fire >= moment:
             return fire
         wall = match.replace(tzinfo=None) + TICK
-    raise FireTimeError(f"cron {_name(trigger)}: no fire time found near {moment.isoformat()} "
-                        f"in {MAX_STEPS} steps")
+    raise FireTimeError(
+        f"cron {_name(trigger)}: no fire time found near {moment.isoformat()} in {MAX_STEPS} steps"
+    )
 
 
 def _raw_next(trigger: CronTrigger, moment: datetime, limit: timedelta) -> datetime | None:

@@ -1,5 +1,9 @@
 """A project on disk: settings, schedules, templates and the store, joined
-into the operations the commands and the preview call."""
+into the operations the commands and the preview call.
+
+Opening a project reads its settings and nothing else: each operation imports
+the stages it runs (reading, selection with APScheduler, rendering with Jinja2,
+mjml and premailer), so `newsletter articles` loads none of them."""
 
 from __future__ import annotations
 
@@ -7,17 +11,19 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from newsletter import config, enrich, select
-from newsletter.ingest import IngestReport, ingest
-from newsletter.mail import MessageTemplate, Recipient, archive_message_id
-from newsletter.models import Digest, Issue, Period, Schedule
+from newsletter import config, enrich
+from newsletter.models import Digest, Issue, IssueStatus, Period, Schedule
 from newsletter.output import write_files
-from newsletter.render import Links, Renderer, default_templates
 from newsletter.similar import SimilarityIndex
 from newsletter.store import Store
+
+if TYPE_CHECKING:
+    from newsletter.ingest import IngestReport
+    from newsletter.render import Links, Renderer
 
 # How many similar articles to rank per article before the filters
 # (self, same issue, future) take theirs: enough that 3 always survive.
@@ -49,7 +55,13 @@ class Project:
         self.settings = config.load_settings(self.root, self.environ)
         self._store: Store | None = None
         self._similar: tuple[int, SimilarityIndex] | None = None
-        self.renderer = Renderer([self.root / "templates", default_templates()])
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        """The project's templates, then the bundled ones."""
+        from newsletter.render import Renderer, default_templates
+
+        return Renderer([self.root / "templates", default_templates()])
 
     @property
     def store(self) -> Store:
@@ -62,15 +74,15 @@ class Project:
         """SQLite paths are relative to the project, not to the working directory."""
         url = self.settings.database.url
         prefix = "sqlite:///"
-        if url.startswith(prefix) and not url[len(prefix):].startswith(("/", ":memory:")):
-            return prefix + str(self.root / url[len(prefix):])
+        if url.startswith(prefix) and not url[len(prefix) :].startswith(("/", ":memory:")):
+            return prefix + str(self.root / url[len(prefix) :])
         return url
 
     def transport_url(self, override: str | None = None) -> str:
         """--transport, else [email] transport; a relative file: folder is in the project."""
         url = override or self.settings.email.transport
         if url.startswith("file:") and not url.startswith("file:/"):
-            return f"file:{self.root / url[len('file:'):]}"
+            return f"file:{self.root / url[len('file:') :]}"
         return url
 
     def close(self) -> None:
@@ -84,6 +96,8 @@ class Project:
         return config.load_schedule(self.root, name)
 
     def ingest(self, sources: Iterable[str], now: datetime, category: str | None = None) -> IngestReport:
+        from newsletter.ingest import ingest
+
         return ingest(self.store, sources, self.settings.site, now, category)
 
     def similarity(self) -> SimilarityIndex:
@@ -96,13 +110,18 @@ class Project:
     def period(self, schedule: Schedule, at: datetime) -> Period:
         """The period of the issue going out at the next fire time: from the end of the
         schedule's last issue that went out, when sends were missed since."""
+        from newsletter import select
+
         last_end = self.store.last_issue_end(schedule.name, select.send_time(schedule, at))
         return select.period_for(schedule, at, last_end)
 
     def digest(self, schedule: Schedule, at: datetime) -> Digest:
+        from newsletter import select
+
         period = self.period(schedule, at)
-        candidates = self.store.candidates(schedule.name, schedule.categories, period, at,
-                                           schedule.max_per_category)
+        candidates = self.store.candidates(
+            schedule.name, schedule.categories, period, at, schedule.max_per_category
+        )
         # The query already narrows to unsent articles (for speed); `select` is where
         # the rules live and are property-tested, so it gets the sent set too.
         sent = self.store.sent_article_ids(schedule.name, period.end)
@@ -115,12 +134,17 @@ class Project:
         return enrich.enrich(schedule, period, at, sections, ranked, archive)
 
     def links(self, schedule: Schedule, period: Period) -> Links:
-        public = self.settings.public_url
-        return Links(unsubscribe=f"{public}/unsubscribe",
-                     browser=f"{public}/issues/{issue_stem(schedule, period)}.html")
+        from newsletter.render import Links
 
-    def build(self, name: str, at: datetime, now: datetime, out: Path | None = None,
-              record: bool = True) -> Build:
+        public = self.settings.public_url
+        return Links(
+            unsubscribe=f"{public}/unsubscribe",
+            browser=f"{public}/issues/{issue_stem(schedule, period)}.html",
+        )
+
+    def build(
+        self, name: str, at: datetime, now: datetime, out: Path | None = None, record: bool = True
+    ) -> Build:
         schedule = self.schedule(name)
         digest = self.digest(schedule, at)
         if digest.is_empty and schedule.skip_if_empty:
@@ -130,12 +154,20 @@ class Project:
         if out is not None:
             build.files = write_files(out, issue_stem(schedule, digest.period), self.parts(issue, now))
         if record:
-            self.store.record_issue(schedule.name, digest.period, "built", issue.subject,
-                                    [a.id for a in digest.articles], now)
+            self.store.record_issue(
+                schedule.name,
+                digest.period,
+                IssueStatus.BUILT,
+                issue.subject,
+                [a.id for a in digest.articles],
+                now,
+            )
         return build
 
     def parts(self, issue: Issue, now: datetime) -> dict[str, bytes]:
         """The issue's files: HTML, text, and an .eml addressed to the readers at large."""
+        from newsletter.mail import MessageTemplate, Recipient, archive_message_id
+
         template = MessageTemplate(issue.subject, issue.text, issue.html, self.settings.email.from_, now)
         origin = template.origin
         readers = Recipient(self.settings.site.name, origin.addr_spec, archive_message_id(origin.domain))
@@ -145,7 +177,7 @@ class Project:
 
 def issue_stem(schedule: Schedule, period: Period) -> str:
     """SCHEDULE-YYYY-MM-DD, the send date in the schedule's zone."""
-    local = period.end.astimezone(config.ZoneInfo(schedule.timezone))
+    local = period.end.astimezone(schedule.zone)
     return f"{schedule.name}-{local:%Y-%m-%d}"
 
 
@@ -156,8 +188,11 @@ def find_root(project: str | None) -> Path:
 def build_json(build: Build) -> dict[str, Any]:
     """The `build --json` shape: schedule, period, skipped, subject, preheader,
     sections, files, size; datetimes ISO 8601 with offsets in the schedule's zone."""
-    zone = config.ZoneInfo(build.schedule.timezone)
-    iso = lambda value: value.astimezone(zone).isoformat()  # noqa: E731
+    zone = build.schedule.zone
+
+    def iso(value: datetime) -> str:
+        return value.astimezone(zone).isoformat()
+
     issue = build.issue
     return {
         "schedule": build.schedule.name,
@@ -166,13 +201,28 @@ def build_json(build: Build) -> dict[str, Any]:
         "skipped": build.skipped,
         "subject": issue.subject if issue else None,
         "preheader": issue.preheader if issue else None,
-        "sections": [{"category": s.category, "articles": [
-            {"title": a.title, "url": a.url, "published": iso(a.published), "summary": a.summary,
-             "reading_minutes": a.reading_minutes,
-             "related": [{"title": r.title, "url": r.url} for r in a.related]}
-            for a in s.articles]} for s in build.digest.sections],
-        "files": {"html": _path(build.files.get("html")), "text": _path(build.files.get("txt")),
-                  "eml": _path(build.files.get("eml"))},
+        "sections": [
+            {
+                "category": s.category,
+                "articles": [
+                    {
+                        "title": a.title,
+                        "url": a.url,
+                        "published": iso(a.published),
+                        "summary": a.summary,
+                        "reading_minutes": a.reading_minutes,
+                        "related": [{"title": r.title, "url": r.url} for r in a.related],
+                    }
+                    for a in s.articles
+                ],
+            }
+            for s in build.digest.sections
+        ],
+        "files": {
+            "html": _path(build.files.get("html")),
+            "text": _path(build.files.get("txt")),
+            "eml": _path(build.files.get("eml")),
+        },
         "size": {"html": issue.html_size if issue else 0},
         "warnings": list(issue.warnings) if issue else [],
     }

@@ -1,5 +1,8 @@
 """Rendering: Jinja2 fills the MJML template, mjml-python makes the HTML,
-premailer inlines the CSS; the text part has its own template."""
+premailer inlines the CSS; the text part has its own template.
+
+mjml and premailer (with lxml and cssutils) load with the first issue rendered:
+this module is also where the header-safe `plain_line` lives, which every reader needs."""
 
 from __future__ import annotations
 
@@ -10,17 +13,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-import mjml
-import premailer
 
-from newsletter.config import Settings
 from newsletter.errors import TemplateError
 from newsletter.models import Digest, Issue
 from newsletter.resources import bundled
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
 
 GMAIL_CLIP_BYTES = 102 * 1024
 DOCTYPE = "<!doctype html>"
@@ -43,13 +46,23 @@ class Renderer:
     """Renders digests with templates from `folders`, first match wins."""
 
     def __init__(self, folders: Sequence[Path]) -> None:
-        loader = jinja2.FileSystemLoader([str(f) for f in folders])
-        common: dict[str, Any] = {"loader": loader, "undefined": jinja2.StrictUndefined,
-                                  "trim_blocks": True, "lstrip_blocks": True, "auto_reload": True}
+        self.folders = [str(f) for f in folders]
+        loader = jinja2.FileSystemLoader(self.folders)
+        common: dict[str, Any] = {
+            "loader": loader,
+            "undefined": jinja2.StrictUndefined,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+            "auto_reload": True,
+        }
         # select_autoescape's defaults miss .mjml, so name every markup extension.
-        self.markup = jinja2.Environment(autoescape=jinja2.select_autoescape(
-            enabled_extensions=("html", "htm", "xml", "mjml", "mjml.j2", "html.j2"),
-            default_for_string=False), **common)
+        self.markup = jinja2.Environment(
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html", "htm", "xml", "mjml", "mjml.j2", "html.j2"),
+                default_for_string=False,
+            ),
+            **common,
+        )
         self.plain = jinja2.Environment(autoescape=False, **common)
         for env in (self.markup, self.plain):
             env.filters.update(longdate=_long_date_filter, shortdate=_short_date_filter)
@@ -65,14 +78,22 @@ class Renderer:
         return _with_warnings(issue)
 
     def context(self, digest: Digest, settings: Settings, links: Links) -> dict[str, Any]:
-        zone = ZoneInfo(digest.schedule.timezone)
+        zone = digest.schedule.zone
         articles = digest.articles
         return {
-            "site": settings.site, "schedule": digest.schedule, "digest": digest,
-            "title": digest.schedule.title, "lead": digest.lead, "sections": digest.sections,
-            "article_count": len(articles), "issue_date": long_date(digest.period.end, zone),
-            "date": long_date(digest.period.end, zone), "preheader": preheader(digest),
-            "unsubscribe_url": links.unsubscribe, "browser_url": links.browser, "zone": zone,
+            "site": settings.site,
+            "schedule": digest.schedule,
+            "digest": digest,
+            "title": digest.schedule.title,
+            "lead": digest.lead,
+            "sections": digest.sections,
+            "article_count": len(articles),
+            "issue_date": long_date(digest.period.end, zone),
+            "date": long_date(digest.period.end, zone),
+            "preheader": preheader(digest),
+            "unsubscribe_url": links.unsubscribe,
+            "browser_url": links.browser,
+            "zone": zone,
         }
 
     def subject(self, digest: Digest, context: dict[str, Any]) -> str:
@@ -86,6 +107,8 @@ class Renderer:
         return plain_line(raw)
 
     def html(self, name: str, context: dict[str, Any]) -> str:
+        import mjml
+
         source = self._template(self.markup, name, context)
         try:
             html = mjml.mjml2html(source, fonts={})
@@ -97,12 +120,11 @@ class Renderer:
         try:
             return env.get_template(name).render(context)
         except jinja2.TemplateNotFound as e:
-            raise TemplateError(name, f"not found (looked in {', '.join(env.loader.searchpath)})"  # type: ignore[union-attr]
-                                ) from e
+            raise TemplateError(name, f"not found (looked in {', '.join(self.folders)})") from e
         except jinja2.TemplateSyntaxError as e:
             raise TemplateError(e.name or name, e.message or str(e), e.lineno) from e
         except jinja2.TemplateError as e:
-            template, line = _failing_line(e, name, env.loader.searchpath)  # type: ignore[union-attr]
+            template, line = _failing_line(e, name, self.folders)
             raise TemplateError(template, _reason(e), line) from e
 
 
@@ -110,8 +132,7 @@ def _reason(error: jinja2.TemplateError) -> str:
     return getattr(error, "message", None) or str(error)
 
 
-def _failing_line(error: BaseException, fallback: str,
-                  folders: Sequence[str] = ()) -> tuple[str, int | None]:
+def _failing_line(error: BaseException, fallback: str, folders: Sequence[str] = ()) -> tuple[str, int | None]:
     """Jinja puts template frames into the traceback; the innermost names the line.
     The name is relative to its templates folder (partials/article.mjml.j2)."""
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
@@ -126,9 +147,16 @@ def _failing_line(error: BaseException, fallback: str,
 
 def inline_css(html: str) -> str:
     """premailer inlines the CSS; media queries stay in <style>; the doctype stays."""
-    inlined = premailer.Premailer(
-        html, allow_network=False, strip_important=False, keep_style_tags=True,
-        remove_classes=False, disable_validation=True, cssutils_logging_level=logging.CRITICAL,
+    import premailer
+
+    inlined: str = premailer.Premailer(
+        html,
+        allow_network=False,
+        strip_important=False,
+        keep_style_tags=True,
+        remove_classes=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
     ).transform()
     if not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = f"{DOCTYPE}\n{inlined}"
@@ -174,8 +202,9 @@ def short_date(value: datetime, zone: ZoneInfo) -> str:
 def _with_warnings(issue: Issue) -> Issue:
     warnings = list(issue.warnings)
     if issue.html_size > GMAIL_CLIP_BYTES:
-        warnings.append(f"HTML is {issue.html_size / 1024:.1f} KB: Gmail clips messages over "
-                        f"{GMAIL_CLIP_BYTES // 1024} KB; lower max_per_category or "
-                        "related_per_article")
-    return Issue(issue.digest, issue.subject, issue.preheader, issue.html, issue.text,
-                 tuple(warnings))
+        warnings.append(
+            f"HTML is {issue.html_size / 1024:.1f} KB: Gmail clips messages over "
+            f"{GMAIL_CLIP_BYTES // 1024} KB; lower max_per_category or "
+            "related_per_article"
+        )
+    return Issue(issue.digest, issue.subject, issue.preheader, issue.html, issue.text, tuple(warnings))

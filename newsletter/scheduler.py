@@ -19,12 +19,13 @@ from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from newsletter import config, select
+from newsletter.clock import utc_now as utc_now  # re-exported: the daemon's clock
 from newsletter.durations import format_duration, parse_duration
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.ledger import Ledger
-from newsletter.models import Schedule
+from newsletter.models import IssueStatus, Schedule
 from newsletter.project import Project
-from newsletter.send import SendSummary, send_schedule, stop_on_signals, utc_now
+from newsletter.send import SendSummary, send_schedule, stop_on_signals
 
 log = logging.getLogger("newsletter.scheduler")
 
@@ -45,8 +46,12 @@ def parse_grace(text: str) -> timedelta:
     except ValueError:
         grace = MAX_GRACE * 2
     if grace > MAX_GRACE:
-        raise ConfigError("--grace", "", f"expected a duration such as 6h or 90m, got {text!r}",
-                          "Use a number and a unit: s, m, h, d or w, at most 366d (e.g. --grace 6h).")
+        raise ConfigError(
+            "--grace",
+            "",
+            f"expected a duration such as 6h or 90m, got {text!r}",
+            "Use a number and a unit: s, m, h, d or w, at most 366d (e.g. --grace 6h).",
+        )
     return grace
 
 
@@ -56,15 +61,25 @@ def due_fire_time(schedule: Schedule, now: datetime, grace: timedelta) -> dateti
     return latest if now - latest <= grace else None
 
 
-def run_due(project: Project, schedule: Schedule, fire_time: datetime, transport: str | None,
-            stop: threading.Event | None = None) -> SendSummary | None:
+def run_due(
+    project: Project,
+    schedule: Schedule,
+    fire_time: datetime,
+    transport: str | None,
+    stop: threading.Event | None = None,
+) -> SendSummary | None:
     """Send the issue going out at `fire_time` (or learn it already went) and log one line.
     Errors are logged, not raised: one schedule's broken template must not stop the others."""
     try:
         summary = send_schedule(project, schedule.name, fire_time, transport, stop=stop, notify=log.info)
     except NewsletterError as e:
-        log.error("%s %s: failed: %s%s", schedule.name, _local(fire_time, schedule.timezone), e,
-                  f" ({e.hint})" if e.hint else "")
+        log.error(
+            "%s %s: failed: %s%s",
+            schedule.name,
+            _local(fire_time, schedule.timezone),
+            e,
+            f" ({e.hint})" if e.hint else "",
+        )
         return None
     except Exception:  # a bug or a database outage: log the traceback, keep the daemon alive
         log.exception("%s %s: failed", schedule.name, _local(fire_time, schedule.timezone))
@@ -79,11 +94,15 @@ def describe(summary: SendSummary, timezone: str) -> str:
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n)
     this_run = f"{summary.sent_now} sent by this run in {summary.seconds:.1f} s"
     detail = "; ".join(p for p in (counts, this_run, summary.message) if p)
-    return (f"{summary.schedule} {_local(summary.period_start, timezone)} .. "
-            f"{_local(summary.period_end, timezone)}: {summary.outcome} ({detail})")
+    return (
+        f"{summary.schedule} {_local(summary.period_start, timezone)} .. "
+        f"{_local(summary.period_end, timezone)}: {summary.outcome} ({detail})"
+    )
 
 
-def _local(moment: datetime, timezone: str) -> str:
+def _local(moment: datetime | None, timezone: str) -> str:
+    if moment is None:  # a job without a next run time (APScheduler keeps it paused)
+        return "never"
     return f"{moment.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M %Z}"
 
 
@@ -95,8 +114,13 @@ def _load(project: Project, name: str) -> Schedule | None:
         return None
 
 
-def catch_up(project: Project, now: datetime, grace: timedelta, transport: str | None = None,
-             stop: threading.Event | None = None) -> Results:
+def catch_up(
+    project: Project,
+    now: datetime,
+    grace: timedelta,
+    transport: str | None = None,
+    stop: threading.Event | None = None,
+) -> Results:
     """For every schedule: finish the sends left in status "sending" (a crash or a
     stop), then send the latest period that fired within `grace` while we were down."""
     results: Results = []
@@ -107,8 +131,10 @@ def catch_up(project: Project, now: datetime, grace: timedelta, transport: str |
         if schedule is None:
             results.append(None)  # counted as a failure by `run --once`
             continue
-        results += [run_due(project, schedule, end, transport, stop)
-                    for end in _catch_up_times(project, schedule, now, grace)]
+        results += [
+            run_due(project, schedule, end, transport, stop)
+            for end in _catch_up_times(project, schedule, now, grace)
+        ]
     return results
 
 
@@ -120,8 +146,11 @@ def _catch_up_times(project: Project, schedule: Schedule, now: datetime, grace: 
     if due is not None and due not in ends:
         ends.append(due)
     if not ends:
-        log.info("%s: nothing due; next send %s", schedule.name,
-                 _local(select.send_time(schedule, now), schedule.timezone))
+        log.info(
+            "%s: nothing due; next send %s",
+            schedule.name,
+            _local(select.send_time(schedule, now), schedule.timezone),
+        )
     return ends
 
 
@@ -130,13 +159,18 @@ def unfinished_sends(project: Project, schedule: Schedule, now: datetime) -> lis
     lifetime = project.settings.sending.queue_lifetime
     ends = []
     for issue in sorted(project.store.issues(schedule.name), key=lambda i: i.period.end):
-        if issue.status != "sending" or not _resumable(schedule, issue.period.end):
+        if issue.status != IssueStatus.SENDING or not _resumable(schedule, issue.period.end):
             continue
         if issue.queued_at is not None and now - issue.queued_at > lifetime:
-            log.warning("%s %s: left unfinished past its %s queue lifetime; finish it with "
-                        "`newsletter send %s --at %s --retry-failed`", schedule.name,
-                        _local(issue.period.end, schedule.timezone), format_duration(lifetime), schedule.name,
-                        issue.period.end.isoformat())
+            log.warning(
+                "%s %s: left unfinished past its %s queue lifetime; finish it with "
+                "`newsletter send %s --at %s --retry-failed`",
+                schedule.name,
+                _local(issue.period.end, schedule.timezone),
+                format_duration(lifetime),
+                schedule.name,
+                issue.period.end.isoformat(),
+            )
             continue
         ends.append(issue.period.end)
     return ends
@@ -151,9 +185,12 @@ def retry_queued(root: Path, transport: str | None, stop: threading.Event) -> Re
         log.error("queue: project not loaded: %s", e)
         return []
     with closing(opened) as project:
-        return [run_due(project, schedule, end, transport, stop)
-                for schedule in filter(None, (_load(project, n) for n in config.schedule_names(root)))
-                for end in unfinished_sends(project, schedule, now) if _due(project, schedule, end, now)]
+        return [
+            run_due(project, schedule, end, transport, stop)
+            for schedule in filter(None, (_load(project, n) for n in config.schedule_names(root)))
+            for end in unfinished_sends(project, schedule, now)
+            if _due(project, schedule, end, now)
+        ]
 
 
 def _due(project: Project, schedule: Schedule, end: datetime, now: datetime) -> bool:
@@ -169,13 +206,18 @@ def _resumable(schedule: Schedule, end: datetime) -> bool:
     moment is no longer a send time and would name another period."""
     if select.send_time(schedule, end) == end:
         return True
-    log.warning("%s %s: left unfinished, and no longer a send time of cron %r; finish it with "
-                "`newsletter send`", schedule.name, _local(end, schedule.timezone), schedule.cron)
+    log.warning(
+        "%s %s: left unfinished, and no longer a send time of cron %r; finish it with `newsletter send`",
+        schedule.name,
+        _local(end, schedule.timezone),
+        schedule.cron,
+    )
     return False
 
 
-def scheduled_run(root: Path, name: str, grace: timedelta, transport: str | None,
-                  stop: threading.Event) -> SendSummary | None:
+def scheduled_run(
+    root: Path, name: str, grace: timedelta, transport: str | None, stop: threading.Event
+) -> SendSummary | None:
     """A schedule's job. APScheduler 3 does not tell a job which fire time it runs for;
     it runs after one (late at most by the misfire grace), so the latest is the one.
     A fresh Project per run: jobs run in parallel threads and see newsletter.toml edits."""
@@ -196,8 +238,14 @@ def scheduled_run(root: Path, name: str, grace: timedelta, transport: str | None
 class ScheduleJobs:
     """The scheduler's jobs kept in step with schedules/*.toml: one job per schedule."""
 
-    def __init__(self, scheduler: BackgroundScheduler, root: Path, grace: timedelta,
-                 transport: str | None, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        scheduler: BackgroundScheduler,
+        root: Path,
+        grace: timedelta,
+        transport: str | None,
+        stop: threading.Event,
+    ) -> None:
         self.scheduler, self.root, self.grace = scheduler, root, grace
         self.transport, self.stop = transport, stop
         self.files: dict[str, tuple[int, int]] | None = None  # name -> (mtime_ns, size)
@@ -216,8 +264,9 @@ class ScheduleJobs:
         first, old = self.files is None, self.files or {}
         self.files = files
         notes = [self._remove(name) for name in list(self.timing) if name not in files]
-        notes += [self._update(name, since or utc_now()) for name, stamp in files.items()
-                  if old.get(name) != stamp]
+        notes += [
+            self._update(name, since or utc_now()) for name, stamp in files.items() if old.get(name) != stamp
+        ]
         log.info("%s: %s", "schedules" if first else "reloaded schedules", "; ".join(notes) or "none")
         return notes
 
@@ -242,13 +291,19 @@ class ScheduleJobs:
     def _add(self, schedule: Schedule, since: datetime) -> Job:
         trigger = config.cron_trigger(schedule.cron, schedule.timezone)
         return self.scheduler.add_job(
-            scheduled_run, trigger=trigger, id=JOB_ID.format(schedule.name), name=schedule.name,
-            replace_existing=True, coalesce=True, max_instances=1,
+            scheduled_run,
+            trigger=trigger,
+            id=JOB_ID.format(schedule.name),
+            name=schedule.name,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
             # APScheduler's default of 1 s would silently drop a send after any downtime.
             misfire_grace_time=int(self.grace.total_seconds()),
             # Counted from `since`, so a fire time passing during a long catch-up still runs.
             next_run_time=trigger.get_next_fire_time(None, since),
-            args=(self.root, schedule.name, self.grace, self.transport, self.stop))
+            args=(self.root, schedule.name, self.grace, self.transport, self.stop),
+        )
 
 
 def _fingerprints(root: Path) -> dict[str, tuple[int, int]]:
@@ -275,8 +330,9 @@ def run_daemon(root: Path, *, once: bool, grace: timedelta, transport: str | Non
             serve(root, started, grace, transport, stop)
 
 
-def serve(root: Path, since: datetime, grace: timedelta, transport: str | None,
-          stop: threading.Event) -> None:
+def serve(
+    root: Path, since: datetime, grace: timedelta, transport: str | None, stop: threading.Event
+) -> None:
     """The scheduler runs in its own thread, so the signal handler only sets `stop` and this
     thread polls the schedule files, then shuts down once the sends have stopped (each
     finishes its messages in flight; the next start resumes the rest)."""
@@ -285,9 +341,16 @@ def serve(root: Path, since: datetime, grace: timedelta, transport: str | None,
     jobs.reload(since)
     with closing(Project(root)) as project:
         every = project.settings.sending.retry_interval
-    scheduler.add_job(retry_queued, "interval", seconds=every.total_seconds(), id=RETRY_JOB_ID,
-                      name="retry queued deliveries", coalesce=True, max_instances=1,
-                      args=(root, transport, stop))
+    scheduler.add_job(
+        retry_queued,
+        "interval",
+        seconds=every.total_seconds(),
+        id=RETRY_JOB_ID,
+        name="retry queued deliveries",
+        coalesce=True,
+        max_instances=1,
+        args=(root, transport, stop),
+    )
     scheduler.start()
     log.info("running; schedule files are reloaded on change; SIGTERM or Ctrl-C stops")
     while not stop.wait(RELOAD_SECONDS):
@@ -300,15 +363,16 @@ def serve(root: Path, since: datetime, grace: timedelta, transport: str | None,
 def _raise_if_failed(results: Results) -> None:
     """`run --once` is for cron and timers: exit 1 (via the CLI) when a send did not complete."""
     if failed := sum(1 for r in results if r is None or r.outcome in FAILED):
-        raise NewsletterError(f"{failed} of {len(results)} scheduled sends did not complete; see the log",
-                              "Fix the cause and run again: nothing already sent is sent twice.")
+        raise NewsletterError(
+            f"{failed} of {len(results)} scheduled sends did not complete; see the log",
+            "Fix the cause and run again: nothing already sent is sent twice.",
+        )
 
 
 def configure_logging() -> None:
-    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s",
-                        datefmt="%Y-%m-%d %H:%M:%S")
+    logging.basicConfig(
+        stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
+    )
     log.setLevel(logging.INFO)
     # Its INFO lines ("Added job", "Running job") repeat ours; its warnings (missed runs) stay.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-
-

@@ -29,13 +29,15 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 metadata = sa.MetaData()
 
 meta = sa.Table(
-    "meta", metadata,
+    "meta",
+    metadata,
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.String(255), nullable=False),
 )
 
 articles = sa.Table(
-    "articles", metadata,
+    "articles",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("key", sa.String(1024), nullable=False, unique=True),
     sa.Column("title", sa.Text, nullable=False),
@@ -55,10 +57,10 @@ articles = sa.Table(
 )
 
 related_refs = sa.Table(
-    "related_refs", metadata,
+    "related_refs",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("article_id", sa.ForeignKey("articles.id", ondelete="CASCADE"), nullable=False,
-              index=True),
+    sa.Column("article_id", sa.ForeignKey("articles.id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("position", sa.Integer, nullable=False),
     sa.Column("category", sa.String(255), nullable=False),
     sa.Column("summary", sa.Text, nullable=False),
@@ -68,7 +70,8 @@ related_refs = sa.Table(
 )
 
 issues = sa.Table(
-    "issues", metadata,
+    "issues",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("schedule", sa.String(64), nullable=False),
     sa.Column("period_start", UTCDateTime, nullable=False),
@@ -84,14 +87,16 @@ issues = sa.Table(
 )
 
 issue_articles = sa.Table(
-    "issue_articles", metadata,
+    "issue_articles",
+    metadata,
     sa.Column("issue_id", sa.ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("article_id", sa.ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
 )
 
 
 subscribers = sa.Table(
-    "subscribers", metadata,
+    "subscribers",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("email", sa.String(320), nullable=False, unique=True),  # lower-cased
     sa.Column("name", sa.String(255), nullable=False, default=""),
@@ -103,7 +108,8 @@ subscribers = sa.Table(
 )
 
 issue_variants = sa.Table(
-    "issue_variants", metadata,
+    "issue_variants",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("issue_id", sa.ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
     sa.Column("variant", sa.String(1024), nullable=False),  # the category set, as a key
@@ -114,7 +120,8 @@ issue_variants = sa.Table(
 )
 
 deliveries = sa.Table(
-    "deliveries", metadata,
+    "deliveries",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("issue_id", sa.ForeignKey("issues.id", ondelete="CASCADE"), nullable=False),
     sa.Column("subscriber_id", sa.ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),

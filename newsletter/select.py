@@ -31,8 +31,13 @@ def _trigger(schedule: Schedule) -> periods.CrontabTrigger:
     return periods.cron_trigger(schedule.cron, schedule.timezone)
 
 
-def select(schedule: Schedule, period: Period, at: datetime, candidates: Iterable[StoredArticle],
-           already_sent: set[int]) -> list[tuple[str, list[StoredArticle]]]:
+def select(
+    schedule: Schedule,
+    period: Period,
+    at: datetime,
+    candidates: Iterable[StoredArticle],
+    already_sent: set[int],
+) -> list[tuple[str, list[StoredArticle]]]:
     """Per category, in the schedule's order: the newest articles of the period
     published by `at`, never one sent before, at most `max_per_category`."""
     eligible = [c for c in candidates if _eligible(c, period, at, already_sent)]

@@ -15,14 +15,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from newsletter.clock import utc_now as utc_now  # the one clock; re-exported
 from newsletter.config import SendingSettings
 from newsletter.delivering import Clock, Delivering, Notify, Progress
 from newsletter.ledger import EXPIRED, Audience, Ledger, Subscriber, Variant
 from newsletter.mail import TOKEN_PLACEHOLDER
-from newsletter.models import Digest, Schedule
+from newsletter.models import DeliveryStatus, Digest, IssueStatus, Schedule, SubscriberStatus
 from newsletter.output import write_files
 from newsletter.project import Project, issue_stem
 from newsletter.render import Links
@@ -30,10 +31,6 @@ from newsletter.tokens import Tokens, secret_key
 from newsletter.transports import TransportFactory, timeout_of, transport_factory
 
 ALL = "*"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -53,10 +50,13 @@ class SendOptions:
     lease: timedelta | None = None  # stored with each claim; after it, a row is an orphan
 
     def resolved(self, sending: SendingSettings, lease: timedelta = timedelta(minutes=2)) -> SendOptions:
-        return replace(self, retry_interval=self.retry_interval or sending.retry_interval,
-                       breaker=self.breaker or sending.breaker,
-                       queue_lifetime=self.queue_lifetime or sending.queue_lifetime,
-                       lease=self.lease or sending.lease or lease)
+        return replace(
+            self,
+            retry_interval=self.retry_interval or sending.retry_interval,
+            breaker=self.breaker or sending.breaker,
+            queue_lifetime=self.queue_lifetime or sending.queue_lifetime,
+            lease=self.lease or sending.lease or lease,
+        )
 
 
 @dataclass
@@ -72,13 +72,20 @@ class SendSummary:
     message: str = ""
 
     def as_json(self) -> dict[str, Any]:
-        return {"schedule": self.schedule, "period": {"start": self.period_start.isoformat(),
-                "end": self.period_end.isoformat()}, "outcome": self.outcome, "issue": self.issue_id,
-                "counts": self.counts, "sent_now": self.sent_now, "seconds": round(self.seconds, 3),
-                "message": self.message}
+        return {
+            "schedule": self.schedule,
+            "period": {"start": self.period_start.isoformat(), "end": self.period_end.isoformat()},
+            "outcome": self.outcome,
+            "issue": self.issue_id,
+            "counts": self.counts,
+            "sent_now": self.sent_now,
+            "seconds": round(self.seconds, 3),
+            "message": self.message,
+        }
 
 
 # -- preparing: audience and variants ---------------------------------------
+
 
 def wanted_categories(schedule: Schedule, subscriber: Subscriber) -> tuple[str, ...]:
     """A subscriber's categories within this schedule; none named means all of them."""
@@ -128,10 +135,18 @@ def recipient_links(project: Project, digest: Digest) -> Links:
 
 # -- the send ----------------------------------------------------------------
 
-def send_schedule(project: Project, name: str, at: datetime, transport: str | None = None,
-                  options: SendOptions = SendOptions(), clock: Clock = utc_now,
-                  progress: Progress | None = None, stop: threading.Event | None = None,
-                  notify: Notify = lambda _: None) -> SendSummary:
+
+def send_schedule(
+    project: Project,
+    name: str,
+    at: datetime,
+    transport: str | None = None,
+    options: SendOptions = SendOptions(),
+    clock: Clock = utc_now,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    notify: Notify = lambda _: None,
+) -> SendSummary:
     """`send` with the project's transport and secrets: what the CLI and the daemon call."""
     url = project.transport_url(transport)
     factory = transport_factory(url, project.environ)
@@ -139,14 +154,32 @@ def send_schedule(project: Project, name: str, at: datetime, transport: str | No
     # The default lease covers the longest a live sender holds one message: two SMTP
     # timeouts (a slow DATA and its reply) and a margin.
     lease = timedelta(seconds=2 * timeout_of(url) + 5)
-    return send(project, name, at, factory, tokens, options.resolved(project.settings.sending, lease),
-                clock, progress, stop, notify)
+    return send(
+        project,
+        name,
+        at,
+        factory,
+        tokens,
+        options.resolved(project.settings.sending, lease),
+        clock,
+        progress,
+        stop,
+        notify,
+    )
 
 
-def send(project: Project, name: str, at: datetime, factory: TransportFactory, tokens: Callable[[], Tokens],
-         options: SendOptions = SendOptions(), clock: Clock = utc_now,
-         progress: Progress | None = None, stop: threading.Event | None = None,
-         notify: Notify = lambda _: None) -> SendSummary:
+def send(
+    project: Project,
+    name: str,
+    at: datetime,
+    factory: TransportFactory,
+    tokens: Callable[[], Tokens],
+    options: SendOptions = SendOptions(),
+    clock: Clock = utc_now,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    notify: Notify = lambda _: None,
+) -> SendSummary:
     """Record (or resume) the issue of `name` going out after `at`, and deliver it."""
     started = time.monotonic()
     options = options.resolved(project.settings.sending)
@@ -156,10 +189,15 @@ def send(project: Project, name: str, at: datetime, factory: TransportFactory, t
     summary = SendSummary(name, digest.period.start, digest.period.end, "sent")
     existing = project.store.issue(name, digest.period.end)
     again = options.retry_unknown or options.retry_failed
-    if existing is not None and existing.status in ("sent", "skipped") and not again:
-        return _finished(summary, ledger, existing.id, "already sent" if existing.status == "sent"
-                         else "skipped", started)
-    if existing is None or existing.status == "built":
+    if existing is not None and existing.status in (IssueStatus.SENT, IssueStatus.SKIPPED) and not again:
+        return _finished(
+            summary,
+            ledger,
+            existing.id,
+            "already sent" if existing.status == IssueStatus.SENT else "skipped",
+            started,
+        )
+    if existing is None or existing.status == IssueStatus.BUILT:
         if digest.is_empty and schedule.skip_if_empty:
             if options.dry_run:
                 return _finished(summary, ledger, None, "skipped", started)
@@ -169,25 +207,43 @@ def send(project: Project, name: str, at: datetime, factory: TransportFactory, t
         if options.dry_run:
             return _dry_run(summary, digests, audience, started)
         variants = render_variants(project, digests)
-        existing = ledger.open_issue(name, digest.period, [a.id for a in digest.articles], variants,
-                                     audience, clock())
+        existing = ledger.open_issue(
+            name, digest.period, [a.id for a in digest.articles], variants, audience, clock()
+        )
         write_browser_copy(project, digest, clock())
     if options.dry_run:
         return _finished(summary, ledger, existing.id, "dry run", started)
     signer = tokens()
     if options.retry_unknown:
-        ledger.requeue(existing.id, "unknown", clock())
+        ledger.requeue(existing.id, DeliveryStatus.UNKNOWN, clock())
     if options.retry_failed:
         ledger.requeue(existing.id, EXPIRED, clock())
-    run = Delivering(project.settings, ledger, existing.id, schedule, factory, signer, options, clock,
-                     progress, stop or threading.Event(), notify)
+    run = Delivering(
+        project.settings,
+        ledger,
+        existing.id,
+        schedule,
+        factory,
+        signer,
+        options,
+        clock,
+        progress,
+        stop or threading.Event(),
+        notify,
+    )
     summary.sent_now = run.deliver()
     summary.outcome = run.outcome
     return _finished(summary, ledger, existing.id, run.outcome, started, run.message)
 
 
-def _finished(summary: SendSummary, ledger: Ledger, issue_id: int | None, outcome: str,
-              started: float, message: str = "") -> SendSummary:
+def _finished(
+    summary: SendSummary,
+    ledger: Ledger,
+    issue_id: int | None,
+    outcome: str,
+    started: float,
+    message: str = "",
+) -> SendSummary:
     summary.issue_id, summary.outcome, summary.message = issue_id, outcome, message
     if issue_id is not None:
         summary.counts = ledger.counts(issue_id)
@@ -195,13 +251,21 @@ def _finished(summary: SendSummary, ledger: Ledger, issue_id: int | None, outcom
     return summary
 
 
-def _dry_run(summary: SendSummary, digests: dict[str, Digest], audience: Audience,
-             started: float) -> SendSummary:
-    statuses = ["pending" if key else "skipped" for person, key in audience.members
-                if person.status == "active"]
-    suppressed = sum(1 for person, _ in audience.members if person.status != "active")
-    summary.counts = {"pending": statuses.count("pending"), "skipped": statuses.count("skipped"),
-                      "suppressed": suppressed, "variants": len(digests)}
+def _dry_run(
+    summary: SendSummary, digests: dict[str, Digest], audience: Audience, started: float
+) -> SendSummary:
+    statuses = [
+        "pending" if key else "skipped"
+        for person, key in audience.members
+        if person.status == SubscriberStatus.ACTIVE
+    ]
+    suppressed = sum(1 for person, _ in audience.members if person.status != SubscriberStatus.ACTIVE)
+    summary.counts = {
+        "pending": statuses.count("pending"),
+        "skipped": statuses.count("skipped"),
+        "suppressed": suppressed,
+        "variants": len(digests),
+    }
     summary.outcome, summary.seconds = "dry run", time.monotonic() - started
     return summary
 

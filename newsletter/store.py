@@ -18,9 +18,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from newsletter import dberrors, migrations
 from newsletter.errors import StoreError
-from newsletter.models import Article, Block, LinkTarget, Period, RelatedRef, StoredArticle
+from newsletter.models import Article, Block, IssueStatus, LinkTarget, Period, RelatedRef, StoredArticle
+from newsletter.schema import SCHEMA_VERSION as SCHEMA_VERSION  # re-exported: the version a store writes
 from newsletter.schema import (
-    SCHEMA_VERSION,
     articles,
     issue_articles,
     issues,
@@ -29,7 +29,11 @@ from newsletter.schema import (
     related_refs,
 )
 
+# Issues that went (or are going) out: never rewritten, and their articles never repeated.
+GONE_OUT = (IssueStatus.SENDING, IssueStatus.SENT)
 CHUNK = 500  # bound parameters per IN (...) query; SQLite allows 32766
+# What an upsert reads of a stored article: id, key, content_hash, published, first_seen.
+ExistingRow = sa.Row[int, str, str, datetime, datetime]
 
 
 def text_key(text: str) -> str:
@@ -39,9 +43,16 @@ def text_key(text: str) -> str:
 
 
 def _content_hash(article: Article) -> str:
-    fields = [article.title, article.standfirst, article.category, article.url,
-              article.published.isoformat(), _body_json(article.body), json.dumps(article.tags),
-              json.dumps([(r.category, r.summary, str(r.published)) for r in article.related])]
+    fields = [
+        article.title,
+        article.standfirst,
+        article.category,
+        article.url,
+        article.published.isoformat(),
+        _body_json(article.body),
+        json.dumps(article.tags),
+        json.dumps([(r.category, r.summary, str(r.published)) for r in article.related]),
+    ]
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 
@@ -91,15 +102,23 @@ class Store:
                 metadata.create_all(conn)
                 version = conn.scalar(sa.select(meta.c.value).where(meta.c.key == "schema_version"))
                 if version is None:
-                    conn.execute(meta.insert(), [{"key": "schema_version", "value": str(SCHEMA_VERSION)},
-                                                 {"key": "revision", "value": "0"}])
+                    conn.execute(
+                        meta.insert(),
+                        [
+                            {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                            {"key": "revision", "value": "0"},
+                        ],
+                    )
                 elif int(version) > SCHEMA_VERSION:
-                    raise StoreError(f"database schema version {version} is newer than this "
-                                     f"program's {SCHEMA_VERSION}", "Upgrade newsletter.")
+                    raise StoreError(
+                        f"database schema version {version} is newer than this program's {SCHEMA_VERSION}",
+                        "Upgrade newsletter.",
+                    )
                 elif int(version) < SCHEMA_VERSION:
                     migrations.upgrade(conn, int(version), SCHEMA_VERSION)
-                    conn.execute(meta.update().where(meta.c.key == "schema_version").values(
-                        value=str(SCHEMA_VERSION)))
+                    conn.execute(
+                        meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
+                    )
         except sa.exc.OperationalError as e:  # a kind dberrors does not know: still name the database
             raise dberrors.open_error(self.engine, e) from e
 
@@ -129,30 +148,39 @@ class Store:
             self._write_related(conn, list(zip(ids, written, strict=True)))
             self._resolve_pending(conn, list(zip(ids, written, strict=True)))
             if ids:
-                conn.execute(meta.update().where(meta.c.key == "revision").values(
-                    value=sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.String)))
+                conn.execute(
+                    meta.update()
+                    .where(meta.c.key == "revision")
+                    .values(value=sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.String))
+                )
         return counts
 
-    def _existing(self, conn: Connection, keys: list[str]) -> dict[str, sa.Row[Any]]:
-        found: dict[str, sa.Row[Any]] = {}
-        cols = (articles.c.id, articles.c.key, articles.c.content_hash, articles.c.published,
-                articles.c.first_seen)
+    def _existing(self, conn: Connection, keys: list[str]) -> dict[str, ExistingRow]:
+        found: dict[str, ExistingRow] = {}
+        cols = (
+            articles.c.id,
+            articles.c.key,
+            articles.c.content_hash,
+            articles.c.published,
+            articles.c.first_seen,
+        )
         for chunk in _chunks(keys):
             for row in conn.execute(sa.select(*cols).where(articles.c.key.in_(chunk))):
                 found[row.key] = row
         return found
 
-    def _insert_articles(self, conn: Connection, added: list[tuple[Article, Any]],
-                         now: datetime) -> list[int]:
+    def _insert_articles(
+        self, conn: Connection, added: list[tuple[Article, Any]], now: datetime
+    ) -> list[int]:
         if not added:
             return []
         rows = [_article_row(a, now, now) for a, _ in added]
-        result = conn.execute(articles.insert().returning(articles.c.id, sort_by_parameter_order=True),
-                              rows)
+        result = conn.execute(articles.insert().returning(articles.c.id, sort_by_parameter_order=True), rows)
         return [row.id for row in result]
 
-    def _update_articles(self, conn: Connection, changed: list[tuple[Article, Any]],
-                         now: datetime) -> list[int]:
+    def _update_articles(
+        self, conn: Connection, changed: list[tuple[Article, Any]], now: datetime
+    ) -> list[int]:
         if not changed:
             return []
         rows = [{"b_id": old.id, **_article_row(a, old.first_seen, now)} for a, old in changed]
@@ -164,16 +192,22 @@ class Store:
     def _write_related(self, conn: Connection, written: list[tuple[int, Article]]) -> None:
         summaries = [r.summary for _, a in written for r in a.related]
         targets = self._standfirst_ids(conn, [text_key(s) for s in summaries])
-        rows = [_ref_row(article_id, position, ref, targets)
-                for article_id, a in written for position, ref in enumerate(a.related)]
+        rows = [
+            _ref_row(article_id, position, ref, targets)
+            for article_id, a in written
+            for position, ref in enumerate(a.related)
+        ]
         if rows:
             conn.execute(related_refs.insert(), rows)
 
     def _standfirst_ids(self, conn: Connection, keys: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for chunk in _chunks(sorted(set(keys))):
-            query = sa.select(articles.c.standfirst_key, articles.c.id).where(
-                articles.c.standfirst_key.in_(chunk)).order_by(articles.c.id)
+            query = (
+                sa.select(articles.c.standfirst_key, articles.c.id)
+                .where(articles.c.standfirst_key.in_(chunk))
+                .order_by(articles.c.id)
+            )
             found.update({key: id_ for key, id_ in conn.execute(query)})
         return found
 
@@ -181,13 +215,19 @@ class Store:
         """Related entries that named an article not yet stored point at it now."""
         rows = [{"b_id": id_, "b_key": text_key(a.standfirst)} for id_, a in written if a.standfirst]
         if rows:
-            conn.execute(related_refs.update().where(
-                related_refs.c.target_id.is_(None),
-                related_refs.c.summary_key == sa.bindparam("b_key"),
-            ).values(target_id=sa.bindparam("b_id")), rows)
+            conn.execute(
+                related_refs.update()
+                .where(
+                    related_refs.c.target_id.is_(None),
+                    related_refs.c.summary_key == sa.bindparam("b_key"),
+                )
+                .values(target_id=sa.bindparam("b_id")),
+                rows,
+            )
 
-    def articles(self, *, category: str | None = None, since: datetime | None = None,
-                 until: datetime | None = None) -> list[StoredArticle]:
+    def articles(
+        self, *, category: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> list[StoredArticle]:
         query = sa.select(articles).order_by(articles.c.published.desc(), articles.c.id.desc())
         if category is not None:
             query = query.where(articles.c.category == category)
@@ -197,18 +237,26 @@ class Store:
             query = query.where(articles.c.published <= until)
         return self._fetch(query)
 
-    def candidates(self, schedule: str, categories: Iterable[str], period: Period, at: datetime,
-                   per_category: int) -> list[StoredArticle]:
+    def candidates(
+        self, schedule: str, categories: Iterable[str], period: Period, at: datetime, per_category: int
+    ) -> list[StoredArticle]:
         """Per category, the newest `per_category` articles published in the period
         and by `at` that no earlier sent issue of `schedule` carried."""
         sent = self._sent_query(schedule, period.end)
         found: list[StoredArticle] = []
         for category in dict.fromkeys(categories):
-            query = sa.select(articles).where(
-                articles.c.category == category, articles.c.published >= period.start,
-                articles.c.published < period.end, articles.c.published <= at,
-                articles.c.id.not_in(sent),
-            ).order_by(articles.c.published.desc(), articles.c.id.desc()).limit(per_category)
+            query = (
+                sa.select(articles)
+                .where(
+                    articles.c.category == category,
+                    articles.c.published >= period.start,
+                    articles.c.published < period.end,
+                    articles.c.published <= at,
+                    articles.c.id.not_in(sent),
+                )
+                .order_by(articles.c.published.desc(), articles.c.id.desc())
+                .limit(per_category)
+            )
             found += self._fetch(query)
         return found
 
@@ -229,14 +277,22 @@ class Store:
 
     def _related_of(self, conn: Connection, ids: list[int]) -> dict[int, tuple[RelatedRef, ...]]:
         found: dict[int, list[RelatedRef]] = {}
-        cols = (related_refs.c.article_id, related_refs.c.category, related_refs.c.summary,
-                related_refs.c.published)
+        cols = (
+            related_refs.c.article_id,
+            related_refs.c.category,
+            related_refs.c.summary,
+            related_refs.c.published,
+        )
         for chunk in _chunks(ids):
-            query = sa.select(*cols).where(related_refs.c.article_id.in_(chunk)).order_by(
-                related_refs.c.article_id, related_refs.c.position)
+            query = (
+                sa.select(*cols)
+                .where(related_refs.c.article_id.in_(chunk))
+                .order_by(related_refs.c.article_id, related_refs.c.position)
+            )
             for row in conn.execute(query):
                 found.setdefault(row.article_id, []).append(
-                    RelatedRef(row.category, row.summary, row.published))
+                    RelatedRef(row.category, row.summary, row.published)
+                )
         return {k: tuple(v) for k, v in found.items()}
 
     def related_targets(self, ids: Iterable[int]) -> dict[int, list[int]]:
@@ -244,17 +300,28 @@ class Store:
         found: dict[int, list[int]] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(sorted(set(ids))):
-                query = sa.select(related_refs.c.article_id, related_refs.c.target_id).where(
-                    related_refs.c.article_id.in_(chunk), related_refs.c.target_id.is_not(None),
-                ).order_by(related_refs.c.article_id, related_refs.c.position)
+                query = (
+                    sa.select(related_refs.c.article_id, related_refs.c.target_id)
+                    .where(
+                        related_refs.c.article_id.in_(chunk),
+                        related_refs.c.target_id.is_not(None),
+                    )
+                    .order_by(related_refs.c.article_id, related_refs.c.position)
+                )
                 for article_id, target_id in conn.execute(query):
                     found.setdefault(article_id, []).append(target_id)
         return found
 
     def corpus(self) -> list[tuple[int, str, datetime, str]]:
         """(id, category, published, text) of every article, for similarity."""
-        cols = (articles.c.id, articles.c.category, articles.c.published, articles.c.title,
-                articles.c.standfirst, articles.c.body)
+        cols = (
+            articles.c.id,
+            articles.c.category,
+            articles.c.published,
+            articles.c.title,
+            articles.c.standfirst,
+            articles.c.body,
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(*cols).order_by(articles.c.id)).all()
         return [(r.id, r.category, r.published, _prose(r.title, r.standfirst, r.body)) for r in rows]
@@ -263,14 +330,27 @@ class Store:
         """(resolved, unresolved) explicit related entries."""
         with self.engine.connect() as conn:
             total = conn.scalar(sa.select(sa.func.count()).select_from(related_refs)) or 0
-            open_ = conn.scalar(sa.select(sa.func.count()).select_from(related_refs).where(
-                related_refs.c.target_id.is_(None))) or 0
+            open_ = (
+                conn.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(related_refs)
+                    .where(related_refs.c.target_id.is_(None))
+                )
+                or 0
+            )
         return total - open_, open_
 
     # -- issues -----------------------------------------------------------
 
-    def record_issue(self, schedule: str, period: Period, status: str, subject: str,
-                     article_ids: Sequence[int], now: datetime) -> IssueRecord:
+    def record_issue(
+        self,
+        schedule: str,
+        period: Period,
+        status: str,
+        subject: str,
+        article_ids: Sequence[int],
+        now: datetime,
+    ) -> IssueRecord:
         """Record a built or skipped issue; a sent issue is never rewritten."""
         try:
             return self._record_issue(schedule, period, status, subject, article_ids, now)
@@ -279,29 +359,44 @@ class Store:
             # insert: the row exists now, so the second try updates or keeps it.
             return self._record_issue(schedule, period, status, subject, article_ids, now)
 
-    def _record_issue(self, schedule: str, period: Period, status: str, subject: str,
-                      article_ids: Sequence[int], now: datetime) -> IssueRecord:
+    def _record_issue(
+        self,
+        schedule: str,
+        period: Period,
+        status: str,
+        subject: str,
+        article_ids: Sequence[int],
+        now: datetime,
+    ) -> IssueRecord:
         with self.engine.begin() as conn:
             row = self.issue_row(conn, schedule, period.end)
             if row is None:
-                conn.execute(issues.insert().values(
-                    schedule=schedule, period_start=period.start, period_end=period.end,
-                    status=status, subject=subject, created_at=now))
+                conn.execute(
+                    issues.insert().values(
+                        schedule=schedule,
+                        period_start=period.start,
+                        period_end=period.end,
+                        status=status,
+                        subject=subject,
+                        created_at=now,
+                    )
+                )
                 row = self.issue_row(conn, schedule, period.end)
-            elif row.status not in ("sent", "sending"):
-                conn.execute(issues.update().where(issues.c.id == row.id).values(
-                    status=status, subject=subject, period_start=period.start))
+            elif row.status not in GONE_OUT:
+                conn.execute(
+                    issues.update()
+                    .where(issues.c.id == row.id)
+                    .values(status=status, subject=subject, period_start=period.start)
+                )
                 conn.execute(issue_articles.delete().where(issue_articles.c.issue_id == row.id))
             else:
                 return issue_record(row)
             if article_ids:
-                conn.execute(issue_articles.insert(),
-                             [{"issue_id": row.id, "article_id": i} for i in dict.fromkeys(article_ids)])
+                conn.execute(
+                    issue_articles.insert(),
+                    [{"issue_id": row.id, "article_id": i} for i in dict.fromkeys(article_ids)],
+                )
             return issue_record(self.issue_row(conn, schedule, period.end))
-
-    def mark_sent(self, issue_id: int, now: datetime) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(issues.update().where(issues.c.id == issue_id).values(status="sent", sent_at=now))
 
     def sent_article_ids(self, schedule: str, before: datetime) -> set[int]:
         """Articles of this schedule's issues sent (or being sent) that went out before
@@ -310,9 +405,11 @@ class Store:
             return set(conn.scalars(self._sent_query(schedule, before)))
 
     def _sent_query(self, schedule: str, before: datetime) -> sa.Select[Any]:
-        return sa.select(issue_articles.c.article_id).join(issues).where(
-            issues.c.schedule == schedule, issues.c.status.in_(("sending", "sent")),
-            issues.c.period_end < before)
+        return (
+            sa.select(issue_articles.c.article_id)
+            .join(issues)
+            .where(issues.c.schedule == schedule, issues.c.status.in_(GONE_OUT), issues.c.period_end < before)
+        )
 
     def issues(self, schedule: str | None = None) -> list[IssueRecord]:
         query = sa.select(issues).order_by(issues.c.period_end.desc())
@@ -323,8 +420,11 @@ class Store:
 
     def issue_article_ids(self, issue_id: int) -> list[int]:
         with self.engine.connect() as conn:
-            return list(conn.scalars(sa.select(issue_articles.c.article_id).where(
-                issue_articles.c.issue_id == issue_id)))
+            return list(
+                conn.scalars(
+                    sa.select(issue_articles.c.article_id).where(issue_articles.c.issue_id == issue_id)
+                )
+            )
 
     def issue(self, schedule: str, end: datetime) -> IssueRecord | None:
         """The issue of `schedule` that goes out at `end`, if one was recorded."""
@@ -332,18 +432,71 @@ class Store:
             row = self.issue_row(conn, schedule, end)
         return issue_record(row) if row is not None else None
 
+    def claim_issue(
+        self, conn: Connection, schedule: str, period: Period, subject: str, now: datetime
+    ) -> int | None:
+        """Take the issue going out at `period.end` into `sending`, inside the ledger's
+        transaction: a built row is taken over, a missing one inserted. It starts with a
+        write, so two senders serialise here. Returns the id if ours, None if another's."""
+        taken = conn.execute(
+            issues.update()
+            .where(
+                issues.c.schedule == schedule,
+                issues.c.period_end == period.end,
+                issues.c.status == IssueStatus.BUILT,
+            )
+            .values(status=IssueStatus.SENDING, subject=subject, period_start=period.start, queued_at=now)
+        )
+        row = self.issue_row(conn, schedule, period.end)
+        if taken.rowcount == 1:
+            conn.execute(issue_articles.delete().where(issue_articles.c.issue_id == row.id))
+            return int(row.id)
+        if row is not None:
+            return None
+        result = conn.execute(
+            issues.insert().values(
+                schedule=schedule,
+                period_start=period.start,
+                period_end=period.end,
+                status=IssueStatus.SENDING,
+                subject=subject,
+                created_at=now,
+                queued_at=now,
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None  # an insert of one row always has one
+        return int(key[0])
+
+    def move_issue(
+        self, conn: Connection, issue_id: int, from_: Sequence[IssueStatus], to: IssueStatus, **values: Any
+    ) -> None:
+        """Change an issue's status if it is in one of `from_`, in the caller's transaction."""
+        conn.execute(
+            issues.update()
+            .where(issues.c.id == issue_id, issues.c.status.in_(from_))
+            .values(status=to, **values)
+        )
+
+    def issue_row_by_id(self, conn: Connection, issue_id: int) -> Any:
+        return conn.execute(sa.select(issues).where(issues.c.id == issue_id)).one()
+
     def issue_row(self, conn: Connection, schedule: str, end: datetime) -> Any:
-        """The raw issue row, inside a caller's transaction (the ledger claims issues with it)."""
-        return conn.execute(sa.select(issues).where(
-            issues.c.schedule == schedule, issues.c.period_end == end)).first()
+        """The raw issue row, inside a caller's transaction. Only the store writes issue rows;
+        the ledger asks it to, inside its own transactions (claim_issue, move_issue)."""
+        return conn.execute(
+            sa.select(issues).where(issues.c.schedule == schedule, issues.c.period_end == end)
+        ).first()
 
     def last_issue_end(self, schedule: str, before: datetime) -> datetime | None:
         """The end of this schedule's latest issue that went out (sent, being sent, or
         skipped as empty) before `before`: the next period starts there, so no article
         falls between sends the daemon missed."""
         query = sa.select(sa.func.max(issues.c.period_end)).where(
-            issues.c.schedule == schedule, issues.c.status.in_(("sent", "sending", "skipped")),
-            issues.c.period_end < before)
+            issues.c.schedule == schedule,
+            issues.c.status.in_((*GONE_OUT, IssueStatus.SKIPPED)),
+            issues.c.period_end < before,
+        )
         with self.engine.connect() as conn:
             end: datetime | None = conn.scalar(query)
         return end
@@ -362,11 +515,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), CHUNK):
-        yield items[start:start + CHUNK]
+        yield items[start : start + CHUNK]
 
 
-def _split_batch(batch: Sequence[Article], existing: dict[str, Any],
-                 counts: UpsertCounts) -> tuple[list[tuple[Article, Any]], list[tuple[Article, Any]]]:
+def _split_batch(
+    batch: Sequence[Article], existing: dict[str, Any], counts: UpsertCounts
+) -> tuple[list[tuple[Article, Any]], list[tuple[Article, Any]]]:
     """Sort a batch into new and changed articles; the last copy of a key wins."""
     latest = {a.key: a for a in batch}
     added, changed = [], []
@@ -387,26 +541,48 @@ def _split_batch(batch: Sequence[Article], existing: dict[str, Any],
 
 def _article_row(a: Article, first_seen: datetime, now: datetime) -> dict[str, Any]:
     return {
-        "key": a.key, "title": a.title, "standfirst": a.standfirst,
+        "key": a.key,
+        "title": a.title,
+        "standfirst": a.standfirst,
         "standfirst_key": text_key(a.standfirst) if a.standfirst else "",
-        "category": a.category, "url": a.url, "published": a.published, "undated": a.undated,
-        "source": a.source, "body": _body_json(a.body), "tags": json.dumps(list(a.tags)),
-        "content_hash": _content_hash(a), "first_seen": first_seen, "updated_at": now,
+        "category": a.category,
+        "url": a.url,
+        "published": a.published,
+        "undated": a.undated,
+        "source": a.source,
+        "body": _body_json(a.body),
+        "tags": json.dumps(list(a.tags)),
+        "content_hash": _content_hash(a),
+        "first_seen": first_seen,
+        "updated_at": now,
     }
 
 
 def _ref_row(article_id: int, position: int, ref: RelatedRef, targets: dict[str, int]) -> dict[str, Any]:
     key = text_key(ref.summary)
     target = targets.get(key)
-    return {"article_id": article_id, "position": position, "category": ref.category,
-            "summary": ref.summary, "summary_key": key, "published": ref.published,
-            "target_id": target if target != article_id else None}
+    return {
+        "article_id": article_id,
+        "position": position,
+        "category": ref.category,
+        "summary": ref.summary,
+        "summary_key": key,
+        "published": ref.published,
+        "target_id": target if target != article_id else None,
+    }
 
 
 def _article(row: Any, related: tuple[RelatedRef, ...]) -> Article:
     return Article(
-        title=row.title, published=row.published, source=row.source, standfirst=row.standfirst,
-        category=row.category, url=row.url, related=related, key=row.key, undated=row.undated,
+        title=row.title,
+        published=row.published,
+        source=row.source,
+        standfirst=row.standfirst,
+        category=row.category,
+        url=row.url,
+        related=related,
+        key=row.key,
+        undated=row.undated,
         body=tuple(Block(kind, text) for kind, text in json.loads(row.body)),
         tags=tuple(json.loads(row.tags)),
     )
@@ -417,8 +593,15 @@ def _prose(title: str, standfirst: str, body: str) -> str:
 
 
 def issue_record(row: Any) -> IssueRecord:
-    return IssueRecord(row.id, row.schedule, Period(row.period_start, row.period_end),
-                       row.status, row.subject, row.sent_at, row.queued_at or row.created_at)
+    return IssueRecord(
+        row.id,
+        row.schedule,
+        Period(row.period_start, row.period_end),
+        row.status,
+        row.subject,
+        row.sent_at,
+        row.queued_at or row.created_at,
+    )
 
 
 __all__ = ["Store", "UpsertCounts", "IssueRecord", "text_key", "date"]

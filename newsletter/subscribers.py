@@ -39,7 +39,8 @@ class ParsedCsv:
 def parse_csv(source: str, data: bytes) -> ParsedCsv:
     lines = _physical_lines(decode_utf8(source, data))
     header = _header(source, lines[0])
-    parsed, by_email = ParsedCsv(), {}
+    parsed = ParsedCsv()
+    by_email: dict[str, SubscriberRow] = {}
     for number, line in enumerate(lines[1:], start=2):
         if line.strip():
             _add_line(f"{source}:{number}", header, line, parsed, by_email)
@@ -47,8 +48,9 @@ def parse_csv(source: str, data: bytes) -> ParsedCsv:
     return parsed
 
 
-def _add_line(where: str, header: list[str], line: str, parsed: ParsedCsv,
-              by_email: dict[str, SubscriberRow]) -> None:
+def _add_line(
+    where: str, header: list[str], line: str, parsed: ParsedCsv, by_email: dict[str, SubscriberRow]
+) -> None:
     """One data line: a subscriber added or merged, or an error naming the line."""
     try:
         fields = dict(zip(header, _fields(line), strict=False))
@@ -85,8 +87,9 @@ def _fields(line: str) -> list[str]:
         return next(csv.reader([line], strict=True))
     except csv.Error as e:
         if "unexpected end of data" in str(e):
-            raise ValueError('unbalanced quote (a field opened with " is not closed on this line; '
-                             "a row never spans lines)") from e
+            raise ValueError(
+                'unbalanced quote (a field opened with " is not closed on this line; a row never spans lines)'
+            ) from e
         raise ValueError(f"not a CSV row ({e})") from e
 
 
@@ -99,8 +102,9 @@ def _subscriber(fields: dict[str, str], where: str, warnings: list[str]) -> Subs
     except ValueError as e:
         raise ValueError(f"invalid email {email!r}: {e}") from e
     categories = tuple(c.strip() for c in fields.get("categories", "").split(";") if c.strip())
-    return SubscriberRow(normalized, _name(fields.get("name", ""), where, warnings),
-                         tuple(dict.fromkeys(categories)))
+    return SubscriberRow(
+        normalized, _name(fields.get("name", ""), where, warnings), tuple(dict.fromkeys(categories))
+    )
 
 
 def _name(raw: str, where: str, warnings: list[str]) -> str:

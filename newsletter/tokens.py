@@ -25,10 +25,13 @@ class BadToken(NewsletterError):
 def secret_key(environ: Mapping[str, str]) -> str:
     key = environ.get(SECRET_VARIABLE, "")
     if len(key) < MIN_SECRET_LENGTH:
-        raise ConfigError(SECRET_VARIABLE, "", f"expected a secret of at least {MIN_SECRET_LENGTH} "
-                          "characters in the environment (it signs unsubscribe links)",
-                          f"export {SECRET_VARIABLE}=$(python3 -c 'import secrets; "
-                          "print(secrets.token_urlsafe(32))')")
+        raise ConfigError(
+            SECRET_VARIABLE,
+            "",
+            f"expected a secret of at least {MIN_SECRET_LENGTH} "
+            "characters in the environment (it signs unsubscribe links)",
+            f"export {SECRET_VARIABLE}=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')",
+        )
     return key
 
 

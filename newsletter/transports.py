@@ -5,6 +5,7 @@
     smtps://[user@]host[:port]          SMTP over TLS
     file:DIR                            one .eml per message, written atomically
     memory:                             kept in a list: the in-package test double
+    (no URL) MockTransport(handler)     each message to a function, which may raise to script a relay
 
 Every transport raises the same three errors, so the sender decides retries
 without knowing the protocol: TemporaryFailure (try again later),
@@ -31,7 +32,7 @@ from newsletter.output import atomic_write
 
 PASSWORD_VARIABLE = "NEWSLETTER_SMTP_PASSWORD"
 DEFAULT_TIMEOUT = 30.0
-ENHANCED_CODE = re.compile(rb"^([245])\.(\d{1,3})\.(\d{1,3})\b")
+ENHANCED_CODE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b", re.ASCII)
 LEADING_DOT = re.compile(rb"(?m)^\.")
 
 
@@ -94,8 +95,9 @@ def transport_factory(url: str, environ: dict[str, str]) -> TransportFactory:
     if parts.scheme == "memory":
         shared = MemoryTransport()
         return lambda: shared
-    raise ConfigError("--transport", "", f"expected smtp://host:port, smtp+starttls://, smtps:// "
-                      f"or file:DIR, got {url!r}")
+    raise ConfigError(
+        "--transport", "", f"expected smtp://host:port, smtp+starttls://, smtps:// or file:DIR, got {url!r}"
+    )
 
 
 def timeout_of(url: str) -> float:
@@ -125,8 +127,12 @@ class SMTPSettings:
         username = unquote(parts.username or "")
         password = environ.get(PASSWORD_VARIABLE, "")
         if username and not password:
-            raise ConfigError("--transport", "", f"{url!r} names a user but {PASSWORD_VARIABLE} "
-                              "is not set", f"export {PASSWORD_VARIABLE}=...; passwords never go in files")
+            raise ConfigError(
+                "--transport",
+                "",
+                f"{url!r} names a user but {PASSWORD_VARIABLE} is not set",
+                f"export {PASSWORD_VARIABLE}=...; passwords never go in files",
+            )
         settings = cls(parts.hostname, port, security, username, password, timeout_of(url))
         settings.check_auth_is_safe()
         return settings
@@ -134,8 +140,12 @@ class SMTPSettings:
     def check_auth_is_safe(self) -> None:
         """A password never crosses the network in clear text (loopback is not the network)."""
         if self.username and self.security == "none" and not _is_loopback(self.host):
-            raise ConfigError("--transport", "", f"refusing to send the SMTP password to {self.host} "
-                              "without TLS", "Use smtp+starttls:// or smtps://.")
+            raise ConfigError(
+                "--transport",
+                "",
+                f"refusing to send the SMTP password to {self.host} without TLS",
+                "Use smtp+starttls:// or smtps://.",
+            )
 
 
 def _is_loopback(host: str) -> bool:
@@ -241,8 +251,9 @@ def _lost_reply(error: Exception) -> DeliveryError:
     or a timeout after the dot may follow an accepted message: the outcome is unknown."""
     cause = error.__context__ if isinstance(error, smtplib.SMTPException) else error  # smtplib wraps it
     if isinstance(cause, (ConnectionResetError, BrokenPipeError)):
-        return TemporaryFailure(f"DATA: connection reset before the server took the whole message ({cause})",
-                                stage="DATA")
+        return TemporaryFailure(
+            f"DATA: connection reset before the server took the whole message ({cause})", stage="DATA"
+        )
     return UnknownOutcome(f"connection lost after the message was sent: {error}", stage="end of DATA")
 
 
@@ -252,10 +263,12 @@ def _expect(reply: tuple[int, bytes], wanted: int | tuple[int, ...], stage: str)
         raise _reply_error(code, text, stage)
 
 
-def _reply_error(code: int, text: bytes, stage: str) -> DeliveryError:
-    match = ENHANCED_CODE.match(text or b"")
-    enhanced = b".".join(match.groups()).decode() if match else ""
-    reason = f"{stage}: {code} {text.decode('utf-8', 'replace')}"
+def _reply_error(code: int, reply: bytes | str, stage: str) -> DeliveryError:
+    """The server's reply text is bytes, but smtplib's own SMTPResponseExceptions may carry a str."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply or ""
+    match = ENHANCED_CODE.match(text)
+    enhanced = ".".join(match.groups()) if match else ""
+    reason = f"{stage}: {code} {text}"
     if 500 <= code < 600:
         return PermanentFailure(reason, code, enhanced, stage)
     return TemporaryFailure(reason, code, enhanced, stage)
@@ -306,6 +319,34 @@ class MemoryTransport:
 
     def close(self) -> None:
         pass
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One message as the sender hands it to a transport."""
+
+    sender: str
+    recipient: str
+    message: bytes
+
+
+class MockTransport:
+    """Hands every message to `handler(envelope)`, httpx-style: the handler records it, checks
+    it, or scripts the relay by raising TemporaryFailure, PermanentFailure or UnknownOutcome
+    (returning means accepted). Any other exception is a bug and ends the run, as one in a
+    real transport would. Not reachable by URL: pass `factory=lambda: MockTransport(handler)`
+    to `send.send`. One per connection, so with several the handler is called from as many
+    threads at once."""
+
+    def __init__(self, handler: Callable[[Envelope], None]) -> None:
+        self.handler = handler
+        self.closed = False
+
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        self.handler(Envelope(sender, recipient, message))
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def _message_id(message: bytes) -> str:

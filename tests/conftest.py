@@ -21,18 +21,25 @@ from newsletter.project import Project
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
-PARAGRAPH = ("Researchers followed several hundred adults for a year and found that small, "
-             "repeatable habits changed how people felt far more than occasional big efforts did. "
-             "The effect held across ages and was strongest for people who started with the "
-             "least sleep, which suggests that modest changes matter most where they are needed.")
+PARAGRAPH = (
+    "Researchers followed several hundred adults for a year and found that small, "
+    "repeatable habits changed how people felt far more than occasional big efforts did. "
+    "The effect held across ages and was strongest for people who started with the "
+    "least sleep, which suggests that modest changes matter most where they are needed."
+)
 
 
-def write_article(folder: Path, name: str, title: str, published: str, standfirst: str = "",
-                  body: Sequence[str] = (PARAGRAPH, PARAGRAPH),
-                  related: Sequence[tuple[str, str, str]] = ()) -> Path:
+def write_article(
+    folder: Path,
+    name: str,
+    title: str,
+    published: str,
+    standfirst: str = "",
+    body: Sequence[str] = (PARAGRAPH, PARAGRAPH),
+    related: Sequence[tuple[str, str, str]] = (),
+) -> Path:
     """An article in the text format: title, standfirst, Published, body, Related."""
-    lines = [title, standfirst or f"A standfirst about {title.lower()}.", f"Published {published}",
-             *body]
+    lines = [title, standfirst or f"A standfirst about {title.lower()}.", f"Published {published}", *body]
     if related:
         lines.append("Related Articles")
         for category, summary, date in related:
@@ -81,6 +88,7 @@ class CliRunnerForProject:
 
 
 # -- a real SMTP server on loopback (aiosmtpd), with failures on demand -------
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -16,22 +16,42 @@ WEEK = "2026-11-23T08:00"  # Monday: the issue covering 16-23 November
 
 
 def ingest_week(folder: Path) -> None:
-    write_article(folder, "a.txt", "Sleep one", "November 17, 2026", "Sleep standfirst one.",
-                  related=[("Sleep & recovery", "Sleep standfirst old.", "November 3, 2026")])
-    write_article(folder, "b.txt", "Sleep two", "November 20, 2026", "Sleep standfirst two.",
-                  related=[("Sleep & recovery", "Sleep standfirst one.", "November 17, 2026")])
-    write_article(folder, "old.txt", "Sleep old", "November 3, 2026", "Sleep standfirst old.",
-                  related=[("Sleep & recovery", "Sleep standfirst two.", "November 20, 2026")])
+    write_article(
+        folder,
+        "a.txt",
+        "Sleep one",
+        "November 17, 2026",
+        "Sleep standfirst one.",
+        related=[("Sleep & recovery", "Sleep standfirst old.", "November 3, 2026")],
+    )
+    write_article(
+        folder,
+        "b.txt",
+        "Sleep two",
+        "November 20, 2026",
+        "Sleep standfirst two.",
+        related=[("Sleep & recovery", "Sleep standfirst one.", "November 17, 2026")],
+    )
+    write_article(
+        folder,
+        "old.txt",
+        "Sleep old",
+        "November 3, 2026",
+        "Sleep standfirst old.",
+        related=[("Sleep & recovery", "Sleep standfirst two.", "November 20, 2026")],
+    )
 
 
 def test_init_scaffolds_once(tmp_path: Path):
     runner = CliRunner()
     first = runner.invoke(main, ["init", str(tmp_path / "p")])
-    assert first.exit_code == 0 and "newsletter.toml" in first.output
+    assert first.exit_code == 0
+    assert "newsletter.toml" in first.output
     assert (tmp_path / "p/schedules/weekly.toml").exists()
     assert (tmp_path / "p/templates/digest.mjml.j2").exists()
     again = runner.invoke(main, ["init", str(tmp_path / "p")])
-    assert again.exit_code == 0 and "nothing to do" in again.output
+    assert again.exit_code == 0
+    assert "nothing to do" in again.output
 
 
 def test_ingest_reports_bad_file_and_keeps_the_rest(cli: CliRunnerForProject, tmp_path: Path):
@@ -48,13 +68,22 @@ def test_ingest_reports_bad_file_and_keeps_the_rest(cli: CliRunnerForProject, tm
 
 def test_ingest_missing_file_is_a_user_error(cli: CliRunnerForProject):
     result = cli("ingest", "nope.txt")
-    assert result.exit_code == 1 and "nope.txt: no such file" in result.stderr
+    assert result.exit_code == 1
+    assert "nope.txt: no such file" in result.stderr
 
 
 def test_category_from_related_entries_or_uncategorized(cli: CliRunnerForProject, tmp_path: Path):
-    write_article(tmp_path, "r.txt", "Has related", "2026-11-17",
-                  related=[("Nutrition", "x.", "2026-11-01"), ("Nutrition", "y.", "2026-11-02"),
-                           ("Sleep", "z.", "2026-11-03")])
+    write_article(
+        tmp_path,
+        "r.txt",
+        "Has related",
+        "2026-11-17",
+        related=[
+            ("Nutrition", "x.", "2026-11-01"),
+            ("Nutrition", "y.", "2026-11-02"),
+            ("Sleep", "z.", "2026-11-03"),
+        ],
+    )
     write_article(tmp_path, "u.txt", "Lonely", "2026-11-17")
     result = cli("ingest", str(tmp_path / "r.txt"), str(tmp_path / "u.txt"))
     assert "no category named" in result.stderr
@@ -84,7 +113,9 @@ def test_build_json_shape_and_files(cli: CliRunnerForProject, tmp_path: Path):
     assert [a["title"] for a in articles] == ["Sleep two", "Sleep one"]
     assert set(articles[0]) >= {"title", "url", "published", "summary", "related"}
     assert articles[1]["related"][0] == {
-        "title": "Sleep old", "url": "https://example.org/sleep-recovery/sleep-old"}
+        "title": "Sleep old",
+        "url": "https://example.org/sleep-recovery/sleep-old",
+    }
     assert all(r["url"].startswith("https://") and r["title"] for a in articles for r in a["related"])
     for key, suffix in (("html", ".html"), ("text", ".txt"), ("eml", ".eml")):
         assert data["files"][key].endswith(f"sleep-2026-11-23{suffix}")
@@ -95,8 +126,9 @@ def test_build_json_shape_and_files(cli: CliRunnerForProject, tmp_path: Path):
 def test_build_as_of_a_past_moment_is_faithful(cli: CliRunnerForProject, tmp_path: Path):
     ingest_week(tmp_path / "src")
     cli("ingest", str(tmp_path / "src"), "--category", "Sleep & recovery")
-    data = json.loads(cli("build", "sleep", "--at", "2026-11-18T12:00+00:00", "--json",
-                          "--out", str(tmp_path / "o")).stdout)
+    data = json.loads(
+        cli("build", "sleep", "--at", "2026-11-18T12:00+00:00", "--json", "--out", str(tmp_path / "o")).stdout
+    )
     titles = [a["title"] for s in data["sections"] for a in s["articles"]]
     related = [r["title"] for s in data["sections"] for a in s["articles"] for r in a["related"]]
     assert titles == ["Sleep one"]
@@ -131,15 +163,18 @@ def test_bad_schedule_names_file_and_key(cli: CliRunnerForProject):
     (cli.root / "schedules/typo.toml").write_text('title = "T"\ncron = "0 8 * * mon"\ncategory = ["A"]\n')
     result = cli("build", "typo")
     assert "typo.toml: categories: missing" in result.stderr
-    assert result.stderr.count("Error:") == 1 and "Hint:" in result.stderr
+    assert result.stderr.count("Error:") == 1
+    assert "Hint:" in result.stderr
 
 
 def test_unknown_schedule_and_bad_moment(cli: CliRunnerForProject):
     unknown = cli("build", "nope")
-    assert unknown.exit_code == 1 and "no schedule named 'nope'" in unknown.stderr
+    assert unknown.exit_code == 1
+    assert "no schedule named 'nope'" in unknown.stderr
     assert cli("build", "../weekly").exit_code == 1
     bad = cli("build", "weekly", "--at", "next tuesday")
-    assert bad.exit_code == 2 and "ISO 8601" in bad.stderr
+    assert bad.exit_code == 2
+    assert "ISO 8601" in bad.stderr
 
 
 def test_broken_template_names_template_and_line(cli: CliRunnerForProject, tmp_path: Path):
@@ -147,26 +182,30 @@ def test_broken_template_names_template_and_line(cli: CliRunnerForProject, tmp_p
     cli("ingest", str(tmp_path / "src"), "--category", "Sleep & recovery")
     (cli.root / "templates/digest.txt.j2").write_text("line one\n{% for x in %}\n")
     result = cli("build", "sleep", "--at", WEEK)
-    assert result.exit_code == 1 and "template digest.txt.j2:2:" in result.stderr
+    assert result.exit_code == 1
+    assert "template digest.txt.j2:2:" in result.stderr
 
 
 def test_missing_project_is_a_user_error(tmp_path: Path):
     result = CliRunner().invoke(main, ["--project", str(tmp_path), "articles"])
-    assert result.exit_code == 1 and "newsletter.toml: file not found" in result.stderr
+    assert result.exit_code == 1
+    assert "newsletter.toml: file not found" in result.stderr
 
 
 def test_database_url_from_environment(cli: CliRunnerForProject, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("NEWSLETTER_DATABASE_URL", f"sqlite:///{tmp_path / 'other.db'}")
     write_article(tmp_path / "s", "a.txt", "Env", "2026-11-17")
     cli("ingest", str(tmp_path / "s"), "--category", "X")
-    assert (tmp_path / "other.db").exists() and not (cli.root / "newsletter.db").exists()
+    assert (tmp_path / "other.db").exists()
+    assert not (cli.root / "newsletter.db").exists()
 
 
 def test_demo_builds_issues_and_prints_paths(tmp_path: Path):
     result = CliRunner().invoke(main, ["demo", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
     paths = re.findall(r"^\s+(\S+\.(?:html|txt|eml))$", result.stdout, re.M)
-    assert len(paths) >= 6 and all(Path(p).exists() for p in paths)
+    assert len(paths) >= 6
+    assert all(Path(p).exists() for p in paths)
 
 
 def commands(group=main, prefix=""):
@@ -179,5 +218,6 @@ def commands(group=main, prefix=""):
 @pytest.mark.parametrize(("name", "command"), list(commands()))
 def test_every_command_has_help_and_is_documented(name: str, command):
     result = CliRunner().invoke(main, [*name.split(), "--help"])
-    assert result.exit_code == 0 and command.help
+    assert result.exit_code == 0
+    assert command.help
     assert f"newsletter {name}" in README.read_text()

@@ -41,6 +41,7 @@ BIG_BODY = ("word " * 600,)  # ~3 KB an article: a few hundred overflow a 2 MB d
 
 # -- mounts -------------------------------------------------------------------
 
+
 def _mount(*args: str) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to mount a tmpfs or a read-only bind mount")
@@ -87,6 +88,7 @@ def fill_disk(folder: Path, leave: int) -> Path:
 
 # -- projects and commands ------------------------------------------------------
 
+
 def new_project(root: Path, subscribers: int = 3) -> Path:
     """The demo's articles and `subscribers` people, in a project at `root`."""
     scaffold.init(root, name="Mind & Body", base_url="https://example.org")
@@ -99,14 +101,20 @@ def new_project(root: Path, subscribers: int = 3) -> Path:
 
 def run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The real command in its own process, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "newsletter.cli", "--project", str(root), *args],
-                          env={**os.environ, **SECRET}, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter.cli", "--project", str(root), *args],
+        env={**os.environ, **SECRET},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def invoke(root: Path, *args: str, env: dict[str, str] | None = None) -> Result:
     """The command in this process (faster); a traceback would fail the test."""
-    return CliRunner().invoke(main, ["--project", str(root), *args], env={**SECRET, **(env or {})},
-                              catch_exceptions=False)
+    return CliRunner().invoke(
+        main, ["--project", str(root), *args], env={**SECRET, **(env or {})}, catch_exceptions=False
+    )
 
 
 def assert_one_error(code: int, stderr: str, expected: str) -> None:
@@ -114,7 +122,9 @@ def assert_one_error(code: int, stderr: str, expected: str) -> None:
     assert "Traceback" not in stderr, stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 1, stderr
-    assert len(lines) == 2 and lines[0] == f"Error: {expected}" and lines[1].startswith("Hint: "), stderr
+    assert len(lines) == 2, stderr
+    assert lines[0] == f"Error: {expected}", stderr
+    assert lines[1].startswith("Hint: "), stderr
 
 
 def articles_in(db: Path) -> list[str]:
@@ -136,24 +146,30 @@ def sources(folder: Path, names: Sequence[int], body: Sequence[str] = BIG_BODY) 
 
 # -- disk full ----------------------------------------------------------------------
 
+
+@pytest.mark.slow
 def test_ingest_on_a_full_disk_is_one_line_and_keeps_what_was_stored(tmp_path: Path):
     with tmpfs(tmp_path / "disk", "2m") as disk:
         root = disk / "project"
         scaffold.init(root, name="T", base_url="https://example.org")
         db = root / "newsletter.db"
-        assert run(root, "ingest", str(sources(tmp_path / "first", range(10))), "--category", "Sleep"
-                   ).returncode == 0
+        assert (
+            run(root, "ingest", str(sources(tmp_path / "first", range(10))), "--category", "Sleep").returncode
+            == 0
+        )
         before = articles_in(db)
         too_many = run(root, "ingest", str(sources(tmp_path / "more", range(10, 800))), "--category", "Sleep")
-        assert_one_error(too_many.returncode, too_many.stderr,
-                         f"database {db}: disk full (database or disk is full)")
-        assert articles_in(db) == before and len(before) == 10  # the failed batch left nothing behind
+        assert_one_error(
+            too_many.returncode, too_many.stderr, f"database {db}: disk full (database or disk is full)"
+        )
+        assert articles_in(db) == before  # the failed batch left nothing behind
+        assert len(before) == 10
         small = sources(tmp_path / "small", range(900, 903), body=("A short body.",))
         assert run(root, "ingest", str(small), "--category", "Sleep").returncode == 0  # room for a little
 
 
-def test_send_that_fills_the_disk_is_one_line_and_resumes_once_freed(tmp_path: Path,
-                                                                      smtp_server: SMTPServer):
+@pytest.mark.slow
+def test_send_that_fills_the_disk_is_one_line_and_resumes_once_freed(tmp_path: Path, smtp_server: SMTPServer):
     people = 200
     with tmpfs(tmp_path / "disk", "8m") as disk:
         root = disk / "project"
@@ -171,7 +187,8 @@ def test_send_that_fills_the_disk_is_one_line_and_resumes_once_freed(tmp_path: P
         again = run(root, "send", "weekly", "--at", WEEK, "--transport", url, "--json")
         assert again.returncode == 0, again.stderr
         summary = json.loads(again.stdout)
-        assert summary["outcome"] == "sent" and summary["counts"]["sent"] == people
+        assert summary["outcome"] == "sent"
+        assert summary["counts"]["sent"] == people
         received = [r for m in smtp_server.handler.messages for r in m.recipients]
         assert set(received) == {f"reader{i}@example.org" for i in range(people)}  # no one skipped
         assert len(received) - people <= 1  # at most the one message in flight went twice
@@ -188,7 +205,8 @@ def test_a_store_keeps_working_after_the_disk_was_full(tmp_path: Path):
             big = [article(f"big{i}", standfirst="x" * 2000 + str(i)) for i in range(200)]
             with pytest.raises(StoreError) as failed:
                 store.upsert(big, NOW)
-            assert failed.value.cause == "disk-full" and failed.value.database == str(disk / "n.db")
+            assert failed.value.cause == "disk-full"
+            assert failed.value.database == str(disk / "n.db")
             assert [s.article.key for s in store.articles()] == ["a"]
             ballast.unlink()
             assert store.upsert(big, NOW).added == 200
@@ -198,6 +216,7 @@ def test_a_store_keeps_working_after_the_disk_was_full(tmp_path: Path):
 
 
 # -- read-only ------------------------------------------------------------------------
+
 
 def test_read_only_database_file_refuses_writes_in_one_line_and_still_reads(tmp_path: Path):
     db = new_project(tmp_path / "project")
@@ -209,14 +228,19 @@ def test_read_only_database_file_refuses_writes_in_one_line_and_still_reads(tmp_
     before = dump(db)
     expected = f"database {db}: read-only (attempt to write a readonly database)"
     with read_only(db):
-        for args in (["ingest", str(new), "--category", "Sleep"], ["subscribers", "import", str(csv)],
-                     ["send", "weekly", "--at", WEEK, "--transport", f"file:{outbox}"]):
+        for args in (
+            ["ingest", str(new), "--category", "Sleep"],
+            ["subscribers", "import", str(csv)],
+            ["send", "weekly", "--at", WEEK, "--transport", f"file:{outbox}"],
+        ):
             result = invoke(root, *args)
             assert_one_error(result.exit_code, result.stderr, expected)
         listed = invoke(root, "articles", "--json")
-        assert listed.exit_code == 0 and len(json.loads(listed.stdout)) == 32
+        assert listed.exit_code == 0
+        assert len(json.loads(listed.stdout)) == 32
         people = invoke(root, "subscribers", "list", "--json")
-        assert people.exit_code == 0 and len(json.loads(people.stdout)) == 3
+        assert people.exit_code == 0
+        assert len(json.loads(people.stdout)) == 3
     assert dump(db) == before
     assert not outbox.exists() or not any(outbox.iterdir())
 
@@ -225,8 +249,10 @@ def test_read_only_folder_cannot_even_be_read_and_says_so(tmp_path: Path):
     db = new_project(tmp_path / "project")
     assert not (db.parent / "newsletter.db-shm").exists()  # closed cleanly: SQLite removed it
     before = dump(db)
-    expected = (f"database {db}: cannot be opened: its folder is read-only and SQLite must create "
-                "newsletter.db-shm there even to read it (unable to open database file)")
+    expected = (
+        f"database {db}: cannot be opened: its folder is read-only and SQLite must create "
+        "newsletter.db-shm there even to read it (unable to open database file)"
+    )
     new = sources(tmp_path / "new", [1], body=("A short body.",))
     with read_only(db.parent):
         for args in (["ingest", str(new), "--category", "Sleep"], ["articles"]):
@@ -236,6 +262,7 @@ def test_read_only_folder_cannot_even_be_read_and_says_so(tmp_path: Path):
 
 
 # -- locked -----------------------------------------------------------------------------
+
 
 def test_locked_database_is_one_line_after_the_busy_timeout(tmp_path: Path):
     db = new_project(tmp_path / "project")
@@ -248,18 +275,23 @@ def test_locked_database_is_one_line_after_the_busy_timeout(tmp_path: Path):
     expected = f"database {db}: locked by another connection for more than 0.2 s (database is locked)"
     with closing(sqlite3.connect(db, isolation_level=None)) as holder:
         holder.execute("BEGIN IMMEDIATE")  # another writer, mid-transaction
-        for args in (["ingest", str(new), "--category", "Sleep"], ["subscribers", "import", str(csv)],
-                     ["send", "weekly", "--at", WEEK, "--transport", f"file:{tmp_path / 'outbox'}"]):
+        for args in (
+            ["ingest", str(new), "--category", "Sleep"],
+            ["subscribers", "import", str(csv)],
+            ["send", "weekly", "--at", WEEK, "--transport", f"file:{tmp_path / 'outbox'}"],
+        ):
             result = invoke(root, *args, env=short)
             assert_one_error(result.exit_code, result.stderr, expected)
         listed = invoke(root, "articles", "--json", env=short)  # WAL: readers never wait
-        assert listed.exit_code == 0 and len(json.loads(listed.stdout)) == 32
+        assert listed.exit_code == 0
+        assert len(json.loads(listed.stdout)) == 32
         holder.execute("ROLLBACK")
     assert dump(db) == before
     assert invoke(root, "ingest", str(new), "--category", "Sleep", env=short).exit_code == 0
 
 
 # -- what is not translated, and errors at open ------------------------------------------
+
 
 def test_integrity_errors_still_reach_their_callers(tmp_path: Path):
     store = Store(f"sqlite:///{tmp_path / 'n.db'}")
@@ -270,11 +302,14 @@ def test_integrity_errors_still_reach_their_callers(tmp_path: Path):
         store.close()
 
 
-@pytest.mark.parametrize(("setup", "expected"), [
-    ("garbage", "not a SQLite database (file is not a database)"),
-    ("no folder", "cannot be opened: folder {folder} does not exist (unable to open database file)"),
-    ("another program's", "cannot be opened (no such column: meta.value)"),  # _migrate's fallback
-])
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ("garbage", "not a SQLite database (file is not a database)"),
+        ("no folder", "cannot be opened: folder {folder} does not exist (unable to open database file)"),
+        ("another program's", "cannot be opened (no such column: meta.value)"),  # _migrate's fallback
+    ],
+)
 def test_a_database_that_cannot_be_opened_is_named(tmp_path: Path, setup: str, expected: str):
     db = tmp_path / "missing" / "n.db" if setup == "no folder" else tmp_path / "n.db"
     if setup == "garbage":

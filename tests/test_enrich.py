@@ -9,9 +9,17 @@ T0 = datetime(2026, 11, 16, tzinfo=UTC)
 
 
 def stored(i: int, days: int = 0, url: str | None = None, **fields) -> StoredArticle:
-    return StoredArticle(i, Article(title=f"Title {i}", published=T0 + timedelta(days=days),
-                                    source="s", category="A",
-                                    url=f"https://example.org/{i}" if url is None else url, **fields))
+    return StoredArticle(
+        i,
+        Article(
+            title=f"Title {i}",
+            published=T0 + timedelta(days=days),
+            source="s",
+            category="A",
+            url=f"https://example.org/{i}" if url is None else url,
+            **fields,
+        ),
+    )
 
 
 def test_summary_is_the_standfirst_cut_on_a_sentence():
@@ -30,7 +38,8 @@ def test_summary_without_standfirst_uses_leading_body_sentences():
 def test_overlong_sentence_is_cut_on_a_word():
     text = "word " * 100
     cut = fit(text, 50)
-    assert len(cut) <= 50 and cut.endswith("word…")
+    assert len(cut) <= 50
+    assert cut.endswith("word…")
 
 
 def test_reading_time_is_at_least_a_minute():
@@ -40,8 +49,9 @@ def test_reading_time_is_at_least_a_minute():
 
 
 def target(i: int, days: int = 0, url: str | None = None) -> LinkTarget:
-    return LinkTarget(i, f"Title {i}", f"https://example.org/{i}" if url is None else url,
-                      T0 + timedelta(days=days))
+    return LinkTarget(
+        i, f"Title {i}", f"https://example.org/{i}" if url is None else url, T0 + timedelta(days=days)
+    )
 
 
 def test_related_links_skip_self_issue_future_and_unsafe():

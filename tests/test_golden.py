@@ -57,5 +57,7 @@ def test_demo_issue_matches_golden(demo_parts: dict[str, bytes], name: str):
         GOLDEN.mkdir(exist_ok=True)
         path.write_bytes(demo_parts[name])
     assert path.exists(), f"{path} is missing: run `make golden`"
-    assert demo_parts[name] == path.read_bytes(), f"{name} differs from its golden file: " \
+    assert demo_parts[name] == path.read_bytes(), (
+        f"{name} differs from its golden file: "
         "if the change is intended, run `make golden` and review the diff"
+    )

@@ -33,7 +33,8 @@ def assert_one_error(result: object, *fragments: str) -> None:
     """Exit 1, one `Error:` line holding every fragment, and no traceback."""
     stderr = result.stderr  # type: ignore[attr-defined]
     assert result.exit_code == 1, stderr  # type: ignore[attr-defined]
-    assert stderr.count("Error:") == 1 and "Traceback" not in stderr, stderr
+    assert stderr.count("Error:") == 1, stderr
+    assert "Traceback" not in stderr, stderr
     line = next(line for line in stderr.splitlines() if line.startswith("Error:"))
     for fragment in fragments:
         assert fragment in line, (fragment, line)
@@ -48,10 +49,18 @@ def set_setting(root: Path, old: str, new: str) -> None:
 
 # -- 1. control characters in article text -----------------------------------
 
+
 def test_nul_in_a_title_is_cleaned_at_ingest_and_the_issue_builds(
-        cli: CliRunnerForProject, project: Project, tmp_path: Path):
-    write_article(tmp_path, "nul.txt", "Sleep\x00 well\x07 tonight", "November 20, 2026",
-                  "A standfirst\x00 with a NUL.", body=[PARAGRAPH + "\x00\x1b", "Short\x0b line"])
+    cli: CliRunnerForProject, project: Project, tmp_path: Path
+):
+    write_article(
+        tmp_path,
+        "nul.txt",
+        "Sleep\x00 well\x07 tonight",
+        "November 20, 2026",
+        "A standfirst\x00 with a NUL.",
+        body=[PARAGRAPH + "\x00\x1b", "Short\x0b line"],
+    )
     ingested = cli("ingest", str(tmp_path / "nul.txt"), "--category", SLEEP)
     assert ingested.exit_code == 0, ingested.stderr
     assert "nul.txt: control characters removed from 'Sleep well tonight'" in ingested.stderr
@@ -66,22 +75,27 @@ def test_nul_in_a_title_is_cleaned_at_ingest_and_the_issue_builds(
 
 # -- 2. a huge body -----------------------------------------------------------
 
+
 def test_huge_body_is_cut_on_a_block_boundary_with_a_warning(
-        cli: CliRunnerForProject, project: Project, tmp_path: Path):
+    cli: CliRunnerForProject, project: Project, tmp_path: Path
+):
     body = [PARAGRAPH] * 1000  # 1000 blocks of 389 characters: 389,000 in all
     path = write_article(tmp_path, "huge.txt", "A very long read", "November 20, 2026", body=body)
     result = cli("ingest", str(path), "--category", SLEEP)
     assert result.exit_code == 0, result.stderr
     total = len(PARAGRAPH) * 1000
-    assert (f"warning: {path}: body of {total:,} characters cut to 200,000 ([site] max_body_chars)"
-            in result.stderr)
+    assert (
+        f"warning: {path}: body of {total:,} characters cut to 200,000 ([site] max_body_chars)"
+        in result.stderr
+    )
     [stored] = project.store.articles()
     assert len(stored.article.body) == 200_000 // len(PARAGRAPH)  # whole blocks only
     assert {b.text for b in stored.article.body} == {PARAGRAPH}
 
 
 def test_body_cap_is_a_setting_with_an_environment_override(
-        cli: CliRunnerForProject, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    cli: CliRunnerForProject, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.setenv("NEWSLETTER_SITE_MAX_BODY_CHARS", "5000")
     one_line = " ".join(["word"] * 3000)  # one block of 14,999 characters: cut on a word
     path = write_article(tmp_path, "line.txt", "One long line", "November 20, 2026", body=[one_line])
@@ -89,20 +103,30 @@ def test_body_cap_is_a_setting_with_an_environment_override(
     assert "body of 14,999 characters cut to 5,000 ([site] max_body_chars)" in result.stderr
     [stored] = project.store.articles()
     [block] = stored.article.body
-    assert len(block.text) <= 5000 and block.text.endswith("word") and one_line.startswith(block.text)
+    assert len(block.text) <= 5000
+    assert block.text.endswith("word")
+    assert one_line.startswith(block.text)
     monkeypatch.setenv("NEWSLETTER_SITE_MAX_BODY_CHARS", "10")
     assert_one_error(cli("articles"), "site.max_body_chars", "greater than or equal to 1000")
 
 
 # -- 3. article_url placeholders ----------------------------------------------
 
-@pytest.mark.parametrize(("pattern", "expected"), [
-    ("{base_url}/{nope}", "expected only the placeholders {base_url} {category} {slug} {year} {month} "
-                          "{day}; unknown: {nope}, got '{base_url}/{nope}'"),
-    ("{base_url", "expected a URL pattern with balanced braces (expected '}' before end of string"),
-])
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        (
+            "{base_url}/{nope}",
+            "expected only the placeholders {base_url} {category} {slug} {year} {month} "
+            "{day}; unknown: {nope}, got '{base_url}/{nope}'",
+        ),
+        ("{base_url", "expected a URL pattern with balanced braces (expected '}' before end of string"),
+    ],
+)
 def test_bad_article_url_is_a_config_error_when_settings_load(
-        cli: CliRunnerForProject, tmp_path: Path, pattern: str, expected: str):
+    cli: CliRunnerForProject, tmp_path: Path, pattern: str, expected: str
+):
     set_setting(cli.root, 'article_url = "{base_url}/{category}/{slug}"', f'article_url = "{pattern}"')
     write_article(tmp_path, "a.txt", "Any title", "November 20, 2026")
     result = cli("ingest", str(tmp_path / "a.txt"), "--category", SLEEP)
@@ -111,11 +135,15 @@ def test_bad_article_url_is_a_config_error_when_settings_load(
 
 # -- 4. the From address ------------------------------------------------------
 
-@pytest.mark.parametrize(("address", "reason"), [
-    ("Mind & Body", "expected 'Name <address@example.org>', got 'Mind & Body'"),
-    ("Mind & Body <digest@localhost>", "It should have a period"),
-    ("A <a@example.org>, B <b@example.org>", "one address and nothing after it"),
-])
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("Mind & Body", "expected 'Name <address@example.org>', got 'Mind & Body'"),
+        ("Mind & Body <digest@localhost>", "It should have a period"),
+        ("A <a@example.org>, B <b@example.org>", "one address and nothing after it"),
+    ],
+)
 def test_bad_from_fails_commands_that_do_not_send(cli: CliRunnerForProject, address: str, reason: str):
     set_setting(cli.root, 'from = "Mind & Body <digest@example.org>"', f'from = "{address}"')
     for command in (("articles",), ("build", "sleep", "--at", WEEK)):
@@ -124,14 +152,18 @@ def test_bad_from_fails_commands_that_do_not_send(cli: CliRunnerForProject, addr
 
 # -- 5. the subscribers CSV ---------------------------------------------------
 
+
 def test_csv_names_are_cleaned_and_an_unbalanced_quote_costs_one_row(
-        cli: CliRunnerForProject, tmp_path: Path):
-    rows = ["email,name,categories",
-            'ann@example.org,"Ann\rBcc: x@example.org",',
-            "bob@example.org,Bob\x00By,",
-            f"cat@example.org,{'c' * 10_000},",
-            'dan@example.org,"Dan,Sleep',
-            "eve@example.org,Eve,"]
+    cli: CliRunnerForProject, tmp_path: Path
+):
+    rows = [
+        "email,name,categories",
+        'ann@example.org,"Ann\rBcc: x@example.org",',
+        "bob@example.org,Bob\x00By,",
+        f"cat@example.org,{'c' * 10_000},",
+        'dan@example.org,"Dan,Sleep',
+        "eve@example.org,Eve,",
+    ]
     path = tmp_path / "people.csv"
     path.write_bytes("\r\n".join(rows).encode())
     result = cli("subscribers", "import", str(path))
@@ -142,10 +174,15 @@ def test_csv_names_are_cleaned_and_an_unbalanced_quote_costs_one_row(
     assert f"error: {path}:5: unbalanced quote" in result.stderr
     assert "Traceback" not in result.stderr
     people = {p["email"]: p["name"] for p in json.loads(cli("subscribers", "list", "--json").stdout)}
-    assert people == {"ann@example.org": "Ann Bcc: x@example.org", "bob@example.org": "Bob By",
-                      "cat@example.org": "c" * 200, "eve@example.org": "Eve"}
+    assert people == {
+        "ann@example.org": "Ann Bcc: x@example.org",
+        "bob@example.org": "Bob By",
+        "cat@example.org": "c" * 200,
+        "eve@example.org": "Eve",
+    }
     again = json.loads(cli("subscribers", "import", str(path), "--json").stdout)
-    assert len(again["warnings"]) == 3 and len(again["errors"]) == 1
+    assert len(again["warnings"]) == 3
+    assert len(again["errors"]) == 1
 
 
 emails = st.integers(0, 10**6).map(lambda n: f"user{n}@example.org")
@@ -153,7 +190,9 @@ any_name = st.text(st.characters(codec="utf-8", exclude_characters="\n"), max_si
 bad_lines = st.one_of(
     emails.map(lambda e: f'{e},"an open quote'),
     st.text(st.characters(codec="utf-8", exclude_characters='\n"@'), max_size=40),
-    st.just('"'), st.just(',,'), emails.map(lambda e: f'"{e}"x,y'),
+    st.just('"'),
+    st.just(",,"),
+    emails.map(lambda e: f'"{e}"x,y'),
 )
 
 
@@ -170,7 +209,8 @@ def test_parse_csv_never_loses_a_valid_row_after_a_bad_one(groups: list[tuple[li
     parsed = parse_csv("p.csv", "\n".join(lines).encode())
     assert {email for _, email, _ in groups} <= {row.email for row in parsed.rows}
     for row in parsed.rows:
-        assert not CONTROL_CHARS.search(row.name) and len(row.name) <= NAME_MAX
+        assert not CONTROL_CHARS.search(row.name)
+        assert len(row.name) <= NAME_MAX
 
 
 # -- 6. build writes its files as a set ---------------------------------------
@@ -211,10 +251,15 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def kill_while_writing(folder: Path, tag: str, pause_at: int) -> None:
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), tag, str(pause_at)],
-                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(folder), tag, str(pause_at)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert child.stdout is not None and child.stdout.readline() == "paused\n"
+        assert child.stdout is not None
+        assert child.stdout.readline() == "paused\n"
         child.send_signal(signal.SIGKILL)
     finally:
         child.wait(timeout=30)
@@ -234,7 +279,8 @@ def test_killed_between_renames_the_next_write_rolls_forward(tmp_path: Path, pau
     assert contents(folder) == {ext: f"{tag} {ext}" for ext in EXTS}
     assert leftovers(folder) == []
     write_files(folder, "weekly-2026-11-23", {ext: f"third {ext}".encode() for ext in EXTS})
-    assert contents(folder) == {ext: f"third {ext}" for ext in EXTS} and leftovers(folder) == []
+    assert contents(folder) == {ext: f"third {ext}" for ext in EXTS}
+    assert leftovers(folder) == []
 
 
 def test_unwritable_output_is_one_error_naming_the_path(cli: CliRunnerForProject, tmp_path: Path):
@@ -265,10 +311,17 @@ def test_a_full_disk_leaves_the_previous_set_whole(tmp_path: Path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
 
-    done = subprocess.run([sys.executable, "-c", script, str(folder)], cwd=ROOT, capture_output=True,
-                          text=True, preexec_fn=small_files, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(folder)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
+        timeout=60,
+    )
     assert done.stdout.strip() == f"cannot write {folder / 'weekly-2026-11-23.html'}: File too large"
-    assert contents(folder) == {ext: f"old {ext}" for ext in EXTS} and leftovers(folder) == []
+    assert contents(folder) == {ext: f"old {ext}" for ext in EXTS}
+    assert leftovers(folder) == []
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")

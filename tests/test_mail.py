@@ -13,9 +13,14 @@ FROM = "Mind & Body <digest@example.org>"
 
 
 def recipient(name: str = "Ann Example", token: str = "MQ.abc-DEF_123") -> Recipient:
-    return Recipient(name, "ann@example.org", "<issue1.delivery1@example.org>", token,
-                     f"https://example.org/unsubscribe?token={token}",
-                     f"mailto:unsubscribe@example.org?subject=unsubscribe%20{token}")
+    return Recipient(
+        name,
+        "ann@example.org",
+        "<issue1.delivery1@example.org>",
+        token,
+        f"https://example.org/unsubscribe?token={token}",
+        f"mailto:unsubscribe@example.org?subject=unsubscribe%20{token}",
+    )
 
 
 def parse(data: bytes):
@@ -23,8 +28,9 @@ def parse(data: bytes):
 
 
 def test_message_is_multipart_alternative_with_every_header():
-    template = MessageTemplate("Weekly: café ☕", "Text body", "<p>HTML body</p>", FROM, DATE,
-                               "Weekly <w.example.org>")
+    template = MessageTemplate(
+        "Weekly: café ☕", "Text body", "<p>HTML body</p>", FROM, DATE, "Weekly <w.example.org>"
+    )
     message = parse(template.render(recipient()))
     assert message.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
@@ -34,9 +40,11 @@ def test_message_is_multipart_alternative_with_every_header():
     assert message["List-Id"] == "Weekly <w.example.org>"
     assert message["List-Unsubscribe"] == (
         "<https://example.org/unsubscribe?token=MQ.abc-DEF_123>, "
-        "<mailto:unsubscribe@example.org?subject=unsubscribe%20MQ.abc-DEF_123>")
+        "<mailto:unsubscribe@example.org?subject=unsubscribe%20MQ.abc-DEF_123>"
+    )
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert message["MIME-Version"] == "1.0" and message["Date"]
+    assert message["MIME-Version"] == "1.0"
+    assert message["Date"]
 
 
 def test_cr_lf_in_a_name_or_subject_never_adds_a_header():
@@ -54,8 +62,9 @@ def test_non_ascii_names_are_encoded():
     assert all(b < 128 for b in data)
 
 
-text_bodies = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r"),
-                      max_size=400)
+text_bodies = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\r"), max_size=400
+)
 tokens = st.from_regex(r"[A-Za-z0-9_.-]{1,70}", fullmatch=True)
 
 

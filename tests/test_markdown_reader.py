@@ -41,8 +41,7 @@ def test_full_article() -> None:
     assert article.published == datetime(2025, 7, 18, 23, 0, tzinfo=UTC)  # midnight BST
     assert article.category == "Sleep & mood"
     assert article.standfirst == (
-        "A steady bedtime does more for mood than an extra hour at the weekend, "
-        "say three small studies."
+        "A steady bedtime does more for mood than an extra hour at the weekend, say three small studies."
     )
     assert article.url == "https://example.org/sleep-and-mood/regular-bedtime"
     assert article.key == article.url
@@ -89,10 +88,10 @@ def test_naive_string_date_comma_tags_and_relative_url() -> None:
     assert article.published == datetime(2025, 7, 21, 7, 30, tzinfo=UTC)  # 08:30 BST
     assert article.tags == ("walking", "work")
     assert article.category == ""
-    assert article.url == "" and article.key == name
+    assert article.url == ""
+    assert article.key == name
     assert result.warnings == [
-        f"{name}:5: url '/mind-body/short-walks' is not an absolute http(s) URL; "
-        "using the site's pattern"
+        f"{name}:5: url '/mind-body/short-walks' is not an absolute http(s) URL; using the site's pattern"
     ]
     assert [b.text for b in article.body] == [
         "Sitting still for hours wears on mood as much as on backs.",
@@ -156,8 +155,7 @@ def test_broken_yaml_fixture_names_key_and_line() -> None:
     with pytest.raises(SourceError) as caught:
         read_fixture("broken-front-matter.md")
     assert str(caught.value) == (
-        "broken-front-matter.md:4: front matter: tags: expected valid YAML "
-        "(did not find expected ',' or ']')"
+        "broken-front-matter.md:4: front matter: tags: expected valid YAML (did not find expected ',' or ']')"
     )
 
 
@@ -197,4 +195,5 @@ def test_read_returns_a_result_or_raises_source_error(text: str, with_header: bo
         result = markdown.read("any.md", source.encode("utf-8", "surrogatepass"), OPTIONS)
     except SourceError:
         return
-    assert isinstance(result, ReadResult) and len(result.articles) == 1
+    assert isinstance(result, ReadResult)
+    assert len(result.articles) == 1

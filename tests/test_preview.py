@@ -10,7 +10,7 @@ import time
 import urllib.request
 import warnings
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 from urllib.parse import unquote
@@ -21,10 +21,16 @@ import pytest
 from click.testing import CliRunner
 from starlette.applications import Starlette
 from starlette.exceptions import StarletteDeprecationWarning
+from starlette.types import Message
 
 from newsletter import scaffold
 from newsletter.cli import main
+from newsletter.ledger import Ledger
 from newsletter.project import Project
+from newsletter.send import send
+from newsletter.subscribers import SubscriberRow
+from newsletter.tokens import Tokens
+from newsletter.transports import MemoryTransport
 from newsletter.web.preview import create_app
 from newsletter.web.views import BadMoment, Size, parse_moment
 from tests.conftest import NOW, write_article
@@ -56,16 +62,26 @@ def titles(demo_project: Project, at: datetime) -> list[str]:
 def raw_status(app: Starlette, raw_path: bytes) -> int:
     """GET a path exactly as written: clients normalise `..` away, an attacker's need not.
     The path is percent-decoded as uvicorn does (so %2F arrives as a slash)."""
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-             "scheme": "http", "path": unquote(raw_path.decode()), "raw_path": raw_path,
-             "query_string": b"", "root_path": "", "headers": [(b"host", b"127.0.0.1")],
-             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": unquote(raw_path.decode()),
+        "raw_path": raw_path,
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+    }
     statuses: list[int] = []
 
-    async def receive() -> dict:
+    async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict) -> None:
+    async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
@@ -77,7 +93,8 @@ def test_index_lists_every_schedule_with_next_send_and_counts(client: TestClient
     page = client.get("/")
     assert page.status_code == 200
     for name, title in (("weekly", "Mind &amp; Body Weekly"), ("sleep", "Sleep Better")):
-        assert f'href="/schedules/{name}"' in page.text and title in page.text
+        assert f'href="/schedules/{name}"' in page.text
+        assert title in page.text
     assert "Mon 23 Nov 2026, 08:00 GMT" in page.text  # DEMO_AT is a send time: that issue is next
     assert "Europe/London" in page.text
     counts = re.findall(r"<th scope=\"row\">Total</th><td>(\d+)</td>", page.text)
@@ -87,13 +104,26 @@ def test_index_lists_every_schedule_with_next_send_and_counts(client: TestClient
 def test_index_shows_last_sent_and_built_issues(client: TestClient, demo_project: Project):
     built = demo_project.build("weekly", scaffold.DEMO_AT, NOW)
     text = client.get("/").text
-    assert "Not sent yet." in text and "Latest issue:" in text
+    assert "Not sent yet." in text
+    assert "Latest issue:" in text
     assert 'href="/schedules/weekly?at=2026-11-23T08%3A00%3A00%2B00%3A00"' in text
-    record = demo_project.store.issues("weekly")[0]
-    demo_project.store.mark_sent(record.id, NOW)
+    Ledger(demo_project.store).import_subscribers([SubscriberRow("ann@example.org", "Ann")], NOW)
+    relay = MemoryTransport()
+    summary = send(
+        demo_project,
+        "weekly",
+        scaffold.DEMO_AT,
+        lambda: relay,
+        lambda: Tokens("test-secret-key-0123456789"),
+        clock=lambda: NOW,
+    )
+    assert summary.outcome == "sent"
+    assert [recipient for _, recipient, _ in relay.sent] == ["ann@example.org"]
     text = client.get("/").text
-    assert "Last sent:" in text and "Mon 23 Nov 2026" in text
-    assert built.issue and built.issue.subject.replace("&", "&amp;") in text
+    assert "Last sent:" in text
+    assert "Mon 23 Nov 2026" in text
+    assert built.issue
+    assert built.issue.subject.replace("&", "&amp;") in text
 
 
 def test_issue_page_shows_the_issue(client: TestClient, demo_project: Project):
@@ -102,30 +132,38 @@ def test_issue_page_shows_the_issue(client: TestClient, demo_project: Project):
     text = page.text
     for title in titles(demo_project, scaffold.DEMO_AT):
         assert title.replace("&", "&amp;").replace('"', "&#34;") in text
-    assert 'id="subject"' in text and 'id="preheader"' in text and "digest@example.org" in text
+    assert 'id="subject"' in text
+    assert 'id="preheader"' in text
+    assert "digest@example.org" in text
     assert re.search(r'class="badge ok" id="size">\d+\.\d KB<', text)
-    assert 'type="datetime-local"' in text and 'value="2026-11-23T08:00"' in text
+    assert 'type="datetime-local"' in text
+    assert 'value="2026-11-23T08:00"' in text
     frames = re.findall(r"<iframe[^>]*>", text)
-    assert len(frames) == 2 and all('sandbox="' in f and "allow-scripts" not in f for f in frames)
+    assert len(frames) == 2
+    assert all('sandbox="' in f and "allow-scripts" not in f for f in frames)
     assert "/schedules/weekly/issue.html?at=" in frames[0]
     previous = re.search(r'id="previous" rel="prev" href="([^"]+)"', text)
-    assert previous and unquote(previous[1]).endswith("at=2026-11-16T08:00:00+00:00")
+    assert previous
+    assert unquote(previous[1]).endswith("at=2026-11-16T08:00:00+00:00")
     assert "Traceback" not in text
 
 
 def test_issue_page_defaults_to_now(client: TestClient):
     text = client.get("/schedules/weekly").text
-    assert "(now)" in text and "Issue of <b>Mon 23 Nov 2026, 08:00 GMT</b>" in text
+    assert "(now)" in text
+    assert "Issue of <b>Mon 23 Nov 2026, 08:00 GMT</b>" in text
 
 
 def test_raw_parts_have_their_types_and_a_script_free_csp(client: TestClient):
     at = {"at": "2026-11-23T08:00:00+00:00"}
     html = client.get("/schedules/weekly/issue.html", params=at)
-    assert html.status_code == 200 and html.headers["content-type"] == "text/html; charset=utf-8"
+    assert html.status_code == 200
+    assert html.headers["content-type"] == "text/html; charset=utf-8"
     assert "script-src 'none'" in html.headers["content-security-policy"]
     assert html.text.lower().startswith("<!doctype html>")
     txt = client.get("/schedules/weekly/issue.txt", params=at)
-    assert txt.headers["content-type"] == "text/plain; charset=utf-8" and "Mind & Body Weekly" in txt.text
+    assert txt.headers["content-type"] == "text/plain; charset=utf-8"
+    assert "Mind & Body Weekly" in txt.text
     eml = client.get("/schedules/weekly/issue.eml", params=at)
     assert eml.headers["content-type"] == "message/rfc822"
     assert eml.headers["content-disposition"] == 'attachment; filename="weekly-2026-11-23.eml"'
@@ -137,7 +175,9 @@ def test_raw_parts_have_their_types_and_a_script_free_csp(client: TestClient):
 def test_pages_carry_security_headers(client: TestClient):
     page = client.get("/")
     csp = page.headers["content-security-policy"]
-    assert "default-src 'self'" in csp and "frame-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "default-src 'self'" in csp
+    assert "frame-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["cache-control"] == "no-store"
 
@@ -151,33 +191,48 @@ def test_foreign_host_header_is_refused(client: TestClient):
 def test_unknown_schedule_is_a_404_page(client: TestClient):
     page = client.get("/schedules/nope")
     assert page.status_code == 404
-    assert "There is no schedule named &#39;nope&#39;" in page.text and 'href="/"' in page.text
+    assert "There is no schedule named &#39;nope&#39;" in page.text
+    assert 'href="/"' in page.text
     assert client.get("/schedules/nope/issue.html").status_code == 404
     assert client.get("/no/such/page").status_code == 404
 
 
-@pytest.mark.parametrize("path", [
-    b"/schedules/..%2F..%2Fetc%2Fpasswd", b"/schedules/%2e%2e", b"/schedules/..",
-    b"/schedules/weekly/../../x", b"/schedules/../newsletter.toml", b"/schedules/%2e%2e%2fnewsletter",
-    b"/schedules/weekly%2F..%2Fsleep", b"/schedules/..%5Cnewsletter", b"/schedules/.%2e/issue.html",
-    b"/static/../preview.py", b"/static/%2e%2e/preview.py", b"/static/..%2Fviews.py",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        b"/schedules/..%2F..%2Fetc%2Fpasswd",
+        b"/schedules/%2e%2e",
+        b"/schedules/..",
+        b"/schedules/weekly/../../x",
+        b"/schedules/../newsletter.toml",
+        b"/schedules/%2e%2e%2fnewsletter",
+        b"/schedules/weekly%2F..%2Fsleep",
+        b"/schedules/..%5Cnewsletter",
+        b"/schedules/.%2e/issue.html",
+        b"/static/../preview.py",
+        b"/static/%2e%2e/preview.py",
+        b"/static/..%2Fviews.py",
+    ],
+)
 def test_traversal_attempts_get_404_or_400(app: Starlette, path: bytes):
     assert raw_status(app, path) in (400, 404)
 
 
 def test_bad_moment_is_a_400_page(client: TestClient):
     page = client.get("/schedules/weekly", params={"at": "next tuesday"})
-    assert page.status_code == 400 and "ISO 8601" in page.text
+    assert page.status_code == 400
+    assert "ISO 8601" in page.text
     assert client.get("/schedules/weekly/issue.html", params={"at": "2026-13-01"}).status_code == 400
     assert client.get("/schedules/weekly", params={"at": "9999-12-31T23:00"}).status_code == 400
 
 
 def test_reflected_input_is_escaped(client: TestClient):
     bad_moment = client.get("/schedules/weekly", params={"at": "<script>alert(1)</script>"})
-    assert bad_moment.status_code == 400 and "&lt;script&gt;alert(1)" in bad_moment.text
+    assert bad_moment.status_code == 400
+    assert "&lt;script&gt;alert(1)" in bad_moment.text
     unknown = client.get("/schedules/%3Cscript%3Ealert(1)%3C%2Fscript%3E")
-    assert unknown.status_code == 404 and "<script>alert" not in unknown.text
+    assert unknown.status_code == 404
+    assert "<script>alert" not in unknown.text
 
 
 def test_size_levels_against_gmail_clip():
@@ -189,8 +244,8 @@ def test_moments_parse_like_the_command_line():
     assert parse_moment("2026-11-23T08:00", LONDON, NOW) == datetime(2026, 11, 23, 8, tzinfo=LONDON)
     assert parse_moment("2026-11-23", LONDON, NOW) == datetime(2026, 11, 23, 0, tzinfo=LONDON)
     assert parse_moment("2026-11-23T08:00+01:00", LONDON, NOW) == datetime(2026, 11, 23, 7, tzinfo=UTC)
-    assert parse_moment("2026-11-23T08:00 01:00", LONDON, NOW).utcoffset().total_seconds() == 3600
-    assert parse_moment("2026-11-23T08:00:00.5 01:00", LONDON, NOW).utcoffset().total_seconds() == 3600
+    assert parse_moment("2026-11-23T08:00 01:00", LONDON, NOW).utcoffset() == timedelta(hours=1)
+    assert parse_moment("2026-11-23T08:00:00.5 01:00", LONDON, NOW).utcoffset() == timedelta(hours=1)
     assert parse_moment("2026-11-23 08:00", LONDON, NOW) == datetime(2026, 11, 23, 8, tzinfo=LONDON)
     assert parse_moment(None, LONDON, NOW) == parse_moment("", LONDON, NOW) == NOW
     with pytest.raises(BadMoment):
@@ -204,18 +259,24 @@ def test_template_error_shows_name_line_and_excerpt(client: TestClient, demo_pro
     template.write_text("\n".join(lines))
     page = client.get("/schedules/weekly", params={"at": "2026-11-23T08:00"})
     assert page.status_code == 200
-    assert "Template error" in page.text and "templates/digest.mjml.j2" in page.text
-    assert "line <b>13</b>" in page.text and '<span class="bad"><i>13</i>{% if %}' in page.text
-    assert "Fix the template" in page.text and "Traceback" not in page.text
+    assert "Template error" in page.text
+    assert "templates/digest.mjml.j2" in page.text
+    assert "line <b>13</b>" in page.text
+    assert '<span class="bad"><i>13</i>{% if %}' in page.text
+    assert "Fix the template" in page.text
+    assert "Traceback" not in page.text
     part = client.get("/schedules/weekly/issue.html", params={"at": "2026-11-23T08:00"})
-    assert part.status_code == 500 and "digest.mjml.j2:13" in part.text and "Traceback" not in part.text
+    assert part.status_code == 500
+    assert "digest.mjml.j2:13" in part.text
+    assert "Traceback" not in part.text
 
 
 def test_error_in_a_partial_names_the_partial(client: TestClient, demo_project: Project):
     partial = demo_project.root / "templates/partials/article.mjml.j2"
     partial.write_text(partial.read_text().replace("{{ article.title }}", "{{ article.title.nope() }}"))
     text = client.get("/schedules/weekly", params={"at": "2026-11-23T08:00"}).text
-    assert "article.mjml.j2" in text and re.search(r"line <b>\d+</b>", text)
+    assert "article.mjml.j2" in text
+    assert re.search(r"line <b>\d+</b>", text)
     assert "templates/partials/article.mjml.j2" in text  # the file, found from the base name
 
 
@@ -223,11 +284,11 @@ def test_mjml_error_names_the_template(client: TestClient, demo_project: Project
     template = demo_project.root / "templates/digest.mjml.j2"
     template.write_text(template.read_text().replace("</mjml>", ""))
     text = client.get("/schedules/weekly", params={"at": "2026-11-23T08:00"}).text
-    assert "Template error" in text and "digest.mjml.j2: MJML:" in text
+    assert "Template error" in text
+    assert "digest.mjml.j2: MJML:" in text
 
 
-def test_new_project_template_shadows_the_default(client: TestClient, demo_project: Project,
-                                                  tmp_path: Path):
+def test_new_project_template_shadows_the_default(client: TestClient, demo_project: Project, tmp_path: Path):
     """A partial copied into a project after the default was compiled must win at once."""
     other = tmp_path / "bare"
     scaffold.init(other, name="Bare")
@@ -244,49 +305,57 @@ def test_new_project_template_shadows_the_default(client: TestClient, demo_proje
 def test_empty_period_says_so(client: TestClient):
     at = {"at": "2026-11-30T08:00"}
     page = client.get("/schedules/weekly", params=at)
-    assert page.status_code == 200 and "Nothing new in this period" in page.text
-    assert "skip_if_empty = true" in page.text and "<iframe" not in page.text
+    assert page.status_code == 200
+    assert "Nothing new in this period" in page.text
+    assert "skip_if_empty = true" in page.text
+    assert "<iframe" not in page.text
     part = client.get("/schedules/weekly/issue.html", params=at)
-    assert part.status_code == 404 and "Nothing new in this period" in part.text
+    assert part.status_code == 404
+    assert "Nothing new in this period" in part.text
 
 
 def test_empty_period_without_skip_shows_the_empty_email(client: TestClient, demo_project: Project):
     schedule = demo_project.root / "schedules/weekly.toml"
     schedule.write_text(schedule.read_text().replace("skip_if_empty = true", "skip_if_empty = false"))
     page = client.get("/schedules/weekly", params={"at": "2026-11-30T08:00"})
-    assert "Nothing new in this period" in page.text and "<iframe" in page.text
+    assert "Nothing new in this period" in page.text
+    assert "<iframe" in page.text
     part = client.get("/schedules/weekly/issue.html", params={"at": "2026-11-30T08:00"})
     assert "No new articles this time" in part.text
 
 
-def test_injected_title_is_escaped_in_the_page(client: TestClient, demo_project: Project,
-                                               tmp_path: Path):
+def test_injected_title_is_escaped_in_the_page(client: TestClient, demo_project: Project, tmp_path: Path):
     write_article(tmp_path, "evil.txt", INJECTION, "November 22, 2026", f"Standfirst {INJECTION}")
     demo_project.ingest([str(tmp_path / "evil.txt")], NOW, category="Sleep & recovery")
     text = client.get("/schedules/weekly", params={"at": "2026-11-23T08:00"}).text
     assert "&lt;/mj-text&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&lt;img src=x" in text
-    assert "<script>alert" not in text and "<img src=x" not in text
-    assert "<script" not in client.get("/schedules/weekly/issue.html",
-                                       params={"at": "2026-11-23T08:00"}).text.lower()
+    assert "<script>alert" not in text
+    assert "<img src=x" not in text
+    assert (
+        "<script"
+        not in client.get("/schedules/weekly/issue.html", params={"at": "2026-11-23T08:00"}).text.lower()
+    )
 
 
-def test_broken_schedule_file_is_shown_and_the_others_still_listed(client: TestClient,
-                                                                   demo_project: Project):
+def test_broken_schedule_file_is_shown_and_the_others_still_listed(client: TestClient, demo_project: Project):
     broken = demo_project.root / "schedules/broken.toml"
     broken.write_text('title = "B"\ncron = "0 8 * *"\ncategories = ["A"]\n')
     index = client.get("/")
-    assert index.status_code == 200 and "Mind &amp; Body Weekly" in index.text
+    assert index.status_code == 200
+    assert "Mind &amp; Body Weekly" in index.text
     assert "broken.toml: cron: expected a crontab expression" in index.text
     page = client.get("/schedules/broken")
-    assert page.status_code == 500 and "Configuration error" in page.text
+    assert page.status_code == 500
+    assert "Configuration error" in page.text
 
 
 def test_broken_settings_show_an_error_and_recover(client: TestClient, demo_project: Project):
     settings = demo_project.root / "newsletter.toml"
     good = settings.read_text()
-    settings.write_text(good.replace('[site]', '[site]\nbogus = 1'))
+    settings.write_text(good.replace("[site]", "[site]\nbogus = 1"))
     page = client.get("/")
-    assert page.status_code == 500 and "site.bogus: unknown key" in page.text
+    assert page.status_code == 500
+    assert "site.bogus: unknown key" in page.text
     settings.write_text(good)
     assert client.get("/").status_code == 200
 
@@ -298,9 +367,13 @@ def test_changes_reports_a_new_version_after_an_edit(client: TestClient, demo_pr
     template = demo_project.root / "templates/digest.txt.j2"
     template.write_text(template.read_text() + "\nEdited.\n")
     second = client.get("/changes", params={"since": first}).json()
-    assert second["changed"] and second["version"] != first
-    demo_project.ingest([str(write_article(demo_project.root, "new.txt", "New", "2026-11-22"))], NOW,
-                        category="Sleep & recovery")
+    assert second["changed"]
+    assert second["version"] != first
+    demo_project.ingest(
+        [str(write_article(demo_project.root, "new.txt", "New", "2026-11-22"))],
+        NOW,
+        category="Sleep & recovery",
+    )
     assert client.get("/changes").json()["version"] != second["version"]
 
 
@@ -311,24 +384,32 @@ def test_a_bug_is_a_styled_500_without_a_traceback(app: Starlette, monkeypatch: 
     monkeypatch.setattr("newsletter.web.preview.schedule_rows", broken)
     with TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False) as crashing:
         page = crashing.get("/")
-    assert page.status_code == 500 and "Something went wrong" in page.text
-    assert "secret internals" not in page.text and "Traceback" not in page.text
+    assert page.status_code == 500
+    assert "Something went wrong" in page.text
+    assert "secret internals" not in page.text
+    assert "Traceback" not in page.text
 
 
 def test_preview_outside_a_project_is_a_user_error(tmp_path: Path):
     result = CliRunner().invoke(main, ["--project", str(tmp_path), "preview", "--port", "0"])
-    assert result.exit_code == 1 and "newsletter.toml: file not found" in result.stderr
+    assert result.exit_code == 1
+    assert "newsletter.toml: file not found" in result.stderr
 
 
+@pytest.mark.slow
 def test_preview_command_serves_and_stops_promptly(project_dir: Path):
     """The real command on a free port: it answers, and SIGINT/SIGTERM stop it within seconds."""
     for stop in (signal.SIGINT, signal.SIGTERM):
-        server = subprocess.Popen([sys.executable, "-m", "newsletter.cli", "--project", str(project_dir),
-                                   "preview", "--port", "0"], stderr=subprocess.PIPE, text=True)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "newsletter.cli", "--project", str(project_dir), "preview", "--port", "0"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             url = _served_url(server)
             with urllib.request.urlopen(url + "/") as response:
-                assert response.status == 200 and b"Mind &amp; Body Weekly" in response.read()
+                assert response.status == 200
+                assert b"Mind &amp; Body Weekly" in response.read()
             started = time.monotonic()
             server.send_signal(stop)
             server.wait(timeout=5)

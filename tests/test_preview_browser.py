@@ -20,17 +20,25 @@ from newsletter.project import Project
 from newsletter.web.preview import create_app
 from tests.conftest import NOW, write_article
 
+pytestmark = pytest.mark.slow  # a real browser: seconds a test
+
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():  # `make test` installs it; never download a browser
     pytest.skip("Debian's chromium is not installed (make chromium)", allow_module_level=True)
 
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).parent / "artifacts"
 DESKTOP = {"width": 1440, "height": 1000}
 PHONE = {"width": 390, "height": 844}
-INJECTION = "<script>window.pwned=1</script><img src=x onerror=\"window.pwned=2\">"
+INJECTION = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 LIVE_RELOAD_LIMIT = 2.0  # seconds, from the issue
 
 
@@ -162,7 +170,8 @@ def test_changing_the_date_changes_the_articles(page, server: Server, demo_root:
     page.get_by_role("button", name="Show").click()
     page.wait_for_url("**/schedules/weekly?at=2026-11-16T08%3A00")
     last_week = sidebar_titles(page)
-    assert last_week == expected_titles(demo_root, -7) and not set(last_week) & set(this_week)
+    assert last_week == expected_titles(demo_root, -7)
+    assert not set(last_week) & set(this_week)
     sync_api.expect(page.frame_locator("#frame-mobile").locator("h3").first).to_have_text(last_week[0])
     page.locator("#next").click()  # and back, by the period buttons
     sync_api.expect(page.locator("#articles .article .title").first).to_have_text(this_week[0])
@@ -176,8 +185,9 @@ def test_frames_have_true_widths_and_mobile_does_not_scroll_sideways(page, brows
     page.wait_for_function("document.getElementById('frame-mobile').style.height !== ''")
     assert mobile.bounding_box()["width"] == 375
     assert desktop.bounding_box()["width"] >= 600
-    scroll = mobile.evaluate("f => [f.contentDocument.documentElement.scrollWidth, "
-                             "f.contentDocument.documentElement.clientWidth]")
+    scroll = mobile.evaluate(
+        "f => [f.contentDocument.documentElement.scrollWidth, f.contentDocument.documentElement.clientWidth]"
+    )
     assert scroll[0] <= scroll[1], f"mobile email scrolls sideways: {scroll}"
     # Links in the email open in a new tab, not inside the frame.
     assert mobile.evaluate("f => f.contentDocument.querySelector('base').target") == "_blank"
@@ -185,8 +195,11 @@ def test_frames_have_true_widths_and_mobile_does_not_scroll_sideways(page, brows
     assert mobile.evaluate("f => f.contentDocument.documentElement.scrollHeight <= f.clientHeight")
     page.screenshot(path=str(ARTIFACTS / "preview-desktop.png"))
     box = mobile.bounding_box()
-    page.screenshot(path=str(ARTIFACTS / "preview-mobile.png"), full_page=True,
-                    clip={"x": box["x"], "y": box["y"], "width": box["width"], "height": 812})
+    page.screenshot(
+        path=str(ARTIFACTS / "preview-mobile.png"),
+        full_page=True,
+        clip={"x": box["x"], "y": box["y"], "width": box["width"], "height": 812},
+    )
     phone = browser.new_page(viewport=PHONE)
     try:
         phone.goto(server.url + "/schedules/weekly")
@@ -214,8 +227,11 @@ def test_editing_templates_and_schedules_updates_the_open_page(page, scratch):
     page.evaluate("window.scrollTo(0, 1500)")  # the editor is reading halfway down
 
     template = root / "templates/digest.mjml.j2"
-    template.write_text(template.read_text().replace("<h1>{{ schedule.title }}</h1>",
-                                                     "<h1>{{ schedule.title }} (edited)</h1>"))
+    template.write_text(
+        template.read_text().replace(
+            "<h1>{{ schedule.title }}</h1>", "<h1>{{ schedule.title }} (edited)</h1>"
+        )
+    )
     started = time.monotonic()
     sync_api.expect(frame.locator("h1")).to_have_text("Mind & Body Weekly (edited)", timeout=4000)
     assert time.monotonic() - started < LIVE_RELOAD_LIMIT
@@ -245,12 +261,19 @@ def test_broken_template_shows_its_error_in_the_page_and_recovers(page, scratch)
     page.screenshot(path=str(ARTIFACTS / "preview-template-error.png"))
     template.write_text(good)
     sync_api.expect(page.frame_locator("#frame-desktop").locator("h1")).to_have_text(
-        "Mind & Body Weekly", timeout=4000)
+        "Mind & Body Weekly", timeout=4000
+    )
 
 
 def test_traversal_attempts_get_404_or_400(page, server: Server, console: list[str]):
-    for path in ("/schedules/..%2F..%2Fetc%2Fpasswd", "/schedules/%2e%2e", "/schedules/weekly/../../x",
-                 "/schedules/../newsletter.toml", "/static/../preview.py", "/schedules/..%5Cweekly"):
+    for path in (
+        "/schedules/..%2F..%2Fetc%2Fpasswd",
+        "/schedules/%2e%2e",
+        "/schedules/weekly/../../x",
+        "/schedules/../newsletter.toml",
+        "/static/../preview.py",
+        "/schedules/..%5Cweekly",
+    ):
         assert server.raw_status(path) in (400, 404), path
     response = page.goto(server.url + "/schedules/..%2Fnewsletter.toml")  # %2e%2e: Chromium resolves it
     assert response.status == 404

@@ -13,29 +13,56 @@ from newsletter.render import GMAIL_CLIP_BYTES, Links, Renderer, default_templat
 
 T0 = datetime(2026, 11, 23, 8, tzinfo=UTC)
 INJECTION = "</mj-text><script>alert('x')</script>"
-SETTINGS = Settings.model_validate({
-    "site": {"name": "Mind & Body", "base_url": "https://example.org", "timezone": "Europe/London",
-             "postal_address": "1 Example Street, London"},
-    "email": {"from": "Mind & Body <digest@example.org>"},
-})
+SETTINGS = Settings.model_validate(
+    {
+        "site": {
+            "name": "Mind & Body",
+            "base_url": "https://example.org",
+            "timezone": "Europe/London",
+            "postal_address": "1 Example Street, London",
+        },
+        "email": {"from": "Mind & Body <digest@example.org>"},
+    }
+)
 LINKS = Links("https://example.org/newsletter/unsubscribe", "https://example.org/newsletter/issue.html")
 
 
 def schedule(**changes) -> Schedule:
-    base = dict(name="weekly", title="Weekly", cron="0 8 * * mon", timezone="Europe/London",
-                categories=("A", "B", "C", "D"))
+    base = dict(
+        name="weekly",
+        title="Weekly",
+        cron="0 8 * * mon",
+        timezone="Europe/London",
+        categories=("A", "B", "C", "D"),
+    )
     return Schedule(**{**base, **changes})
 
 
-def digest(per_category: int = 2, title: str = "A calm title", summary: str = "A summary.",
-           related: int = 3, sched: Schedule | None = None) -> Digest:
+def digest(
+    per_category: int = 2,
+    title: str = "A calm title",
+    summary: str = "A summary.",
+    related: int = 3,
+    sched: Schedule | None = None,
+) -> Digest:
     sections = []
     for c, category in enumerate(["A", "B", "C", "D"]):
-        articles = tuple(DigestArticle(
-            id=c * 100 + i, title=title, url=f"https://example.org/{c}/{i}", published=T0,
-            category=category, summary=summary, reading_minutes=4,
-            related=tuple(Link(f"Related article number {r} with a realistic title", f"https://example.org/r/{r}")
-                          for r in range(related))) for i in range(per_category))
+        articles = tuple(
+            DigestArticle(
+                id=c * 100 + i,
+                title=title,
+                url=f"https://example.org/{c}/{i}",
+                published=T0,
+                category=category,
+                summary=summary,
+                reading_minutes=4,
+                related=tuple(
+                    Link(f"Related article number {r} with a realistic title", f"https://example.org/r/{r}")
+                    for r in range(related)
+                ),
+            )
+            for i in range(per_category)
+        )
         sections.append(Section(category, articles))
     return Digest(sched or schedule(), Period(T0 - timedelta(days=7), T0), T0, tuple(sections))
 
@@ -55,8 +82,10 @@ def test_untrusted_text_cannot_inject_markup(renderer: Renderer):
 
 
 def test_thirty_articles_with_three_related_stay_under_gmail_clip(renderer: Renderer):
-    summary = ("A growing body of research suggests that small daily habits shape how we feel far "
-               "more than occasional big efforts; we look at what the studies found and what to try.")
+    summary = (
+        "A growing body of research suggests that small daily habits shape how we feel far "
+        "more than occasional big efforts; we look at what the studies found and what to try."
+    )
     issue = renderer.render(digest(per_category=8, summary=summary), SETTINGS, LINKS)
     assert len(issue.digest.articles) == 32
     assert issue.html_size < 90 * 1024, issue.html_size
@@ -76,7 +105,8 @@ def test_preheader_is_hidden_and_padded(renderer: Renderer):
     issue = renderer.render(digest(), SETTINGS, LINKS)
     assert issue.preheader == "A calm title + 7 more"
     hidden = re.search(r'<div style="display:none;[^"]*">(.*?)</div>', issue.html, re.S)
-    assert hidden and hidden.group(1).startswith("A calm title + 7 more")
+    assert hidden
+    assert hidden.group(1).startswith("A calm title + 7 more")
     assert hidden.group(1).count("\u034f") >= 50  # padding keeps body text out of the preview
 
 
@@ -108,7 +138,8 @@ def test_template_syntax_error_names_template_and_line(tmp_path: Path):
     renderer = broken(tmp_path, "digest.mjml.j2", "<mjml>\n<mj-body>\n{% if %}\n</mj-body></mjml>")
     with pytest.raises(TemplateError) as caught:
         renderer.render(digest(), SETTINGS, LINKS)
-    assert caught.value.template == "digest.mjml.j2" and caught.value.line == 3
+    assert caught.value.template == "digest.mjml.j2"
+    assert caught.value.line == 3
 
 
 def test_undefined_variable_names_template_and_line(tmp_path: Path):
@@ -126,8 +157,13 @@ def test_mjml_error_names_template(tmp_path: Path):
 
 
 def test_project_templates_are_autoescaped_too(tmp_path: Path):
-    renderer = broken(tmp_path, "digest.mjml.j2", "<mjml><mj-body><mj-section><mj-column><mj-text>"
-                      "{% for a in digest.articles %}{{ a.title }}{% endfor %}"
-                      "</mj-text></mj-column></mj-section></mj-body></mjml>")
+    renderer = broken(
+        tmp_path,
+        "digest.mjml.j2",
+        "<mjml><mj-body><mj-section><mj-column><mj-text>"
+        "{% for a in digest.articles %}{{ a.title }}{% endfor %}"
+        "</mj-text></mj-column></mj-section></mj-body></mjml>",
+    )
     html = renderer.render(digest(title=INJECTION), SETTINGS, LINKS).html
-    assert "<script" not in html and "&lt;script&gt;" in html
+    assert "<script" not in html
+    assert "&lt;script&gt;" in html

@@ -17,6 +17,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from newsletter import scheduler
@@ -39,16 +40,38 @@ def schedule(cron: str = "0 8 * * mon", timezone: str = "Europe/London") -> Sche
     return Schedule(name="weekly", title="Weekly", cron=cron, timezone=timezone, categories=(CATEGORY,))
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+
+
+def job_of(background: BackgroundScheduler, name: str) -> Job:
+    """A schedule's job, which must be there."""
+    job = background.get_job(f"schedule:{name}")
+    assert job is not None, f"no job for {name}"
+    return job
+
+
+def next_run(background: BackgroundScheduler, name: str) -> datetime:
+    """When a schedule's job runs next; it must have a time."""
+    moment = job_of(background, name).next_run_time
+    assert moment is not None, f"{name} has no next run time"
+    return moment
 
 
 # -- parse_grace and due_fire_time: pure --------------------------------------------
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("90m", timedelta(minutes=90)), ("6h", timedelta(hours=6)), ("1d", timedelta(days=1)),
-    ("3600s", timedelta(hours=1)), ("1h30m", timedelta(minutes=90)), (" 2 W ", timedelta(weeks=2)),
-])
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90m", timedelta(minutes=90)),
+        ("6h", timedelta(hours=6)),
+        ("1d", timedelta(days=1)),
+        ("3600s", timedelta(hours=1)),
+        ("1h30m", timedelta(minutes=90)),
+        (" 2 W ", timedelta(weeks=2)),
+    ],
+)
 def test_parse_grace(text: str, expected: timedelta):
     assert scheduler.parse_grace(text) == expected
 
@@ -72,8 +95,9 @@ def test_due_fire_time_is_the_latest_fire_within_grace():
 
 def test_due_fire_time_picks_only_the_latest_of_many():
     every_minute = schedule(cron="* * * * *", timezone="UTC")
-    assert scheduler.due_fire_time(every_minute, utc(2026, 11, 26, 12, 0, 30), timedelta(days=30)) \
-        == utc(2026, 11, 26, 12, 0)
+    assert scheduler.due_fire_time(every_minute, utc(2026, 11, 26, 12, 0, 30), timedelta(days=30)) == utc(
+        2026, 11, 26, 12, 0
+    )
 
 
 def test_due_fire_time_across_the_clock_changes():
@@ -87,6 +111,7 @@ def test_due_fire_time_across_the_clock_changes():
 
 
 # -- catch-up with a fixed "now" ----------------------------------------------------
+
 
 @pytest.fixture
 def root(project_dir: Path) -> Path:
@@ -103,11 +128,13 @@ def sender(root: Path) -> Iterator[Project]:
     opened.close()
 
 
-def write_schedule(root: Path, name: str, cron: str, timezone: str = "UTC",
-                   skip_if_empty: bool = True) -> None:
+def write_schedule(
+    root: Path, name: str, cron: str, timezone: str = "UTC", skip_if_empty: bool = True
+) -> None:
     (root / "schedules" / f"{name}.toml").write_text(
         f'title = "{name.title()}"\ncron = "{cron}"\ntimezone = "{timezone}"\n'
-        f'categories = ["{CATEGORY}"]\nskip_if_empty = {str(skip_if_empty).lower()}\n')
+        f'categories = ["{CATEGORY}"]\nskip_if_empty = {str(skip_if_empty).lower()}\n'
+    )
 
 
 def write_markdown(folder: Path, slug: str, published: datetime) -> None:
@@ -115,13 +142,15 @@ def write_markdown(folder: Path, slug: str, published: datetime) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{slug}.md").write_text(
         f'---\ntitle: "{slug}"\ndate: "{published.isoformat()}"\ncategory: "{CATEGORY}"\n'
-        f'summary: "About {slug}."\n---\nA paragraph about {slug}, long enough to be a paragraph.\n')
+        f'summary: "About {slug}."\n---\nA paragraph about {slug}, long enough to be a paragraph.\n'
+    )
 
 
 def subscribe(project: Project, count: int) -> list[str]:
     emails = [f"reader{i}@example.com" for i in range(count)]
-    Ledger(project.store).import_subscribers([SubscriberRow(e, f"Reader {i}") for i, e in enumerate(emails)],
-                                             NOW)
+    Ledger(project.store).import_subscribers(
+        [SubscriberRow(e, f"Reader {i}") for i, e in enumerate(emails)], NOW
+    )
     return emails
 
 
@@ -135,47 +164,57 @@ def issue_titles(project: Project, name: str) -> set[str]:
     return {s.article.title for s in project.store.articles() if s.id in ids}
 
 
-def test_catch_up_after_downtime_sends_once(root: Path, sender: Project, smtp_server: SMTPServer,
-                                            tmp_path: Path):
+def test_catch_up_after_downtime_sends_once(
+    root: Path, sender: Project, smtp_server: SMTPServer, tmp_path: Path
+):
     write_schedule(root, "daily", "0 10 * * *")  # NOW is 12:00Z: it fired two hours ago
     write_article(tmp_path / "src", "a.txt", "Fresh news", "November 26, 2026")
     sender.ingest([str(tmp_path / "src")], NOW, CATEGORY)
     emails = subscribe(sender, 3)
     [summary] = scheduler.catch_up(sender, NOW, GRACE, smtp_server.url)
-    assert summary is not None and summary.outcome == "sent" and summary.period_end == utc(2026, 11, 26, 10)
+    assert summary is not None
+    assert summary.outcome == "sent"
+    assert summary.period_end == utc(2026, 11, 26, 10)
     assert recipients(smtp_server) == emails
     [again] = scheduler.catch_up(sender, NOW + timedelta(minutes=5), GRACE, smtp_server.url)
-    assert again is not None and again.outcome == "already sent"
+    assert again is not None
+    assert again.outcome == "already sent"
     assert recipients(smtp_server) == emails
     assert [i.status for i in sender.store.issues("daily")] == ["sent"]
 
 
-def test_catch_up_leaves_a_fire_time_older_than_grace(root: Path, sender: Project, smtp_server: SMTPServer,
-                                                     tmp_path: Path, caplog: pytest.LogCaptureFixture):
+def test_catch_up_leaves_a_fire_time_older_than_grace(
+    root: Path, sender: Project, smtp_server: SMTPServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
     write_schedule(root, "daily", "0 10 * * *")
     write_article(tmp_path / "src", "a.txt", "Fresh news", "November 26, 2026")
     sender.ingest([str(tmp_path / "src")], NOW, CATEGORY)
     subscribe(sender, 2)
     with caplog.at_level("INFO", "newsletter.scheduler"):
         assert scheduler.catch_up(sender, NOW, timedelta(hours=1), smtp_server.url) == []
-    assert smtp_server.handler.messages == [] and sender.store.issues("daily") == []
+    assert smtp_server.handler.messages == []
+    assert sender.store.issues("daily") == []
     assert "daily: nothing due; next send 2026-11-27 10:00 UTC" in caplog.text
 
 
-def test_catch_up_resumes_an_interrupted_send_whatever_its_age(root: Path, sender: Project,
-                                                              smtp_server: SMTPServer, tmp_path: Path):
+def test_catch_up_resumes_an_interrupted_send_whatever_its_age(
+    root: Path, sender: Project, smtp_server: SMTPServer, tmp_path: Path
+):
     write_schedule(root, "daily", "0 10 * * *")
     write_article(tmp_path / "src", "a.txt", "Fresh news", "November 26, 2026")
     sender.ingest([str(tmp_path / "src")], NOW, CATEGORY)
     emails = subscribe(sender, 3)
     stopped = threading.Event()
     stopped.set()  # recorded and snapshotted, then stopped before the first message
-    first = send_schedule(sender, "daily", utc(2026, 11, 26, 10), smtp_server.url, SendOptions(),
-                          stop=stopped)
-    assert first.outcome == "stopped" and sender.store.issues("daily")[0].status == "sending"
+    first = send_schedule(
+        sender, "daily", utc(2026, 11, 26, 10), smtp_server.url, SendOptions(), stop=stopped
+    )
+    assert first.outcome == "stopped"
+    assert sender.store.issues("daily")[0].status == "sending"
     later = NOW + timedelta(days=1, hours=3)  # the next fire (27th 10:00) is past grace too
     [resumed] = scheduler.catch_up(sender, later, timedelta(hours=1), smtp_server.url)
-    assert resumed is not None and resumed.outcome == "sent"
+    assert resumed is not None
+    assert resumed.outcome == "sent"
     assert recipients(smtp_server) == emails
     assert [i.status for i in sender.store.issues("daily")] == ["sent"]
 
@@ -184,16 +223,18 @@ def test_skip_if_empty_records_a_skipped_issue(root: Path, sender: Project, smtp
     write_schedule(root, "daily", "0 10 * * *")
     subscribe(sender, 2)
     [summary] = scheduler.catch_up(sender, NOW, GRACE, smtp_server.url)
-    assert summary is not None and summary.outcome == "skipped"
+    assert summary is not None
+    assert summary.outcome == "skipped"
     assert sender.store.issues("daily")[0].status == "skipped"
     [again] = scheduler.catch_up(sender, NOW, GRACE, smtp_server.url)
-    assert again is not None and again.outcome == "skipped"
+    assert again is not None
+    assert again.outcome == "skipped"
     assert smtp_server.handler.messages == []
 
 
-def test_broken_schedules_are_logged_and_the_others_still_go(root: Path, sender: Project,
-                                                             smtp_server: SMTPServer, tmp_path: Path,
-                                                             caplog: pytest.LogCaptureFixture):
+def test_broken_schedules_are_logged_and_the_others_still_go(
+    root: Path, sender: Project, smtp_server: SMTPServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
     write_schedule(root, "daily", "0 10 * * *")
     (root / "schedules" / "a-broken.toml").write_text('title = "Broken"\ncron = "99 * * * *"\n')
     write_schedule(root, "b-notemplate", "0 10 * * *")
@@ -203,26 +244,52 @@ def test_broken_schedules_are_logged_and_the_others_still_go(root: Path, sender:
     sender.ingest([str(tmp_path / "src")], NOW, CATEGORY)
     subscribe(sender, 1)
     results = scheduler.catch_up(sender, NOW, GRACE, smtp_server.url)
-    assert results[:2] == [None, None] and results[2] is not None and results[2].outcome == "sent"
+    assert results[:2] == [None, None]
+    assert results[2] is not None
+    assert results[2].outcome == "sent"
     assert "a-broken: schedule not loaded" in caplog.text
     assert "b-notemplate 2026-11-26 10:00 UTC: failed: template" in caplog.text
     assert len(smtp_server.handler.messages) == 1
 
 
-@pytest.mark.parametrize(("zone", "cron", "now", "start", "end", "inside", "outside"), [
-    # BST ends Sunday 25 Oct 2026: 18 Oct 08:00 BST (07:00Z) .. 25 Oct 08:00 GMT (08:00Z).
-    (LONDON, "0 8 * * sun", utc(2026, 10, 25, 8, 30), utc(2026, 10, 18, 7), utc(2026, 10, 25, 8),
-     [utc(2026, 10, 18, 7, 30), utc(2026, 10, 25, 7, 30)],
-     [utc(2026, 10, 18, 6, 30), utc(2026, 10, 25, 8, 15)]),
-    # EDT ends Sunday 1 Nov 2026: 25 Oct 09:00 EDT (13:00Z) .. 1 Nov 09:00 EST (14:00Z).
-    (NEW_YORK, "0 9 * * sun", utc(2026, 11, 1, 15), utc(2026, 10, 25, 13), utc(2026, 11, 1, 14),
-     [utc(2026, 10, 25, 13, 30), utc(2026, 11, 1, 13, 30)],
-     [utc(2026, 10, 25, 12, 30), utc(2026, 11, 1, 14, 30)]),
-])
-def test_a_dst_week_is_sent_once_with_its_own_articles(root: Path, sender: Project, smtp_server: SMTPServer,
-                                                       tmp_path: Path, zone: ZoneInfo, cron: str,
-                                                       now: datetime, start: datetime, end: datetime,
-                                                       inside: list[datetime], outside: list[datetime]):
+@pytest.mark.parametrize(
+    ("zone", "cron", "now", "start", "end", "inside", "outside"),
+    [
+        # BST ends Sunday 25 Oct 2026: 18 Oct 08:00 BST (07:00Z) .. 25 Oct 08:00 GMT (08:00Z).
+        (
+            LONDON,
+            "0 8 * * sun",
+            utc(2026, 10, 25, 8, 30),
+            utc(2026, 10, 18, 7),
+            utc(2026, 10, 25, 8),
+            [utc(2026, 10, 18, 7, 30), utc(2026, 10, 25, 7, 30)],
+            [utc(2026, 10, 18, 6, 30), utc(2026, 10, 25, 8, 15)],
+        ),
+        # EDT ends Sunday 1 Nov 2026: 25 Oct 09:00 EDT (13:00Z) .. 1 Nov 09:00 EST (14:00Z).
+        (
+            NEW_YORK,
+            "0 9 * * sun",
+            utc(2026, 11, 1, 15),
+            utc(2026, 10, 25, 13),
+            utc(2026, 11, 1, 14),
+            [utc(2026, 10, 25, 13, 30), utc(2026, 11, 1, 13, 30)],
+            [utc(2026, 10, 25, 12, 30), utc(2026, 11, 1, 14, 30)],
+        ),
+    ],
+)
+def test_a_dst_week_is_sent_once_with_its_own_articles(
+    root: Path,
+    sender: Project,
+    smtp_server: SMTPServer,
+    tmp_path: Path,
+    zone: ZoneInfo,
+    cron: str,
+    now: datetime,
+    start: datetime,
+    end: datetime,
+    inside: list[datetime],
+    outside: list[datetime],
+):
     write_schedule(root, "sunday", cron, zone.key)
     for n, moment in enumerate(inside):
         write_markdown(tmp_path / "src", f"inside-{n}", moment)
@@ -231,11 +298,13 @@ def test_a_dst_week_is_sent_once_with_its_own_articles(root: Path, sender: Proje
     sender.ingest([str(tmp_path / "src")], now)
     subscribe(sender, 1)
     [summary] = scheduler.catch_up(sender, now, GRACE, smtp_server.url)
-    assert summary is not None and summary.outcome == "sent"
+    assert summary is not None
+    assert summary.outcome == "sent"
     assert (summary.period_start, summary.period_end) == (start, end)
     assert issue_titles(sender, "sunday") == {f"inside-{n}" for n in range(len(inside))}
     [again] = scheduler.catch_up(sender, now + timedelta(hours=1), GRACE, smtp_server.url)
-    assert again is not None and again.outcome == "already sent"
+    assert again is not None
+    assert again.outcome == "already sent"
     assert len(smtp_server.handler.messages) == 1
 
 
@@ -246,15 +315,16 @@ def test_jobs_fire_at_local_time_across_the_clock_changes(root: Path):
     background.start(paused=True)
     try:
         scheduler.ScheduleJobs(background, root, GRACE, None, threading.Event()).reload(utc(2026, 10, 19))
-        assert background.get_job("schedule:london").next_run_time == utc(2026, 10, 25, 8)
-        assert background.get_job("schedule:newyork").next_run_time == utc(2026, 10, 25, 13)
-        later = background.get_job("schedule:newyork").trigger.get_next_fire_time(None, utc(2026, 10, 26))
+        assert next_run(background, "london") == utc(2026, 10, 25, 8)
+        assert next_run(background, "newyork") == utc(2026, 10, 25, 13)
+        later = job_of(background, "newyork").trigger.get_next_fire_time(None, utc(2026, 10, 26))
         assert later == utc(2026, 11, 1, 14)  # 09:00 EST, an hour later in UTC
     finally:
         background.shutdown()
 
 
 # -- in real time: the jobs, two daemons, the daemon ------------------------------------
+
 
 def due_an_hour_ago(root: Path, project: Project, name: str = "daily") -> datetime:
     """A daily schedule whose latest fire time was an hour ago, and an article for it."""
@@ -273,8 +343,9 @@ def test_jobs_follow_the_schedule_files(root: Path, caplog: pytest.LogCaptureFix
     background.start(paused=True)
     try:
         jobs = scheduler.ScheduleJobs(background, root, GRACE, None, threading.Event())
-        assert len(jobs.reload(NOW)) == 2 and jobs.reload() == []
-        job = background.get_job("schedule:weekly")
+        assert len(jobs.reload(NOW)) == 2
+        assert jobs.reload() == []
+        job = job_of(background, "weekly")
         assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 6 * 3600)
         assert str(job.trigger.timezone) == "Europe/London"
         assert job.next_run_time == datetime(2026, 11, 30, 8, tzinfo=LONDON)
@@ -282,8 +353,9 @@ def test_jobs_follow_the_schedule_files(root: Path, caplog: pytest.LogCaptureFix
         write_schedule(root, "daily", "30 11 * * *")
         (root / "schedules" / "broken.toml").write_text("title = ")
         notes = jobs.reload()
-        assert "weekly updated" in notes and "broken invalid (not scheduled)" in notes
-        assert background.get_job("schedule:daily").next_run_time.time().isoformat() == "11:30:00"
+        assert "weekly updated" in notes
+        assert "broken invalid (not scheduled)" in notes
+        assert next_run(background, "daily").time().isoformat() == "11:30:00"
         (root / "schedules" / "weekly.toml").unlink()
         assert jobs.reload() == ["weekly removed"]
         assert {j.id for j in background.get_jobs()} == {"schedule:daily"}
@@ -292,8 +364,9 @@ def test_jobs_follow_the_schedule_files(root: Path, caplog: pytest.LogCaptureFix
         background.shutdown()
 
 
-def test_a_job_past_its_time_still_runs_within_grace(root: Path, sender: Project, smtp_server: SMTPServer,
-                                                     monkeypatch: pytest.MonkeyPatch):
+def test_a_job_past_its_time_still_runs_within_grace(
+    root: Path, sender: Project, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
+):
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)  # jobs open the project from the environment
     fire = due_an_hour_ago(root, sender)
     emails = subscribe(sender, 3)
@@ -315,12 +388,19 @@ def test_a_job_past_its_time_still_runs_within_grace(root: Path, sender: Project
 def daemon(root: Path, *args: str, secret: bool = True) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update({**(ENV if secret else {}), "PYTHONUNBUFFERED": "1"})
-    return subprocess.Popen([sys.executable, "-m", "newsletter.cli", "--project", str(root), "run", *args],
-                            env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter.cli", "--project", str(root), "run", *args],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
-def test_two_daemons_on_one_database_send_each_message_once(root: Path, sender: Project,
-                                                            smtp_server: SMTPServer):
+@pytest.mark.slow
+def test_two_daemons_on_one_database_send_each_message_once(
+    root: Path, sender: Project, smtp_server: SMTPServer
+):
     due_an_hour_ago(root, sender)
     emails = subscribe(sender, 50)
     smtp_server.handler.delay = 0.01  # long enough for the two to overlap
@@ -332,7 +412,8 @@ def test_two_daemons_on_one_database_send_each_message_once(root: Path, sender: 
     assert issue.status == "sent"
     # Each logs its run; between them they sent each message once (usually about half each).
     by_each = [int(n) for log in logs for n in re.findall(r"(\d+) sent by this run", log)]
-    assert len(by_each) == 2 and sum(by_each) == 50, logs
+    assert len(by_each) == 2, logs
+    assert sum(by_each) == 50, logs
 
 
 class Lines:
@@ -343,7 +424,12 @@ class Lines:
         self.queue: queue.Queue[str] = queue.Queue()
         stream = process.stderr
         assert stream is not None
-        threading.Thread(target=lambda: [self.queue.put(line) for line in stream], daemon=True).start()
+
+        def pump() -> None:
+            for line in stream:
+                self.queue.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
 
     def wait_for(self, *needles: str, timeout: float = 15) -> str:
         deadline = time.monotonic() + timeout
@@ -357,8 +443,10 @@ class Lines:
                 raise AssertionError(f"no line with {needles} in:\n{''.join(self.seen)}") from None
 
 
-def test_the_daemon_catches_up_reloads_and_stops_on_sigterm(root: Path, sender: Project,
-                                                           smtp_server: SMTPServer):
+@pytest.mark.slow
+def test_the_daemon_catches_up_reloads_and_stops_on_sigterm(
+    root: Path, sender: Project, smtp_server: SMTPServer
+):
     fire = due_an_hour_ago(root, sender)
     subscribe(sender, 2)
     process = daemon(root, "--transport", smtp_server.url, "--grace", "3h")
@@ -379,8 +467,10 @@ def test_the_daemon_catches_up_reloads_and_stops_on_sigterm(root: Path, sender: 
     assert len(smtp_server.handler.messages) == 2
 
 
+@pytest.mark.slow
 def test_sigterm_mid_send_finishes_the_message_in_flight_and_a_restart_sends_the_rest(
-        root: Path, sender: Project, smtp_server: SMTPServer):
+    root: Path, sender: Project, smtp_server: SMTPServer
+):
     due_an_hour_ago(root, sender)
     emails = subscribe(sender, 20)
     smtp_server.handler.delay = 0.1
@@ -388,7 +478,8 @@ def test_sigterm_mid_send_finishes_the_message_in_flight_and_a_restart_sends_the
     try:
         deadline = time.monotonic() + 15
         while len(smtp_server.handler.messages) < 2:
-            assert time.monotonic() < deadline and process.poll() is None, "no send started"
+            assert time.monotonic() < deadline, "no send started"
+            assert process.poll() is None, "no send started"
             time.sleep(0.02)
         process.send_signal(signal.SIGTERM)
         _, log = process.communicate(timeout=10)
@@ -396,31 +487,38 @@ def test_sigterm_mid_send_finishes_the_message_in_flight_and_a_restart_sends_the
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, log
-    assert "WARNING daily " in log and ": stopped (" in log and "INFO running" not in log
+    assert "WARNING daily " in log
+    assert ": stopped (" in log
+    assert "INFO running" not in log
     assert 2 <= len(smtp_server.handler.messages) < 20
     assert sender.store.issues("daily")[0].status == "sending"
     smtp_server.handler.delay = 0
     again = daemon(root, "--once", "--transport", smtp_server.url)
     _, log = again.communicate(timeout=30)
-    assert again.returncode == 0 and ": sent (20 sent;" in log, log
+    assert again.returncode == 0, log
+    assert ": sent (20 sent;" in log, log
     assert recipients(smtp_server) == sorted(emails)  # each exactly once
     assert sender.store.issues("daily")[0].status == "sent"
 
 
+@pytest.mark.slow
 def test_run_once_exits_1_when_a_send_fails(root: Path, sender: Project):
     due_an_hour_ago(root, sender)
     subscribe(sender, 1)
     process = daemon(root, "--once", secret=False)
     _, log = process.communicate(timeout=60)
     assert process.returncode == 1, log
-    assert "NEWSLETTER_SECRET_KEY" in log and "Error: 1 of 1 scheduled sends did not complete" in log
+    assert "NEWSLETTER_SECRET_KEY" in log
+    assert "Error: 1 of 1 scheduled sends did not complete" in log
 
 
 def test_a_catch_up_after_twelve_missed_fire_times_carries_all_their_articles(
-        root: Path, sender: Project, smtp_server: SMTPServer, tmp_path: Path):
+    root: Path, sender: Project, smtp_server: SMTPServer, tmp_path: Path
+):
     write_schedule(root, "hourly", "0 * * * *")
     (root / "schedules" / "hourly.toml").write_text(
-        (root / "schedules" / "hourly.toml").read_text() + "max_per_category = 20\n")
+        (root / "schedules" / "hourly.toml").read_text() + "max_per_category = 20\n"
+    )
     subscribe(sender, 1)
     last = utc(2026, 11, 26, 0)
     for hour in range(13):  # one article an hour; the first goes out before the daemon stops
@@ -428,11 +526,14 @@ def test_a_catch_up_after_twelve_missed_fire_times_carries_all_their_articles(
         write_markdown(tmp_path / "src", f"hour-{hour:02}", published)
     sender.ingest([str(tmp_path / "src")], last + timedelta(hours=13), CATEGORY)
     [first] = scheduler.catch_up(sender, last, GRACE, smtp_server.url)
-    assert first is not None and first.outcome == "sent"
+    assert first is not None
+    assert first.outcome == "sent"
     # Down for the 12 fire times after `last`; back within a grace that covers them all.
-    [caught_up] = scheduler.catch_up(sender, last + timedelta(hours=12, minutes=5), timedelta(hours=13),
-                                     smtp_server.url)
-    assert caught_up is not None and caught_up.outcome == "sent"
+    [caught_up] = scheduler.catch_up(
+        sender, last + timedelta(hours=12, minutes=5), timedelta(hours=13), smtp_server.url
+    )
+    assert caught_up is not None
+    assert caught_up.outcome == "sent"
     assert (caught_up.period_start, caught_up.period_end) == (last, last + timedelta(hours=12))
     newest = sender.store.issues("hourly")[0]
     carried = set(sender.store.issue_article_ids(newest.id))

@@ -14,8 +14,14 @@ LONDON = ZoneInfo("Europe/London")
 
 
 def schedule(**changes) -> Schedule:
-    base = dict(name="weekly", title="Weekly", cron="0 8 * * mon", timezone="Europe/London",
-                categories=("A", "B"), max_per_category=3)
+    base = dict(
+        name="weekly",
+        title="Weekly",
+        cron="0 8 * * mon",
+        timezone="Europe/London",
+        categories=("A", "B"),
+        max_per_category=3,
+    )
     return Schedule(**{**base, **changes})
 
 
@@ -39,7 +45,8 @@ def test_period_across_the_clock_change_keeps_local_time():
     # instants (fixed offsets), so subtracting them gives the time that passed.
     assert autumn.end - autumn.start == timedelta(days=7, hours=1)
     assert autumn.end == datetime(2026, 10, 26, 8, tzinfo=LONDON)
-    assert autumn.end.astimezone(UTC).hour == 8 and autumn.start.astimezone(UTC).hour == 7
+    assert autumn.end.astimezone(UTC).hour == 8
+    assert autumn.start.astimezone(UTC).hour == 7
 
 
 def test_crontab_numbers_sunday_as_zero():
@@ -56,23 +63,31 @@ def stored(i: int, category: str, published: datetime) -> StoredArticle:
     return StoredArticle(i, Article(title=f"t{i}", published=published, source="s", category=category))
 
 
-moments = st.datetimes(min_value=datetime(2026, 10, 1), max_value=datetime(2026, 12, 31),
-                       timezones=st.just(UTC))
+moments = st.datetimes(
+    min_value=datetime(2026, 10, 1), max_value=datetime(2026, 12, 31), timezones=st.just(UTC)
+)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["A", "B", "C"]), moments), max_size=40), moments,
-       st.integers(1, 5), st.sets(st.integers(0, 40)))
+@given(
+    st.lists(st.tuples(st.sampled_from(["A", "B", "C"]), moments), max_size=40),
+    moments,
+    st.integers(1, 5),
+    st.sets(st.integers(0, 40)),
+)
 def test_selection_stays_in_period_by_at_under_cap_and_unsent(items, at, cap, sent):
     sched = schedule(max_per_category=cap)
     period = period_for(sched, at)
     candidates = [stored(i, c, p) for i, (c, p) in enumerate(items)]
     sections = select(sched, period, at, candidates, sent)
     for category, chosen in sections:
-        assert category in sched.categories and 0 < len(chosen) <= cap
+        assert category in sched.categories
+        assert 0 < len(chosen) <= cap
         for c in chosen:
-            assert c.article.category == category and c.id not in sent
-            assert period.start <= c.article.published < period.end and c.article.published <= at
+            assert c.article.category == category
+            assert c.id not in sent
+            assert period.start <= c.article.published < period.end
+            assert c.article.published <= at
         dates = [c.article.published for c in chosen]
         assert dates == sorted(dates, reverse=True)
 
@@ -100,5 +115,6 @@ def test_a_catch_up_period_starts_where_the_last_issue_ended():
     last = datetime(2026, 11, 9, 8, tzinfo=LONDON)
     period = period_for(schedule(), datetime(2026, 11, 26, tzinfo=UTC), last_end=last)
     assert (period.start, period.end) == (last, datetime(2026, 11, 30, 8, tzinfo=LONDON))
-    assert period_for(schedule(), datetime(2026, 11, 26, tzinfo=UTC), last_end=period.end) \
-        == period_for(schedule(), datetime(2026, 11, 26, tzinfo=UTC))
+    assert period_for(schedule(), datetime(2026, 11, 26, tzinfo=UTC), last_end=period.end) == period_for(
+        schedule(), datetime(2026, 11, 26, tzinfo=UTC)
+    )

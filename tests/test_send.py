@@ -1,4 +1,6 @@
-"""Sending through a real SMTP server on loopback, with a real SQLite ledger."""
+"""Sending through a real SMTP server on loopback, with a real SQLite ledger: what the
+protocol decides (replies, a lost reply, header bytes on the wire) and killed processes.
+The delivery logic itself is tested faster with a MockTransport in test_delivering.py."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -27,11 +29,14 @@ WEEK = scaffold.DEMO_AT
 
 
 @pytest.fixture
-def sender(demo_project: Project) -> Project:
+def sender(demo_project: Project) -> Iterator[Project]:
     """The demo archive, opened with a signing key, and three subscribers."""
     project = Project(demo_project.root, environ=SECRET)
-    people = [SubscriberRow("ann@example.org", "Ann"), SubscriberRow("bob@example.org", "Bob"),
-              SubscriberRow("cat@example.org", "Cat", ("Sleep & recovery",))]
+    people = [
+        SubscriberRow("ann@example.org", "Ann"),
+        SubscriberRow("bob@example.org", "Bob"),
+        SubscriberRow("cat@example.org", "Cat", ("Sleep & recovery",)),
+    ]
     Ledger(project.store).import_subscribers(people, NOW)
     yield project
     project.close()
@@ -41,22 +46,11 @@ def parse(data: bytes):
     return message_from_bytes(data, policy=policy.default)
 
 
-def test_happy_path_sends_each_their_categories(sender: Project, smtp_server: SMTPServer):
-    summary = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
-    assert summary.outcome == "sent" and summary.counts["sent"] == 3
-    [ann] = smtp_server.handler.received_by("ann@example.org")
-    [cat] = smtp_server.handler.received_by("cat@example.org")
-    ann_text = parse(ann.data).get_body(("plain",)).get_content()
-    cat_text = parse(cat.data).get_body(("plain",)).get_content()
-    assert "Nutrition & everyday eating" in ann_text and "Sleep & recovery" in ann_text
-    assert "Sleep & recovery" in cat_text and "Nutrition & everyday eating" not in cat_text
-    assert ann.sender == "digest@example.org"
-    again = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
-    assert again.outcome == "already sent" and len(smtp_server.handler.messages) == 3
-
-
 def test_headers_are_personal_and_stable(sender: Project, smtp_server: SMTPServer):
-    send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
+    summary = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
+    assert summary.outcome == "sent"
+    assert summary.counts["sent"] == 3
+    assert {m.sender for m in smtp_server.handler.messages} == {"digest@example.org"}  # MAIL FROM
     messages = [parse(m.data) for m in smtp_server.handler.messages]
     ids = {m["Message-ID"] for m in messages}
     assert len(ids) == 3
@@ -70,13 +64,6 @@ def test_headers_are_personal_and_stable(sender: Project, smtp_server: SMTPServe
         assert message["List-Id"].startswith("Mind & Body Weekly <weekly.")
 
 
-def test_temporary_failure_is_retried(sender: Project, smtp_server: SMTPServer):
-    smtp_server.handler.rcpt_replies["bob@example.org"] = ["451 4.3.0 try again later"]
-    summary = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
-    assert summary.counts["sent"] == 3
-    assert len(smtp_server.handler.received_by("bob@example.org")) == 1
-
-
 def test_permanent_failure_for_one_address(sender: Project, smtp_server: SMTPServer):
     # 5.7.1 is the server's policy, not the address: retried (and accepted the second time);
     # 5.1.1 from a server that accepts the others is final, and suppresses the address.
@@ -86,48 +73,26 @@ def test_permanent_failure_for_one_address(sender: Project, smtp_server: SMTPSer
     assert summary.outcome == "sent"
     assert (summary.counts["sent"], summary.counts["failed"]) == (2, 1)
     statuses = {s.email: s.status for s in Ledger(sender.store).subscribers()}
-    assert statuses == {"ann@example.org": "active", "bob@example.org": "active",
-                        "cat@example.org": "bounced"}  # 5.1.1: the mailbox does not exist
+    assert statuses == {
+        "ann@example.org": "active",
+        "bob@example.org": "active",
+        "cat@example.org": "bounced",
+    }  # 5.1.1: the mailbox does not exist
 
 
 def test_disconnect_after_data_is_unknown_and_not_resent(sender: Project, smtp_server: SMTPServer):
     smtp_server.handler.drop_after_data.add("bob@example.org")
     summary = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
-    assert summary.counts["unknown"] == 1 and summary.counts["sent"] == 2
+    assert summary.counts["unknown"] == 1
+    assert summary.counts["sent"] == 2
     assert summary.outcome == "sent"
     assert send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST).outcome == "already sent"
     assert len(smtp_server.handler.received_by("bob@example.org")) == 1
-    retried = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST.__class__(
-        retry_base=0.05, retry_unknown=True))
+    retried = send_schedule(
+        sender, "weekly", WEEK, smtp_server.url, FAST.__class__(retry_base=0.05, retry_unknown=True)
+    )
     assert retried.counts["sent"] == 3
     assert len(smtp_server.handler.received_by("bob@example.org")) == 2  # asked for explicitly
-
-
-def test_circuit_breaker_pauses_then_send_resumes(sender: Project, smtp_server: SMTPServer):
-    for address in ("ann@example.org", "bob@example.org", "cat@example.org"):
-        smtp_server.handler.rcpt_replies[address] = ["421 4.3.2 service shutting down"] * 3
-    options = SendOptions(retry_base=0.01, retry_cap=0.02, breaker=3)
-    paused = send_schedule(sender, "weekly", WEEK, smtp_server.url, options)
-    assert paused.outcome == "paused" and "run send again" in paused.message
-    assert paused.counts["sent"] == 0
-    smtp_server.handler.rcpt_replies.clear()
-    resumed = send_schedule(sender, "weekly", WEEK, smtp_server.url, options)
-    assert resumed.outcome == "sent" and resumed.counts["sent"] == 3
-
-
-def test_subscriber_without_articles_this_period_gets_nothing(sender: Project, smtp_server: SMTPServer):
-    Ledger(sender.store).import_subscribers([SubscriberRow("dan@example.org", "Dan", ("Knitting",))], NOW)
-    summary = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
-    assert summary.counts["skipped"] == 1 and not smtp_server.handler.received_by("dan@example.org")
-
-
-def test_sent_articles_are_not_repeated_by_the_next_issue(sender: Project, smtp_server: SMTPServer):
-    weekly = sender.root / "schedules/weekly.toml"
-    weekly.write_text(weekly.read_text() + 'lookback = "2w"\n')
-    send_schedule(sender, "weekly", WEEK - timedelta(days=7), smtp_server.url, FAST)
-    first = {a.id for a in sender.digest(sender.schedule("weekly"), WEEK - timedelta(days=7)).articles}
-    second = {a.id for a in sender.digest(sender.schedule("weekly"), WEEK).articles}
-    assert first and second and not first & second
 
 
 def test_crlf_in_name_and_title_never_adds_a_header(sender: Project, smtp_server: SMTPServer, tmp_path: Path):
@@ -136,8 +101,11 @@ def test_crlf_in_name_and_title_never_adds_a_header(sender: Project, smtp_server
     write_article(tmp_path, "x.txt", "Title\rBcc: victim@example.org", "November 22, 2026")
     sender.ingest([str(tmp_path / "x.txt")], NOW, "Sleep & recovery")
     sleep = sender.root / "schedules/sleep.toml"
-    sleep.write_text(sleep.read_text().replace('subject = "{{ title }} · {{ lead.title }}"',
-                                               'subject = "{{ lead.title }}"'))
+    sleep.write_text(
+        sleep.read_text().replace(
+            'subject = "{{ title }} · {{ lead.title }}"', 'subject = "{{ lead.title }}"'
+        )
+    )
     send_schedule(sender, "sleep", WEEK, smtp_server.url, FAST)
     for received in smtp_server.handler.messages:
         headers = received.data.split(b"\r\n\r\n", 1)[0]
@@ -146,25 +114,31 @@ def test_crlf_in_name_and_title_never_adds_a_header(sender: Project, smtp_server
     assert smtp_server.handler.received_by("eve@example.org")
 
 
-def test_dry_run_records_and_sends_nothing(sender: Project, smtp_server: SMTPServer):
-    summary = send_schedule(sender, "weekly", WEEK, smtp_server.url, SendOptions(dry_run=True))
-    assert summary.outcome == "dry run" and summary.counts["pending"] == 3
-    assert not smtp_server.handler.messages and sender.store.issues("weekly") == []
-
-
 def test_plaintext_auth_is_refused_off_loopback(sender: Project):
     from newsletter.errors import ConfigError
+
     with pytest.raises(ConfigError, match="without TLS"):
-        send_schedule(Project(sender.root, environ={**SECRET, "NEWSLETTER_SMTP_PASSWORD": "pw"}),
-                      "weekly", WEEK, "smtp://user@mail.example.org:25", FAST)
+        send_schedule(
+            Project(sender.root, environ={**SECRET, "NEWSLETTER_SMTP_PASSWORD": "pw"}),
+            "weekly",
+            WEEK,
+            "smtp://user@mail.example.org:25",
+            FAST,
+        )
 
 
 def cli(project: Project, *args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, **SECRET}
-    return subprocess.Popen([sys.executable, "-m", "newsletter.cli", "--project", str(project.root), *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter.cli", "--project", str(project.root), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_skips_no_one(sender: Project, smtp_server: SMTPServer):
     people = [SubscriberRow(f"reader{i}@example.org", f"Reader {i}") for i in range(300)]
     Ledger(sender.store).import_subscribers(people, NOW)
@@ -178,8 +152,9 @@ def test_sigkill_then_resume_skips_no_one(sender: Project, smtp_server: SMTPServ
     first.wait()
     killed_at = len(smtp_server.handler.messages)
     assert 0 < killed_at < 303
-    second = cli(sender, "send", "weekly", "--at", WEEK.isoformat(), "--transport", url, "--connections", "2",
-                 "--json")
+    second = cli(
+        sender, "send", "weekly", "--at", WEEK.isoformat(), "--transport", url, "--connections", "2", "--json"
+    )
     out, err = second.communicate(timeout=120)
     assert second.returncode == 0, err
     received: dict[str, int] = {}
@@ -192,12 +167,14 @@ def test_sigkill_then_resume_skips_no_one(sender: Project, smtp_server: SMTPServ
     assert b'"outcome": "sent"' in out
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_in_flight_and_exits_cleanly(sender: Project, smtp_server: SMTPServer):
     people = [SubscriberRow(f"reader{i}@example.org", f"Reader {i}") for i in range(200)]
     Ledger(sender.store).import_subscribers(people, NOW)
     smtp_server.handler.delay = 0.02
-    process = cli(sender, "send", "weekly", "--at", WEEK.isoformat(), "--transport", smtp_server.url,
-                  "--json")
+    process = cli(
+        sender, "send", "weekly", "--at", WEEK.isoformat(), "--transport", smtp_server.url, "--json"
+    )
     while len(smtp_server.handler.messages) < 20:
         time.sleep(0.01)
     process.send_signal(signal.SIGTERM)

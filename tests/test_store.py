@@ -6,18 +6,31 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from newsletter.ledger import Audience, Ledger, Variant
 from newsletter.models import Article, Block, Period, RelatedRef
 from newsletter.store import SCHEMA_VERSION, Store
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 
 
-def article(key: str, standfirst: str = "", related: tuple[RelatedRef, ...] = (),
-            days: int = 0, category: str = "Sleep") -> Article:
-    return Article(title=f"Title {key}", published=T0 + timedelta(days=days), source=f"{key}.txt",
-                   standfirst=standfirst or f"Standfirst of {key}.", category=category,
-                   url=f"https://example.org/{key}", key=key, body=(Block("paragraph", "Body."),),
-                   related=related)
+def article(
+    key: str,
+    standfirst: str = "",
+    related: tuple[RelatedRef, ...] = (),
+    days: int = 0,
+    category: str = "Sleep",
+) -> Article:
+    return Article(
+        title=f"Title {key}",
+        published=T0 + timedelta(days=days),
+        source=f"{key}.txt",
+        standfirst=standfirst or f"Standfirst of {key}.",
+        category=category,
+        url=f"https://example.org/{key}",
+        key=key,
+        body=(Block("paragraph", "Body."),),
+        related=related,
+    )
 
 
 def store(tmp_path: Path) -> Store:
@@ -35,8 +48,10 @@ def test_upsert_counts_added_updated_unchanged(tmp_path: Path):
 
 def test_related_entries_resolve_now_and_when_the_target_arrives_later(tmp_path: Path):
     db = store(tmp_path)
-    refs = (RelatedRef("Sleep", "Standfirst of b.", date(2026, 11, 1)),
-            RelatedRef("Sleep", "  standfirst OF   c. ", None))
+    refs = (
+        RelatedRef("Sleep", "Standfirst of b.", date(2026, 11, 1)),
+        RelatedRef("Sleep", "  standfirst OF   c. ", None),
+    )
     db.upsert([article("b"), article("a", related=refs)], T0)
     ids = {s.article.key: s.id for s in db.articles()}
     assert db.related_targets([ids["a"]]) == {ids["a"]: [ids["b"]]}
@@ -71,12 +86,24 @@ def test_sent_articles_are_remembered_per_schedule(tmp_path: Path):
     issue = db.record_issue("weekly", period, "built", "Subject", ids, T0)
     later = period.end + timedelta(days=7)
     assert db.sent_article_ids("weekly", later) == set()
-    db.mark_sent(issue.id, T0)
+    # What `send` does with a built issue: open it (the built row becomes `sending`, with
+    # its articles), deliver to its audience (nobody here), then complete it.
+    ledger = Ledger(db)
+    opened = ledger.open_issue(
+        "weekly", period, ids, [Variant("", "Subject", "<p>Hi</p>", "Hi")], Audience([]), T0
+    )
+    assert (opened.id, opened.status) == (issue.id, "sending")
+    assert db.sent_article_ids("weekly", later) == set(ids)  # being sent counts already
+    assert ledger.complete(issue.id, T0)
+    sent = db.issue("weekly", period.end)
+    assert sent is not None
+    assert sent.status == "sent"
     assert db.sent_article_ids("weekly", later) == set(ids)
     assert db.sent_article_ids("other", later) == set()
     assert db.sent_article_ids("weekly", period.end) == set()  # its own issue never counts
     again = db.record_issue("weekly", period, "built", "Changed", [], T0)
-    assert again.status == "sent" and sorted(db.issue_article_ids(issue.id)) == sorted(ids)
+    assert again.status == "sent"
+    assert sorted(db.issue_article_ids(issue.id)) == sorted(ids)
 
 
 def test_revision_grows_only_on_change(tmp_path: Path):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import contextlib
+import re
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -52,12 +52,15 @@ def test_no_standfirst_when_published_is_line_two():
     assert article.standfirst == ""
 
 
-@pytest.mark.parametrize(("data", "line", "words"), [
-    (b"", 1, "title"),
-    (b"Title\nStandfirst\nBody without a date", 2, "Published"),
-    (b"Title\nStandfirst\nPublished someday", 3, "unreadable date"),
-    (b"Title\n\xff\xfe broken\nPublished 2025-07-19", 2, "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    ("data", "line", "words"),
+    [
+        (b"", 1, "title"),
+        (b"Title\nStandfirst\nBody without a date", 2, "Published"),
+        (b"Title\nStandfirst\nPublished someday", 3, "unreadable date"),
+        (b"Title\n\xff\xfe broken\nPublished 2025-07-19", 2, "not UTF-8"),
+    ],
+)
 def test_errors_name_the_line(data: bytes, line: int, words: str):
     with pytest.raises(SourceError) as caught:
         read("bad.txt", data, OPTIONS)
@@ -70,7 +73,8 @@ def test_broken_related_group_is_a_warning():
     data = b"T\nS\nPublished 2025-07-19\nBody\nRelated Articles\nCat\nSummary\n-\nJuly 1, 2025\nOnly a line"
     result = read("r.txt", data, OPTIONS)
     assert len(result.articles[0].related) == 1
-    assert result.warnings and result.warnings[0].startswith("r.txt:10:")
+    assert result.warnings
+    assert result.warnings[0].startswith("r.txt:10:")
 
 
 @settings(max_examples=300, deadline=None)
@@ -84,9 +88,45 @@ def test_never_crashes_on_arbitrary_text(text: str):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from(["Title", "Published July 19, 2025", "ADVERTISEMENT", "Related Articles",
-                                 "-", "July 1, 2025", "Category", "", "A summary line.", "x" * 200]),
-                max_size=30))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "Title",
+                "Published July 19, 2025",
+                "ADVERTISEMENT",
+                "Related Articles",
+                "-",
+                "July 1, 2025",
+                "Category",
+                "",
+                "A summary line.",
+                "x" * 200,
+            ]
+        ),
+        max_size=30,
+    )
+)
 def test_never_crashes_on_shuffled_structure(lines: list[str]):
-    with contextlib.suppress(SourceError):
-        read("any.txt", "\n".join(lines).encode(), OPTIONS)
+    """Any arrangement of the format's own lines is one article or one SourceError naming
+    a line of the file; never another exception, a lost title, or a dropped line in the body."""
+    try:
+        result = read("any.txt", "\n".join(lines).encode(), OPTIONS)
+    except SourceError as error:
+        assert error.line is not None
+        assert 1 <= error.line <= len(lines) + 1  # a line of the file, or where one was expected
+        assert str(error).startswith(f"any.txt:{error.line}: ")
+        return
+    [article] = result.articles
+    assert article.title == lines[0]
+    texts = [block.text for block in article.body]
+    assert "" not in texts
+    assert "ADVERTISEMENT" not in texts
+    assert "Related Articles" not in texts
+    for ref in article.related:
+        assert ref.category
+        assert ref.summary
+    for warning in result.warnings:
+        found = re.match(r"any\.txt:(\d+): related entry skipped", warning)
+        assert found is not None, warning
+        assert lines[int(found[1]) - 1].strip(), warning  # a group starts on a line with text

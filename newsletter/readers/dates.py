@@ -1,4 +1,4 @@
-"""Date parsing shared by the readers (dateutil does the parsing)."""
+"""Date parsing shared by the readers (dateutil does the parsing, loaded with the first date)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from dateutil import parser as dateparser
-from dateutil.parser import UnknownTimezoneWarning
-
 # Two different defaults: a field dateutil filled in differs between the two
 # parses, which tells an incomplete date ("July 2025", "2") from a full one.
 _DEFAULTS = (datetime(2001, 1, 1), datetime(2002, 2, 2))
@@ -18,14 +15,24 @@ _DEFAULTS = (datetime(2001, 1, 1), datetime(2002, 2, 2))
 # would then land in the site's zone; RFC 822 defines these few, so spell
 # them as offsets first.
 _RFC822_ZONES = {
-    "UT": "+0000", "EST": "-0500", "EDT": "-0400", "CST": "-0600", "CDT": "-0500",
-    "MST": "-0700", "MDT": "-0600", "PST": "-0800", "PDT": "-0700",
+    "UT": "+0000",
+    "EST": "-0500",
+    "EDT": "-0400",
+    "CST": "-0600",
+    "CDT": "-0500",
+    "MST": "-0700",
+    "MDT": "-0600",
+    "PST": "-0800",
+    "PDT": "-0700",
 }
 _NAMED_ZONE = re.compile(r"\b(" + "|".join(_RFC822_ZONES) + r")\s*$")
 
 
 @lru_cache(maxsize=4096)  # archives repeat dates: related entries cite the same days
 def _parse_complete(text: str) -> datetime | None:
+    from dateutil import parser as dateparser
+    from dateutil.parser import UnknownTimezoneWarning
+
     text = _NAMED_ZONE.sub(lambda m: _RFC822_ZONES[m.group(1)], text.strip())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnknownTimezoneWarning)

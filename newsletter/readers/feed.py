@@ -4,6 +4,8 @@ feedparser is lenient on purpose: it recovers entries from malformed XML and
 guesses encodings. We keep what it recovers and say so in a warning, because a
 feed with one bad entity is still worth reading; only a source that yields no
 entries at all is an error.
+
+feedparser and inscriptis load with the first feed read, not with the module.
 """
 
 from __future__ import annotations
@@ -16,25 +18,21 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
-from typing import Any
-
-import feedparser
-from feedparser import FeedParserDict
-from feedparser.exceptions import CharacterEncodingOverride, NonXMLContentType
-from inscriptis import get_text
+from typing import TYPE_CHECKING, Any
 
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block
 from newsletter.readers import ReadOptions, ReadResult
 from newsletter.readers.dates import parse_datetime
 
+if TYPE_CHECKING:
+    from feedparser import FeedParserDict
+
 USER_AGENT = "newsletter/0.1"
 MAX_FEED_BYTES = 20 * 1024 * 1024
 TITLE_WORDS = 10
 WEB_SCHEMES = ("http", "https")
 
-# Bozo reasons that say nothing about the XML itself: the text decoded fine.
-_HARMLESS_BOZO = (CharacterEncodingOverride, NonXMLContentType)
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 _TAG = re.compile(r"<[^<>]*>")
 _XML_DECLARATION = re.compile(rb"<\?xml[^>]*?>")
@@ -47,9 +45,7 @@ _C1_AS_CP1252 = {
 }
 
 
-def read(
-    source: str, data: bytes, options: ReadOptions, content_type: str | None = None
-) -> ReadResult:
+def read(source: str, data: bytes, options: ReadOptions, content_type: str | None = None) -> ReadResult:
     """Read the entries of an RSS or Atom document as articles."""
     parsed = _parse(source, data, content_type)
     base = _base_url(source, parsed.feed.get("link") or "")
@@ -103,8 +99,10 @@ def _fetch_problem(exc: Exception, timeout: float) -> str:
 def _parse(source: str, data: bytes, content_type: str | None) -> FeedParserDict:
     # A stream, not bytes: feedparser would treat bytes that look like a file
     # path as one and open it. Headers carry the charset when we fetched it.
+    import feedparser
+
     headers = {"content-type": content_type} if content_type else None
-    parsed = feedparser.parse(io.BytesIO(data), response_headers=headers)
+    parsed: FeedParserDict = feedparser.parse(io.BytesIO(data), response_headers=headers)
     if not parsed.entries and _is_unusable(parsed):
         exc = parsed.get("bozo_exception")
         reason = f"not an RSS or Atom feed: {_describe(exc, data)}"
@@ -113,9 +111,13 @@ def _parse(source: str, data: bytes, content_type: str | None) -> FeedParserDict
 
 
 def _is_unusable(parsed: FeedParserDict) -> bool:
+    from feedparser.exceptions import CharacterEncodingOverride, NonXMLContentType
+
     if not parsed.get("version"):
         return True
-    return bool(parsed.bozo) and not isinstance(parsed.get("bozo_exception"), _HARMLESS_BOZO)
+    # Bozo reasons that say nothing about the XML itself: the text decoded fine.
+    harmless = (CharacterEncodingOverride, NonXMLContentType)
+    return bool(parsed.bozo) and not isinstance(parsed.get("bozo_exception"), harmless)
 
 
 def _describe(exc: BaseException | None, data: bytes) -> str:
@@ -210,7 +212,12 @@ def _body(entry: FeedParserDict) -> tuple[Block, ...]:
 def _to_text(value: str, media_type: str | None) -> str:
     # Plain text (an Atom type="text") must not go through an HTML parser,
     # which would eat "<" and run its paragraphs together.
-    return value if media_type == "text/plain" else get_text(value)
+    if media_type == "text/plain":
+        return value
+    from inscriptis import get_text
+
+    text: str = get_text(value)
+    return text
 
 
 def _clean(text: str) -> str:
@@ -258,7 +265,8 @@ def _from_struct(entry: FeedParserDict) -> datetime | None:
     if not parsed:
         return None
     try:  # feedparser's struct_time is UTC
-        return datetime(*parsed[:6], tzinfo=UTC)
+        year, month, day, hour, minute, second = parsed[:6]
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except (TypeError, ValueError):
         return None
 

@@ -3,6 +3,8 @@
 The body is not rendered: a digest needs plain paragraphs and subheadings, so
 a few regexes strip the common inline markup. Errors name the front-matter key
 and its line, so the author can go straight to it.
+
+python-frontmatter and PyYAML load with the first Markdown file read.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-
-import frontmatter
-import yaml
+from typing import TYPE_CHECKING
 
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block, BlockKind
 from newsletter.readers import ReadOptions, ReadResult, decode_utf8
 from newsletter.readers.dates import midnight, parse_datetime, to_utc
+
+if TYPE_CHECKING:
+    import yaml
 
 DATE_EXAMPLES = "a date such as 2025-07-19 or 2025-07-19 08:30 or 2025-07-19T08:30:00+01:00"
 
@@ -106,6 +109,9 @@ def _front_matter(source: str, text: str) -> tuple[_FrontMatter, str]:
     if len(fences) < 2:
         raise SourceError(source, "front matter: expected a closing `---` line", fence_line)
     header = leading + stripped[: fences[1].end()]
+    import frontmatter
+    import yaml
+
     try:
         post = frontmatter.loads(text)
     except yaml.YAMLError as exc:

@@ -1,9 +1,9 @@
 """The article text format: a scraped article page, one block per line.
 
-    line 1   title
-    line 2   standfirst (the article's own summary)
-    ...      `Published <date>`, an optional share bar, the body
-    ...      optional `Related Articles`: groups of category, summary, `-`, date
+line 1   title
+line 2   standfirst (the article's own summary)
+...      `Published <date>`, an optional share bar, the body
+...      optional `Related Articles`: groups of category, summary, `-`, date
 """
 
 from __future__ import annotations
@@ -29,18 +29,25 @@ HEADER_LINES = 6  # the Published line must come this early
 def read(source: str, data: bytes, options: ReadOptions) -> ReadResult:
     lines = decode_utf8(source, data).splitlines()
     title = _title(source, lines)
-    published_at = _published_line(source, lines)
-    day = parse_date(PUBLISHED.match(lines[published_at].strip())["date"])  # type: ignore[index]
+    published_at, published = _published_line(source, lines)
+    day = parse_date(published)
     if day is None:
-        raise SourceError(source, f"unreadable date in {lines[published_at].strip()!r}; "
-                          "expected e.g. 'Published July 19, 2025'", published_at + 1)
+        raise SourceError(
+            source,
+            f"unreadable date in {lines[published_at].strip()!r}; expected e.g. 'Published July 19, 2025'",
+            published_at + 1,
+        )
     standfirst = lines[1].strip() if published_at > 1 else ""
     body_lines, related_at = _split_related(lines, published_at + 1)
     result = ReadResult()
     related = tuple(_related(source, lines, related_at, result.warnings))
     article = Article(
-        title=title, standfirst=standfirst, published=midnight(day, options.timezone),
-        source=source, body=tuple(_blocks(body_lines)), related=related,
+        title=title,
+        standfirst=standfirst,
+        published=midnight(day, options.timezone),
+        source=source,
+        body=tuple(_blocks(body_lines)),
+        related=related,
     )
     result.articles.append(article)
     return result
@@ -52,12 +59,18 @@ def _title(source: str, lines: list[str]) -> str:
     return " ".join(lines[0].split())
 
 
-def _published_line(source: str, lines: list[str]) -> int:
+def _published_line(source: str, lines: list[str]) -> tuple[int, str]:
+    """The index of the Published line and its date text."""
     for index, line in enumerate(lines[1:HEADER_LINES], start=1):
-        if PUBLISHED.match(line.strip()):
-            return index
-    raise SourceError(source, f"expected a line 'Published <date>' within the first {HEADER_LINES} "
-                      "lines (title, standfirst, Published ...)", 2)
+        match = PUBLISHED.match(line.strip())
+        if match:
+            return index, match["date"]
+    raise SourceError(
+        source,
+        f"expected a line 'Published <date>' within the first {HEADER_LINES} "
+        "lines (title, standfirst, Published ...)",
+        2,
+    )
 
 
 def _split_related(lines: list[str], start: int) -> tuple[list[str], int | None]:
@@ -76,18 +89,17 @@ def _blocks(lines: list[str]) -> Iterator[Block]:
         yield Block("subheading" if short else "paragraph", line)
 
 
-def _related(source: str, lines: list[str], heading: int | None,
-             warnings: list[str]) -> Iterator[RelatedRef]:
+def _related(source: str, lines: list[str], heading: int | None, warnings: list[str]) -> Iterator[RelatedRef]:
     if heading is None:
         return
-    entries = [(n, line.strip()) for n, line in enumerate(lines[heading + 1:], heading + 2)
-               if line.strip()]
+    entries = [(n, line.strip()) for n, line in enumerate(lines[heading + 1 :], heading + 2) if line.strip()]
     while entries:
         group, entries = _take_group(entries)
         ref = _related_ref(group)
         if ref is None:
-            warnings.append(f"{source}:{group[0][0]}: related entry skipped; expected "
-                            "category, summary, '-', date")
+            warnings.append(
+                f"{source}:{group[0][0]}: related entry skipped; expected category, summary, '-', date"
+            )
             continue
         yield ref
 
@@ -96,7 +108,7 @@ def _take_group(entries: list[tuple[int, str]]) -> tuple[list[tuple[int, str]], 
     """One group runs to its date line (the line after `-`), or 4 lines at most."""
     for i, (_, text) in enumerate(entries[:4]):
         if text == "-":
-            return entries[: i + 2], entries[i + 2:]
+            return entries[: i + 2], entries[i + 2 :]
     return entries[:4], entries[4:]
 
 

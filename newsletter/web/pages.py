@@ -21,7 +21,8 @@ def templates() -> Jinja2Templates:
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         autoescape=True,  # every page: article text is untrusted here as in the email
         undefined=jinja2.StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.filters.update(when=when, day=day, clock=clock, picker=picker, relative=relative, zone=ZoneInfo)
     env.globals.update(issue_url=issue_url)

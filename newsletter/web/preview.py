@@ -15,7 +15,6 @@ import ipaddress
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from newsletter.clock import utc_now as utc_now  # the one clock; re-exported
 from newsletter.config import schedule_names
 from newsletter.errors import NewsletterError
 from newsletter.project import Project
@@ -57,10 +57,6 @@ PARTS = {
 }
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Pages:
     """The route handlers. Plain `def`: Starlette runs them in its thread pool,
     so a build never blocks the event loop (or the `/changes` polls)."""
@@ -69,17 +65,32 @@ class Pages:
         self.workspace = workspace
         self.templates = templates
 
-    def render(self, request: Request, name: str, status_code: int = 200,
-               headers: dict[str, str] | None = None, **context: Any) -> Response:
+    def render(
+        self,
+        request: Request,
+        name: str,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+        **context: Any,
+    ) -> Response:
         context.setdefault("version", self.workspace.version())
         context.setdefault("project_name", self.workspace.root.name)
-        return self.templates.TemplateResponse(request, name, context, status_code=status_code,
-                                               headers=headers)
+        return self.templates.TemplateResponse(
+            request, name, context, status_code=status_code, headers=headers
+        )
 
-    def error(self, request: Request, status: int, title: str, error: ErrorInfo,
-              headers: dict[str, str] | None = None, **context: Any) -> Response:
-        return self.render(request, "error.html", status, headers, title=title, error=error,
-                           status=status, **context)
+    def error(
+        self,
+        request: Request,
+        status: int,
+        title: str,
+        error: ErrorInfo,
+        headers: dict[str, str] | None = None,
+        **context: Any,
+    ) -> Response:
+        return self.render(
+            request, "error.html", status, headers, title=title, error=error, status=status, **context
+        )
 
     def index(self, request: Request) -> Response:
         version = self.workspace.version()  # before reading: a change meanwhile still shows
@@ -87,8 +98,7 @@ class Pages:
             rows = schedule_rows(self.workspace)
         except NewsletterError as e:
             return self.error(request, 500, "The project cannot be opened", explain(self.workspace, e))
-        return self.render(request, "index.html", rows=rows, now=self.workspace.clock(),
-                           version=version)
+        return self.render(request, "index.html", rows=rows, now=self.workspace.clock(), version=version)
 
     def issue(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -98,11 +108,14 @@ class Pages:
         except ScheduleNotFound:
             return self.not_found(request, name)
         except BadMoment as e:
-            return self.error(request, 400, "That moment cannot be shown", ErrorInfo(
-                "Bad date", str(e), "Pick a date and time with the picker, or use ISO 8601."))
+            return self.error(
+                request,
+                400,
+                "That moment cannot be shown",
+                ErrorInfo("Bad date", str(e), "Pick a date and time with the picker, or use ISO 8601."),
+            )
         except NewsletterError as e:
-            return self.error(request, 500, f"Schedule {name!r} cannot be loaded",
-                              explain(self.workspace, e))
+            return self.error(request, 500, f"Schedule {name!r} cannot be loaded", explain(self.workspace, e))
         return self.render(request, "issue.html", page=page, version=version)
 
     def part(self, request: Request) -> Response:
@@ -116,19 +129,31 @@ class Pages:
         except ScheduleNotFound:
             return self.not_found(request, name, framed)
         except BadMoment as e:
-            return self.error(request, 400, "That moment cannot be shown", ErrorInfo(
-                "Bad date", str(e), "Use ISO 8601 such as 2026-11-23T08:00."), framed)
+            return self.error(
+                request,
+                400,
+                "That moment cannot be shown",
+                ErrorInfo("Bad date", str(e), "Use ISO 8601 such as 2026-11-23T08:00."),
+                framed,
+            )
         except NewsletterError as e:
-            return self.error(request, 500, "The issue cannot be built", explain(self.workspace, e),
-                              framed)
+            return self.error(request, 500, "The issue cannot be built", explain(self.workspace, e), framed)
         if part not in parts:
-            return self.error(request, 404, "No issue for this period", ErrorInfo(
-                "Empty period", "Nothing new in this period, and the schedule has skip_if_empty = "
-                "true: no email would go out.", "Pick another date."), framed)
+            return self.error(
+                request,
+                404,
+                "No issue for this period",
+                ErrorInfo(
+                    "Empty period",
+                    "Nothing new in this period, and the schedule has skip_if_empty = "
+                    "true: no email would go out.",
+                    "Pick another date.",
+                ),
+                framed,
+            )
         stem = page_env.issue_stem_of(build)
         disposition = "attachment" if part == "eml" else "inline"
-        headers = {**email_headers(),
-                   "content-disposition": f'{disposition}; filename="{stem}.{part}"'}
+        headers = {**email_headers(), "content-disposition": f'{disposition}; filename="{stem}.{part}"'}
         return Response(parts[part], media_type=PARTS[part], headers=headers)
 
     def changes(self, request: Request) -> Response:
@@ -138,36 +163,69 @@ class Pages:
 
     def not_found(self, request: Request, name: str, headers: dict[str, str] | None = None) -> Response:
         known = ", ".join(schedule_names(self.workspace.root)) or "none yet"
-        return self.error(request, 404, "No such schedule", ErrorInfo(
-            "Not found", f"There is no schedule named {name!r}.",
-            f"Schedules are the schedules/NAME.toml files of the project (here: {known})."), headers)
+        return self.error(
+            request,
+            404,
+            "No such schedule",
+            ErrorInfo(
+                "Not found",
+                f"There is no schedule named {name!r}.",
+                f"Schedules are the schedules/NAME.toml files of the project (here: {known}).",
+            ),
+            headers,
+        )
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         """No route, a static file that is not there, a wrong method: a page, not a bare status."""
         assert isinstance(exc, HTTPException)
         missing = exc.status_code == 404
-        info = ErrorInfo("Not found" if missing else "Error",
-                         "There is no page at this address." if missing else exc.detail,
-                         "Start again from the list of schedules.")
+        info = ErrorInfo(
+            "Not found" if missing else "Error",
+            "There is no page at this address." if missing else exc.detail,
+            "Start again from the list of schedules.",
+        )
         # version="": computing it here would block the event loop (this handler is async).
-        return self.error(request, exc.status_code, "Not found" if missing else "Request error", info,
-                          dict(exc.headers or {}), version="")
+        return self.error(
+            request,
+            exc.status_code,
+            "Not found" if missing else "Request error",
+            info,
+            dict(exc.headers or {}),
+            version="",
+        )
 
     async def crash(self, request: Request, exc: Exception) -> Response:
         """A bug, not a user error: uvicorn logs the traceback, the page never shows it."""
-        response = self.templates.TemplateResponse(request, "error.html", {
-            "title": "Something went wrong", "status": 500, "version": "", "project_name": "",
-            "error": ErrorInfo("Internal error", "The preview hit a bug while making this page.",
-                               "The details are in the terminal running `newsletter preview`.")},
-            status_code=500)
+        response = self.templates.TemplateResponse(
+            request,
+            "error.html",
+            {
+                "title": "Something went wrong",
+                "status": 500,
+                "version": "",
+                "project_name": "",
+                "error": ErrorInfo(
+                    "Internal error",
+                    "The preview hit a bug while making this page.",
+                    "The details are in the terminal running `newsletter preview`.",
+                ),
+            },
+            status_code=500,
+        )
         # ServerErrorMiddleware sits outside SecurityHeaders: set the essentials here.
-        response.headers.update({"x-content-type-options": "nosniff", "cache-control": "no-store",
-                                 "content-security-policy": PAGE_CSP})
+        response.headers.update(
+            {
+                "x-content-type-options": "nosniff",
+                "cache-control": "no-store",
+                "content-security-policy": PAGE_CSP,
+            }
+        )
         return response
 
 
-def create_app(root: Path, *, clock: Clock | None = None,
-               allowed_hosts: Sequence[str] | None = None) -> Starlette:
+def create_app(
+    root: Path, *, clock: Clock | None = None, allowed_hosts: Sequence[str] | None = None
+) -> Starlette:
     """The preview app for the project at `root`.
 
     `clock` stands in for now (tests pin it); `allowed_hosts` defaults to the
@@ -188,10 +246,16 @@ def create_app(root: Path, *, clock: Clock | None = None,
         Route("/schedules/{name}/issue.{part}", pages.part, name="part"),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS)),
-                  Middleware(SecurityHeaders)]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                     exception_handlers={HTTPException: pages.http_error, Exception: pages.crash})
+    middleware = [
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS)),
+        Middleware(SecurityHeaders),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: pages.http_error, Exception: pages.crash},
+    )
 
 
 def serve(root: Path, host: str, port: int) -> None:
@@ -199,16 +263,18 @@ def serve(root: Path, host: str, port: int) -> None:
     Project(root).close()  # raises NewsletterError: cli.py makes it `Error: ...` and exit 1
     loopback = _is_loopback(host)
     if not loopback:
-        print(f"warning: serving unpublished drafts on {host}, reachable from other machines",
-              file=sys.stderr)
+        print(
+            f"warning: serving unpublished drafts on {host}, reachable from other machines", file=sys.stderr
+        )
     # Also the address as given (127.0.0.2, ::1): the Host header a browser sends for it.
     app = create_app(root, allowed_hosts=[*LOOPBACK_HOSTS, _bracketed(host)] if loopback else ["*"])
     print(f"Previewing {root.resolve()}", file=sys.stderr)
     # Uvicorn prints the address (also the port it picked for --port 0). Pages poll
     # every second, so access logs would drown the terminal. No connection is
     # long-lived, so shutdown is prompt; the timeout is only a backstop.
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
-                            timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=3
+    )
     uvicorn.Server(config).run()
 
 

@@ -32,7 +32,7 @@ import re
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,7 +48,9 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter.clock import utc_now as utc_now  # the one clock; re-exported
 from newsletter.ledger import SUPPRESSED, Ledger, Subscriber
+from newsletter.models import SubscriberStatus
 from newsletter.project import Project
 from newsletter.tokens import BadToken, Tokens, secret_key
 from newsletter.web.security import SecurityHeaders
@@ -58,13 +60,17 @@ STEM = re.compile(r"^[A-Za-z0-9_-]+-\d{4}-\d{2}-\d{2}$")
 MAX_TOKEN = 256  # ours are ~30 characters; anything far longer is not worth verifying
 MAX_BODY = 16 * 1024  # a one-click body is 26 bytes; the form's is under 100
 
-PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
-            "form-action 'self'; frame-ancestors 'none'")
+PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 # The issue as emailed: inline styles and remote images, never a script. The
 # sandbox makes it as inert as in a mail client (links still work).
-ISSUE_CSP = ("default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src * data:; "
-             "font-src * data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
-             "sandbox allow-popups allow-popups-to-escape-sandbox")
+ISSUE_CSP = (
+    "default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src * data:; "
+    "font-src * data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
+    "sandbox allow-popups allow-popups-to-escape-sandbox"
+)
 DEFAULT_HEADERS = {
     "content-security-policy": PAGE_CSP,
     "x-content-type-options": "nosniff",
@@ -78,10 +84,6 @@ HTTP_ERRORS = {
 }
 Clock = Callable[[], datetime]
 log = logging.getLogger("newsletter.public")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def mask(email: str) -> str:
@@ -124,13 +126,14 @@ class Pages:
             loader=jinja2.FileSystemLoader(str(TEMPLATES)),
             autoescape=True,  # site names and addresses are text
             undefined=jinja2.StrictUndefined,
-            trim_blocks=True, lstrip_blocks=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
         )
 
-    def page(self, name: str, status: int = 200, headers: Mapping[str, str] | None = None,
-             **context: Any) -> HTMLResponse:
-        html = self.env.get_template(name).render(site=self.site.name, site_url=self.site.base_url,
-                                                  **context)
+    def page(
+        self, name: str, status: int = 200, headers: Mapping[str, str] | None = None, **context: Any
+    ) -> HTMLResponse:
+        html = self.env.get_template(name).render(site=self.site.name, site_url=self.site.base_url, **context)
         return HTMLResponse(html, status_code=status, headers=dict(headers or {}))
 
     def invalid(self, reason: str) -> HTMLResponse:
@@ -150,8 +153,9 @@ class Pages:
             return self.invalid("tampered")
         found = Ledger(self.project.store).subscriber(subscriber_id)
         if found is None:
-            return self.page("invalid.html", 404, title="This subscription no longer exists",
-                             reason="unknown")
+            return self.page(
+                "invalid.html", 404, title="This subscription no longer exists", reason="unknown"
+            )
         return found
 
     async def unsubscribe_page(self, request: Request) -> Response:
@@ -186,11 +190,14 @@ class Pages:
         subscriber = self.subscriber_for(token)
         if isinstance(subscriber, Response):
             return subscriber
-        changed = Ledger(self.project.store).suppress(subscriber.id, "unsubscribed", self.clock())
+        changed = Ledger(self.project.store).suppress(
+            subscriber.id, SubscriberStatus.UNSUBSCRIBED, self.clock()
+        )
         if changed:
             log.info("subscriber %d unsubscribed", subscriber.id)
-        return self.page("done.html", title="You are unsubscribed", address=mask(subscriber.email),
-                         already=not changed)
+        return self.page(
+            "done.html", title="You are unsubscribed", address=mask(subscriber.email), already=not changed
+        )
 
     # -- the rest --------------------------------------------------------------
 
@@ -202,8 +209,11 @@ class Pages:
         path = (folder / f"{stem}.html").resolve()
         if path.parent != folder or not path.is_file():
             raise HTTPException(404)
-        return FileResponse(path, media_type="text/html; charset=utf-8", headers={
-            "content-security-policy": ISSUE_CSP, "cache-control": "no-cache"})
+        return FileResponse(
+            path,
+            media_type="text/html; charset=utf-8",
+            headers={"content-security-policy": ISSUE_CSP, "cache-control": "no-cache"},
+        )
 
     def index(self, request: Request) -> Response:
         return self.page("index.html", title="Newsletter")
@@ -219,8 +229,13 @@ class Pages:
     async def crash(self, request: Request, exc: Exception) -> Response:
         """A bug or a store outage: logged with its traceback, shown without it."""
         log.error("public page failed on %s %s", request.method, request.url.path, exc_info=exc)
-        return self.page("error.html", 500, DEFAULT_HEADERS, title="Something went wrong",
-                         message="This page could not be shown just now. Please try again later.")
+        return self.page(
+            "error.html",
+            500,
+            DEFAULT_HEADERS,
+            title="Something went wrong",
+            message="This page could not be shown just now. Please try again later.",
+        )
 
 
 async def read_form(request: Request) -> Mapping[str, str]:
@@ -250,8 +265,9 @@ async def read_form(request: Request) -> Mapping[str, str]:
         return {}
 
 
-def create_app(root: Path, environ: Mapping[str, str] | None = None, *,
-               clock: Clock | None = None) -> Starlette:
+def create_app(
+    root: Path, environ: Mapping[str, str] | None = None, *, clock: Clock | None = None
+) -> Starlette:
     """The public app for the project at `root`. Raises ConfigError when
     NEWSLETTER_SECRET_KEY is missing or short, NewsletterError when `root`
     is not a project: both before anything is served."""
@@ -275,10 +291,16 @@ def create_app(root: Path, environ: Mapping[str, str] | None = None, *,
         Route("/issues/{stem}.html", pages.issue, methods=["GET"]),
     ]
     prefix = urlsplit(project.settings.public_url).path.rstrip("/")
-    middleware = [Middleware(PublicPrefix, prefix=prefix),
-                  Middleware(SecurityHeaders, headers=DEFAULT_HEADERS)]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                    exception_handlers={HTTPException: pages.http_error, Exception: pages.crash})
+    middleware = [
+        Middleware(PublicPrefix, prefix=prefix),
+        Middleware(SecurityHeaders, headers=DEFAULT_HEADERS),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: pages.http_error, Exception: pages.crash},
+    )
     app.state.project = project
     return app
 
@@ -290,8 +312,9 @@ class RedactTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(self.PATTERN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                                for a in record.args)
+            record.args = tuple(
+                self.PATTERN.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args
+            )
         return True
 
 
@@ -300,9 +323,12 @@ def serve(root: Path, host: str, port: int) -> None:
     A missing secret or a directory that is not a project fails before binding."""
     app = create_app(root)
     project: Project = app.state.project
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", server_header=False,
-                            timeout_graceful_shutdown=3)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="info", server_header=False, timeout_graceful_shutdown=3
+    )
     logging.getLogger("uvicorn.access").addFilter(RedactTokens())
-    print(f"Serving the public pages of {project.root} (emails link to {project.settings.public_url})",
-          file=sys.stderr)
+    print(
+        f"Serving the public pages of {project.root} (emails link to {project.settings.public_url})",
+        file=sys.stderr,
+    )
     uvicorn.Server(config).run()

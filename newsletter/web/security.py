@@ -11,14 +11,18 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-            "form-action 'self'; frame-ancestors 'none'")
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
 # allow-same-origin lets the preview page measure the frame's height and open
 # links in a new tab; scripts stay off (no allow-scripts, script-src 'none').
-EMAIL_CSP = ("default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src * data:; "
-             "font-src * data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'; "
-             "sandbox allow-same-origin allow-popups allow-popups-to-escape-sandbox")
+EMAIL_CSP = (
+    "default-src 'none'; script-src 'none'; style-src 'unsafe-inline'; img-src * data:; "
+    "font-src * data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'; "
+    "sandbox allow-same-origin allow-popups allow-popups-to-escape-sandbox"
+)
 FRAMED_PAGE_CSP = PAGE_CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
 
 DEFAULTS = {

@@ -3,16 +3,15 @@ beyond `Project.build`, and no HTTP either (preview.py turns these into pages)."
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from newsletter import select
+from newsletter import clock, select
 from newsletter.config import NAME, schedule_names
 from newsletter.errors import ConfigError, NewsletterError, TemplateError, UnknownScheduleError
-from newsletter.models import Period, Schedule
+from newsletter.models import IssueStatus, Period, Schedule
 from newsletter.project import Build, Project, issue_stem
 from newsletter.render import GMAIL_CLIP_BYTES
 from newsletter.store import IssueRecord
@@ -22,8 +21,6 @@ from newsletter.web.workspace import Workspace
 CLIP_AMBER = 0.8
 EXCERPT_CONTEXT = 2  # template lines shown either side of an error's line
 TICK = timedelta(microseconds=1)
-# "2026-11-23T08:00 00:00": a `+` typed into a URL arrives as a space.
-SPACED_OFFSET = re.compile(r"(\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$")
 
 
 class BadMoment(ValueError):
@@ -100,7 +97,7 @@ class IssuePage:
 
     @property
     def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.schedule.timezone)
+        return self.schedule.zone
 
     @property
     def size(self) -> Size | None:
@@ -120,18 +117,11 @@ def check_name(name: str) -> str:
 
 
 def parse_moment(value: str | None, zone: ZoneInfo, now: datetime) -> datetime:
-    """ISO 8601 with or without an offset (without: in `zone`); a bare date is midnight."""
-    if value is None or not value.strip():
-        return now
-    text = SPACED_OFFSET.sub(r"\1+\2", value.strip())
+    """`?at=`: see clock.parse_moment; a bad one is a BadMoment (a 400 page)."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadMoment(f"expected an ISO 8601 date and time such as 2026-11-23T08:00 or "
-                        f"2026-11-23T08:00+00:00, got {value!r}") from None
-    if len(text) == 10:
-        moment = datetime.combine(moment.date(), time(0, 0))
-    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+        return clock.parse_moment(value, zone, now)
+    except ValueError as e:
+        raise BadMoment(str(e)) from None
 
 
 def navigation(project: Project, schedule: Schedule, at: datetime) -> tuple[Period, datetime, datetime]:
@@ -146,8 +136,9 @@ def navigation(project: Project, schedule: Schedule, at: datetime) -> tuple[Peri
         previous = select.previous_send_time(schedule, period.end)
         following = select.send_time(schedule, period.end + TICK)
     except (ValueError, OverflowError) as e:
-        raise BadMoment(f"no issue of {schedule.name!r} can be computed around {at.isoformat()}: {e}"
-                        ) from None
+        raise BadMoment(
+            f"no issue of {schedule.name!r} can be computed around {at.isoformat()}: {e}"
+        ) from None
     return period, previous, following
 
 
@@ -167,10 +158,11 @@ def issue_page(workspace: Workspace, name: str, at_text: str | None) -> IssuePag
     now = workspace.clock()
     with workspace.project() as project:
         schedule = load_schedule(project, name)
-        at = parse_moment(at_text, ZoneInfo(schedule.timezone), now)
+        at = parse_moment(at_text, schedule.zone, now)
         period, previous, following = navigation(project, schedule, at)
-        page = IssuePage(schedule, at, at_text is not None, now, project.settings.email.from_,
-                         period, previous, following)
+        page = IssuePage(
+            schedule, at, at_text is not None, now, project.settings.email.from_, period, previous, following
+        )
         try:
             page.build = project.build(schedule.name, at, now, record=False)
         except NewsletterError as e:
@@ -183,7 +175,7 @@ def issue_parts(workspace: Workspace, name: str, at_text: str | None) -> tuple[B
     now = workspace.clock()
     with workspace.project() as project:
         schedule = load_schedule(project, name)
-        at = parse_moment(at_text, ZoneInfo(schedule.timezone), now)
+        at = parse_moment(at_text, schedule.zone, now)
         navigation(project, schedule, at)  # rejects moments no cron arithmetic can handle, as a 400
         build = project.build(schedule.name, at, now, record=False)
         return build, project.parts(build.issue, now) if build.issue else {}
@@ -205,8 +197,8 @@ def _row(project: Project, name: str, now: datetime) -> ScheduleRow:
         found = {s.category: len(s.articles) for s in digest.sections}
         row.counts = [(c, found.get(c, 0)) for c in row.schedule.categories]
         records = project.store.issues(name)
-        row.last_sent = next((r for r in records if r.status == "sent"), None)
-        row.last_built = next((r for r in records if r.status != "sent"), None)
+        row.last_sent = next((r for r in records if r.status == IssueStatus.SENT), None)
+        row.last_built = next((r for r in records if r.status != IssueStatus.SENT), None)
     except NewsletterError as e:
         row.error = describe(e, project)
     return row
@@ -218,8 +210,16 @@ def describe(error: NewsletterError, project: Project | None = None) -> ErrorInf
         path = _template_file(project, error.template) if project else None
         excerpt = _excerpt(path, error.line) if path and error.line else ()
         where = _shown_path(project, path) if project and path else None
-        return ErrorInfo("Template error", str(error), error.hint, error.template, error.line,
-                         where, excerpt, in_project=True)
+        return ErrorInfo(
+            "Template error",
+            str(error),
+            error.hint,
+            error.template,
+            error.line,
+            where,
+            excerpt,
+            in_project=True,
+        )
     kind = "Configuration error" if isinstance(error, ConfigError) else "Error"
     return ErrorInfo(kind, str(error), error.hint, in_project=True)
 
@@ -227,7 +227,7 @@ def describe(error: NewsletterError, project: Project | None = None) -> ErrorInf
 def _template_file(project: Project, name: str) -> Path | None:
     """The file Jinja would load for `name`: the project's templates first, then the defaults.
     Errors from a traceback carry only a base name, hence the search by name."""
-    for folder in [Path(p) for p in project.renderer.markup.loader.searchpath]:  # type: ignore[union-attr]
+    for folder in map(Path, project.renderer.folders):
         folder = folder.resolve()
         direct = (folder / name).resolve()
         if direct.is_file() and direct.is_relative_to(folder):
