@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -17,22 +18,22 @@ SETTINGS_TEMPLATE = """\
 # Secrets (NEWSLETTER_SMTP_PASSWORD, NEWSLETTER_SECRET_KEY) only ever come from the environment.
 
 [site]
-name = "{name}"
-base_url = "{base_url}"
+name = {name}
+base_url = {base_url}
 timezone = "Europe/London"        # date-only articles are midnight here
 article_url = "{{base_url}}/{{category}}/{{slug}}"   # also {{year}} {{month}} {{day}}
 # max_body_chars = 200000         # longer article bodies are cut at ingest (with a warning)
 postal_address = "1 Example Street, London"
 
 [email]
-from = "{name} <digest@example.org>"
+from = {from_}
 transport = "file:outbox"         # what `send` and `run` use unless --transport says otherwise
 
 [database]
 url = "sqlite:///newsletter.db"   # relative to the project; or postgresql://...
 
 [web]
-public_url = "{base_url}/newsletter"   # where browser and unsubscribe links point
+public_url = {public_url}   # where browser and unsubscribe links point
 """
 
 # The demo's issues go out on Monday 23 November 2026 at 08:00 in London:
@@ -40,12 +41,22 @@ public_url = "{base_url}/newsletter"   # where browser and unsubscribe links poi
 DEMO_AT = datetime(2026, 11, 23, 8, 0, tzinfo=ZoneInfo("Europe/London"))
 
 
+def settings_text(name: str, base_url: str) -> str:
+    """newsletter.toml for a new project. Values are TOML strings (JSON's escapes are
+    TOML's), and the From name is quoted when it needs to be ("Health, Mind & Body")."""
+    from email.headerregistry import Address
+
+    from_ = str(Address(display_name=" ".join(name.split()), addr_spec="digest@example.org"))
+    values = {"name": name, "base_url": base_url, "from_": from_, "public_url": f"{base_url}/newsletter"}
+    return SETTINGS_TEMPLATE.format(**{k: json.dumps(v, ensure_ascii=False) for k, v in values.items()})
+
+
 def init(root: Path, name: str = "My Newsletter", base_url: str = "https://example.org") -> list[Path]:
     """Create settings, schedules and editable templates; never overwrite a file."""
     created = []
     settings = root / SETTINGS_FILE
     if not settings.exists():
-        atomic_write(settings, SETTINGS_TEMPLATE.format(name=name, base_url=base_url).encode())
+        atomic_write(settings, settings_text(name, base_url).encode())
         created.append(settings)
     created += _copy_missing(bundled("schedules"), root / SCHEDULES_DIR)
     created += _copy_missing(bundled("templates"), root / "templates")

@@ -221,3 +221,13 @@ def test_every_command_has_help_and_is_documented(name: str, command):
     assert result.exit_code == 0
     assert command.help
     assert f"newsletter {name}" in README.read_text()
+
+
+def test_init_quotes_a_name_with_commas_and_quotes(tmp_path: Path) -> None:
+    from newsletter.config import load_settings
+
+    result = CliRunner().invoke(main, ["init", str(tmp_path / "p"), "--name", 'Health, Mind & "Body"'])
+    assert result.exit_code == 0, result.output
+    settings = load_settings(tmp_path / "p", {})
+    assert settings.site.name == 'Health, Mind & "Body"'
+    assert settings.email.from_.endswith("<digest@example.org>")
