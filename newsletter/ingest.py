@@ -18,7 +18,7 @@ from pathlib import Path
 from newsletter.config import SiteSettings
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block
-from newsletter.readers import ReadOptions, ReadResult, feed, markdown, text
+from newsletter.readers import ReadOptions, ReadResult, feed, jsonfeed, markdown, text
 from newsletter.render import plain_line
 from newsletter.store import Store, UpsertCounts
 
@@ -57,9 +57,13 @@ def read_source(source: str, options: ReadOptions) -> ReadResult:
     """Read one file or URL with the reader its name (or its first bytes) calls for."""
     if _is_url(source):
         data, content_type = feed.fetch(source)
+        if jsonfeed.looks_like(data):
+            return jsonfeed.read(source, data, options)
         return feed.read(source, data, options, content_type)
     data = _read_bytes(source)
     suffix = Path(source).suffix.lower()
+    if suffix == ".json" or jsonfeed.looks_like(data):  # a JSON Feed, whatever its name
+        return jsonfeed.read(source, data, options)
     if suffix in FEED_SUFFIXES or (suffix not in KNOWN_SUFFIXES and data.lstrip()[:1] == b"<"):
         return feed.read(source, data, options)
     if suffix in MARKDOWN_SUFFIXES or data.startswith(b"---"):

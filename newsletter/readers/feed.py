@@ -63,7 +63,7 @@ def read(source: str, data: bytes, options: ReadOptions, content_type: str | Non
 
 def fetch(url: str, timeout: float = 20) -> tuple[bytes, str | None]:
     """GET a feed: its body and Content-Type. Raises SourceError on any failure."""
-    if not _is_web(url):
+    if not is_web(url):
         raise SourceError(url, "only http:// and https:// feed URLs can be fetched")
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
@@ -78,7 +78,7 @@ def fetch(url: str, timeout: float = 20) -> tuple[bytes, str | None]:
 
 def _read_body(url: str, response: Any) -> bytes:
     # urllib follows redirects to ftp:// too; a feed must stay on the web.
-    if not _is_web(response.geturl()):
+    if not is_web(response.geturl()):
         raise SourceError(url, f"redirected to {response.geturl()!r}, not an http(s) URL")
     body: bytes = response.read(MAX_FEED_BYTES + 1)
     if len(body) > MAX_FEED_BYTES:
@@ -157,7 +157,7 @@ def _article(
     entry: FeedParserDict, source: str, base: str, options: ReadOptions, warns: list[str]
 ) -> Article | None:
     standfirst, body = _standfirst(entry), _body(entry)
-    title = _title(entry) or _title_from_text(standfirst, body)
+    title = _title(entry) or title_from_text(standfirst, body)
     if not title:
         ref = entry.get("id") or entry.get("link") or "no id or link"
         warns.append(f"{source}: skipped an entry with no title and no text ({ref})")
@@ -184,10 +184,11 @@ def _article(
 
 def _title(entry: FeedParserDict) -> str:
     # Titles may carry markup (Atom type="html") or leftover escapes.
-    return _clean(html.unescape(_TAG.sub("", entry.get("title") or "")))
+    return clean(html.unescape(_TAG.sub("", entry.get("title") or "")))
 
 
-def _title_from_text(standfirst: str, body: tuple[Block, ...]) -> str:
+def title_from_text(standfirst: str, body: tuple[Block, ...]) -> str:
+    """A title for an entry that has none (microblogs): its first words."""
     words = (standfirst or (body[0].text if body else "")).split()
     if len(words) <= TITLE_WORDS:
         return " ".join(words)
@@ -199,13 +200,18 @@ def _standfirst(entry: FeedParserDict) -> str:
     text = _to_text(entry.get("summary") or "", detail.get("type"))
     # A double-escaped "&amp;hellip;" (Hugo) is still "&hellip;" after one
     # round of unescaping; the standfirst is shown as text, so undo it.
-    return _clean(html.unescape(text))
+    return clean(html.unescape(text))
 
 
 def _body(entry: FeedParserDict) -> tuple[Block, ...]:
     content = entry.get("content") or [entry.get("summary_detail") or {}]
-    text = _to_text(content[0].get("value") or "", content[0].get("type"))
-    paragraphs = (_clean(part) for part in _PARAGRAPH_BREAK.split(text))
+    return text_blocks(content[0].get("value") or "", content[0].get("type"))
+
+
+def text_blocks(value: str, media_type: str | None) -> tuple[Block, ...]:
+    """HTML (or plain text) as paragraphs: what every feed format's content becomes."""
+    text = _to_text(value, media_type)
+    paragraphs = (clean(part) for part in _PARAGRAPH_BREAK.split(text))
     return tuple(Block("paragraph", p) for p in paragraphs if p)
 
 
@@ -220,7 +226,8 @@ def _to_text(value: str, media_type: str | None) -> str:
     return text
 
 
-def _clean(text: str) -> str:
+def clean(text: str) -> str:
+    """One line of feed text: cp1252's C1 characters restored, white space collapsed."""
     return " ".join(text.translate(_C1_AS_CP1252).split())
 
 
@@ -228,7 +235,7 @@ def _tags(entry: FeedParserDict) -> tuple[str, ...]:
     """Entry tags, first-seen spelling kept, duplicates dropped ignoring case."""
     names: dict[str, str] = {}
     for tag in entry.get("tags") or []:
-        name = _clean(tag.get("term") or "") or _clean(tag.get("label") or "")
+        name = clean(tag.get("term") or "") or clean(tag.get("label") or "")
         names.setdefault(name.casefold(), name)
     names.pop("", None)
     return tuple(names.values())
@@ -274,7 +281,7 @@ def _from_struct(entry: FeedParserDict) -> datetime | None:
 # --- URLs ------------------------------------------------------------------
 
 
-def _is_web(url: str) -> bool:
+def is_web(url: str) -> bool:
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
@@ -282,7 +289,8 @@ def _is_web(url: str) -> bool:
     return parts.scheme.lower() in WEB_SCHEMES and bool(parts.netloc)
 
 
-def _join(base: str, link: str) -> str:
+def join(base: str, link: str) -> str:
+    """`link` made absolute against `base`; "" when it cannot be."""
     try:
         return urllib.parse.urljoin(base, link.strip())
     except ValueError:  # e.g. a broken IPv6 host: treat as no URL
@@ -291,10 +299,10 @@ def _join(base: str, link: str) -> str:
 
 def _base_url(source: str, feed_link: str) -> str:
     # Jekyll's channel <link> is "/": relative to the feed's own URL, if any.
-    return _join(source if _is_web(source) else "", feed_link)
+    return join(source if is_web(source) else "", feed_link)
 
 
 def _url(entry: FeedParserDict, base: str) -> str:
     """The entry's absolute http(s) link, or "" for the site's URL pattern."""
-    url = _join(base, entry.get("link") or "")
-    return url if _is_web(url) else ""
+    url = join(base, entry.get("link") or "")
+    return url if is_web(url) else ""
