@@ -224,6 +224,8 @@ def show_build(result: Build, as_json: bool) -> None:
         emit_json(build_json(result))
         return
     data = build_json(result)
+    for warning in data["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
     if result.skipped:
         click.echo(
             f"{result.schedule.name}: nothing new from {data['period']['start']} to "
@@ -231,8 +233,6 @@ def show_build(result: Build, as_json: bool) -> None:
         )
         return
     assert result.issue is not None
-    for warning in result.issue.warnings:
-        click.echo(f"warning: {warning}", err=True)
     click.echo(
         f"{result.schedule.name}: {len(result.digest.articles)} articles, "
         f"{result.issue.html_size / 1024:.1f} KB HTML; subject: {result.issue.subject}"
@@ -250,7 +250,7 @@ def demo(directory: str, as_json: bool) -> None:
     from newsletter.project import Project, build_json
 
     root = Path(directory)
-    scaffold.init(root, name="Mind & Body", base_url="https://mindandbody.example.org")
+    scaffold.init_demo(root)
     project = Project(root)
     try:
         report = project.ingest([str(scaffold.demo_articles())], now())

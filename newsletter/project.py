@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 # How many similar articles to rank per article before the filters
 # (self, same issue, future) take theirs: enough that 3 always survive.
 SIMILAR_POOL = 12
+ALL_CATEGORIES = "*"  # in a schedule: every category of the archive
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Build:
     digest: Digest
     issue: Issue | None
     files: dict[str, Path] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # about the schedule, not the email
 
     @property
     def skipped(self) -> bool:
@@ -90,10 +92,36 @@ class Project:
             self._store.close()
 
     def schedules(self) -> list[Schedule]:
-        return config.load_schedules(self.root)
+        return [self._resolved(s) for s in config.load_schedules(self.root)]
 
     def schedule(self, name: str) -> Schedule:
-        return config.load_schedule(self.root, name)
+        return self._resolved(config.load_schedule(self.root, name))
+
+    def _resolved(self, schedule: Schedule) -> Schedule:
+        """`categories = ["*"]` is every category the archive has, after any named ones."""
+        if ALL_CATEGORIES not in schedule.categories:
+            return schedule
+        named = [c for c in schedule.categories if c != ALL_CATEGORIES]
+        every = dict.fromkeys([*named, *self.store.category_counts()])
+        return replace(schedule, categories=tuple(every))
+
+    def _shown(self, schedule: Schedule) -> str:
+        """The schedule's file as the project knows it: schedules/NAME.toml."""
+        source = Path(schedule.source) if schedule.source else None
+        if source is None or not source.is_relative_to(self.root):
+            return schedule.source or schedule.name
+        return str(source.relative_to(self.root))
+
+    def category_warnings(self, schedule: Schedule) -> list[str]:
+        """A named category with no article ever stored is almost always a typo, and
+        makes the first real issue empty without a word: say so."""
+        counts = self.store.category_counts()
+        known = ", ".join(sorted(counts)) or "none yet"
+        return [
+            f"{self._shown(schedule)}: category {c!r} has no articles in the archive (known: {known})"
+            for c in schedule.categories
+            if c not in counts
+        ]
 
     def ingest(self, sources: Iterable[str], now: datetime, category: str | None = None) -> IngestReport:
         from newsletter.ingest import ingest
@@ -147,10 +175,11 @@ class Project:
     ) -> Build:
         schedule = self.schedule(name)
         digest = self.digest(schedule, at)
+        warnings = self.category_warnings(schedule)
         if digest.is_empty and schedule.skip_if_empty:
-            return Build(schedule, digest.period, at, digest, None)
+            return Build(schedule, digest.period, at, digest, None, warnings=warnings)
         issue = self.renderer.render(digest, self.settings, self.links(schedule, digest.period))
-        build = Build(schedule, digest.period, at, digest, issue)
+        build = Build(schedule, digest.period, at, digest, issue, warnings=warnings)
         if out is not None:
             build.files = write_files(out, issue_stem(schedule, digest.period), self.parts(issue, now))
         if record:
@@ -224,7 +253,7 @@ def build_json(build: Build) -> dict[str, Any]:
             "eml": _path(build.files.get("eml")),
         },
         "size": {"html": issue.html_size if issue else 0},
-        "warnings": list(issue.warnings) if issue else [],
+        "warnings": [*build.warnings, *(issue.warnings if issue else ())],
     }
 
 

@@ -36,6 +36,19 @@ url = "sqlite:///newsletter.db"   # relative to the project; or postgresql://...
 public_url = {public_url}   # where browser and unsubscribe links point
 """
 
+NEUTRAL_SCHEDULE = """\
+# One issue a week with every category's new articles. Name categories to narrow it
+# (categories = ["News", "Guides"]); add schedules/OTHER.toml for more newsletters.
+title = {title}
+cron = "0 8 * * mon"              # crontab (0 or 7 = Sunday), in the time zone below
+timezone = "Europe/London"
+categories = ["*"]                # every category in the archive
+max_per_category = 5
+related_per_article = 3
+subject = "{{{{ title }}}}: {{{{ lead.title }}}}"
+skip_if_empty = true
+"""
+
 # The demo's issues go out on Monday 23 November 2026 at 08:00 in London:
 # the week after the newest sample article, so every issue is full.
 DEMO_AT = datetime(2026, 11, 23, 8, 0, tzinfo=ZoneInfo("Europe/London"))
@@ -51,16 +64,34 @@ def settings_text(name: str, base_url: str) -> str:
     return SETTINGS_TEMPLATE.format(**{k: json.dumps(v, ensure_ascii=False) for k, v in values.items()})
 
 
-def init(root: Path, name: str = "My Newsletter", base_url: str = "https://example.org") -> list[Path]:
-    """Create settings, schedules and editable templates; never overwrite a file."""
+def schedule_text(name: str) -> str:
+    """The one schedule of a new project: weekly, every category, the project's own name."""
+    return NEUTRAL_SCHEDULE.format(title=json.dumps(name, ensure_ascii=False))
+
+
+def init(
+    root: Path, name: str = "My Newsletter", base_url: str = "https://example.org", demo: bool = False
+) -> list[Path]:
+    """Create settings, a schedule and editable templates; never overwrite a file. A new
+    project gets one neutral weekly schedule; the demo gets the sample site's two."""
     created = []
     settings = root / SETTINGS_FILE
     if not settings.exists():
         atomic_write(settings, settings_text(name, base_url).encode())
         created.append(settings)
-    created += _copy_missing(bundled("schedules"), root / SCHEDULES_DIR)
+    if demo:
+        created += _copy_missing(bundled("examples") / "schedules", root / SCHEDULES_DIR)
+    elif not (root / SCHEDULES_DIR).is_dir():
+        weekly = root / SCHEDULES_DIR / "weekly.toml"
+        atomic_write(weekly, schedule_text(name).encode())
+        created.append(weekly)
     created += _copy_missing(bundled("templates"), root / "templates")
     return created
+
+
+def init_demo(root: Path) -> list[Path]:
+    """The demo project: the sample site's settings and schedules (articles come by ingest)."""
+    return init(root, name="Mind & Body", base_url="https://mindandbody.example.org", demo=True)
 
 
 def _copy_missing(source: Path, target: Path) -> list[Path]:

@@ -30,8 +30,6 @@ from newsletter.render import Links
 from newsletter.tokens import Tokens, secret_key
 from newsletter.transports import TransportFactory, timeout_of, transport_factory
 
-ALL = "*"
-
 
 @dataclass(frozen=True)
 class SendOptions:
@@ -185,6 +183,8 @@ def send(
     options = options.resolved(project.settings.sending)
     ledger = Ledger(project.store)
     schedule = project.schedule(name)
+    for warning in project.category_warnings(schedule):
+        notify(f"warning: {warning}")
     digest = project.digest(schedule, at)
     summary = SendSummary(name, digest.period.start, digest.period.end, "sent")
     existing = project.store.issue(name, digest.period.end)

@@ -34,6 +34,7 @@ class ParsedCsv:
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     merged: int = 0
+    where: dict[str, str] = field(default_factory=dict)  # email -> "file:line" of its first row
 
 
 def parse_csv(source: str, data: bytes) -> ParsedCsv:
@@ -58,6 +59,7 @@ def _add_line(
     except ValueError as e:
         parsed.errors.append(f"{where}: {e}")
         return
+    parsed.where.setdefault(subscriber.email, where)
     if subscriber.email in by_email:
         parsed.merged += 1
         subscriber = _merge(by_email[subscriber.email], subscriber)

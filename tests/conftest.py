@@ -53,7 +53,7 @@ def write_article(
 @pytest.fixture
 def project_dir(tmp_path: Path) -> Path:
     root = tmp_path / "project"
-    scaffold.init(root, name="Mind & Body", base_url="https://example.org")
+    scaffold.init(root, name="Mind & Body", base_url="https://example.org", demo=True)
     return root
 
 

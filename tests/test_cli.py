@@ -231,3 +231,40 @@ def test_init_quotes_a_name_with_commas_and_quotes(tmp_path: Path) -> None:
     settings = load_settings(tmp_path / "p", {})
     assert settings.site.name == 'Health, Mind & "Body"'
     assert settings.email.from_.endswith("<digest@example.org>")
+
+
+def test_init_writes_one_neutral_weekly_for_every_category(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    assert CliRunner().invoke(main, ["init", str(root), "--name", "Field Notes"]).exit_code == 0
+    assert [p.name for p in (root / "schedules").iterdir()] == ["weekly.toml"]
+    write_article(tmp_path / "src", "a.txt", "Rain walks", "November 18, 2026")
+    write_article(tmp_path / "src", "b.txt", "Old maps", "November 19, 2026")
+    cli = CliRunnerForProject(root)
+    assert cli("ingest", str(tmp_path / "src" / "a.txt"), "--category", "Outdoors").exit_code == 0
+    assert cli("ingest", str(tmp_path / "src" / "b.txt"), "--category", "History").exit_code == 0
+    built = cli("build", "weekly", "--at", "2026-11-23T08:00", "--json")
+    data = json.loads(built.stdout)
+    assert data["subject"].startswith("Field Notes: ")
+    assert [s["category"] for s in data["sections"]] == ["History", "Outdoors"]  # "*": all of them
+    assert data["warnings"] == []
+
+
+def test_a_schedule_category_with_no_articles_is_a_warning(cli: CliRunnerForProject, tmp_path: Path) -> None:
+    ingest_week(tmp_path / "src")
+    assert cli("ingest", str(tmp_path / "src")).exit_code == 0
+    schedule = cli.root / "schedules" / "sleep.toml"
+    schedule.write_text(schedule.read_text().replace('"Sleep & recovery"', '"Sleep and recovery"'))
+    built = cli("build", "sleep", "--at", "2026-11-23T08:00")
+    assert built.exit_code == 0
+    assert "category 'Sleep and recovery' has no articles in the archive (known: " in built.stderr
+
+
+def test_import_warns_of_a_category_no_schedule_sends(cli: CliRunnerForProject, tmp_path: Path) -> None:
+    csv = tmp_path / "people.csv"
+    csv.write_text(
+        "email,name,categories\nann@example.org,Ann,Sleep & recovery\nbob@example.org,Bob,Knitting\n"
+    )
+    result = cli("subscribers", "import", str(csv))
+    assert result.exit_code == 0
+    assert f"warning: {csv}:3: category 'Knitting' is in no schedule (offered: " in result.stderr
+    assert "ann@example.org" not in result.stderr

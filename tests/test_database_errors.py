@@ -91,7 +91,7 @@ def fill_disk(folder: Path, leave: int) -> Path:
 
 def new_project(root: Path, subscribers: int = 3) -> Path:
     """The demo's articles and `subscribers` people, in a project at `root`."""
-    scaffold.init(root, name="Mind & Body", base_url="https://example.org")
+    scaffold.init(root, name="Mind & Body", base_url="https://example.org", demo=True)
     with closing(Project(root, environ={})) as project:
         project.ingest([str(scaffold.demo_articles())], NOW)
         people = [SubscriberRow(f"reader{i}@example.org", f"Reader {i}") for i in range(subscribers)]
@@ -151,7 +151,7 @@ def sources(folder: Path, names: Sequence[int], body: Sequence[str] = BIG_BODY) 
 def test_ingest_on_a_full_disk_is_one_line_and_keeps_what_was_stored(tmp_path: Path):
     with tmpfs(tmp_path / "disk", "2m") as disk:
         root = disk / "project"
-        scaffold.init(root, name="T", base_url="https://example.org")
+        scaffold.init(root, name="T", base_url="https://example.org", demo=True)
         db = root / "newsletter.db"
         assert (
             run(root, "ingest", str(sources(tmp_path / "first", range(10))), "--category", "Sleep").returncode

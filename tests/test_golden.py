@@ -36,7 +36,7 @@ def blank(data: bytes) -> bytes:
 @pytest.fixture(scope="module")
 def demo_parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     root = tmp_path_factory.mktemp("golden") / "demo"
-    scaffold.init(root, name="Mind & Body", base_url="https://mindandbody.example.org")
+    scaffold.init_demo(root)
     project = Project(root, environ={})
     try:
         project.ingest([str(scaffold.demo_articles())], BUILT_AT)

@@ -291,7 +291,7 @@ def test_mjml_error_names_the_template(client: TestClient, demo_project: Project
 def test_new_project_template_shadows_the_default(client: TestClient, demo_project: Project, tmp_path: Path):
     """A partial copied into a project after the default was compiled must win at once."""
     other = tmp_path / "bare"
-    scaffold.init(other, name="Bare")
+    scaffold.init(other, name="Bare", demo=True)
     (other / "templates/partials/article.mjml.j2").unlink()
     project = Project(other, environ={})
     project.ingest([str(scaffold.demo_articles())], NOW)

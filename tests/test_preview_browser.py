@@ -82,7 +82,7 @@ class Server:
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo project, made once; tests that edit files work on copies."""
     root = tmp_path_factory.mktemp("preview") / "demo"
-    scaffold.init(root, name="Mind & Body", base_url="https://example.org")
+    scaffold.init(root, name="Mind & Body", base_url="https://example.org", demo=True)
     project = Project(root, environ={})
     project.ingest([str(scaffold.demo_articles())], NOW)
     write_article(root / "extra", "evil.txt", INJECTION, "November 22, 2026", "An unsafe title.")
