@@ -27,6 +27,7 @@ TEXT_SUFFIXES = {".txt"}
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 FEED_SUFFIXES = {".xml", ".rss", ".atom", ".feed"}
 SLUG_MAX = 80
+FILE_KEY = "file:"  # an article file's key: file:<folder>/<path inside it>
 KNOWN_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | FEED_SUFFIXES
 # Control characters a body block may not hold: all but tab and newline.
 BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -41,16 +42,42 @@ class IngestReport:
     errors: list[SourceError] = field(default_factory=list)
 
 
-def expand(sources: Iterable[str]) -> Iterator[str]:
-    """Folders become the article files inside them, sorted; URLs pass through."""
+def expand(sources: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """(source, root) pairs: folders become the article files inside them, sorted, each
+    with the folder as its root; files and URLs are their own root."""
     for source in sources:
         path = Path(source)
         if not _is_url(source) and path.is_dir():
-            yield from sorted(
+            found = sorted(
                 str(p) for p in path.rglob("*") if p.suffix.lower() in KNOWN_SUFFIXES and p.is_file()
             )
+            yield from ((p, source) for p in found)
         else:
-            yield source
+            yield source, source
+
+
+def file_key(path: str, root: str) -> str:
+    """An article file's identity: `file:` and its path from the folder holding `root`
+    (the folder or file the user named), so `posts/a.md` by a relative or an absolute
+    path, from any working directory, folder or file alone, is `file:posts/a.md`. The
+    holding folder's name keeps two `index.md` of different folders apart."""
+    given = Path(root)
+    if given.is_dir():
+        top, inside = given.resolve(), Path(path).relative_to(given).parts
+    else:
+        top, inside = given.resolve().parent, (given.name,)
+    parts = (top.name, *inside) if top.name else inside
+    return FILE_KEY + "/".join(parts)
+
+
+def _place(source: str) -> str:
+    """Where a stored source string points now (its resolved path), "" for a URL."""
+    if not source or _is_url(source):
+        return ""
+    try:
+        return str(Path(source).resolve())
+    except (OSError, ValueError, RuntimeError):
+        return ""
 
 
 def read_source(source: str, options: ReadOptions) -> ReadResult:
@@ -175,16 +202,58 @@ def _related_category(article: Article) -> str:
     return counts.most_common(1)[0][0] if counts else ""
 
 
-def article_url(site: SiteSettings, category: str, article: Article) -> str:
+def article_url(site: SiteSettings, category: str, article: Article, suffix: int = 1) -> str:
+    """The site's URL for an article; `suffix` 2, 3, ... tells apart articles whose
+    slugs are the same (`-2` after the slug)."""
     published = article.published.astimezone(site.zone)
+    slug = slugify(article.title)
     return site.article_url.format(
         base_url=site.base_url,
         category=slugify(category),
-        slug=slugify(article.title),
+        slug=slug if suffix == 1 else f"{slug}-{suffix}",
         year=f"{published:%Y}",
         month=f"{published:%m}",
         day=f"{published:%d}",
     )
+
+
+def unique_urls(store: Store, site: SiteSettings, entries: list[tuple[Article, bool]]) -> list[Article]:
+    """The articles, those whose URL the site's pattern made (`True`) given one no other
+    article holds, in the store or the batch: the slug, else the slug with `-2`, `-3`...
+    An article keeps the variant it was stored with, so a re-ingest changes no URL."""
+    made = list({a.key: a for a, generated in entries if generated}.values())
+    holders = store.urls_held([a.url for a in made], [a.key for a in made])  # url -> key
+    for article, generated in entries:
+        if not generated:
+            holders.setdefault(article.url, article.key)
+    kept = {key: url for url, key in holders.items()}
+    chosen = {a.key: kept[a.key] for a in made if _is_variant(site, a, kept.get(a.key, ""))}
+    pending = [a for a in made if a.key not in chosen]
+    suffix = 1
+    while pending:
+        wanted = {a.key: article_url(site, a.category, a, suffix) for a in pending}
+        if suffix > 1:
+            holders.update(store.urls_held(wanted.values()))
+        waiting = []
+        for article in pending:
+            url = wanted[article.key]
+            if holders.get(url, article.key) == article.key:
+                chosen[article.key] = url
+                holders[url] = article.key
+            else:
+                waiting.append(article)
+        pending, suffix = waiting, suffix + 1
+    return [replace(a, url=chosen[a.key]) if generated else a for a, generated in entries]
+
+
+def _is_variant(site: SiteSettings, article: Article, url: str) -> bool:
+    """Whether `url` is the article's pattern URL with some suffix."""
+    if not url:
+        return False
+    if url == article_url(site, article.category, article):
+        return True
+    found = {int(n) for n in re.findall(r"-([1-9][0-9]{0,5})(?![0-9])", url)}
+    return any(url == article_url(site, article.category, article, n) for n in found if n > 1)
 
 
 def slugify(text: str) -> str:
@@ -201,21 +270,30 @@ def ingest(
     store: Store, sources: Iterable[str], site: SiteSettings, now: datetime, category: str | None = None
 ) -> IngestReport:
     report = IngestReport()
-    options = ReadOptions(site.zone, now)
-    batch: list[Article] = []
-    for source in expand(sources):
+    options = ReadOptions(site.zone, now, base_url=site.base_url)
+    entries: list[tuple[Article, bool]] = []
+    for source, root in expand(sources):
         report.sources += 1
-        batch.extend(_articles_of(source, options, site, category, report))
-    report.articles = len(batch)
+        entries.extend(_articles_of(source, root, options, site, category, report))
+    report.articles = len(entries)
     report.warnings = collapse(report.warnings)
-    report.counts = store.upsert(batch, now)
+    # Stored under an old rule's key (the generated URL, the path as typed): re-keyed, not copied.
+    store.adopt_legacy([a for a, _ in entries if a.key.startswith(FILE_KEY)], _place)
+    report.counts = store.upsert(unique_urls(store, site, entries), now)
     return report
 
 
 def _articles_of(
-    source: str, options: ReadOptions, site: SiteSettings, category: str | None, report: IngestReport
-) -> list[Article]:
-    """One source's articles, completed; its warnings and errors go to the report."""
+    source: str,
+    root: str,
+    options: ReadOptions,
+    site: SiteSettings,
+    category: str | None,
+    report: IngestReport,
+) -> list[tuple[Article, bool]]:
+    """One source's articles, completed, each with whether the site's pattern made its
+    URL; its warnings and errors go to the report. An article identified by nothing
+    better than its file (the reader's key is "" or the path) gets the file's key."""
     try:
         result = read_source(source, options)
     except SourceError as e:
@@ -224,12 +302,14 @@ def _articles_of(
     report.warnings.extend(result.warnings)
     completed = []
     for article in result.articles:
+        if not _is_url(source) and article.key in ("", source):
+            article = replace(article, key=file_key(source, root))
         try:
             done, warnings = complete(article, site, category)
         except SourceError as e:
             report.errors.append(e)
             continue
-        completed.append(done)
+        completed.append((done, not plain_line(article.url)))
         report.warnings.extend(warnings)
     return completed
 

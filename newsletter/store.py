@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
@@ -167,6 +167,60 @@ class Store:
         for chunk in _chunks(keys):
             for row in conn.execute(sa.select(*cols).where(articles.c.key.in_(chunk))):
                 found[row.key] = row
+        return found
+
+    def adopt_legacy(self, batch: Sequence[Article], place: Callable[[str], str]) -> int:
+        """Rows stored under an old rule's key (the source path as typed, or the generated
+        URL) take the key of the batch article they hold, so that a re-ingest finds them
+        instead of adding a copy. Only for batch keys not stored yet; first the row whose
+        source is the same place (`place(source)`, "" for none: the resolved path), else a
+        row with the same URL and content. One transaction; returns the rows re-keyed."""
+        with self.engine.begin() as conn:
+            stored = self._existing(conn, [a.key for a in batch])
+            wanted = list({a.key: a for a in batch if a.key not in stored}.values())
+            if not wanted:
+                return 0
+            cols = (articles.c.id, articles.c.source, articles.c.url, articles.c.content_hash)
+            legacy = conn.execute(
+                sa.select(*cols)
+                .where(sa.or_(articles.c.key == articles.c.source, articles.c.key == articles.c.url))
+                .order_by(articles.c.id)
+            ).all()
+            by_place: dict[str, int] = {}
+            by_content: dict[tuple[str, str], int] = {}
+            for row in legacy:
+                where = place(row.source)
+                if where:
+                    by_place.setdefault(where, row.id)
+                by_content.setdefault((row.url, row.content_hash), row.id)
+            moves: dict[int, str] = {}
+            for article in wanted:  # the same file first: an edited one is still itself
+                found = by_place.get(place(article.source)) if place(article.source) else None
+                if found is not None and found not in moves:
+                    moves[found] = article.key
+            placed = set(moves.values())
+            for article in (a for a in wanted if a.key not in placed):
+                found = by_content.get((article.url, _content_hash(article)))
+                if found is not None and found not in moves:
+                    moves[found] = article.key
+            if moves:
+                conn.execute(
+                    articles.update()
+                    .where(articles.c.id == sa.bindparam("b_id"))
+                    .values(key=sa.bindparam("b_key")),
+                    [{"b_id": id_, "b_key": key} for id_, key in moves.items()],
+                )
+        return len(moves)
+
+    def urls_held(self, urls: Iterable[str], keys: Iterable[str] = ()) -> dict[str, str]:
+        """URL → key of the stored articles with one of `urls` or one of `keys`."""
+        found: dict[str, str] = {}
+        cols = (articles.c.url, articles.c.key)
+        with self.engine.connect() as conn:
+            for column, values in ((articles.c.url, urls), (articles.c.key, keys)):
+                for chunk in _chunks(sorted(set(values))):
+                    rows = conn.execute(sa.select(*cols).where(column.in_(chunk)))
+                    found.update({url: key for url, key in rows})
         return found
 
     def _insert_articles(

@@ -82,7 +82,7 @@ def test_declared_gb2312_decodes_and_reads_naive_slash_dates_in_site_zone() -> N
     assert shanghai.articles[0].url == "http://bbs.example.cn/dispbbs.asp?BoardID=3&ID=1001"
 
 
-def test_undeclared_cp1252_with_portuguese_dates_is_undated_with_warnings() -> None:
+def test_undeclared_cp1252_portuguese_dates_and_channel_category() -> None:
     name = "cp1252-undeclared-portuguese.xml"
     assert (FEEDS / name).read_bytes().startswith(b"<rss>\n")
 
@@ -92,16 +92,15 @@ def test_undeclared_cp1252_with_portuguese_dates_is_undated_with_warnings() -> N
     assert first.title == "Simulações mostram “trânsito” mais rápido – na ponte"
     assert first.standfirst == "A prefeitura divulgou as simulações da obra de € 5 milhões."
     assert second.title == "Padaria da praça ganha prêmio de melhor pão"
-    assert all(a.undated and a.published == NOW for a in result.articles)
-    assert first.category == ""  # not the channel's "Notícias"
-    assert first.tags == ()
-    assert len(result.warnings) == 3
+    # "Seg, 24 Set 2018 19:42:40 -0300": dateutil and feedparser give up, dateparser reads it
+    assert first.published == utc(2018, 9, 24, 22, 42, 40)
+    assert second.published == utc(2018, 9, 24, 21, 10)
+    assert not any(a.undated for a in result.articles)
+    assert [a.category for a in result.articles] == ["Notícias", "Notícias"]  # the channel's
+    assert first.tags == ()  # the channel's category is not an entry tag
+    assert len(result.warnings) == 1
     assert result.warnings[0].startswith(f"{name}: feed is malformed (document declared as utf-8")
     assert result.warnings[0].endswith("; read 2 entries anyway")
-    assert result.warnings[1] == (
-        f"{name}: entry 'Simulações mostram “trânsito” mais rápido – na ponte' has no usable "
-        "date ('Seg, 24 Set 2018 19:42:40 -0300'); using first-seen time"
-    )
 
 
 # --- malformed and non-feeds -------------------------------------------------
@@ -221,6 +220,91 @@ def test_relative_channel_link_resolves_against_the_feed_url() -> None:
     assert from_file.articles[0].url == ""  # the site's URL pattern decides
 
 
+def test_relative_link_against_an_absolute_channel_link_not_the_feed_url() -> None:
+    data = (
+        b'<rss version="2.0"><channel><title>t</title><link>https://www.example.com/blog/</link>'
+        b"<item><title>One</title><link>2024/one.html</link></item>"
+        b"<item><title>Two</title><link>../about/</link></item></channel></rss>"
+    )
+    result = feed.read("https://feeds.example.net/x/rss", data, ReadOptions(LONDON, NOW))
+    assert [a.url for a in result.articles] == [
+        "https://www.example.com/blog/2024/one.html",
+        "https://www.example.com/about/",
+    ]
+
+
+def test_xml_base_on_channel_and_item_wins_over_the_channel_link() -> None:
+    # feedparser applies xml:base to entry links itself (RSS and Atom alike)
+    result = read_fixture("podcast-itunes-xml-base.xml")
+
+    market, music = result.articles
+    assert market.url == "https://radio.example.fr/emissions/marche-du-dimanche/"  # channel xml:base
+    assert music.url == "https://archives.example.fr/2018/fete-musique.html"  # the item's xml:base
+    assert market.key == "rq-2018-0925"
+
+
+def test_relative_xml_base_then_channel_link_then_the_feeds_self_link() -> None:
+    # Read from a file: xml:base "/notes/" and the alternate link "/" are both
+    # relative; the rel="self" link says where the feed (so the site) lives.
+    result = read_fixture("atom-relative-xml-base.xml")
+
+    crystals, socks = result.articles
+    assert crystals.url == "https://lab.example.org/notes/crystals.html"
+    assert socks.url == "https://lab.example.org/robots/socks.html"
+
+
+@pytest.mark.parametrize(
+    ("base", "link"),
+    [
+        (b"", b"javascript:alert(1)"),
+        (b"", b"mailto:editor@example.com"),
+        (b' xml:base="ftp://files.example.com/"', b"one.txt"),
+        (b"", b"data:text/html,hi"),
+    ],
+)
+def test_a_link_that_cannot_be_made_web_is_left_empty(base: bytes, link: bytes) -> None:
+    data = (
+        b'<rss version="2.0"><channel' + base + b"><title>t</title><link>https://s.example.com/</link>"
+        b"<item><title>One</title><link>" + link + b"</link></item></channel></rss>"
+    )
+    result = feed.read("https://s.example.com/feed.xml", data, ReadOptions(LONDON, NOW))
+    assert result.articles[0].url == ""
+
+
+def test_itunes_category_is_the_fallback_and_entry_tags_come_first() -> None:
+    market, music = read_fixture("podcast-itunes-xml-base.xml").articles
+
+    assert (market.category, market.tags) == ("Society & Culture", ())  # top level, not "Documentary"
+    assert (music.category, music.tags) == ("Musique", ("Musique",))
+
+
+def test_atom_feed_category_is_the_fallback_and_every_entry_tag_is_kept() -> None:
+    crystals, socks = read_fixture("atom-relative-xml-base.xml").articles
+
+    assert (crystals.category, crystals.tags) == ("science", ())
+    assert (socks.category, socks.tags) == ("robots", ("robots", "home"))
+
+
+def test_channel_category_comes_before_itunes_category() -> None:
+    data = (
+        b'<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"><channel>'
+        b'<title>t</title><itunes:category text="Technology"/><category>  Tech\tNews </category>'
+        b"<item><title>One</title></item></channel></rss>"
+    )
+    result = feed.read("t.xml", data, ReadOptions(LONDON, NOW))
+    assert result.articles[0].category == "Tech News"
+
+
+def test_feed_category_markup_stays_text() -> None:
+    data = (
+        b'<rss version="2.0"><channel><title>t</title>'
+        b"<category>&lt;script&gt;alert(1)&lt;/script&gt; &amp;amp; more</category>"
+        b"<item><title>One</title></item></channel></rss>"
+    )
+    result = feed.read("t.xml", data, ReadOptions(LONDON, NOW))
+    assert result.articles[0].category == "<script>alert(1)</script> &amp; more"
+
+
 def test_hugo_feed_without_categories_and_double_escaped_ellipsis() -> None:
     result = read_fixture("hugo-no-categories.xml")
 
@@ -283,6 +367,52 @@ def test_named_rfc822_zones_are_not_read_as_site_time() -> None:
     )
     result = feed.read("est.xml", data, ReadOptions(LONDON, NOW))
     assert result.articles[0].published == utc(2018, 11, 19, 13, 10, 26)
+
+
+def test_french_dates_with_an_offset_and_naive_in_the_site_zone() -> None:
+    market, music = read_fixture("podcast-itunes-xml-base.xml").articles
+    assert market.published == utc(2018, 9, 25, 6, 0)  # "mar., 25 sept. 2018 08:00:00 +0200"
+    assert music.published == utc(2018, 6, 21, 19, 30)  # "jeudi 21 juin 2018 20:30", London in BST
+    assert not market.undated and not music.undated
+
+
+def rss_dated(pub_date: str) -> bytes:
+    return (
+        '<rss version="2.0"><channel><title>t</title><item><title>One</title>'
+        f"<pubDate>{pub_date}</pubDate></item></channel></rss>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
+        ("Mi, 24 Okt 2018 19:42:40 +0200", utc(2018, 10, 24, 17, 42, 40)),  # German
+        ("Dienstag, 4. Dezember 2018 10:00:00 MEZ", utc(2018, 12, 4, 9, 0)),
+        ("Seg, 24 Set 18 19:42:40 -0300", utc(2018, 9, 24, 22, 42, 40)),  # two-digit year: the past
+        ("24 Set 2018", utc(2018, 9, 23, 23, 0)),  # date only: midnight in the site's zone
+    ],
+)
+def test_other_languages_parse(pub_date: str, expected: datetime) -> None:
+    article = feed.read("d.xml", rss_dated(pub_date), ReadOptions(LONDON, NOW)).articles[0]
+    assert (article.published, article.undated) == (expected, False)
+
+
+@pytest.mark.parametrize(
+    "pub_date",
+    [
+        "Seg, 32 Set 2018 19:42:40 -0300",  # no 32nd
+        "ontem",  # "yesterday": never read against the clock
+        "há 2 dias",
+        "2 days ago",
+        "24 Set",  # no year: not guessed
+        "Set 2018",  # no day
+    ],
+)
+def test_unparseable_or_relative_dates_stay_undated_with_a_warning(pub_date: str) -> None:
+    result = feed.read("d.xml", rss_dated(pub_date), ReadOptions(LONDON, NOW))
+    assert result.articles[0].undated
+    assert result.articles[0].published == NOW
+    assert result.warnings == [f"d.xml: entry 'One' has no usable date ({pub_date!r}); using first-seen time"]
 
 
 def test_all_datetimes_are_aware_utc() -> None:

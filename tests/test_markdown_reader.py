@@ -1,4 +1,5 @@
-"""The Markdown + YAML front matter reader (fixtures in tests/fixtures/markdown)."""
+"""The Markdown reader: YAML or TOML front matter, Jekyll and Hugo conventions
+(fixtures in tests/fixtures/markdown)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,15 @@ MARKDOWN = Path(__file__).parent / "fixtures" / "markdown"
 LONDON = ZoneInfo("Europe/London")
 NOW = datetime(2025, 7, 25, 9, 0, tzinfo=UTC)
 OPTIONS = ReadOptions(LONDON, NOW)
+SITE = ReadOptions(LONDON, NOW, base_url="https://example.org")
 
 
-def read_fixture(name: str) -> ReadResult:
-    return markdown.read(name, (MARKDOWN / name).read_bytes(), OPTIONS)
+def read_fixture(name: str, options: ReadOptions = OPTIONS) -> ReadResult:
+    return markdown.read(name, (MARKDOWN / name).read_bytes(), options)
 
 
-def read_text(text: str) -> ReadResult:
-    return markdown.read("post.md", text.encode("utf-8"), OPTIONS)
+def read_text(text: str, options: ReadOptions = OPTIONS, name: str = "post.md") -> ReadResult:
+    return markdown.read(name, text.encode("utf-8"), options)
 
 
 def post(front: str, body: str = "Body.") -> str:
@@ -196,4 +198,278 @@ def test_read_returns_a_result_or_raises_source_error(text: str, with_header: bo
     except SourceError:
         return
     assert isinstance(result, ReadResult)
+    # None only for a draft, which says so.
+    assert len(result.articles) == 1 or result.warnings[-1].endswith("; skipped")
+
+
+# --- Jekyll and Hugo -------------------------------------------------------------
+
+
+def test_jekyll_post_date_from_file_name_categories_and_liquid() -> None:
+    name = "2025-07-14-evening-light.md"
+    result = read_fixture(name, SITE)
+
+    assert result.warnings == []
+    [article] = result.articles
+    assert article.title == "Dim the Lights Two Hours Before Bed"
+    assert article.published == datetime(2025, 7, 13, 23, 0, tzinfo=UTC)  # midnight BST
+    assert article.category == "Sleep"
+    assert article.tags == ("Sleep", "Light", "evening")  # "sleep" and "light" again: dropped
+    assert article.standfirst == "Bright screens late in the evening push back the body clock."
+    assert article.url == "https://example.org/sleep/evening-light/"
+    assert article.key == article.url
+    assert article.body == (
+        Block("paragraph", "Bright light in the evening tells the body it is still day."),
+        Block("subheading", "What to do"),
+        Block("paragraph", "Swap the ceiling light for a low lamp after dinner. See the checklist."),
+        # {% highlight %} on lines of their own: one code paragraph, blank line and all
+        Block("paragraph", 'dim_at = "21:00" lights_out = "23:00"'),
+    )
+
+
+def test_hugo_post_toml_front_matter_and_shortcodes() -> None:
+    result = read_fixture("hugo-morning-stretch.md", SITE)
+
+    assert result.warnings == []
+    [article] = result.articles
+    assert article.title == "A Five-Minute Morning Stretch"
+    assert article.published == datetime(2025, 7, 22, 6, 15, tzinfo=UTC)
+    assert article.category == "Movement"
+    assert article.tags == ("Movement", "stretching", "mornings")
+    assert article.standfirst == "Five minutes of stretching before breakfast loosens the back for the day."
+    assert article.url == "https://example.org/movement/morning-stretch/"
+    assert [b.text for b in article.body] == [
+        "Start on the floor, before the coffee.",
+        "Stop if anything hurts.",  # a paired {{% note %}}: its text kept
+        "The routine",
+        "1. cat stretch, 60 s 2. hip opener, 60 s each side",  # {{< highlight >}} pair: one block
+        "Read more in the stretching guide.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "warning"),
+    [
+        ("hugo-draft.md", "hugo-draft.md: draft; skipped"),  # TOML, dated 2031
+        ("2025-07-10-unpublished.md", "2025-07-10-unpublished.md: draft (published: false); skipped"),
+    ],
+)
+def test_draft_fixtures_are_skipped_with_a_warning(name: str, warning: str) -> None:
+    result = read_fixture(name)
+    assert result.articles == []
+    assert result.warnings == [warning]
+
+
+@pytest.mark.parametrize(
+    "front",
+    [
+        "title: T\ndate: 2025-07-19\ndraft: true",
+        "title: T\ndate: 2025-07-19\ndraft: 'yes'",
+        "title: T\ndate: 2025-07-19\npublished: false",
+        "title: T\ndate: 2025-07-19\npublished: 'False'",
+        "title: T\ndate: 2031-01-05\ndraft: true",  # future-dated and a draft
+        "title: ''\ndate: someday\ndraft: true",  # a draft is not checked further
+    ],
+)
+def test_drafts_are_skipped_whatever_the_form(front: str) -> None:
+    result = read_text(post(front))
+    assert result.articles == []
+    [warning] = result.warnings
+    assert warning in ("post.md: draft; skipped", "post.md: draft (published: false); skipped")
+
+
+@pytest.mark.parametrize("front", ["draft: false", "published: true", "draft: 'no'", "published: 2025-07-19"])
+def test_published_posts_are_kept(front: str) -> None:
+    result = read_text(post(f"title: T\ndate: 2025-07-19\n{front}"))
     assert len(result.articles) == 1
+    assert result.warnings == []
+
+
+def test_future_dated_post_without_draft_is_kept() -> None:
+    # The as-of build rules hide it until its date; the reader keeps it.
+    [article] = read_text(post("title: T\ndate: 2031-01-05\ndraft: false")).articles
+    assert article.published == datetime(2031, 1, 5, 0, 0, tzinfo=UTC)
+
+
+def test_unreadable_draft_flag_is_an_error() -> None:
+    with pytest.raises(SourceError) as caught:
+        read_text(post("title: T\ndate: 2025-07-19\ndraft: maybe"))
+    assert caught.value.reason == "front matter: draft: expected true or false, got 'maybe'"
+    assert caught.value.line == 4
+
+
+@pytest.mark.parametrize(
+    ("front", "category", "tags"),
+    [
+        ("categories: [Sleep, Mood]", "Sleep", ("Sleep", "Mood")),
+        ("categories: sleep mood", "sleep", ("sleep", "mood")),  # Jekyll: split on spaces
+        ("categories: Sleep & mood, Habits", "Sleep & mood", ("Sleep & mood", "Habits")),
+        ("categories: Sleep\ntags: [sleep, Naps, naps]", "Sleep", ("Sleep", "Naps")),
+        ("category: Health\ncategories: [Sleep]\ntags: rest", "Health", ("Sleep", "rest")),
+        ("category: Health", "Health", ()),
+        ("tags: [2025, rest]", "", ("2025", "rest")),
+        ("categories: []", "", ()),
+    ],
+)
+def test_categories_and_tags(front: str, category: str, tags: tuple[str, ...]) -> None:
+    [article] = read_text(post(f"title: T\ndate: 2025-07-19\n{front}")).articles
+    assert article.category == category
+    assert article.tags == tags
+
+
+def test_categories_must_be_a_list_or_text() -> None:
+    with pytest.raises(SourceError) as caught:
+        read_text(post("title: T\ndate: 2025-07-19\ncategories: {a: 1}"))
+    assert caught.value.reason.startswith("front matter: categories: expected a list")
+    assert caught.value.line == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "front", "expected"),
+    [
+        ("2025-07-19-slug.md", "", datetime(2025, 7, 18, 23, 0, tzinfo=UTC)),
+        ("_posts/2025-1-5-slug.markdown", "", datetime(2025, 1, 5, 0, 0, tzinfo=UTC)),
+        ("2025-07-19-slug.md", "date: 2025-07-20 08:30", datetime(2025, 7, 20, 7, 30, tzinfo=UTC)),
+    ],
+)
+def test_date_from_jekyll_file_name(name: str, front: str, expected: datetime) -> None:
+    [article] = read_text(post(f"title: T\n{front}"), name=name).articles
+    assert article.published == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("post.md", "front matter: date: expected a date such as 2025-07-19"),
+        ("2025-02-30-slug.md", "the file name's '2025-02-30' is no date"),
+    ],
+)
+def test_no_date_in_front_matter_or_file_name(name: str, reason: str) -> None:
+    with pytest.raises(SourceError) as caught:
+        read_text(post("title: T"), name=name)
+    assert reason in caught.value.reason
+    assert "2025-07-19-slug.md" in caught.value.reason or "file name's" in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("front", "standfirst"),
+    [
+        ("summary: S\ndescription: D\nexcerpt: E", "S"),
+        ("description: D\nexcerpt: E", "D"),
+        ("excerpt: E", "E"),
+        ("summary: ''\nexcerpt: 'An *excerpt* {{ page.x }}'", "An excerpt"),
+        ("", ""),
+    ],
+)
+def test_standfirst_prefers_summary_then_description_then_excerpt(front: str, standfirst: str) -> None:
+    [article] = read_text(post(f"title: T\ndate: 2025-07-19\n{front}")).articles
+    assert article.standfirst == standfirst
+
+
+@pytest.mark.parametrize(
+    ("front", "url", "warning"),
+    [
+        ("url: https://other.example/a", "https://other.example/a", None),
+        ("permalink: /blog/x/", "https://example.org/blog/x/", None),
+        ("permalink: blog/two words/", "https://example.org/blog/two%20words/", None),
+        ("url: /a/\npermalink: /b/", "https://example.org/a/", None),
+        ("permalink: /blog/:title/", "", "post.md:4: permalink '/blog/:title/' has Jekyll placeholders"),
+        ("url: javascript:alert(1)", "", "post.md:4: url 'javascript:alert(1)' is not an absolute"),
+        ("permalink: //evil.example/x", "", "post.md:4: permalink '//evil.example/x' is not an absolute"),
+    ],
+)
+def test_permalink_and_url(front: str, url: str, warning: str | None) -> None:
+    result = read_text(post(f"title: T\ndate: 2025-07-19\n{front}"), SITE)
+    [article] = result.articles
+    assert article.url == url
+    assert article.key == (url or "post.md")
+    if warning is None:
+        assert result.warnings == []
+    else:
+        [shown] = result.warnings
+        assert shown.startswith(warning) and shown.endswith("; using the site's pattern")
+
+
+def test_relative_url_without_base_url_falls_back_to_the_pattern() -> None:
+    result = read_text(post("title: T\ndate: 2025-07-19\npermalink: /blog/x/"))
+    assert result.articles[0].url == ""
+    assert result.warnings == [
+        "post.md:4: permalink '/blog/x/' is not an absolute http(s) URL; using the site's pattern"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "texts"),
+    [
+        ("A {{< youtube abc >}} B", ["A B"]),
+        ('{{< figure src="x.jpg"\n  caption="multi-line" >}}\n\nAfter.', ["After."]),
+        ("{{% aside %}}\nKept **inside**.\n{{% /aside %}}", ["Kept inside."]),
+        ('[guide]({{< relref "g.md" >}}) and {{</* escaped */>}}', ["guide and"]),
+        ("A {{ site.title }} B {%- include x.html -%} C {% raw %}D{% endraw %}", ["A B C D"]),
+        ("Kept.\n{% comment %}\nSecret.\n\nMore secret.\n{% endcomment %}\nAlso.", ["Kept.", "Also."]),
+        ("Kept.\n{% comment %}\nNever closed.", ["Kept.", "Never closed."]),
+        ("{{< highlight go >}}\na := 1\n\nb := 2\n{{< /highlight >}}", ["a := 1 b := 2"]),
+        ("{{< highlight go >}}\nx\n\ny", ["x", "y"]),  # never closed: no code fence
+        ("{{<{{< x >}} >}} nested", ["nested"]),
+        ("Text <!--more--> on\n\n<!-- a\nnote -->\n\nEnd", ["Text on", "End"]),
+        ("Set {{ and }} braces", ["Set braces"]),
+        ("A lone {{< brace", ["A lone {{< brace"]),  # no closing: left as text
+    ],
+)
+def test_shortcodes_and_liquid_tags_are_removed(body: str, texts: list[str]) -> None:
+    [article] = read_text(post("title: T\ndate: 2025-07-19", body)).articles
+    assert [b.text for b in article.body] == texts
+
+
+def test_html_in_the_body_stays_text() -> None:
+    body = '<p onclick="x()">Hi <script>alert(1)</script> <a href="javascript:y">there</a></p>'
+    [article] = read_text(post("title: T\ndate: 2025-07-19", body)).articles
+    assert [b.text for b in article.body] == ["Hi alert(1) there"]
+    assert all("<" not in b.text and ">" not in b.text for b in article.body)
+
+
+def test_toml_front_matter_keys_and_dates() -> None:
+    text = (
+        '+++\ntitle = "T"\ndate = 2025-07-19\ntags = ["a", "b"]\n'
+        '[params]\nsummary = "not top level"\n+++\nBody.\n'
+    )
+    [article] = read_text(text).articles
+    assert article.published == datetime(2025, 7, 18, 23, 0, tzinfo=UTC)
+    assert article.tags == ("a", "b")
+    assert article.standfirst == ""
+    assert [b.text for b in article.body] == ["Body."]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason", "line"),
+    [
+        (
+            '+++\n\ntitle = "T"\ndate = oops\n+++\n',
+            "front matter: date: expected valid TOML (Invalid value)",
+            4,
+        ),
+        ('\n+++\ntitle = "T\n+++\n', "front matter: title: expected valid TOML (Illegal character", 3),
+        ('+++\ntitle = "T"\nsummary = """open\n+++\n', "front matter: summary: expected valid TOML", 3),
+        ('+++\ntitle = "T"\ndate = 2025-07-19\n', "front matter: expected a closing `+++` line", 1),
+        ('+++\ntitle = "T"\n+++\n', "front matter: date: expected a date", None),
+        ('+++\ntitle = "T"\ndate = 08:30:00\n+++\n', "front matter: date: expected", 3),
+        ('+++\ntitle = "T"\ndate = 2025-07-19\ndraft = 1\n+++\n', "front matter: draft: expected true", 4),
+    ],
+)
+def test_toml_front_matter_errors(text: str, reason: str, line: int | None) -> None:
+    with pytest.raises(SourceError) as caught:
+        read_text(text)
+    assert caught.value.reason.startswith(reason)
+    assert caught.value.line == line
+
+
+TEMPLATE_PIECES = st.sampled_from(
+    ["{{<", ">}}", "{{%", "%}}", "{%", "%}", "{{", "}}", "{", "}", "<", ">", "%", "/", "-", " x ", "\n"]
+    + ["highlight", "/highlight", "endhighlight", "comment", "endcomment", "*/", "/*"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(TEMPLATE_PIECES, max_size=8).map("".join))
+def test_no_template_tag_survives(text: str) -> None:
+    assert markdown._TEMPLATE_TAG.search(markdown._strip_templates(text)) is None

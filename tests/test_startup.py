@@ -40,6 +40,8 @@ UNUSED_BY_ARTICLES = SIMILARITY | {
     "cssutils",
     "jinja2",  # rendering
     "feedparser",
+    "dateparser",
+    "regex",
     "inscriptis",
     "frontmatter",
     "yaml",

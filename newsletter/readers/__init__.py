@@ -19,11 +19,14 @@ class ReadOptions:
     """What a reader needs to know beyond the bytes.
 
     `timezone` places date-only and naive dates (the site's zone);
-    `now` is the first-seen time given to entries without a usable date.
+    `now` is the first-seen time given to entries without a usable date;
+    `base_url` (the site's, "" if unknown) is what a relative article URL
+    such as a Markdown `permalink: /blog/x/` is resolved against.
     """
 
     timezone: ZoneInfo
     now: datetime
+    base_url: str = ""
 
 
 @dataclass

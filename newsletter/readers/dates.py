@@ -1,4 +1,9 @@
-"""Date parsing shared by the readers (dateutil does the parsing, loaded with the first date)."""
+"""Date parsing shared by the readers (dateutil does the parsing, loaded with the first date).
+
+`parse_datetime_any_language` is the last resort for dates in other languages
+("Seg, 24 Set 2018 19:42:40 -0300"): dateparser, loaded with the first such date
+(it is slow to import).
+"""
 
 from __future__ import annotations
 
@@ -41,6 +46,45 @@ def _parse_complete(text: str) -> datetime | None:
         except (ValueError, OverflowError, TypeError):
             return None
     return first if first.date() == second.date() else None
+
+
+# dateparser, set up for dates written by a feed, never for "2 days ago": only its
+# absolute parser (not "timestamp", "relative-time" or "no-spaces-time"), a day,
+# month and year all required (so "24 Set" does not take this year), two-digit
+# years in the past of the `now` the caller passes (never its own clock), and the
+# result aware and in UTC.
+_ANY_LANGUAGE_SETTINGS: dict[str, object] = {
+    "PARSERS": ["absolute-time"],
+    "REQUIRE_PARTS": ["day", "month", "year"],
+    "PREFER_DATES_FROM": "past",
+    "RETURN_AS_TIMEZONE_AWARE": True,
+    "TO_TIMEZONE": "UTC",
+}
+
+
+@lru_cache(maxsize=1024)
+def _parse_any_language(text: str, zone_name: str, now: datetime) -> datetime | None:
+    import dateparser  # ships no types: see [tool.mypy] overrides
+
+    settings = {**_ANY_LANGUAGE_SETTINGS, "TIMEZONE": zone_name, "RELATIVE_BASE": now}
+    try:
+        parsed = dateparser.parse(text, settings=settings)
+    except Exception:  # a fallback on untrusted text: any failure is "no date"
+        return None
+    return parsed if isinstance(parsed, datetime) else None
+
+
+def parse_datetime_any_language(text: str, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """Parse a full date-time in any language dateparser knows; naive values are in `zone`.
+
+    `now` (the caller's) only places a two-digit year in the past. Returns UTC, or None.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    moment = now if now.tzinfo else now.replace(tzinfo=zone)
+    parsed = _parse_any_language(text, zone.key or "UTC", moment.astimezone(UTC))
+    return None if parsed is None else to_utc(parsed, zone)
 
 
 def parse_datetime(text: str, zone: ZoneInfo) -> datetime | None:

@@ -5,7 +5,18 @@ guesses encodings. We keep what it recovers and say so in a warning, because a
 feed with one bad entity is still worth reading; only a source that yields no
 entries at all is an error.
 
-feedparser and inscriptis load with the first feed read, not with the module.
+Links: feedparser already applies `xml:base` (on the feed, the channel, the
+item or the link itself) to entry links; what is still relative after that is
+resolved against the channel's `<link>`, itself resolved against the feed's URL
+(where it was fetched from, else its `atom:link rel="self"`). A link that is not
+an absolute http(s) URL even then is left "" for the site's URL pattern.
+
+Categories: an entry's own tags, all kept, the first one its category; an entry
+with none is filed under the feed's: its `<category>` (RSS channel or Atom feed),
+else its `itunes:category`.
+
+feedparser, inscriptis and dateparser load with the first feed read (dateparser
+with the first date nothing else reads), not with the module.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block
 from newsletter.readers import ReadOptions, ReadResult
-from newsletter.readers.dates import parse_datetime
+from newsletter.readers.dates import parse_datetime, parse_datetime_any_language
 
 if TYPE_CHECKING:
     from feedparser import FeedParserDict
@@ -32,6 +43,8 @@ USER_AGENT = "newsletter/0.1"
 MAX_FEED_BYTES = 20 * 1024 * 1024
 TITLE_WORDS = 10
 WEB_SCHEMES = ("http", "https")
+# feedparser's scheme for itunes:category (and itunes:keywords) tags.
+ITUNES_SCHEME = "http://www.itunes.com/"
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 _TAG = re.compile(r"<[^<>]*>")
@@ -48,10 +61,10 @@ _C1_AS_CP1252 = {
 def read(source: str, data: bytes, options: ReadOptions, content_type: str | None = None) -> ReadResult:
     """Read the entries of an RSS or Atom document as articles."""
     parsed = _parse(source, data, content_type)
-    base = _base_url(source, parsed.feed.get("link") or "")
+    base, fallback = _base_url(source, parsed.feed), _feed_category(parsed.feed)
     result = ReadResult()
     for entry in parsed.entries:
-        article = _article(entry, source, base, options, result.warnings)
+        article = _article(entry, source, base, fallback, options, result.warnings)
         if article is not None:
             result.articles.append(article)
     if parsed.bozo:
@@ -154,7 +167,7 @@ def _bozo_warning(source: str, parsed: FeedParserDict, data: bytes, count: int) 
 
 
 def _article(
-    entry: FeedParserDict, source: str, base: str, options: ReadOptions, warns: list[str]
+    entry: FeedParserDict, source: str, base: str, fallback: str, options: ReadOptions, warns: list[str]
 ) -> Article | None:
     standfirst, body = _standfirst(entry), _body(entry)
     title = _title(entry) or title_from_text(standfirst, body)
@@ -173,7 +186,7 @@ def _article(
         published=published,
         source=source,
         standfirst=standfirst,
-        category=tags[0] if tags else "",
+        category=tags[0] if tags else fallback,
         url=url,
         body=body,
         tags=tags,
@@ -233,8 +246,25 @@ def clean(text: str) -> str:
 
 def _tags(entry: FeedParserDict) -> tuple[str, ...]:
     """Entry tags, first-seen spelling kept, duplicates dropped ignoring case."""
+    return _tag_names(entry.get("tags") or [])
+
+
+def _feed_category(feed: FeedParserDict) -> str:
+    """The category of entries without tags: the feed's own, else its itunes:category.
+
+    feedparser gives itunes:keywords the same scheme as itunes:category, so a
+    podcast with neither a channel <category> nor an entry tag may get a keyword.
+    """
+    tags = feed.get("tags") or []
+    own = [tag for tag in tags if tag.get("scheme") != ITUNES_SCHEME]
+    itunes = [tag for tag in tags if tag.get("scheme") == ITUNES_SCHEME]
+    names = _tag_names(own) + _tag_names(itunes)
+    return names[0] if names else ""
+
+
+def _tag_names(tags: list[FeedParserDict]) -> tuple[str, ...]:
     names: dict[str, str] = {}
-    for tag in entry.get("tags") or []:
+    for tag in tags:
         name = clean(tag.get("term") or "") or clean(tag.get("label") or "")
         names.setdefault(name.casefold(), name)
     names.pop("", None)
@@ -254,7 +284,9 @@ def _published(entry: FeedParserDict, options: ReadOptions) -> tuple[datetime, b
     """The entry's date in UTC, and whether it is only the first-seen time."""
     # dateutil first: feedparser fills published_parsed for "2020/1/10 14:33"
     # too, but reads it as year/day/month and drops the time.
-    found = _from_text(_raw_date(entry), options) or _from_struct(entry)
+    # dateparser last: it is slow, and reads every language ("Seg, 24 Set 2018").
+    raw = _raw_date(entry)
+    found = _from_text(raw, options) or _from_struct(entry) or _from_any_language(raw, options)
     if found is not None:
         return found, False
     now = options.now if options.now.tzinfo else options.now.replace(tzinfo=options.timezone)
@@ -265,6 +297,12 @@ def _from_text(raw: str | None, options: ReadOptions) -> datetime | None:
     if not raw:
         return None
     return parse_datetime(raw, options.timezone)
+
+
+def _from_any_language(raw: str | None, options: ReadOptions) -> datetime | None:
+    if not raw:
+        return None
+    return parse_datetime_any_language(raw, options.timezone, options.now)
 
 
 def _from_struct(entry: FeedParserDict) -> datetime | None:
@@ -297,9 +335,21 @@ def join(base: str, link: str) -> str:
         return ""
 
 
-def _base_url(source: str, feed_link: str) -> str:
-    # Jekyll's channel <link> is "/": relative to the feed's own URL, if any.
-    return join(source if is_web(source) else "", feed_link)
+def _base_url(source: str, feed: FeedParserDict) -> str:
+    """What entry links are relative to: the channel's link, made absolute
+    against the feed's URL (Jekyll's channel <link> is "/")."""
+    return join(_feed_url(source, feed), feed.get("link") or "")
+
+
+def _feed_url(source: str, feed: FeedParserDict) -> str:
+    """Where the feed was fetched from, else where it says it lives (rel="self")."""
+    if is_web(source):
+        return source
+    for link in feed.get("links") or []:
+        href = link.get("href") or ""
+        if link.get("rel") == "self" and is_web(href):
+            return str(href)
+    return ""
 
 
 def _url(entry: FeedParserDict, base: str) -> str:

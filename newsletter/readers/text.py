@@ -48,6 +48,7 @@ def read(source: str, data: bytes, options: ReadOptions) -> ReadResult:
         source=source,
         body=tuple(_blocks(body_lines)),
         related=related,
+        key=source,  # ingest makes it the file's stable key, whatever path was typed
     )
     result.articles.append(article)
     return result
