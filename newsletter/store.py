@@ -107,6 +107,8 @@ class Store:
                         [
                             {"key": "schema_version", "value": str(SCHEMA_VERSION)},
                             {"key": "revision", "value": "0"},
+                            # Made with file keys: no row of an older identity rule to adopt.
+                            {"key": "legacy_keys", "value": "0"},
                         ],
                     )
                 elif int(version) > SCHEMA_VERSION:
@@ -176,6 +178,8 @@ class Store:
         source is the same place (`place(source)`, "" for none: the resolved path), else a
         row with the same URL and content. One transaction; returns the rows re-keyed."""
         with self.engine.begin() as conn:
+            if conn.scalar(sa.select(meta.c.value).where(meta.c.key == "legacy_keys")) == "0":
+                return 0  # a database made under these rules: skip the scan
             stored = self._existing(conn, [a.key for a in batch])
             wanted = list({a.key: a for a in batch if a.key not in stored}.values())
             if not wanted:
