@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from newsletter import fetching
 from newsletter.config import SiteSettings
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block
@@ -83,7 +84,8 @@ def _place(source: str) -> str:
 def read_source(source: str, options: ReadOptions) -> ReadResult:
     """Read one file or URL with the reader its name (or its first bytes) calls for."""
     if _is_url(source):
-        data, content_type = feed.fetch(source)
+        fetched = fetching.fetch(source)  # no validators stored per source yet: a full GET
+        data, content_type = fetched.data, fetched.content_type
         if jsonfeed.looks_like(data):
             return jsonfeed.read(source, data, options)
         return feed.read(source, data, options, content_type)

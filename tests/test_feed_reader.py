@@ -6,12 +6,7 @@ naive or non-English dates, duplicate categories, malformed XML, scripts.
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -423,90 +418,6 @@ def test_all_datetimes_are_aware_utc() -> None:
         assert articles, path.name
         for article in articles:
             assert article.published.tzinfo is UTC, path.name
-
-
-# --- fetch ---------------------------------------------------------------------
-
-
-class FeedHandler(BaseHTTPRequestHandler):
-    agents: list[str] = []
-    released = threading.Event()  # set when the test is over: /slow stops waiting
-
-    def do_GET(self) -> None:
-        FeedHandler.agents.append(self.headers.get("User-Agent", ""))
-        if self.path == "/slow":
-            FeedHandler.released.wait(1.5)
-        if self.path not in ("/feed.xml", "/slow"):
-            self.send_error(404, "Not Found")
-            return
-        body = (FEEDS / "latin1-declared.xml").read_bytes()
-        # The timeout test's client has gone by now: a reset is expected, not worth a traceback
-        # (one printed from this thread would land in whatever test runs next).
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.send_response(200)
-            self.send_header("Content-Type", "application/rss+xml; charset=ISO-8859-1")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
-        pass
-
-
-class FeedServer(ThreadingHTTPServer):
-    daemon_threads = False  # so server_close() joins the handlers: none outlives its test
-
-
-@pytest.fixture
-def server() -> Iterator[str]:
-    FeedHandler.released.clear()
-    httpd = FeedServer(("127.0.0.1", 0), FeedHandler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        FeedHandler.released.set()
-        httpd.shutdown()
-        httpd.server_close()
-
-
-def test_fetch_returns_body_and_content_type_then_reads(server: str) -> None:
-    url = f"{server}/feed.xml"
-    body, content_type = feed.fetch(url, timeout=5)
-
-    assert body == (FEEDS / "latin1-declared.xml").read_bytes()
-    assert content_type == "application/rss+xml; charset=ISO-8859-1"
-    assert FeedHandler.agents[-1] == "newsletter/0.1"
-    result = feed.read(url, body, ReadOptions(LONDON, NOW), content_type)
-    assert result.articles[0].title == "Größere Brücken für Fußgänger in Köln"
-    assert result.articles[0].source == url
-
-
-def test_fetch_404_is_a_source_error(server: str) -> None:
-    with pytest.raises(SourceError) as caught:
-        feed.fetch(f"{server}/missing.xml", timeout=5)
-    assert caught.value.reason == "HTTP 404 Not Found"
-    assert caught.value.source == f"{server}/missing.xml"
-
-
-def test_fetch_times_out(server: str) -> None:
-    with pytest.raises(SourceError, match="timed out after 0.3 s"):
-        feed.fetch(f"{server}/slow", timeout=0.3)
-
-
-def test_fetch_refused_connection() -> None:
-    with socket.socket() as sock:  # a port nobody listens on once closed
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with pytest.raises(SourceError, match="cannot fetch"):
-        feed.fetch(f"http://127.0.0.1:{port}/feed.xml", timeout=5)
-
-
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/feed.xml", "feed.xml"])
-def test_fetch_only_http_and_https(url: str) -> None:
-    with pytest.raises(SourceError, match="only http:// and https://"):
-        feed.fetch(url)
 
 
 # --- property ------------------------------------------------------------------

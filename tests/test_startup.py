@@ -54,6 +54,8 @@ UNUSED_BY_ARTICLES = SIMILARITY | {
     "watchfiles",
     "aiosmtpd",
     "itsdangerous",  # web, sending
+    "httpx",
+    "httpcore",  # fetching feeds
 }
 # `--help` loads the command line and nothing of the library behind it.
 UNUSED_BY_HELP = UNUSED_BY_ARTICLES | {"sqlalchemy", "pydantic", "email_validator"}

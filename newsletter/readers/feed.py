@@ -1,4 +1,4 @@
-"""RSS and Atom feeds, read with feedparser; `fetch` gets one over HTTP(S).
+"""RSS and Atom feeds, read with feedparser (`newsletter.fetching` gets them over HTTP(S)).
 
 feedparser is lenient on purpose: it recovers entries from malformed XML and
 guesses encodings. We keep what it recovers and say so in a warning, because a
@@ -22,14 +22,11 @@ with the first date nothing else reads), not with the module.
 from __future__ import annotations
 
 import html
-import http.client
 import io
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block
@@ -39,8 +36,6 @@ from newsletter.readers.dates import parse_datetime, parse_datetime_any_language
 if TYPE_CHECKING:
     from feedparser import FeedParserDict
 
-USER_AGENT = "newsletter/0.1"
-MAX_FEED_BYTES = 20 * 1024 * 1024
 TITLE_WORDS = 10
 WEB_SCHEMES = ("http", "https")
 # feedparser's scheme for itunes:category (and itunes:keywords) tags.
@@ -72,38 +67,6 @@ def read(source: str, data: bytes, options: ReadOptions, content_type: str | Non
     elif not parsed.entries:
         result.warnings.append(f"{source}: feed has no entries")
     return result
-
-
-def fetch(url: str, timeout: float = 20) -> tuple[bytes, str | None]:
-    """GET a feed: its body and Content-Type. Raises SourceError on any failure."""
-    if not is_web(url):
-        raise SourceError(url, "only http:// and https:// feed URLs can be fetched")
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return _read_body(url, response), response.headers.get("Content-Type")
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        raise SourceError(url, f"HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
-        raise SourceError(url, _fetch_problem(exc, timeout)) from exc
-
-
-def _read_body(url: str, response: Any) -> bytes:
-    # urllib follows redirects to ftp:// too; a feed must stay on the web.
-    if not is_web(response.geturl()):
-        raise SourceError(url, f"redirected to {response.geturl()!r}, not an http(s) URL")
-    body: bytes = response.read(MAX_FEED_BYTES + 1)
-    if len(body) > MAX_FEED_BYTES:
-        raise SourceError(url, f"response is larger than {MAX_FEED_BYTES // 2**20} MB")
-    return body
-
-
-def _fetch_problem(exc: Exception, timeout: float) -> str:
-    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    if isinstance(reason, TimeoutError):
-        return f"timed out after {timeout:g} s"
-    return f"cannot fetch: {reason}"
 
 
 # --- parsing ---------------------------------------------------------------
