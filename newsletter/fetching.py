@@ -18,7 +18,6 @@ import http
 import socket
 import ssl
 import time
-import urllib.parse
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 from newsletter import __version__
 from newsletter.errors import SourceError
+from newsletter.readers import WEB_SCHEMES, is_web
 
 if TYPE_CHECKING:
     import httpx
@@ -39,7 +39,7 @@ ACCEPT = (
 ACCEPT_ENCODING = "gzip, deflate"  # the ones `_decoded` inflates
 MAX_BYTES = 20 * 2**20
 MAX_REDIRECTS = 5
-WEB_SCHEMES = ("http", "https")
+
 REDIRECTS = {301, 302, 303, 307, 308}
 PERMANENT_REDIRECTS = {301, 308}
 CHUNK = 64 * 1024  # the most one inflate step may produce
@@ -65,14 +65,6 @@ class Fetched:
     data: bytes
     content_type: str | None
     validators: Validators
-
-
-def is_web(url: str) -> bool:
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme.lower() in WEB_SCHEMES and bool(parts.netloc)
 
 
 def fetch(

@@ -6,12 +6,15 @@ it gets the raw bytes (the caller did the I/O) and never touches the store.
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from newsletter.errors import SourceError
 from newsletter.models import Article
+
+WEB_SCHEMES = ("http", "https")
 
 
 @dataclass(frozen=True)
@@ -45,3 +48,12 @@ def decode_utf8(source: str, data: bytes) -> str:
         line = data.count(b"\n", 0, e.start) + 1
         reason = f"not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as UTF-8"
         raise SourceError(source, reason, line) from None
+
+
+def is_web(url: str) -> bool:
+    """An absolute http(s) URL: the only kind an article link or a feed may be."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in WEB_SCHEMES and bool(parts.netloc)

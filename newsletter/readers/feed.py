@@ -30,14 +30,13 @@ from typing import TYPE_CHECKING
 
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block
-from newsletter.readers import ReadOptions, ReadResult
+from newsletter.readers import ReadOptions, ReadResult, is_web
 from newsletter.readers.dates import parse_datetime, parse_datetime_any_language
 
 if TYPE_CHECKING:
     from feedparser import FeedParserDict
 
 TITLE_WORDS = 10
-WEB_SCHEMES = ("http", "https")
 # feedparser's scheme for itunes:category (and itunes:keywords) tags.
 ITUNES_SCHEME = "http://www.itunes.com/"
 
@@ -280,14 +279,6 @@ def _from_struct(entry: FeedParserDict) -> datetime | None:
 
 
 # --- URLs ------------------------------------------------------------------
-
-
-def is_web(url: str) -> bool:
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme.lower() in WEB_SCHEMES and bool(parts.netloc)
 
 
 def join(base: str, link: str) -> str:

@@ -14,9 +14,9 @@ from typing import Any
 
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block
-from newsletter.readers import ReadOptions, ReadResult, decode_utf8
+from newsletter.readers import ReadOptions, ReadResult, decode_utf8, is_web
 from newsletter.readers.dates import parse_datetime
-from newsletter.readers.feed import clean, is_web, join, text_blocks, title_from_text
+from newsletter.readers.feed import clean, join, text_blocks, title_from_text
 
 VERSION_PREFIX = "https://jsonfeed.org/version/1"
 

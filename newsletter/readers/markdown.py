@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block, BlockKind
-from newsletter.readers import ReadOptions, ReadResult, decode_utf8
+from newsletter.readers import ReadOptions, ReadResult, decode_utf8, is_web
 from newsletter.readers.dates import midnight, parse_datetime, to_utc
 
 if TYPE_CHECKING:
@@ -340,7 +340,7 @@ def _url(fm: _FrontMatter, options: ReadOptions, warns: list[str]) -> str:
     (`/blog/x/`) under the site's `base_url`; anything else falls back to the
     site's pattern with a warning."""
     key, url = next(((k, t) for k in URL_KEYS if (t := _optional_text(fm, k))), ("url", ""))
-    if not url or _is_web(url):
+    if not url or is_web(url):
         return url
     if not _is_path(url):
         reason = "is not an absolute http(s) URL"
@@ -353,14 +353,6 @@ def _url(fm: _FrontMatter, options: ReadOptions, warns: list[str]) -> str:
         return f"{options.base_url.rstrip('/')}/{path}"
     warns.append(f"{fm.where(key)}: {key} {url!r} {reason}; using the site's pattern")
     return ""
-
-
-def _is_web(url: str) -> bool:
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 def _is_path(url: str) -> bool:
