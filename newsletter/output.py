@@ -18,6 +18,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
+from functools import cache
 from pathlib import Path
 
 from newsletter.errors import OutputError
@@ -29,8 +30,10 @@ SET_SUFFIX = ".set-tmp"
 Rename = tuple[Path, Path]  # temp file -> final path, in one folder
 
 
+@cache
 def _umask() -> int:
-    """The process's umask, read without setting it (os.umask would race other threads)."""
+    """The process's umask, read once without setting it (os.umask would race other
+    threads); a file transport publishes one file per message."""
     with suppress(OSError, ValueError):
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("Umask:"):

@@ -57,6 +57,7 @@ class Project:
         self.settings = config.load_settings(self.root, self.environ)
         self._store: Store | None = None
         self._similar: tuple[int, SimilarityIndex] | None = None
+        self._categories: tuple[int, tuple[str, ...]] | None = None
 
     @cached_property
     def renderer(self) -> Renderer:
@@ -102,8 +103,16 @@ class Project:
         if ALL_CATEGORIES not in schedule.categories:
             return schedule
         named = [c for c in schedule.categories if c != ALL_CATEGORIES]
-        every = dict.fromkeys([*named, *self.store.category_counts()])
+        every = dict.fromkeys([*named, *self.categories()])
         return replace(schedule, categories=tuple(every))
+
+    def categories(self) -> tuple[str, ...]:
+        """The archive's categories, read again only when the archive changed: every
+        build, send and preview page asks (for "*" and for the warnings)."""
+        revision = self.store.revision
+        if self._categories is None or self._categories[0] != revision:
+            self._categories = (revision, self.store.category_names())
+        return self._categories[1]
 
     def _shown(self, schedule: Schedule) -> str:
         """The schedule's file as the project knows it: schedules/NAME.toml."""
@@ -115,12 +124,12 @@ class Project:
     def category_warnings(self, schedule: Schedule) -> list[str]:
         """A named category with no article ever stored is almost always a typo, and
         makes the first real issue empty without a word: say so."""
-        counts = self.store.category_counts()
-        known = ", ".join(sorted(counts)) or "none yet"
+        stored = self.categories()
+        known = ", ".join(stored) or "none yet"
         return [
             f"{self._shown(schedule)}: category {c!r} has no articles in the archive (known: {known})"
             for c in schedule.categories
-            if c not in counts
+            if c not in stored
         ]
 
     def ingest(self, sources: Iterable[str], now: datetime, category: str | None = None) -> IngestReport:

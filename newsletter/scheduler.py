@@ -42,10 +42,10 @@ def parse_grace(text: str) -> timedelta:
     """`--grace`: "90m", "6h", "1d", "3600s", or combined ("1h30m"); at least a second,
     because APScheduler's misfire_grace_time is a positive number of seconds."""
     try:
-        grace = parse_duration(text)
+        grace: timedelta | None = parse_duration(text)
     except ValueError:
-        grace = MAX_GRACE * 2
-    if grace > MAX_GRACE:
+        grace = None
+    if grace is None or grace > MAX_GRACE:
         raise ConfigError(
             "--grace",
             "",

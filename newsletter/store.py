@@ -318,15 +318,11 @@ class Store:
             found += self._fetch(query)
         return found
 
-    def category_counts(self) -> dict[str, int]:
-        """Every category of the archive with its article count, by name."""
-        query = (
-            sa.select(articles.c.category, sa.func.count())
-            .group_by(articles.c.category)
-            .order_by(articles.c.category)
-        )
+    def category_names(self) -> tuple[str, ...]:
+        """Every category of the archive, by name (the category index answers it)."""
+        query = sa.select(articles.c.category).distinct().order_by(articles.c.category)
         with self.engine.connect() as conn:
-            return {category: count for category, count in conn.execute(query)}
+            return tuple(conn.scalars(query))
 
     def link_targets(self, ids: Iterable[int]) -> dict[int, LinkTarget]:
         cols = (articles.c.id, articles.c.title, articles.c.url, articles.c.published)

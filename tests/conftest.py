@@ -17,9 +17,16 @@ from click.testing import CliRunner, Result
 from newsletter import scaffold
 from newsletter.cli import main
 from newsletter.project import Project
+from newsletter.subscribers import SubscriberRow
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+# The sending tests' audience: Ann and Bob want everything, Cat only sleep.
+THREE_READERS = (
+    SubscriberRow("ann@example.org", "Ann"),
+    SubscriberRow("bob@example.org", "Bob"),
+    SubscriberRow("cat@example.org", "Cat", ("Sleep & recovery",)),
+)
 
 PARAGRAPH = (
     "Researchers followed several hundred adults for a year and found that small, "

@@ -34,7 +34,7 @@ from newsletter.transports import (
     UnknownOutcome,
     transport_factory,
 )
-from tests.conftest import NOW
+from tests.conftest import NOW, THREE_READERS
 
 SECRET = "test-secret-key-0123456789"
 WEEK = scaffold.DEMO_AT
@@ -117,12 +117,7 @@ def outcomes(project: Project) -> dict[str, str]:
 @pytest.fixture
 def sender(demo_project: Project) -> Iterator[Project]:
     """The demo archive and three subscribers: Ann and Bob want everything, Cat only sleep."""
-    people = [
-        SubscriberRow("ann@example.org", "Ann"),
-        SubscriberRow("bob@example.org", "Bob"),
-        SubscriberRow("cat@example.org", "Cat", ("Sleep & recovery",)),
-    ]
-    Ledger(demo_project.store).import_subscribers(people, NOW)
+    Ledger(demo_project.store).import_subscribers(THREE_READERS, NOW)
     yield demo_project
 
 

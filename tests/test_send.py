@@ -21,7 +21,7 @@ from newsletter.ledger import Ledger
 from newsletter.project import Project
 from newsletter.send import SendOptions, send_schedule
 from newsletter.subscribers import SubscriberRow, parse_csv
-from tests.conftest import NOW, SMTPServer, write_article
+from tests.conftest import NOW, THREE_READERS, SMTPServer, write_article
 
 SECRET = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789"}
 FAST = SendOptions(retry_base=0.05, retry_cap=0.2)
@@ -32,12 +32,7 @@ WEEK = scaffold.DEMO_AT
 def sender(demo_project: Project) -> Iterator[Project]:
     """The demo archive, opened with a signing key, and three subscribers."""
     project = Project(demo_project.root, environ=SECRET)
-    people = [
-        SubscriberRow("ann@example.org", "Ann"),
-        SubscriberRow("bob@example.org", "Bob"),
-        SubscriberRow("cat@example.org", "Cat", ("Sleep & recovery",)),
-    ]
-    Ledger(project.store).import_subscribers(people, NOW)
+    Ledger(project.store).import_subscribers(THREE_READERS, NOW)
     yield project
     project.close()
 
