@@ -192,6 +192,78 @@ def articles(ctx: click.Context, category: str | None, since: str | None, as_jso
     click.echo(f"{len(found)} articles", err=True)
 
 
+@main.command("sources")
+@click.option("--json", "as_json", is_flag=True, help="Print the sources as JSON.")
+@click.pass_context
+def sources_list(ctx: click.Context, as_json: bool) -> None:
+    """List the [[sources]] of newsletter.toml: last poll, status, articles stored."""
+    from newsletter import polls
+
+    project = open_project(ctx)
+    states, counts = polls.states(project.store), polls.article_counts(project.store)
+    zone = project.settings.site.zone
+    rows = []
+    for source in project.settings.sources:
+        state = states.get(source.name)
+        polled = (
+            state.polled_at.astimezone(zone).isoformat(timespec="minutes")
+            if state and state.polled_at
+            else ""
+        )
+        rows.append(
+            {
+                "name": source.name,
+                "location": state.location if state else source.location,
+                "polled_at": polled,
+                "status": state.status if state else polls.NEW,
+                "message": state.message if state else "never polled",
+                "articles": counts.get(source.name, 0),
+            }
+        )
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        click.echo(
+            f"{row['name']:<20.20}  {row['polled_at'] or 'never':<22}  {row['status']:<12}  "
+            f"{row['articles']:>6} articles  {row['location']}"
+        )
+        if row["status"] != polls.NEW:
+            click.echo(f"{'':<22}{row['message']}")
+    if not rows:
+        click.echo("no [[sources]] in newsletter.toml; see README: Sources", err=True)
+
+
+@main.command()
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON.")
+@click.pass_context
+def fetch(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
+    """Poll the [[sources]] now (all, or those NAMEd), whenever they were last polled."""
+    from newsletter import sources
+
+    project = open_project(ctx)
+    chosen = sources.chosen(project.settings, names)
+    results = sources.poll_all(project.store, project.settings, project.root, chosen, now())
+    if as_json:
+        emit_json(
+            [
+                {"name": r.name, "status": r.status, "message": r.message, "warnings": r.warnings}
+                for r in results
+            ]
+        )
+    else:
+        for result in results:
+            for warning in result.warnings:
+                click.echo(f"warning: {warning}", err=True)
+            click.echo(f"{result.name}: {result.status}: {result.message}")
+    if failed := [r.name for r in results if r.failed]:
+        raise NewsletterError(
+            f"{len(failed)} of {len(results)} sources failed ({', '.join(failed)}); what was stored is kept",
+            "Fix the source (or its url/path in newsletter.toml) and run `newsletter fetch` again.",
+        )
+
+
 @main.command()
 @click.argument("schedule")
 @click.option(

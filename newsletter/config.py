@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from newsletter.addresses import parse_mailbox
 from newsletter.durations import parse_duration
@@ -148,12 +148,67 @@ class SendingSettings(_Strict):
     _durations = field_validator("queue_lifetime", "retry_interval", "lease", mode="before")(_duration)
 
 
+class SourceSettings(_Strict):
+    """One `[[sources]]` table: a feed URL, or a feed file or folder of pages (README: Sources)."""
+
+    url: str = ""
+    path: str = ""
+    name: str = ""  # default: made from the URL's host and path, or the path's last part
+    category: str = ""  # for entries that name none (before the feed's own category)
+    categories: dict[str, str] = {}  # a source's tag -> the site's category
+    every: timedelta = timedelta(hours=1)  # `run` polls it at most this often
+
+    _every = field_validator("every", mode="before")(_duration)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("a feed URL starting with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _one_place(self) -> SourceSettings:
+        if bool(self.url) == bool(self.path):
+            raise ValueError("exactly one of url (a feed over http(s)) or path (a file or folder)")
+        if not self.name:  # frozen: set once, here, before anyone reads it
+            object.__setattr__(self, "name", source_name(self.url or self.path))
+        return self
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if value and not NAME.match(value):
+            raise ValueError("a name of letters, digits, '-' or '_', at most 64 characters")
+        return value
+
+    @property
+    def location(self) -> str:
+        return self.url or self.path
+
+
+def source_name(place: str) -> str:
+    """`https://blog.example.org/feed.xml` -> `blog-example-org-feed-xml`; `posts/` -> `posts`."""
+    place = place.split("://", 1)[1] if "://" in place else Path(place).name or Path(place).resolve().name
+    words = re.findall(r"[A-Za-z0-9]+", place.lower())
+    return "-".join(words)[:64].strip("-") or "source"
+
+
 class Settings(_Strict):
     site: SiteSettings
     email: EmailSettings
     database: DatabaseSettings = DatabaseSettings()
     web: WebSettings = WebSettings()
     sending: SendingSettings = SendingSettings()
+    sources: list[SourceSettings] = []
+
+    @field_validator("sources")
+    @classmethod
+    def _unique(cls, value: list[SourceSettings]) -> list[SourceSettings]:
+        names = [s.name for s in value]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"one [[sources]] table per name; {', '.join(twice)} named twice (set name)")
+        return value
 
     @property
     def public_url(self) -> str:
@@ -215,6 +270,8 @@ def _apply_environment(data: dict[str, Any], environ: dict[str, str] | os._Envir
     """NEWSLETTER_DATABASE_URL overrides [database] url, and so on for every key."""
     for section, model in Settings.model_fields.items():
         assert model.annotation is not None
+        if not isinstance(model.annotation, type) or not issubclass(model.annotation, BaseModel):
+            continue  # [[sources]] is a list of tables: no one-variable override
         for key, field in model.annotation.model_fields.items():
             name = f"NEWSLETTER_{section}_{field.alias or key}".upper()
             if name in environ:
@@ -226,7 +283,9 @@ def _validate(model: type[M], data: dict[str, Any], path: Path) -> M:
         return model.model_validate(data)
     except ValidationError as e:
         first = e.errors()[0]
+        # sources.0.url reads as sources[1].url: tables are counted from 1, as people do.
         key = ".".join(str(p) for p in first["loc"])
+        key = re.sub(r"\.(\d+)(?=\.|$)", lambda m: f"[{int(m[1]) + 1}]", key)
         raise ConfigError(str(path), key, _expected(first)) from e
 
 
@@ -236,7 +295,10 @@ def _expected(error: Any) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown key (check its spelling)"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"expected {message}, got {error.get('input')!r}"
+    shown = error.get("input")
+    if ", got " in message or isinstance(shown, dict | list):  # said already, or a whole table
+        return f"expected {message}"
+    return f"expected {message}, got {shown!r}"
 
 
 def schedule_names(root: Path) -> list[str]:

@@ -10,7 +10,7 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +32,48 @@ FILE_KEY = "file:"  # an article file's key: file:<folder>/<path inside it>
 KNOWN_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | FEED_SUFFIXES
 # Control characters a body block may not hold: all but tab and newline.
 BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What a source adds to the articles read from it: a `[[sources]]` table's name,
+    default category and category map, and whether this is its first read (undated
+    entries of a first read are a backlog, never a period's news). A one-off `ingest`
+    is a first read with no name."""
+
+    name: str = ""
+    category: str = ""
+    categories: Mapping[str, str] = field(default_factory=dict)
+    first_read: bool = True
+
+    def apply(self, article: Article) -> Article:
+        """The source's categories as the site's: the article's own category through the
+        map, else the first of its tags the map names (a Hugo post with tags only)."""
+        mapped = tuple(dict.fromkeys(self.category_for(t) for t in article.tags))
+        named = [self.category_for(t) for t in article.tags if self.category_for(t) != t]
+        category = self.category_for(article.category) if article.category else next(iter(named), "")
+        return replace(
+            article,
+            category=category,
+            tags=mapped,
+            origin=self.name,
+            backlog=article.undated and self.first_read,
+        )
+
+    @property
+    def hint(self) -> str:
+        """How to give its entries a category."""
+        if not self.name:
+            return "pass --category NAME"
+        return f"set category, or map its tags with categories, in [[sources]] {self.name!r}"
+
+    def category_for(self, tag: str) -> str:
+        """A source tag as the site's category: the map's entry, else one differing only
+        in case (so `Tools` finds `tools`), else the tag as it is."""
+        if tag in self.categories:
+            return self.categories[tag]
+        folded = tag.casefold()
+        return next((c for t, c in self.categories.items() if t.casefold() == folded), tag)
 
 
 @dataclass
@@ -84,11 +126,8 @@ def _place(source: str) -> str:
 def read_source(source: str, options: ReadOptions) -> ReadResult:
     """Read one file or URL with the reader its name (or its first bytes) calls for."""
     if _is_url(source):
-        fetched = fetching.fetch(source)  # no validators stored per source yet: a full GET
-        data, content_type = fetched.data, fetched.content_type
-        if jsonfeed.looks_like(data):
-            return jsonfeed.read(source, data, options)
-        return feed.read(source, data, options, content_type)
+        fetched = fetching.fetch(source)  # a one-off: no validators kept ([[sources]] keep them)
+        return read_fetched(source, fetched.data, fetched.content_type, options)
     data = _read_bytes(source)
     suffix = Path(source).suffix.lower()
     if suffix == ".json" or jsonfeed.looks_like(data):  # a JSON Feed, whatever its name
@@ -98,6 +137,13 @@ def read_source(source: str, options: ReadOptions) -> ReadResult:
     if suffix in MARKDOWN_SUFFIXES or data.startswith(b"---"):
         return markdown.read(source, data, options)
     return text.read(source, data, options)
+
+
+def read_fetched(url: str, data: bytes, content_type: str | None, options: ReadOptions) -> ReadResult:
+    """A feed fetched from `url`: JSON Feed or RSS/Atom, by its first bytes."""
+    if jsonfeed.looks_like(data):
+        return jsonfeed.read(url, data, options)
+    return feed.read(url, data, options, content_type)
 
 
 def _read_bytes(source: str) -> bytes:
@@ -115,7 +161,9 @@ def _is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def complete(article: Article, site: SiteSettings, category: str | None) -> tuple[Article, list[str]]:
+def complete(
+    article: Article, site: SiteSettings, category: str | None, hint: str = "pass --category NAME"
+) -> tuple[Article, list[str]]:
     """Clean and cap the text, then give an article its category, URL and key
     where the source named none. Raises SourceError for a title that is empty
     once cleaned."""
@@ -125,9 +173,7 @@ def complete(article: Article, site: SiteSettings, category: str | None) -> tupl
     chosen = article.category or plain_line(category or "") or _related_category(article)
     if not chosen:
         chosen = UNCATEGORIZED
-        warnings.append(
-            f"{article.source}: no category named; filed under {UNCATEGORIZED!r} (pass --category NAME)"
-        )
+        warnings.append(f"{article.source}: no category named; filed under {UNCATEGORIZED!r} ({hint})")
     url = article.url or article_url(site, chosen, article)
     return replace(article, category=chosen, url=url, key=article.key or url), warnings
 
@@ -142,6 +188,8 @@ def clean(article: Article) -> tuple[Article, list[str]]:
         standfirst=plain_line(article.standfirst),
         category=plain_line(article.category),
         url=plain_line(article.url),
+        image=plain_line(article.image),
+        author=plain_line(article.author),
         tags=tuple(tag for tag in map(plain_line, article.tags) if tag),
         related=tuple(
             replace(r, category=plain_line(r.category), summary=plain_line(r.summary))
@@ -208,7 +256,7 @@ def article_url(site: SiteSettings, category: str, article: Article, suffix: int
     """The site's URL for an article; `suffix` 2, 3, ... tells apart articles whose
     slugs are the same (`-2` after the slug)."""
     published = article.published.astimezone(site.zone)
-    slug = slugify(article.title)
+    slug = slugify(article.slug or article.title)
     return site.article_url.format(
         base_url=site.base_url,
         category=slugify(category),
@@ -269,14 +317,34 @@ def slugify(text: str) -> str:
 
 
 def ingest(
-    store: Store, sources: Iterable[str], site: SiteSettings, now: datetime, category: str | None = None
+    store: Store,
+    sources: Iterable[str],
+    site: SiteSettings,
+    now: datetime,
+    category: str | None = None,
+    origin: Origin | None = None,
 ) -> IngestReport:
+    """Read files, folders and URLs and store their articles; `origin` is the
+    `[[sources]]` table they belong to (a one-off import: none, and `category`)."""
+    origin = origin or Origin(category=category or "")
     report = IngestReport()
-    options = ReadOptions(site.zone, now, base_url=site.base_url)
+    options = ReadOptions(site.zone, now, base_url=site.base_url, category=origin.category)
     entries: list[tuple[Article, bool]] = []
     for source, root in expand(sources):
         report.sources += 1
-        entries.extend(_articles_of(source, root, options, site, category, report))
+        try:
+            result = read_source(source, options)
+        except SourceError as e:
+            report.errors.append(e)
+            continue
+        entries.extend(completed(result, source, root, site, origin, report))
+    return store_entries(store, site, entries, now, report)
+
+
+def store_entries(
+    store: Store, site: SiteSettings, entries: list[tuple[Article, bool]], now: datetime, report: IngestReport
+) -> IngestReport:
+    """Upsert what the sources gave, in one transaction, with unique URLs."""
     report.articles = len(entries)
     report.warnings = collapse(report.warnings)
     # Stored under an old rule's key (the generated URL, the path as typed): re-keyed, not copied.
@@ -285,35 +353,25 @@ def ingest(
     return report
 
 
-def _articles_of(
-    source: str,
-    root: str,
-    options: ReadOptions,
-    site: SiteSettings,
-    category: str | None,
-    report: IngestReport,
+def completed(
+    result: ReadResult, source: str, root: str, site: SiteSettings, origin: Origin, report: IngestReport
 ) -> list[tuple[Article, bool]]:
     """One source's articles, completed, each with whether the site's pattern made its
     URL; its warnings and errors go to the report. An article identified by nothing
     better than its file (the reader's key is "" or the path) gets the file's key."""
-    try:
-        result = read_source(source, options)
-    except SourceError as e:
-        report.errors.append(e)
-        return []
     report.warnings.extend(result.warnings)
-    completed = []
+    done = []
     for article in result.articles:
         if not _is_url(source) and article.key in ("", source):
             article = replace(article, key=file_key(source, root))
         try:
-            done, warnings = complete(article, site, category)
+            finished, warnings = complete(origin.apply(article), site, origin.category, origin.hint)
         except SourceError as e:
             report.errors.append(e)
             continue
-        completed.append((done, not plain_line(article.url)))
+        done.append((finished, not plain_line(article.url)))
         report.warnings.extend(warnings)
-    return completed
+    return done
 
 
 def collapse(warnings: list[str]) -> list[str]:

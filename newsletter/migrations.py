@@ -28,7 +28,18 @@ def _v2(op: Operations) -> None:
     add("deliveries", sa.Column("claimed_by", sa.String(255), nullable=True))
 
 
-STEPS: dict[int, Callable[[Operations], None]] = {2: _v2}
+def _v3(op: Operations) -> None:
+    """Sources polled by the project: each article's origin, its picture and byline, and
+    the undated backlog of a first read (the `sources` table itself is new: create_all)."""
+    add = op.add_column
+    add("articles", sa.Column("backlog", sa.Boolean, nullable=False, server_default=sa.false()))
+    add("articles", sa.Column("origin", sa.String(64), nullable=False, server_default=""))
+    add("articles", sa.Column("image", sa.Text, nullable=False, server_default=""))
+    add("articles", sa.Column("author", sa.Text, nullable=False, server_default=""))
+    op.create_index("ix_articles_origin", "articles", ["origin"])
+
+
+STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3}
 
 
 def upgrade(conn: Connection, version: int, target: int) -> None:

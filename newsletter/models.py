@@ -83,6 +83,15 @@ class Article:
     tags: tuple[str, ...] = ()
     key: str = ""
     undated: bool = False
+    # A feed entry's picture (media:content, enclosure, first <img>) and byline, for the template.
+    image: str = ""
+    author: str = ""
+    # The source's own slug (Markdown `slug:`): used by the site's URL pattern instead of the title's.
+    slug: str = ""
+    # Undated and from a source's first read: the first-seen time is not news, so no issue picks it.
+    backlog: bool = False
+    # The [[sources]] name it came from; "" for a one-off `ingest`.
+    origin: str = ""
 
     @property
     def text(self) -> str:

@@ -36,6 +36,7 @@ from datetime import timezone as fixed_offset
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from newsletter.errors import NewsletterError
@@ -95,6 +96,19 @@ class CrontabTrigger(CronTrigger):
             return next_fire(self, start).astimezone(self.timezone)  # APScheduler's convention
         except FireTimeError:  # the trigger protocol's "no more fire times"
             return None
+
+
+class AheadTrigger(BaseTrigger):
+    """Fires `lead` before each fire time of another trigger: `run` polls a schedule's
+    sources there, so what they publish up to then is in the issue."""
+
+    def __init__(self, trigger: CrontabTrigger, lead: timedelta) -> None:
+        self.trigger, self.lead = trigger, lead
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        previous = previous_fire_time + self.lead if previous_fire_time is not None else None
+        fire = self.trigger.get_next_fire_time(previous, now + self.lead)
+        return fire - self.lead if fire is not None else None
 
 
 def translate(expression: str) -> str:

@@ -24,12 +24,16 @@ from newsletter.durations import format_duration, parse_duration
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.ledger import Ledger
 from newsletter.models import IssueStatus, Schedule
+from newsletter.periods import AheadTrigger, CrontabTrigger
 from newsletter.project import Project
 from newsletter.send import SendSummary, send_schedule, stop_on_signals
 
 log = logging.getLogger("newsletter.scheduler")
 
 JOB_ID = "schedule:{}"
+POLL_JOB_ID = "sources:{}"
+# Sources are polled this long before each send time (and again at it, if due by `every`).
+POLL_AHEAD = timedelta(minutes=10)
 RELOAD_SECONDS = 2.0  # how often schedule files are checked for changes (a few stat calls)
 RETRY_JOB_ID = "queue"
 # Outcomes that need the operator; "queued" does not: the retry timer finishes it.
@@ -89,6 +93,49 @@ def run_due(
     return summary
 
 
+def send_due(
+    project: Project,
+    schedule: Schedule,
+    fire_time: datetime,
+    now: datetime,
+    transport: str | None,
+    stop: threading.Event | None = None,
+) -> SendSummary | None:
+    """A period's send, after polling the sources that feed it: `run` needs no ingest."""
+    refresh_sources(project, schedule, fire_time, now)
+    return run_due(project, schedule, fire_time, transport, stop)
+
+
+def refresh_sources(project: Project, schedule: Schedule, fire_time: datetime, now: datetime) -> None:
+    """Poll the schedule's sources not polled within their `every`, unless its issue for
+    `fire_time` is already going out (its articles are chosen). A source that fails is
+    logged and the issue goes out with what is stored."""
+    from newsletter import sources
+
+    issue = project.store.issue(schedule.name, fire_time)
+    if not project.settings.sources or (issue is not None and issue.status != IssueStatus.BUILT):
+        return
+    try:  # as the file names them: "*" is every category, also those not stored yet
+        categories = config.load_schedule(project.root, schedule.name).categories
+    except (NewsletterError, OSError):
+        categories = schedule.categories
+    feeding = sources.feeding(project.store, project.settings, categories)
+    try:
+        results = sources.poll_all(project.store, project.settings, project.root, feeding, now, due_only=True)
+    except NewsletterError as e:  # the store itself failed: the send will say so too
+        log.error("%s: sources not polled: %s", schedule.name, e)
+        return
+    except Exception:  # a bug in a reader must not keep the issue from going out
+        log.exception("%s: sources not polled", schedule.name)
+        return
+    for result in results:
+        for warning in result.warnings:
+            log.warning("source %s", warning)
+        level = logging.ERROR if result.failed else logging.INFO
+        tail = "; the issue goes out with what is stored" if result.failed else ""
+        log.log(level, "source %s: %s: %s%s", result.name, result.status, result.message, tail)
+
+
 def describe(summary: SendSummary, timezone: str) -> str:
     """The run's log line: schedule, period, outcome, counts, and what this run did."""
     counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n)
@@ -132,7 +179,7 @@ def catch_up(
             results.append(None)  # counted as a failure by `run --once`
             continue
         results += [
-            run_due(project, schedule, end, transport, stop)
+            send_due(project, schedule, end, now, transport, stop)
             for end in _catch_up_times(project, schedule, now, grace)
         ]
     return results
@@ -232,7 +279,7 @@ def scheduled_run(
         fire = due_fire_time(schedule, now, grace) if schedule else None
         if schedule is not None and fire is None:  # its cron was just edited: reload fixes the job
             log.warning("%s: woke at %s but no send time is within grace", name, _local(now, "UTC"))
-        return run_due(project, schedule, fire, transport, stop) if schedule and fire else None
+        return send_due(project, schedule, fire, now, transport, stop) if schedule and fire else None
 
 
 class ScheduleJobs:
@@ -272,6 +319,7 @@ class ScheduleJobs:
 
     def _remove(self, name: str) -> str:
         self.scheduler.remove_job(JOB_ID.format(name))
+        self.scheduler.remove_job(POLL_JOB_ID.format(name))
         del self.timing[name]
         return f"{name} removed"
 
@@ -290,6 +338,7 @@ class ScheduleJobs:
 
     def _add(self, schedule: Schedule, since: datetime) -> Job:
         trigger = config.cron_trigger(schedule.cron, schedule.timezone)
+        self._add_poll(schedule, trigger, since)
         return self.scheduler.add_job(
             scheduled_run,
             trigger=trigger,
@@ -304,6 +353,36 @@ class ScheduleJobs:
             next_run_time=trigger.get_next_fire_time(None, since),
             args=(self.root, schedule.name, self.grace, self.transport, self.stop),
         )
+
+    def _add_poll(self, schedule: Schedule, trigger: CrontabTrigger, since: datetime) -> Job:
+        ahead = AheadTrigger(trigger, POLL_AHEAD)
+        return self.scheduler.add_job(
+            scheduled_poll,
+            trigger=ahead,
+            id=POLL_JOB_ID.format(schedule.name),
+            name=f"{schedule.name} sources",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+            # Late past the send time, the send's own poll does it.
+            misfire_grace_time=int(POLL_AHEAD.total_seconds()),
+            next_run_time=ahead.get_next_fire_time(None, since),
+            args=(self.root, schedule.name),
+        )
+
+
+def scheduled_poll(root: Path, name: str) -> None:
+    """A schedule's poll job, `POLL_AHEAD` before its send time."""
+    now = utc_now()
+    try:
+        opened = Project(root)
+    except NewsletterError as e:
+        log.error("%s: project not loaded: %s", name, e)
+        return
+    with closing(opened) as project:
+        schedule = _load(project, name)
+        if schedule is not None:
+            refresh_sources(project, schedule, select.send_time(schedule, now), now)
 
 
 def _fingerprints(root: Path) -> dict[str, tuple[int, int]]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 2  # newsletter/migrations.py brings older databases up to it
+SCHEMA_VERSION = 3  # newsletter/migrations.py brings older databases up to it
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -47,6 +47,11 @@ articles = sa.Table(
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("published", UTCDateTime, nullable=False),
     sa.Column("undated", sa.Boolean, nullable=False, default=False),
+    # Undated and from a source's first read: stored, never picked as a period's news.
+    sa.Column("backlog", sa.Boolean, nullable=False, default=False),
+    sa.Column("origin", sa.String(64), nullable=False, default="", index=True),  # [[sources]] name
+    sa.Column("image", sa.Text, nullable=False, default=""),
+    sa.Column("author", sa.Text, nullable=False, default=""),
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("tags", sa.Text, nullable=False),
@@ -91,6 +96,22 @@ issue_articles = sa.Table(
     metadata,
     sa.Column("issue_id", sa.ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("article_id", sa.ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+# One row per [[sources]] name: what the last polls found, kept across failures.
+sources = sa.Table(
+    "sources",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("configured", sa.Text, nullable=False),  # its url or path in newsletter.toml then
+    sa.Column("location", sa.Text, nullable=False),  # where it is read: after permanent redirects
+    sa.Column("etag", sa.Text, nullable=True),
+    sa.Column("last_modified", sa.Text, nullable=True),
+    sa.Column("polled_at", UTCDateTime, nullable=True),  # the last attempt
+    sa.Column("succeeded_at", UTCDateTime, nullable=True),  # the last poll that read the source
+    sa.Column("status", sa.String(16), nullable=False, default="new"),  # new | ok | not-modified | failed
+    sa.Column("message", sa.Text, nullable=False, default=""),  # counts, or the failure
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -32,8 +32,8 @@ from newsletter.schema import (
 # Issues that went (or are going) out: never rewritten, and their articles never repeated.
 GONE_OUT = (IssueStatus.SENDING, IssueStatus.SENT)
 CHUNK = 500  # bound parameters per IN (...) query; SQLite allows 32766
-# What an upsert reads of a stored article: id, key, content_hash, published, first_seen.
-ExistingRow = sa.Row[int, str, str, datetime, datetime]
+# What an upsert reads of a stored article: id, key, content_hash, published, first_seen, backlog.
+ExistingRow = sa.Row[int, str, str, datetime, datetime, bool]
 
 
 def text_key(text: str) -> str:
@@ -53,6 +53,9 @@ def _content_hash(article: Article) -> str:
         json.dumps(article.tags),
         json.dumps([(r.category, r.summary, str(r.published)) for r in article.related]),
     ]
+    # Appended only when set, so the hashes of articles stored before these fields stay the same.
+    extra = (("image", article.image), ("author", article.author))
+    fields += [f"{name}={value}" for name, value in extra if value]
     return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
 
 
@@ -65,6 +68,7 @@ class UpsertCounts:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    written: list[int] = field(default_factory=list)  # ids of the added and updated rows
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,7 @@ class Store:
             written = [a for a, _ in added] + [a for a, _ in changed]
             self._write_related(conn, list(zip(ids, written, strict=True)))
             self._resolve_pending(conn, list(zip(ids, written, strict=True)))
+            counts.written = ids
             if ids:
                 conn.execute(
                     meta.update()
@@ -165,6 +170,7 @@ class Store:
             articles.c.content_hash,
             articles.c.published,
             articles.c.first_seen,
+            articles.c.backlog,
         )
         for chunk in _chunks(keys):
             for row in conn.execute(sa.select(*cols).where(articles.c.key.in_(chunk))):
@@ -310,6 +316,7 @@ class Store:
                     articles.c.published >= period.start,
                     articles.c.published < period.end,
                     articles.c.published <= at,
+                    articles.c.backlog.is_(False),  # a first read's undated entries are not news
                     articles.c.id.not_in(sent),
                 )
                 .order_by(articles.c.published.desc(), articles.c.id.desc())
@@ -591,7 +598,8 @@ def _split_batch(
     for article in latest.values():
         old = existing.get(article.key)
         if old is not None and article.undated:
-            article = replace(article, published=old.published)  # keep the first-seen time
+            # Keep the first-seen time, and whether that was a first read's backlog.
+            article = replace(article, published=old.published, backlog=old.backlog)
         if old is None:
             added.append((article, None))
         elif old.content_hash != _content_hash(article):
@@ -613,6 +621,10 @@ def _article_row(a: Article, first_seen: datetime, now: datetime) -> dict[str, A
         "url": a.url,
         "published": a.published,
         "undated": a.undated,
+        "backlog": a.backlog,
+        "origin": a.origin,
+        "image": a.image,
+        "author": a.author,
         "source": a.source,
         "body": _body_json(a.body),
         "tags": json.dumps(list(a.tags)),
@@ -647,6 +659,10 @@ def _article(row: Any, related: tuple[RelatedRef, ...]) -> Article:
         related=related,
         key=row.key,
         undated=row.undated,
+        backlog=row.backlog,
+        origin=row.origin,
+        image=row.image,
+        author=row.author,
         body=tuple(Block(kind, text) for kind, text in json.loads(row.body)),
         tags=tuple(json.loads(row.tags)),
     )

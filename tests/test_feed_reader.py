@@ -290,6 +290,16 @@ def test_channel_category_comes_before_itunes_category() -> None:
     assert result.articles[0].category == "Tech News"
 
 
+def test_the_sources_default_category_comes_before_the_feeds_own() -> None:
+    data = (
+        b"<rss version='2.0'><channel><title>t</title><category>Tech</category>"
+        b"<item><title>One</title></item><item><title>Two</title><category>Sport</category></item>"
+        b"</channel></rss>"
+    )
+    one, two = feed.read("t.xml", data, ReadOptions(LONDON, NOW, category="News")).articles
+    assert (one.category, two.category) == ("News", "Sport")  # the entry's own tag still first
+
+
 def test_feed_category_markup_stays_text() -> None:
     data = (
         b'<rss version="2.0"><channel><title>t</title>'
@@ -420,6 +430,228 @@ def test_all_datetimes_are_aware_utc() -> None:
             assert article.published.tzinfo is UTC, path.name
 
 
+# --- images ----------------------------------------------------------------------
+
+MEDIA = 'xmlns:media="http://search.yahoo.com/mrss/"'
+CONTENT = 'xmlns:content="http://purl.org/rss/1.0/modules/content/"'
+
+
+def rss(item: str, channel: str = "", link: str = "https://s.example.com/blog/") -> bytes:
+    """A one-item RSS feed; `item` and `channel` are extra XML for the item and the channel."""
+    return (
+        f'<rss version="2.0" {MEDIA} {CONTENT}><channel><title>t</title><link>{link}</link>{channel}'
+        f"<item><title>One</title>{item}</item></channel></rss>"
+    ).encode()
+
+
+def first(data: bytes, source: str = "https://s.example.com/feed.xml") -> Article:
+    return feed.read(source, data, ReadOptions(LONDON, NOW)).articles[0]
+
+
+ALL_KINDS = (
+    '<media:content url="https://cdn.example.com/ep.mp3" type="audio/mpeg"/>'
+    '<media:content url="https://cdn.example.com/a.jpg" medium="image"/>'
+    '<media:thumbnail url="https://cdn.example.com/thumb.jpg"/>'
+    '<enclosure url="https://cdn.example.com/e.png" type="image/png" length="1"/>'
+    '<description>&lt;img src="https://cdn.example.com/inline.jpg"&gt;</description>'
+)
+
+
+def test_media_content_of_an_image_type_comes_first_and_audio_is_passed_over() -> None:
+    assert first(rss(ALL_KINDS)).image == "https://cdn.example.com/a.jpg"
+
+
+@pytest.mark.parametrize(
+    ("media", "image"),
+    [
+        ('<media:content url="https://c.example.com/p" type="image/webp"/>', "https://c.example.com/p"),
+        ('<media:content url="https://c.example.com/p" type="IMAGE/JPEG"/>', "https://c.example.com/p"),
+        ('<media:content url="https://c.example.com/p.JPG?w=600"/>', "https://c.example.com/p.JPG?w=600"),
+        ('<media:content url="https://c.example.com/clip.mp4"/>', ""),  # no type, no picture's name
+        ('<media:content url="https://c.example.com/p.jpg" medium="video"/>', ""),  # says it is not
+        ('<media:group><media:content url="https://c.example.com/g.png" type="image/png"/>'
+         "</media:group>", "https://c.example.com/g.png"),
+    ],
+)  # fmt: skip
+def test_which_media_content_is_a_picture(media: str, image: str) -> None:
+    assert first(rss(media)).image == image
+
+
+def test_a_wordpress_authors_gravatar_is_not_the_picture() -> None:
+    item = (
+        '<media:content url="https://0.gravatar.com/avatar/ab12?s=96&amp;d=identicon" medium="image">'
+        '<media:title type="html">jo</media:title></media:content>'
+        '<media:content url="https://jo.files.wordpress.com/2024/05/beach.jpg" medium="image"/>'
+    )
+    assert first(rss(item)).image == "https://jo.files.wordpress.com/2024/05/beach.jpg"
+    assert first(rss(item.split('<media:content url="https://jo')[0])).image == ""
+
+
+def test_media_thumbnail_when_no_media_content_is_a_picture() -> None:
+    item = (
+        '<media:content url="https://cdn.example.com/talk.mp4" type="video/mp4"/>'
+        '<media:thumbnail url="https://cdn.example.com/talk.jpg" width="320"/>'
+        '<enclosure url="https://cdn.example.com/e.png" type="image/png" length="1"/>'
+    )
+    assert first(rss(item)).image == "https://cdn.example.com/talk.jpg"
+
+
+def test_an_image_enclosure_counts_and_an_audio_one_does_not() -> None:
+    audio = '<enclosure url="https://cdn.example.com/ep1.mp3" type="audio/mpeg" length="9"/>'
+    picture = '<enclosure url="https://cdn.example.com/cover.jpg" type="image/jpeg" length="9"/>'
+    inline = '<description>&lt;p&gt;Show notes &lt;img src="https://cdn.example.com/n.gif"&gt;</description>'
+
+    assert first(rss(audio)).image == ""
+    assert first(rss(audio + picture + inline)).image == "https://cdn.example.com/cover.jpg"
+    assert first(rss(audio + inline)).image == "https://cdn.example.com/n.gif"
+
+
+def test_atom_image_enclosure() -> None:
+    data = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>x</title><entry><title>A</title>'
+        b'<link rel="enclosure" href="https://a.example.org/podcast.m4a" type="audio/mp4"/>'
+        b'<link rel="enclosure" href="https://a.example.org/art.png" type="image/png"/>'
+        b"</entry></feed>"
+    )
+    assert first(data).image == "https://a.example.org/art.png"
+
+
+def test_first_img_of_the_content_before_the_summary() -> None:
+    item = (
+        '<description>&lt;img src="https://s.example.com/summary.jpg"&gt;</description>'
+        "<content:encoded><![CDATA[<p>Text</p><p><img alt='' src='https://s.example.com/one.jpg?a=1&amp;b=2'>"
+        '<img src="https://s.example.com/two.jpg"></p>]]></content:encoded>'
+    )
+    article = first(rss(item))
+    assert article.image == "https://s.example.com/one.jpg?a=1&b=2"  # the entity decoded
+    assert first(rss(item.split("<content:encoded>")[0])).image == "https://s.example.com/summary.jpg"
+
+
+def test_plain_text_content_has_no_img() -> None:
+    data = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>x</title><entry><title>A</title>'
+        b'<content type="text">Write &lt;img src="https://a.example.org/x.png"&gt; for a picture</content>'
+        b"</entry></feed>"
+    )
+    assert first(data).image == ""
+
+
+@pytest.mark.parametrize(
+    ("item", "image"),
+    [
+        ('<media:content url="/img/a.jpg" medium="image"/>', "https://s.example.com/img/a.jpg"),
+        ('<media:thumbnail url="../img/a.jpg"/>', "https://s.example.com/img/a.jpg"),
+        ('<enclosure url="img/a.jpg" type="image/jpeg" length="1"/>', "https://s.example.com/blog/img/a.jpg"),
+        ('<description>&lt;img src="img/a.jpg"&gt;</description>', "https://s.example.com/blog/img/a.jpg"),
+    ],
+)
+def test_a_relative_image_resolves_against_the_channel_link(item: str, image: str) -> None:
+    from_url = first(rss(item, link="https://s.example.com/blog/"))
+    relative_channel = first(rss(item, link="/blog/"), source="https://s.example.com/feed.xml")
+    from_file = first(rss(item, link="/blog/"), source="feeds/blog.xml")  # nothing to resolve against
+
+    assert from_url.image == relative_channel.image == image
+    assert from_file.image == ""
+
+
+def test_a_relative_image_resolves_against_xml_base_first() -> None:
+    # feedparser applies xml:base to the content's <img>, not to the Media RSS elements: we do.
+    data = (
+        f'<rss version="2.0" {MEDIA}><channel xml:base="https://media.example.net/site/">'
+        "<title>t</title><link>https://s.example.com/</link>"
+        '<item><title>One</title><media:thumbnail url="thumbs/1.jpg"/></item>'
+        '<item xml:base="https://other.example.org/x/"><title>Two</title>'
+        '<media:content url="2.png" type="image/png"/></item>'
+        '<item><title>Three</title><description>&lt;img src="/3.gif"&gt;</description></item>'
+        "</channel></rss>"
+    ).encode()
+    one, two, three = feed.read("f.xml", data, ReadOptions(LONDON, NOW)).articles
+    assert one.image == "https://media.example.net/site/thumbs/1.jpg"
+    assert two.image == "https://other.example.org/x/2.png"
+    assert three.image == "https://media.example.net/3.gif"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '<media:content url="javascript:alert(1)" medium="image"/>',
+        '<media:thumbnail url="data:image/png;base64,iVBORw0KGgo="/>',
+        '<enclosure url="ftp://files.example.com/a.png" type="image/png" length="1"/>',
+        '<description>&lt;img src="javascript:alert(1)"&gt;&lt;img src="data:image/gif;base64,R0lG"&gt;'
+        "</description>",
+        '<media:content url="http://[::1/a.jpg" medium="image"/>',
+    ],
+)
+def test_a_javascript_or_data_image_is_dropped_for_the_next_one(bad: str) -> None:
+    assert first(rss(bad)).image == ""
+    good = "<content:encoded>&lt;img src='https://s.example.com/ok.png'&gt;</content:encoded>"
+    assert first(rss(bad + good)).image == "https://s.example.com/ok.png"
+
+
+def test_entries_without_a_link_have_no_url_not_the_channels() -> None:
+    # urljoin(base, "") is the base: the channel's page is no entry's URL, nor two entries' key.
+    data = (
+        b'<rss version="2.0"><channel><title>t</title><link>https://s.example.com/</link>'
+        b"<item><title>One</title></item><item><title>Two</title></item></channel></rss>"
+    )
+    one, two = feed.read("f.xml", data, ReadOptions(LONDON, NOW)).articles
+    assert (one.url, two.url) == ("", "")
+    assert (one.key, two.key) == ("f.xml#One", "f.xml#Two")
+
+
+# --- authors ---------------------------------------------------------------------
+
+DC = 'xmlns:dc="http://purl.org/dc/elements/1.1/"'
+
+
+@pytest.mark.parametrize(
+    ("element", "author"),
+    [
+        ("<author>jo@example.org (Jo Bloggs)</author>", "Jo Bloggs"),
+        ("<author>Jo Bloggs &lt;jo@example.org&gt;</author>", "Jo Bloggs"),
+        ("<author>  Jo\n  Bloggs </author>", "Jo Bloggs"),
+        ("<dc:creator>Jo Bloggs</dc:creator>", "Jo Bloggs"),
+        ("<dc:creator><![CDATA[<b>Jo</b> Bloggs]]></dc:creator>", "Jo Bloggs"),
+        ("<dc:creator>&amp;lt;script&amp;gt;Jo&amp;lt;/script&amp;gt;</dc:creator>", "Jo"),
+        ("<dc:creator>Fran&amp;ccedil;ois &amp;amp; Ann</dc:creator>", "François & Ann"),
+        ("<dc:creator>@jo on Mastodon</dc:creator>", "@jo on Mastodon"),
+    ],
+)
+def test_rss_author_forms_are_plain_names(element: str, author: str) -> None:
+    data = rss(element).replace(b"<rss ", f"<rss {DC} ".encode(), 1)
+    assert first(data).author == author
+
+
+def test_an_entry_with_only_an_address_or_no_author_gets_the_feeds() -> None:
+    channel = "<managingEditor>editor@example.org (The Editor)</managingEditor>"
+    assert first(rss("<author>jo@example.org</author>", channel)).author == "The Editor"
+    assert first(rss("", channel)).author == "The Editor"
+    assert first(rss("<author>jo@example.org</author>")).author == ""
+    assert first(rss("<author>Jo Bloggs</author>", channel)).author == "Jo Bloggs"
+
+
+def test_atom_author_names_and_the_feeds_author() -> None:
+    data = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>x</title>'
+        b"<author><name>Feed Person</name><email>f@example.org</email></author>"
+        b"<entry><title>A</title><author><name>Ann &lt;i&gt;Lee&lt;/i&gt;</name>"
+        b"<email>ann@example.org</email></author></entry>"
+        b"<entry><title>B</title><author><email>b@example.org</email></author></entry>"
+        b"<entry><title>C</title></entry></feed>"
+    )
+    a, b, c = feed.read("f.xml", data, ReadOptions(LONDON, NOW)).articles
+    assert (a.author, b.author, c.author) == ("Ann Lee", "Feed Person", "Feed Person")
+
+
+def test_image_and_author_are_cleaned_by_ingest() -> None:
+    # Every reader's fields meet ingest.clean: no control character reaches a template.
+    from newsletter.ingest import clean
+
+    dirty = Article("T", NOW, "s", image=" https://s.example.com/a.jpg\r\n", author="Jo\x00\tBloggs\x85")
+    cleaned, _ = clean(dirty)
+    assert (cleaned.image, cleaned.author) == ("https://s.example.com/a.jpg", "Jo Bloggs")
+
+
 # --- property ------------------------------------------------------------------
 
 FRAGMENTS = st.sampled_from(
@@ -444,6 +676,11 @@ FRAGMENTS = st.sampled_from(
         "<category> </category>",
         "<description><![CDATA[<script>x</script><p>a</p>]]></description>",
         "<content:encoded>&lt;p&gt;b</content:encoded>",
+        '<media:content url="http://[::1.jpg"/>',
+        '<media:thumbnail url="javascript:x"/>',
+        '<enclosure url="//x" type="image/png"/>',
+        "<description>&lt;img src=&quot;http://[::1&quot;&gt;&lt;img src&gt;</description>",
+        "<author>&lt;b&gt;@ (x@y)</author>",
         "\x00",
         "\u00e9",
     ]

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 from newsletter.errors import SourceError
 from newsletter.models import Block
+from newsletter.project import Project
 from newsletter.readers import ReadOptions, ReadResult, markdown
+from tests.conftest import NOW as INGEST_NOW
 
 MARKDOWN = Path(__file__).parent / "fixtures" / "markdown"
 LONDON = ZoneInfo("Europe/London")
@@ -396,6 +398,137 @@ def test_relative_url_without_base_url_falls_back_to_the_pattern() -> None:
     assert result.warnings == [
         "post.md:4: permalink '/blog/x/' is not an absolute http(s) URL; using the site's pattern"
     ]
+
+
+# --- image, author, slug ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("front", "image"),
+    [
+        ("image: https://cdn.example.org/a.jpg", "https://cdn.example.org/a.jpg"),
+        ("image: /img/a.jpg", "https://example.org/img/a.jpg"),
+        ("image: img/two words.jpg", "https://example.org/img/two%20words.jpg"),
+        ("cover: /img/c.jpg", "https://example.org/img/c.jpg"),
+        ("featured_image: /img/f.jpg", "https://example.org/img/f.jpg"),
+        ("images: [/img/first.jpg, /img/second.jpg]", "https://example.org/img/first.jpg"),
+        ("cover: /img/c.jpg\nimage: /img/a.jpg\nimages: [/img/i.jpg]", "https://example.org/img/a.jpg"),
+        ("featured_image: /img/f.jpg\ncover: /img/c.jpg", "https://example.org/img/c.jpg"),
+        ("cover:\n  image: /img/papermod.jpg\n  alt: A cat", "https://example.org/img/papermod.jpg"),
+        ("image:\n  path: /img/seo.png\n  width: 1200", "https://example.org/img/seo.png"),
+        ("images:\n  - src: /img/listed.png", "https://example.org/img/listed.png"),
+        ("image: ''\ncover: /img/c.jpg", "https://example.org/img/c.jpg"),  # empty: no image key
+        ("image: 42", ""),  # not text: no image, not an error
+        ("images: []", ""),
+        ("", ""),
+    ],
+)
+def test_image_keys(front: str, image: str) -> None:
+    result = read_text(post(f"title: T\ndate: 2025-07-19\n{front}"), SITE)
+    assert result.articles[0].image == image
+    assert result.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("front", "warning"),
+    [
+        (
+            "image: javascript:alert(1)",
+            "post.md:4: image 'javascript:alert(1)' is not an absolute http(s) URL",
+        ),
+        (
+            "image: 'data:image/png;base64,iVBORw0KGgo='",
+            "post.md:4: image 'data:image/png;base64,iVBORw0KGgo='",
+        ),
+        ("cover: //evil.example/x.png", "post.md:4: cover '//evil.example/x.png' is not an absolute"),
+        ("images: ['ftp://f.example.org/a.png']", "post.md:4: images 'ftp://f.example.org/a.png' is not"),
+    ],
+)
+def test_an_image_that_is_no_web_url_is_dropped_with_a_warning(front: str, warning: str) -> None:
+    result = read_text(post(f"title: T\ndate: 2025-07-19\n{front}"), SITE)
+    assert result.articles[0].image == ""
+    [shown] = result.warnings
+    assert shown.startswith(warning) and shown.endswith("; no image from it")
+
+    fallback = read_text(post(f"title: T\ndate: 2025-07-19\n{front}\nfeatured_image: /ok.png"), SITE)
+    assert fallback.articles[0].image == "https://example.org/ok.png"
+
+
+def test_a_relative_image_without_base_url_is_dropped_with_a_warning() -> None:
+    result = read_text(post("title: T\ndate: 2025-07-19\nimage: /img/a.jpg"))
+    assert result.articles[0].image == ""
+    assert result.warnings == [
+        "post.md:4: image '/img/a.jpg' is not an absolute http(s) URL; no image from it"
+    ]
+
+
+def test_toml_images_list() -> None:
+    text = '+++\ntitle = "T"\ndate = 2025-07-19\nimages = ["/img/hugo.png"]\n+++\nBody.\n'
+    assert read_text(text, SITE).articles[0].image == "https://example.org/img/hugo.png"
+
+
+@pytest.mark.parametrize(
+    ("front", "author"),
+    [
+        ("author: Jo Bloggs", "Jo Bloggs"),
+        ("author: '  Jo\n  Bloggs  '", "Jo Bloggs"),
+        ("authors: [Ann Lee, Bo]", "Ann Lee"),
+        ("author:\n  name: Jo Bloggs\n  email: jo@example.org", "Jo Bloggs"),
+        ("authors:\n  - name: Ann Lee\n  - name: Bo", "Ann Lee"),
+        ("author: [Ann Lee, Bo]", "Ann Lee"),
+        ("author: Jo Bloggs <jo@example.org>", "Jo Bloggs"),
+        ("author: jo@example.org (Jo Bloggs)", "Jo Bloggs"),
+        ("author: <b>Jo</b> &amp; Ann", "Jo & Ann"),
+        ("author: ''\nauthors: [Ann]", "Ann"),
+        ("author: 7", ""),
+        ("author: {email: jo@example.org}", ""),
+        ("", ""),
+    ],
+)
+def test_author_forms(front: str, author: str) -> None:
+    result = read_text(post(f"title: T\ndate: 2025-07-19\n{front}"))
+    assert result.articles[0].author == author
+    assert result.warnings == []
+
+
+def test_slug_is_kept_and_a_url_still_wins() -> None:
+    [slugged] = read_text(post("title: A Long Title\ndate: 2025-07-19\nslug: short")).articles
+    [both] = read_text(post("title: T\ndate: 2025-07-19\nslug: short\nurl: /blog/x/"), SITE).articles
+    assert (slugged.slug, slugged.url, slugged.key) == ("short", "", "post.md")
+    assert (both.slug, both.url) == ("short", "https://example.org/blog/x/")
+
+
+def test_slug_must_be_one_line_of_text() -> None:
+    with pytest.raises(SourceError, match=r"slug: expected a single line of text") as caught:
+        read_text(post("title: T\ndate: 2025-07-19\nslug: [a, b]"))
+    assert caught.value.line == 4
+
+
+def write_post(folder: Path, name: str, front: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"---\n{front}\ndate: 2025-07-19\n---\n\nSome text.\n", encoding="utf-8")
+    return path
+
+
+def test_ingest_uses_the_slug_and_a_slug_collision_gets_a_suffix(project: Project, tmp_path: Path) -> None:
+    posts = tmp_path / "posts"
+    write_post(posts, "a.md", "title: Why Sleep Matters So Much\nslug: sleep\nimage: /img/a.jpg\nauthor: Jo")
+    write_post(posts, "b.md", "title: Another Title Entirely\nslug: sleep")
+    write_post(posts, "c.md", "title: Sleep")  # the title's slug: taken already
+    write_post(posts, "d.md", "title: Linked\nslug: linked-slug\nurl: https://example.org/own/")
+    report = project.ingest([str(posts)], INGEST_NOW, "Sleep")
+    assert report.errors == []
+    stored = {Path(s.article.source).name: s.article for s in project.store.articles()}
+    assert {name: a.url for name, a in stored.items()} == {
+        "a.md": "https://example.org/sleep/sleep",
+        "b.md": "https://example.org/sleep/sleep-2",
+        "c.md": "https://example.org/sleep/sleep-3",
+        "d.md": "https://example.org/own/",
+    }
+    assert (stored["a.md"].image, stored["a.md"].author) == ("https://example.org/img/a.jpg", "Jo")
+    again = project.ingest([str(posts)], INGEST_NOW, "Sleep")
+    assert (again.counts.added, again.counts.updated, again.counts.unchanged) == (0, 0, 4)
 
 
 @pytest.mark.parametrize(

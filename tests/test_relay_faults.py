@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from newsletter import claimer, scheduler
 from newsletter.ledger import Ledger
 from newsletter.project import Project
-from newsletter.schema import deliveries
+from newsletter.schema import SCHEMA_VERSION, deliveries
 from newsletter.send import SendOptions, send_schedule
 from newsletter.store import Store
 from newsletter.subscribers import SubscriberRow
@@ -351,18 +351,24 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
     Store(url).close()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_articles_origin")
+        conn.exec_driver_sql("DROP TABLE sources")
         for table, column in (
             ("issues", "queued_at"),
             ("deliveries", "lease_until"),
             ("deliveries", "claimed_by"),
+            *(("articles", c) for c in ("backlog", "origin", "image", "author")),
         ):
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
         conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     engine.dispose()
     store = Store(url)
-    assert store.schema_version == 2
+    assert store.schema_version == SCHEMA_VERSION == 3
     columns = {c["name"] for c in sa.inspect(store.engine).get_columns("deliveries")}
     assert {"lease_until", "claimed_by"} <= columns
+    columns = {c["name"] for c in sa.inspect(store.engine).get_columns("articles")}
+    assert {"backlog", "origin", "image", "author"} <= columns
+    assert "sources" in sa.inspect(store.engine).get_table_names()
     store.close()
 
 

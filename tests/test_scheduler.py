@@ -358,7 +358,9 @@ def test_jobs_follow_the_schedule_files(root: Path, caplog: pytest.LogCaptureFix
         assert next_run(background, "daily").time().isoformat() == "11:30:00"
         (root / "schedules" / "weekly.toml").unlink()
         assert jobs.reload() == ["weekly removed"]
-        assert {j.id for j in background.get_jobs()} == {"schedule:daily"}
+        assert {j.id for j in background.get_jobs()} == {"schedule:daily", "sources:daily"}
+        poll = background.get_job("sources:daily")
+        assert poll is not None and poll.next_run_time.time().isoformat() == "11:20:00"  # POLL_AHEAD
         assert "reloaded schedules: weekly removed" in caplog.text
     finally:
         background.shutdown()

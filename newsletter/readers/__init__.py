@@ -24,12 +24,15 @@ class ReadOptions:
     `timezone` places date-only and naive dates (the site's zone);
     `now` is the first-seen time given to entries without a usable date;
     `base_url` (the site's, "" if unknown) is what a relative article URL
-    such as a Markdown `permalink: /blog/x/` is resolved against.
+    such as a Markdown `permalink: /blog/x/` is resolved against;
+    `category` (the source's default or `--category`, "" for none) is for
+    entries that name none, before a feed's own channel category.
     """
 
     timezone: ZoneInfo
     now: datetime
     base_url: str = ""
+    category: str = ""
 
 
 @dataclass

@@ -12,8 +12,16 @@ resolved against the channel's `<link>`, itself resolved against the feed's URL
 an absolute http(s) URL even then is left "" for the site's URL pattern.
 
 Categories: an entry's own tags, all kept, the first one its category; an entry
-with none is filed under the feed's: its `<category>` (RSS channel or Atom feed),
-else its `itunes:category`.
+with none is filed under the source's default category (`ReadOptions.category`),
+else the feed's: its `<category>` (RSS channel or Atom feed), else its
+`itunes:category`.
+
+Images: the first of an entry's `media:content` of an image type (or of no type
+but an image file name), `media:thumbnail`, image enclosures and `<img>` of its
+content or summary that is an absolute http(s) URL once resolved as links are
+(feedparser applies `xml:base` to Atom enclosures and content, not to the
+Media RSS elements or RSS enclosures: we do). Authors: the entry's name, else
+the feed's, as plain text without markup or email address.
 
 feedparser, inscriptis and dateparser load with the first feed read (dateparser
 with the first date nothing else reads), not with the module.
@@ -25,7 +33,10 @@ import html
 import io
 import re
 import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from typing import TYPE_CHECKING
 
 from newsletter.errors import SourceError
@@ -40,7 +51,15 @@ TITLE_WORDS = 10
 # feedparser's scheme for itunes:category (and itunes:keywords) tags.
 ITUNES_SCHEME = "http://www.itunes.com/"
 
+# What a `media:content` with neither `type` nor `medium` must end in to count as a picture.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif")
+# WordPress.com lists the author's avatar as the first `media:content medium="image"`.
+AVATAR_HOSTS = ("gravatar.com",)
+
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
+# An address in a byline ("jo@example.org (Jo Bloggs)", "Jo <jo@example.org>"): never shown.
+_EMAIL = re.compile(r"(?:mailto:)?[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
+_EMPTY_BRACKETS = re.compile(r"<\s*>|\(\s*\)|\[\s*\]")
 _TAG = re.compile(r"<[^<>]*>")
 _XML_DECLARATION = re.compile(rb"<\?xml[^>]*?>")
 # Text declared (or sniffed) as ISO-8859-1 is almost always cp1252, as browsers
@@ -52,13 +71,23 @@ _C1_AS_CP1252 = {
 }
 
 
+@dataclass(frozen=True)
+class _Feed:
+    """What the feed gives every entry: the base of relative links, and the
+    category and author of entries that name none."""
+
+    base: str
+    category: str
+    author: str
+
+
 def read(source: str, data: bytes, options: ReadOptions, content_type: str | None = None) -> ReadResult:
     """Read the entries of an RSS or Atom document as articles."""
     parsed = _parse(source, data, content_type)
-    base, fallback = _base_url(source, parsed.feed), _feed_category(parsed.feed)
+    channel = _Feed(_base_url(source, parsed.feed), _feed_category(parsed.feed), _author(parsed.feed))
     result = ReadResult()
     for entry in parsed.entries:
-        article = _article(entry, source, base, fallback, options, result.warnings)
+        article = _article(entry, source, channel, options, result.warnings)
         if article is not None:
             result.articles.append(article)
     if parsed.bozo:
@@ -129,7 +158,7 @@ def _bozo_warning(source: str, parsed: FeedParserDict, data: bytes, count: int) 
 
 
 def _article(
-    entry: FeedParserDict, source: str, base: str, fallback: str, options: ReadOptions, warns: list[str]
+    entry: FeedParserDict, source: str, channel: _Feed, options: ReadOptions, warns: list[str]
 ) -> Article | None:
     standfirst, body = _standfirst(entry), _body(entry)
     title = _title(entry) or title_from_text(standfirst, body)
@@ -141,19 +170,22 @@ def _article(
     if undated:
         raw = _raw_date(entry)
         warns.append(f"{source}: entry {title!r} has no usable date ({raw!r}); using first-seen time")
-    tags, url = _tags(entry), _url(entry, base)
+    tags, url = _tags(entry), _url(entry, channel.base)
     key = entry.get("id") or url or entry.get("link") or f"{source}#{title}"
     return Article(
         title=title,
         published=published,
         source=source,
         standfirst=standfirst,
-        category=tags[0] if tags else fallback,
+        # What the operator set for the source beats what the feed says of itself.
+        category=tags[0] if tags else (options.category or channel.category),
         url=url,
         body=body,
         tags=tags,
         key=key,
         undated=undated,
+        image=_image(entry, channel.base),
+        author=_author(entry) or channel.author,
     )
 
 
@@ -306,7 +338,119 @@ def _feed_url(source: str, feed: FeedParserDict) -> str:
     return ""
 
 
+def web_url(base: str, link: str) -> str:
+    """`link` as an absolute http(s) URL, made so against `base` if need be; ""
+    when there is no link or it cannot be one (`javascript:`, `data:`, `ftp:`)."""
+    # No link is no URL: urljoin would answer `base` itself, the channel's page.
+    if not link.strip():
+        return ""
+    url = join(base, link)
+    return url if is_web(url) else ""
+
+
 def _url(entry: FeedParserDict, base: str) -> str:
     """The entry's absolute http(s) link, or "" for the site's URL pattern."""
-    url = join(base, entry.get("link") or "")
-    return url if is_web(url) else ""
+    return web_url(base, entry.get("link") or "")
+
+
+# --- images ----------------------------------------------------------------
+
+
+def _image(entry: FeedParserDict, base: str) -> str:
+    """The entry's picture: the first candidate that is an http(s) URL once resolved."""
+    within = _xml_base(entry)
+    urls = (web_url(base, join(within, candidate)) for candidate in _image_candidates(entry))
+    return next((url for url in urls if url and not _is_avatar(url)), "")
+
+
+def _is_avatar(url: str) -> bool:
+    """A picture of the author, not of the article."""
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()  # web_url made it: it splits
+    return any(host == avatar or host.endswith("." + avatar) for avatar in AVATAR_HOSTS)
+
+
+def _xml_base(entry: FeedParserDict) -> str:
+    """The `xml:base` in force inside the entry, which feedparser records on its
+    text fields only; "" without one."""
+    details = [entry.get("title_detail"), entry.get("summary_detail"), *(entry.get("content") or [])]
+    return next((str(d["base"]) for d in details if d and d.get("base")), "")
+
+
+def _image_candidates(entry: FeedParserDict) -> Iterator[str]:
+    """Picture URLs in order of preference, as written (maybe relative, maybe not web)."""
+    yield from (media.get("url") or "" for media in entry.get("media_content") or [] if _is_image(media))
+    yield from (thumb.get("url") or "" for thumb in entry.get("media_thumbnail") or [])
+    for link in entry.get("links") or []:
+        if link.get("rel") == "enclosure" and _media_type(link).startswith("image/"):
+            yield link.get("href") or ""
+    for value in _html_values(entry):
+        yield from _img_sources(value)
+
+
+def _is_image(media: FeedParserDict) -> bool:
+    """A `media:content` that is a picture: said so, or (saying nothing) named like one."""
+    medium, kind = (media.get("medium") or "").strip().lower(), _media_type(media)
+    if medium == "image" or kind.startswith("image/"):
+        return True
+    return not medium and not kind and _path(media.get("url") or "").lower().endswith(IMAGE_SUFFIXES)
+
+
+def _path(url: str) -> str:
+    try:
+        return urllib.parse.urlsplit(url).path
+    except ValueError:  # a broken IPv6 host: no file name to go by
+        return ""
+
+
+def _media_type(element: FeedParserDict) -> str:
+    return str(element.get("type") or "").strip().lower()
+
+
+def _html_values(entry: FeedParserDict) -> list[str]:
+    """The entry's content, then its summary, where HTML and mentioning an image."""
+    parts = [*(entry.get("content") or []), entry.get("summary_detail") or {}]
+    values = [p.get("value") or "" for p in parts if p.get("type") != "text/plain"]
+    # Content is often repeated as the summary: parse each text once.
+    return [v for v in dict.fromkeys(values) if "<img" in v.lower()]
+
+
+def _img_sources(value: str) -> list[str]:
+    collector = _ImageSources()
+    collector.feed(value)
+    collector.close()
+    return collector.sources
+
+
+class _ImageSources(HTMLParser):
+    """The `src` of every `<img>` in some HTML, in order, entities decoded."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        src = dict(attrs).get("src") if tag == "img" else None
+        if src:
+            self.sources.append(src)
+
+
+# --- authors ---------------------------------------------------------------
+
+
+def _author(owner: FeedParserDict) -> str:
+    """An entry's (or the feed's) author: feedparser's parsed name, else the raw
+    element, as plain text."""
+    detail = owner.get("author_detail") or {}
+    return plain_name(detail.get("name") or "") or plain_name(owner.get("author") or "")
+
+
+def plain_name(raw: str) -> str:
+    """A person's name as one line of text: entities decoded, markup and email
+    addresses gone, so `jo@example.org (Jo Bloggs)` is "Jo Bloggs"."""
+    # Unescaped first, so an escaped "&lt;b&gt;" goes as a tag too.
+    text = _EMAIL.sub("", _TAG.sub("", html.unescape(raw)))
+    text = clean(_EMPTY_BRACKETS.sub("", text))
+    # RSS's "address (Name)" leaves the name in brackets.
+    if text.startswith("(") and text.endswith(")"):
+        text = clean(text[1:-1])
+    return text

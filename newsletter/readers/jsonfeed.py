@@ -3,12 +3,15 @@
 An item's identity is its `id` (required by the spec), else its `url`. Relative
 links resolve against the feed's `home_page_url`. `content_html` and
 `content_text` become paragraphs as a feed's content does; `summary` is the
-standfirst; the first tag is the category.
+standfirst; the first tag is the category. The picture is `image`, else
+`banner_image` (http(s) only, relative ones resolved as links are); the author
+is the item's first named one of 1.1 `authors` or 1.0 `author`, else the feed's.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,9 +19,19 @@ from newsletter.errors import SourceError
 from newsletter.models import Article, Block
 from newsletter.readers import ReadOptions, ReadResult, decode_utf8, is_web
 from newsletter.readers.dates import parse_datetime
-from newsletter.readers.feed import clean, join, text_blocks, title_from_text
+from newsletter.readers.feed import clean, join, plain_name, text_blocks, title_from_text, web_url
 
 VERSION_PREFIX = "https://jsonfeed.org/version/1"
+IMAGE_KEYS = ("image", "banner_image")
+
+
+@dataclass(frozen=True)
+class _Feed:
+    """What the feed gives every item: the base of relative links, and the
+    author of items that name none."""
+
+    base: str
+    author: str
 
 
 def looks_like(data: bytes) -> bool:
@@ -30,12 +43,13 @@ def looks_like(data: bytes) -> bool:
 def read(source: str, data: bytes, options: ReadOptions) -> ReadResult:
     feed = _document(source, data)
     base = join(source if is_web(source) else "", _text(feed.get("home_page_url")))
+    channel = _Feed(base, _author(feed))
     result = ReadResult()
     items = feed.get("items")
     if not isinstance(items, list):
         raise SourceError(source, 'expected "items", a list of the feed\'s entries')
     for number, item in enumerate(items, start=1):
-        article = _article(item, number, source, base, options, result.warnings)
+        article = _article(item, number, source, channel, options, result.warnings)
         if article is not None:
             result.articles.append(article)
     if not items:
@@ -54,7 +68,7 @@ def _document(source: str, data: bytes) -> dict[str, Any]:
 
 
 def _article(
-    item: Any, number: int, source: str, base: str, options: ReadOptions, warns: list[str]
+    item: Any, number: int, source: str, channel: _Feed, options: ReadOptions, warns: list[str]
 ) -> Article | None:
     if not isinstance(item, dict):
         warns.append(f"{source}: item {number} is not an object; skipped")
@@ -68,11 +82,12 @@ def _article(
     if undated:
         warns.append(f"{source}: item {title!r} has no usable date; using first-seen time")
     tags = _tags(item)
-    url = _url(item, base)
+    url = _url(item, channel.base)
     return Article(
         title=title, published=published, source=source, standfirst=standfirst,
         category=tags[0] if tags else "", url=url, body=body, tags=tags,
         key=_text(item.get("id")) or url or f"{source}#{title}", undated=undated,
+        image=_image(item, channel.base), author=_author(item) or channel.author,
     )  # fmt: skip
 
 
@@ -109,5 +124,21 @@ def _tags(item: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _url(item: dict[str, Any], base: str) -> str:
-    url = join(base, _text(item.get("url")))
-    return url if is_web(url) else ""
+    return web_url(base, _text(item.get("url")))
+
+
+def _image(item: dict[str, Any], base: str) -> str:
+    """`image`, else `banner_image`: the first that is an http(s) URL once resolved."""
+    # Strings only: an id may be a number in the wild, a picture's address may not.
+    values = (item.get(key) for key in IMAGE_KEYS)
+    urls = (web_url(base, value) for value in values if isinstance(value, str))
+    return next((url for url in urls if url), "")
+
+
+def _author(owner: dict[str, Any]) -> str:
+    """The first named author of an item or the feed: 1.1's `authors` list, then
+    1.0's `author` object (1.1 feeds keep it for old readers)."""
+    authors = owner.get("authors")
+    people = [*(authors if isinstance(authors, list) else []), owner.get("author")]
+    names = (plain_name(_text(person.get("name"))) for person in people if isinstance(person, dict))
+    return next((name for name in names if name), "")

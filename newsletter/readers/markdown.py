@@ -5,8 +5,13 @@ Keys: `title`; `date` (else the date of a Jekyll `YYYY-MM-DD-slug.md` file
 name); `category`, else the first of `categories`; `categories` and `tags`
 (lists, or one string split on commas, else on spaces) together as the tags;
 `summary`, else `description`, else `excerpt`, as the standfirst; `url`, else
-`permalink`, absolute or relative to the site's `base_url`. `draft: true` and
-`published: false` posts are skipped with a warning.
+`permalink`, absolute or relative to the site's `base_url`; `slug`, for the
+site's URL pattern when there is no `url` or `permalink` (the title's otherwise);
+`image`, else `cover`, else `featured_image`, else the first of Hugo's `images`
+(a table's `image`, `path`, `src` or `url` as themes nest it), resolved as `url`
+is and kept only as an http(s) URL; `author`, else the first of `authors` (a
+name, or a table's `name`). `draft: true` and `published: false` posts are
+skipped with a warning.
 
 The body is not rendered: a digest needs plain paragraphs and subheadings, so
 a few regexes strip the common inline markup, and Hugo shortcodes and Liquid
@@ -33,6 +38,7 @@ from newsletter.errors import SourceError
 from newsletter.models import Article, Block, BlockKind
 from newsletter.readers import ReadOptions, ReadResult, decode_utf8, is_web
 from newsletter.readers.dates import midnight, parse_datetime, to_utc
+from newsletter.readers.feed import plain_name
 
 if TYPE_CHECKING:
     import yaml
@@ -42,6 +48,11 @@ DATE_EXAMPLES = "a date such as 2025-07-19 or 2025-07-19 08:30 or 2025-07-19T08:
 DATE_HINT = " (or a file name such as 2025-07-19-slug.md)"
 STANDFIRST_KEYS = ("summary", "description", "excerpt")
 URL_KEYS = ("url", "permalink")
+IMAGE_KEYS = ("image", "cover", "featured_image", "images")
+# Where themes nest the file when the key holds a table: PaperMod's `cover.image`,
+# jekyll-seo-tag's `image.path`.
+NESTED_IMAGE_KEYS = ("image", "path", "src", "url")
+AUTHOR_KEYS = ("author", "authors")
 
 Syntax = Literal["YAML", "TOML"]
 _FENCES: dict[Syntax, re.Pattern[str]] = {
@@ -147,6 +158,9 @@ def read(source: str, data: bytes, options: ReadOptions) -> ReadResult:
             body=_body(_strip_templates(content)),
             tags=tags,
             key=url or source,
+            image=_image(fm, options, result.warnings),
+            author=_author(fm),
+            slug=_optional_text(fm, "slug"),
         )
     )
     return result
@@ -336,23 +350,56 @@ def _to_datetime(value: object, options: ReadOptions) -> datetime | None:
 
 
 def _url(fm: _FrontMatter, options: ReadOptions, warns: list[str]) -> str:
-    """`url`, else `permalink`: an absolute http(s) URL as it is, a path
-    (`/blog/x/`) under the site's `base_url`; anything else falls back to the
-    site's pattern with a warning."""
+    """`url`, else `permalink`, on the site (see `_on_site`); anything else falls
+    back to the site's pattern with a warning."""
     key, url = next(((k, t) for k in URL_KEYS if (t := _optional_text(fm, k))), ("url", ""))
+    resolved, reason = _on_site(url, options)
+    if reason:
+        warns.append(f"{fm.where(key)}: {key} {url!r} {reason}; using the site's pattern")
+    return resolved
+
+
+def _on_site(url: str, options: ReadOptions) -> tuple[str, str]:
+    """An absolute http(s) URL as it is, a path (`/blog/x/`) under the site's
+    `base_url`; for anything else "" and the reason it cannot be used."""
     if not url or is_web(url):
-        return url
+        return url, ""
     if not _is_path(url):
-        reason = "is not an absolute http(s) URL"
-    elif _JEKYLL_PLACEHOLDER.search(url):
-        reason = "has Jekyll placeholders (:name), which only Jekyll fills"
-    elif not options.base_url:
-        reason = "is not an absolute http(s) URL"
-    else:
-        path = urllib.parse.quote(url.lstrip("/"), safe="/:@!$&'()*+,;=-._~%?#")
-        return f"{options.base_url.rstrip('/')}/{path}"
-    warns.append(f"{fm.where(key)}: {key} {url!r} {reason}; using the site's pattern")
+        return "", "is not an absolute http(s) URL"
+    if _JEKYLL_PLACEHOLDER.search(url):
+        return "", "has Jekyll placeholders (:name), which only Jekyll fills"
+    if not options.base_url:
+        return "", "is not an absolute http(s) URL"
+    path = urllib.parse.quote(url.lstrip("/"), safe="/:@!$&'()*+,;=-._~%?#")
+    return f"{options.base_url.rstrip('/')}/{path}", ""
+
+
+def _image(fm: _FrontMatter, options: ReadOptions, warns: list[str]) -> str:
+    """The first image key that gives a URL on the web (see `_on_site`); one that
+    cannot (`javascript:`, a path without `base_url`) is passed over with a warning."""
+    for key in IMAGE_KEYS:
+        value = _first_text(fm.meta.get(key), NESTED_IMAGE_KEYS)
+        url, reason = _on_site(value, options)
+        if url:
+            return url
+        if reason:
+            warns.append(f"{fm.where(key)}: {key} {value!r} {reason}; no image from it")
     return ""
+
+
+def _author(fm: _FrontMatter) -> str:
+    names = (plain_name(_first_text(fm.meta.get(key), ("name",))) for key in AUTHOR_KEYS)
+    return next((name for name in names if name), "")
+
+
+def _first_text(value: object, keys: tuple[str, ...]) -> str:
+    """One piece of text however themes spell it: the text itself, a list's first
+    item, a table's first of `keys`; "" for anything else (a number, a flag)."""
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, dict):
+        value = next((value[key] for key in keys if value.get(key)), None)
+    return " ".join(value.split()) if isinstance(value, str) else ""
 
 
 def _is_path(url: str) -> bool:
