@@ -224,12 +224,15 @@ def sources_list(ctx: click.Context, as_json: bool) -> None:
         emit_json(rows)
         return
     for row in rows:
+        polled = row["polled_at"].replace("T", " ")[:16] or "never polled"  # local time, minutes
         click.echo(
-            f"{row['name']:<20.20}  {row['polled_at'] or 'never':<22}  {row['status']:<12}  "
+            f"{row['name']:<20.20}  {polled:<16}  {row['status']:<12}  "
             f"{row['articles']:>6} articles  {row['location']}"
         )
         if row["status"] != polls.NEW:
             click.echo(f"{'':<22}{row['message']}")
+    if rows:
+        click.echo(f"times in {zone.key}", err=True)
     if not rows:
         click.echo("no [[sources]] in newsletter.toml; see README: Sources", err=True)
 
