@@ -10,7 +10,11 @@
 Every transport raises the same three errors, so the sender decides retries
 without knowing the protocol: TemporaryFailure (try again later),
 PermanentFailure (never), UnknownOutcome (the server may have it).
-Query options: ?timeout=SECONDS (default 30).
+Query options: ?timeout=SECONDS (default 30); for SMTP, ?max_messages=N (default
+100): a connection is closed with QUIT after N messages and the next one opens afresh,
+as relays that cap messages per connection expect. SMTP sends MAIL FROM and RCPT TO
+in one write where the server offers PIPELINING, and uses SMTPUTF8 where an address
+needs it (a server without it refuses that recipient, not everyone).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from newsletter.output import atomic_write
 
 PASSWORD_VARIABLE = "NEWSLETTER_SMTP_PASSWORD"
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_MESSAGES = 100
 ENHANCED_CODE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b", re.ASCII)
 LEADING_DOT = re.compile(rb"(?m)^\.")
 
@@ -108,6 +113,14 @@ def timeout_of(url: str) -> float:
         raise ConfigError("--transport", "timeout", f"expected seconds, in {url!r}") from e
 
 
+def max_messages_of(url: str) -> int:
+    """How many messages one SMTP connection carries (?max_messages=N, 0 for no limit)."""
+    text = parse_qs(urlsplit(url).query).get("max_messages", [str(DEFAULT_MAX_MESSAGES)])[0]
+    if not text.isdigit():
+        raise ConfigError("--transport", "max_messages", f"expected a whole number, got {text!r} in {url!r}")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class SMTPSettings:
     host: str
@@ -116,6 +129,7 @@ class SMTPSettings:
     username: str = ""
     password: str = field(default="", repr=False)
     timeout: float = DEFAULT_TIMEOUT
+    max_messages: int = DEFAULT_MAX_MESSAGES  # per connection; 0: no limit
 
     @classmethod
     def from_url(cls, url: str, environ: dict[str, str]) -> SMTPSettings:
@@ -133,7 +147,9 @@ class SMTPSettings:
                 f"{url!r} names a user but {PASSWORD_VARIABLE} is not set",
                 f"export {PASSWORD_VARIABLE}=...; passwords never go in files",
             )
-        settings = cls(parts.hostname, port, security, username, password, timeout_of(url))
+        settings = cls(
+            parts.hostname, port, security, username, password, timeout_of(url), max_messages_of(url)
+        )
         settings.check_auth_is_safe()
         return settings
 
@@ -158,11 +174,12 @@ def _is_loopback(host: str) -> bool:
 
 
 class SMTPTransport:
-    """One reused SMTP connection; reconnects after any failure."""
+    """One reused SMTP connection (for `max_messages`); reconnects after any failure."""
 
     def __init__(self, settings: SMTPSettings) -> None:
         self.settings = settings
         self.connection: smtplib.SMTP | None = None
+        self.carried = 0  # messages the open connection has taken
 
     def send(self, sender: str, recipient: str, message: bytes) -> None:
         connection = self._connected()
@@ -172,6 +189,9 @@ class SMTPTransport:
         except DeliveryError as e:
             self._after_failure(e)
             raise
+        self.carried += 1
+        if self.carried == self.settings.max_messages:
+            self.close()
 
     def close(self) -> None:
         if self.connection is not None:
@@ -180,6 +200,7 @@ class SMTPTransport:
             except (smtplib.SMTPException, OSError):
                 self.connection.close()
             self.connection = None
+        self.carried = 0
 
     def _connected(self) -> smtplib.SMTP:
         if self.connection is None:
@@ -205,14 +226,18 @@ class SMTPTransport:
         return connection
 
     def _envelope(self, connection: smtplib.SMTP, sender: str, recipient: str) -> None:
+        options = _mail_options(connection, sender, recipient)
+        if connection.has_extn("pipelining"):
+            return _pipelined_envelope(connection, sender, recipient, options)
         try:
-            _expect(connection.mail(sender), 250, "MAIL FROM")
+            _expect(connection.mail(sender, options), 250, "MAIL FROM")
         except (smtplib.SMTPException, OSError) as e:
             raise _classify(e, "MAIL FROM") from e
         try:
             _expect(connection.rcpt(recipient), (250, 251), "RCPT TO")
         except (smtplib.SMTPException, OSError) as e:
             raise _classify(e, "RCPT TO") from e
+        return None
 
     def _data(self, connection: smtplib.SMTP, message: bytes) -> None:
         """DATA by hand, so a lost reply after the final dot is told apart from
@@ -243,6 +268,38 @@ class SMTPTransport:
                 pass
         self.connection.close()
         self.connection = None
+
+
+def _mail_options(connection: smtplib.SMTP, sender: str, recipient: str) -> list[str]:
+    """SMTPUTF8 when an address is not ASCII; a server without it cannot take this
+    recipient (553, about the recipient), though it takes everyone else."""
+    if sender.isascii() and recipient.isascii():
+        return []
+    if not connection.has_extn("smtputf8"):
+        raise PermanentFailure(
+            f"RCPT TO: 553 the server does not offer SMTPUTF8, needed for {recipient!r}", 553, stage="RCPT TO"
+        )
+    return ["SMTPUTF8"]
+
+
+def _pipelined_envelope(connection: smtplib.SMTP, sender: str, recipient: str, options: list[str]) -> None:
+    """MAIL FROM and RCPT TO in one write (RFC 2920): one round trip per message, not two.
+    Addresses with line breaks or brackets never reach the wire as commands."""
+    if any(c in address for address in (sender, recipient) for c in "\r\n<>"):
+        raise PermanentFailure(f"RCPT TO: 553 not a mailbox: {recipient!r}", 553, stage="RCPT TO")
+    params = "".join(f" {o}" for o in options)
+    commands = f"MAIL FROM:<{sender}>{params}\r\nRCPT TO:<{recipient}>\r\n"
+    try:
+        connection.send(commands.encode("utf-8" if options else "ascii"))
+        mail_reply = connection.getreply()
+    except (smtplib.SMTPException, OSError) as e:
+        raise _classify(e, "MAIL FROM") from e
+    try:
+        rcpt_reply = connection.getreply()
+    except (smtplib.SMTPException, OSError) as e:
+        raise _classify(e, "RCPT TO") from e
+    _expect(mail_reply, 250, "MAIL FROM")
+    _expect(rcpt_reply, (250, 251), "RCPT TO")
 
 
 def _lost_reply(error: Exception) -> DeliveryError:
