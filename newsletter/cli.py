@@ -224,7 +224,7 @@ def sources_list(ctx: click.Context, as_json: bool) -> None:
         emit_json(rows)
         return
     for row in rows:
-        polled = row["polled_at"].replace("T", " ")[:16] or "never polled"  # local time, minutes
+        polled = str(row["polled_at"]).replace("T", " ")[:16] or "never polled"  # local time, minutes
         click.echo(
             f"{row['name']:<20.20}  {polled:<16}  {row['status']:<12}  "
             f"{row['articles']:>6} articles  {row['location']}"

@@ -360,7 +360,8 @@ def test_jobs_follow_the_schedule_files(root: Path, caplog: pytest.LogCaptureFix
         assert jobs.reload() == ["weekly removed"]
         assert {j.id for j in background.get_jobs()} == {"schedule:daily", "sources:daily"}
         poll = background.get_job("sources:daily")
-        assert poll is not None and poll.next_run_time.time().isoformat() == "11:20:00"  # POLL_AHEAD
+        assert poll is not None and poll.next_run_time is not None
+        assert poll.next_run_time.time().isoformat() == "11:20:00"  # POLL_AHEAD before the send
         assert "reloaded schedules: weekly removed" in caplog.text
     finally:
         background.shutdown()
