@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench golden docs clean chromium
+.PHONY: demo test test-fast lint bench bench-scale golden docs clean chromium postfix
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,11 +18,17 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)   ## make a demo project in ./demo from the sample articles and build its issues
 	$(BIN)/newsletter demo demo
 
-test: $(STAMP) lint chromium   ## lint, then the whole test suite
+test: $(STAMP) lint chromium postfix   ## lint, then the whole test suite
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)   ## the suite without the tests marked slow (browser, killed processes, full disk)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+postfix:   ## the end-to-end test runs a private instance of Debian's postfix (not the system's mail)
+	@PATH="$$PATH:/usr/sbin" command -v postfix >/dev/null 2>&1 || { \
+	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections && \
+	  apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix; }
 
 chromium:   ## the browser tests drive Debian's chromium; never a downloaded browser
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
@@ -37,6 +43,9 @@ lint: $(STAMP)   ## ruff (check and format), mypy, then the layer contract ([too
 bench: $(STAMP)   ## ingest rate, build time, send throughput; printed
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/send.py
+
+bench-scale: $(STAMP)   ## related links at 10k/100k/1M articles: build (cold, warm, RSS), ingest; data in benchmarks/scale-data
+	$(BIN)/python benchmarks/scale.py $(SIZES)
 
 golden: $(STAMP)   ## regenerate the golden files after an intended change to the output
 	NEWSLETTER_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py

@@ -1,5 +1,6 @@
 """Sending throughput: `newsletter send` (ledger, splicing, retries) against raw
-smtplib sending the same bytes to the same local SMTP server, 1 and 4 connections.
+smtplib sending the same bytes to the same local SMTP server, 1 and 4 connections;
+and `newsletter send` again with DKIM signing on (RSA-2048 and Ed25519) in the same run.
 
 The server is aiosmtpd's Sink in its own process on 127.0.0.1. Run with `make bench`.
 """
@@ -17,7 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter import scaffold
+from newsletter import scaffold, signing
 from newsletter.ledger import Ledger
 from newsletter.mail import MessageTemplate, Recipient
 from newsletter.project import Project
@@ -48,8 +49,18 @@ def start_sink(port: int) -> subprocess.Popen[bytes]:
     raise RuntimeError("the SMTP sink did not start")
 
 
-def demo_project(root: Path) -> Project:
+def demo_project(root: Path, dkim: str = "") -> Project:
     scaffold.init(root, name="Bench", base_url="https://example.org")
+    if dkim:  # the key beside the project, not in it, as the README says
+        key = root.parent / f"{root.name}.pem"
+        signing.write_key(key, signing.generate(dkim).private_pem)
+        settings = root / "newsletter.toml"
+        settings.write_text(
+            settings.read_text(encoding="utf-8")
+            + '\n[dkim]\ndomain = "example.org"\nselector = "bench"\n'
+            + f'algorithm = "{dkim}"\nkey_file = "{key}"\n',
+            encoding="utf-8",
+        )
     project = Project(root, environ=SECRET)
     project.ingest([str(scaffold.demo_articles())], NOW)
     people = [SubscriberRow(f"reader{i}@example.org", f"Reader {i}") for i in range(SUBSCRIBERS)]
@@ -57,8 +68,8 @@ def demo_project(root: Path) -> Project:
     return project
 
 
-def newsletter_rate(temp: Path, port: int, connections: int) -> float:
-    project = demo_project(temp / f"project-{connections}")
+def newsletter_rate(temp: Path, port: int, connections: int, dkim: str = "") -> float:
+    project = demo_project(temp / f"project-{connections}{dkim and '-' + dkim}", dkim)
     summary = send_schedule(
         project, "weekly", scaffold.DEMO_AT, f"smtp://127.0.0.1:{port}", SendOptions(connections=connections)
     )
@@ -109,9 +120,16 @@ def main() -> int:
             for connections in (1, 4):
                 raw = raw_rate(port, messages, connections)
                 ours = newsletter_rate(Path(temp), port, connections)
+                rsa = newsletter_rate(Path(temp), port, connections, signing.RSA)
+                ed25519 = newsletter_rate(Path(temp), port, connections, signing.ED25519)
                 print(
                     f"send:   {SUBSCRIBERS} messages, {connections} connection(s): newsletter "
                     f"{ours:,.0f} msg/s, raw smtplib {raw:,.0f} msg/s ({ours / raw:.0%})"
+                )
+                print(
+                    f"dkim:   {SUBSCRIBERS} messages, {connections} connection(s): signed rsa-sha256 "
+                    f"{rsa:,.0f} msg/s ({rsa / ours:.0%} of unsigned), ed25519-sha256 {ed25519:,.0f} msg/s "
+                    f"({ed25519 / ours:.0%}); unsigned {ours:,.0f} msg/s"
                 )
     finally:
         server.terminate()

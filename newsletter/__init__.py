@@ -1,7 +1,7 @@
 """Email digests of a site's articles: Jinja2 + MJML templates, inlined CSS, scheduled sends.
 
 Importing the package loads nothing else: each module pulls in its heavy
-libraries (scikit-learn, premailer, feedparser, the web stack, ...) only in
+libraries (premailer, feedparser, the web stack, ...) only in
 the functions that use them, so every command starts fast.
 """
 

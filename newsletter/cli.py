@@ -5,7 +5,7 @@ line `Error: ...` and a hint), 2 a usage error.
 
 Each command imports what it uses when it runs, so `newsletter --help` (and every
 command) starts without loading the library: the project, the database, rendering,
-similarity (scikit-learn), sending and the web stack load only for the commands
+similarity, sending and the web stack load only for the commands
 that need them. tests/test_startup.py keeps it so.
 """
 
@@ -403,7 +403,7 @@ def subscribers_import(ctx: click.Context, csv_file: str, as_json: bool) -> None
 @subscribers.command("list")
 @click.option(
     "--status",
-    type=click.Choice(["active", "unsubscribed", "bounced", "removed"]),
+    type=click.Choice(["active", "unsubscribed", "bounced", "complained", "removed"]),
     default=None,
     help="Only subscribers with this status.",
 )
@@ -479,6 +479,13 @@ def subscribers_remove(ctx: click.Context, email: str) -> None:
     help="Queue again the deliveries that expired after "
     "server-wide failures (the relay refused or was unreachable for the queue lifetime).",
 )
+@click.option(
+    "--allow-placeholders",
+    is_flag=True,
+    envvar="NEWSLETTER_ALLOW_PLACEHOLDERS",
+    help="Send over SMTP even with the From or postal address `init` wrote as a placeholder "
+    "(for a test; also NEWSLETTER_ALLOW_PLACEHOLDERS=1).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def send(
@@ -491,6 +498,7 @@ def send(
     connections: int,
     retry_unknown: bool,
     retry_failed: bool,
+    allow_placeholders: bool,
     as_json: bool,
 ) -> None:
     """Send a schedule's issue to its subscribers; run again to resume."""
@@ -498,6 +506,8 @@ def send(
 
     project = open_project(ctx)
     zone = project.schedule(schedule).zone
+    if not allow_placeholders:
+        sending.check_placeholders(project.settings, project.transport_url(transport))
     options = sending.SendOptions(
         connections=connections,
         rate=rate,
@@ -599,6 +609,149 @@ def run(ctx: click.Context, once: bool, grace: str, transport: str | None) -> No
     from newsletter.scheduler import parse_grace, run_daemon
 
     run_daemon(project_root(ctx), once=once, grace=parse_grace(grace), transport=transport)
+
+
+@main.command()
+@click.option(
+    "--mailbox",
+    default=None,
+    help="A Maildir folder or imaps://USER@HOST/FOLDER (default: [bounces] mailbox); "
+    "the IMAP password in NEWSLETTER_BOUNCES_PASSWORD.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_context
+def bounces(ctx: click.Context, mailbox: str | None, as_json: bool) -> None:
+    """Read the bounce mailbox: bounces, complaints and mailto: unsubscribes suppress addresses.
+
+    Hard bounces (5.x.x) and complaints suppress at once, soft bounces (4.x.x) after
+    [bounces] soft_limit in a row. Mails acted on are moved (Maildir: .Processed) or flagged
+    (IMAP); a mail that cannot be read is left in place and reported (exit 1)."""
+    from newsletter.bounces import read_mailbox
+
+    summary = read_mailbox(open_project(ctx), mailbox, now())
+    if as_json:
+        emit_json(summary.as_json())
+    else:
+        for left in summary.left:
+            click.echo(f"left in place: {left}", err=True)
+        for line in summary.suppressed:
+            click.echo(f"suppressed {line}")
+        click.echo(summary.line())
+    if summary.left:
+        raise NewsletterError(
+            f"{len(summary.left)} mails in {summary.mailbox} were left in place",
+            "Read them: move or delete what is not for the newsletter, then run `newsletter bounces` again.",
+        )
+
+
+@main.command()
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@click.pass_context
+def reindex(ctx: click.Context, quiet: bool, as_json: bool) -> None:
+    """Compute every article's related links (neighbours) again, with the [related] settings.
+
+    Needed after changing `neighbours` or `language`, or after an upgrade that changes the
+    method; ingest keeps the index up to date otherwise. Works in batches: memory stays flat."""
+    from newsletter import neighbours
+
+    project = open_project(ctx)
+    if quiet or as_json:
+        done = project.reindex()
+    else:
+        with click.progressbar(length=1, label="reindexing", file=sys.stderr, show_pos=True) as bar:
+
+            def advance(done: int, total: int) -> None:
+                bar.length = max(total, 1)
+                bar.update(done - bar.pos)
+
+            done = project.reindex(advance)
+    indexed, rows = neighbours.counts(project.store.engine)
+    if as_json:
+        emit_json({"articles": done, "indexed": indexed, "neighbour_rows": rows})
+    else:
+        click.echo(f"reindexed {done} articles: {rows} neighbour rows")
+
+
+@main.group()
+def dkim() -> None:
+    """DKIM signing: a key pair and the DNS record to publish (README: DKIM)."""
+
+
+@dkim.command("keygen")
+@click.option(
+    "--selector",
+    default="newsletter",
+    show_default=True,
+    help="The selector: the public key is published at SELECTOR._domainkey.DOMAIN "
+    "(use a new one for each new key, e.g. nl2027).",
+)
+@click.option(
+    "--algorithm",
+    type=click.Choice(["rsa-sha256", "ed25519-sha256"]),
+    default="rsa-sha256",
+    show_default=True,
+    help="RSA-2048, which every receiver checks, or Ed25519 (RFC 8463), which Gmail and others do not yet.",
+)
+@click.option(
+    "--domain",
+    default=None,
+    help="The signing domain, d= (default: [dkim] domain, else the domain of [email] from).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where to write the private key, mode 0600, never over an existing file "
+    "(default: ~/.config/newsletter/dkim/DOMAIN.SELECTOR.pem; not inside a git work tree).",
+)
+@click.pass_context
+def dkim_keygen(
+    ctx: click.Context, selector: str, algorithm: str, domain: str | None, out: str | None
+) -> None:
+    """Write a new private key and print the DNS TXT record and newsletter.toml lines for it."""
+    import os
+
+    from newsletter import config, signing
+    from newsletter.addresses import parse_mailbox
+
+    root = project_root(ctx)
+    if domain is None:
+        settings = config.load_settings(root) if (root / config.SETTINGS_FILE).is_file() else None
+        if settings is None:
+            raise click.UsageError("not in a project: pass --domain (the From address's domain)")
+        domain = settings.dkim.domain or parse_mailbox(settings.email.from_)[1].rsplit("@", 1)[1]
+    domain = domain.strip().lower().rstrip(".")
+    if not config.DKIM_DOMAIN.match(domain):
+        raise click.BadParameter(
+            f"{domain!r} is not a domain name such as example.org", param_hint="--domain"
+        )
+    if not config.DKIM_SELECTOR.match(selector):
+        raise click.BadParameter(f"{selector!r}: letters, digits and '-' only", param_hint="--selector")
+    path = (
+        (Path(out) if out else signing.default_key_path(selector, domain, os.environ)).expanduser().absolute()
+    )
+    if (tree := signing.git_work_tree(path.parent.resolve())) is not None:
+        raise NewsletterError(
+            f"{path} is inside the git work tree {tree}: a private key there could be committed",
+            "Write it outside any repository with --out (the default is ~/.config/newsletter/dkim/).",
+        )
+    warnings = signing.place_warnings(path, root)
+    pair = signing.generate(algorithm)
+    signing.write_key(path, pair.private_pem)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(
+        f"wrote the private key to {path} (mode 0600: keep it secret, out of git and backups you share)"
+    )
+    click.echo(f"\nPublish this DNS TXT record at {selector}._domainkey.{domain}:\n")
+    click.echo(f"  {signing.dns_record(selector, domain, pair)}")
+    click.echo(f"\n(A DNS provider's web form takes the value alone: {signing.txt_value(pair)})")
+    click.echo("\nThen add to newsletter.toml:\n")
+    click.echo(
+        f'  [dkim]\n  domain = "{domain}"\n  selector = "{selector}"\n'
+        f'  algorithm = "{algorithm}"\n  key_file = "{path}"'
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -194,12 +194,117 @@ def source_name(place: str) -> str:
     return "-".join(words)[:64].strip("-") or "source"
 
 
+class RelatedSettings(_Strict):
+    """Related links by similarity (README: Related links). `neighbours` and `language`
+    shape the stored index: after changing either, `newsletter reindex`."""
+
+    # How many similar articles each article keeps (its top-k), computed at ingest.
+    neighbours: int = Field(default=20, ge=3, le=100)
+    # Below this score (0 to 1, the cosine of the articles' term weights) no link is shown.
+    min_similarity: float = Field(default=0.05, ge=0.02, le=1.0)
+    # The site's language, Babel-style ("de", "pt_BR"): its stop words join the English ones.
+    language: str = Field(default="", pattern=r"^([A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*)?$")
+
+
+DKIM_ALGORITHMS = ("rsa-sha256", "ed25519-sha256")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+DKIM_SELECTOR = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+DKIM_DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
+
+
+class DkimSettings(_Strict):
+    """DKIM signing (README: DKIM), off until domain and selector are set. The private key
+    is read from key_file (outside the project) or NEWSLETTER_DKIM_KEY, never from here."""
+
+    domain: str = ""  # d=: the From domain, or its parent
+    selector: str = ""  # s=: the key is published at SELECTOR._domainkey.DOMAIN
+    algorithm: str = "rsa-sha256"
+    key_file: str = ""  # the PEM private key; relative paths are from the project
+
+    @field_validator("domain", mode="before")
+    @classmethod
+    def _domain(cls, value: object) -> object:
+        value = value.strip().lower().rstrip(".") if isinstance(value, str) else value
+        if isinstance(value, str) and value and not DKIM_DOMAIN.match(value):
+            raise ValueError("a domain name such as 'example.org' (IDNs in xn-- form)")
+        return value
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        if value and not DKIM_SELECTOR.match(value):
+            raise ValueError("a selector of letters, digits and '-' (dot-separated labels), such as 'nl2026'")
+        return value
+
+    @field_validator("algorithm")
+    @classmethod
+    def _algorithm(cls, value: str) -> str:
+        if value not in DKIM_ALGORITHMS:
+            raise ValueError(" or ".join(repr(a) for a in DKIM_ALGORITHMS))
+        return value
+
+    @model_validator(mode="after")
+    def _both(self) -> DkimSettings:
+        if bool(self.domain) != bool(self.selector):
+            raise ValueError("both domain and selector (signing on), or neither (off)")
+        if self.key_file and not self.enabled:
+            raise ValueError("domain and selector with key_file (a key_file alone signs nothing)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.domain and self.selector)
+
+
+def _check_return_path(value: str) -> str:
+    """`bounces+{token}@example.org`: one {token} in the local part, or a fixed address."""
+    if value.count("{token}") > 1 or "{token}" in value.rpartition("@")[2]:
+        raise ValueError("one {token} placeholder, in the part before the @")
+    if "{" in value.replace("{token}", "") or "}" in value.replace("{token}", ""):
+        raise ValueError("an address with only the {token} placeholder")
+    if value:
+        parse_mailbox(value.replace("{token}", "1-0"))
+    return value
+
+
+def _check_mailbox(value: str) -> str:
+    if "://" in value and not re.match(r"^imaps://[^@/\s]+@[^/\s]+(/\S*)?$", value):
+        raise ValueError("a Maildir path, or imaps://USER@HOST[:PORT]/FOLDER (IMAP over TLS)")
+    return value
+
+
+class BouncesSettings(_Strict):
+    """The return path and the bounce mailbox (README: Bounces and complaints)."""
+
+    # The envelope sender (MAIL FROM) of every message; {token} names the delivery (VERP).
+    # Default: bounces+{token}@ the From domain. The mailbox must receive every such address.
+    return_path: str = ""
+    # Where bounces, ARF complaints and mailto: unsubscribes arrive, for `newsletter bounces`:
+    # a Maildir folder (relative to the project) or imaps://USER@HOST[:PORT]/FOLDER, the
+    # password in NEWSLETTER_BOUNCES_PASSWORD.
+    mailbox: str = ""
+    every: timedelta = timedelta(minutes=10)  # how often `newsletter run` reads the mailbox
+    # Temporary bounces (4.x.x) in a row, across issues, that suppress an address.
+    soft_limit: int = Field(default=3, ge=1, le=100)
+
+    _return_path = field_validator("return_path")(_check_return_path)
+    _mailbox = field_validator("mailbox")(_check_mailbox)
+    _every = field_validator("every", mode="before")(_duration)
+
+    def sender(self, token: str, from_domain: str) -> str:
+        """The envelope sender of the delivery that `token` names."""
+        return (self.return_path or "bounces+{token}@" + from_domain).replace("{token}", token)
+
+
 class Settings(_Strict):
     site: SiteSettings
     email: EmailSettings
     database: DatabaseSettings = DatabaseSettings()
     web: WebSettings = WebSettings()
     sending: SendingSettings = SendingSettings()
+    related: RelatedSettings = RelatedSettings()
+    dkim: DkimSettings = DkimSettings()
+    bounces: BouncesSettings = BouncesSettings()
     sources: list[SourceSettings] = []
 
     @field_validator("sources")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 from newsletter import claimer
 from newsletter.durations import format_duration
 from newsletter.ledger import EXPIRED, Delivery, Ledger
-from newsletter.mail import MessageTemplate, Recipient, sender
+from newsletter.mail import ListId, MessageTemplate, Recipient, feedback_id, new_message_id, sender
 from newsletter.models import DeliveryStatus, SubscriberStatus
 from newsletter.transports import DeliveryError, PermanentFailure, Transport, TransportFactory, UnknownOutcome
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from newsletter.config import Settings
     from newsletter.models import Schedule
     from newsletter.send import SendOptions
+    from newsletter.signing import Signer
     from newsletter.tokens import Tokens
 
 Clock = Callable[[], datetime]
@@ -74,11 +75,14 @@ class Delivering:
         progress: Progress | None,
         stop: threading.Event,
         notify: Notify,
+        signer: Signer | None = None,
     ) -> None:
         self.ledger, self.issue_id, self.factory, self.tokens = ledger, issue_id, factory, tokens
         self.options, self.clock, self.progress, self.stop = options, clock, progress, stop
         self.settings, self.notify = settings, notify
+        self.signer = signer  # DKIM, its key parsed once for the whole send (signing.prepare)
         self.templates = self._templates(schedule)
+        self.domain = sender(settings.email.from_).domain
         # SendOptions.resolved() filled these from [sending]; a None here is a bug.
         self.breaker, self.lease = _given(options.breaker), _given(options.lease)
         self.lifetime, self.retry_interval = _given(options.queue_lifetime), _given(options.retry_interval)
@@ -98,11 +102,15 @@ class Delivering:
 
     def _templates(self, schedule: Schedule) -> dict[int, MessageTemplate]:
         from_, now = self.settings.email.from_, self.clock()
-        list_id = f"{schedule.title} <{schedule.name}.{sender(from_).domain}>"
+        list_id, feedback = list_headers(schedule, from_, self.issue_id)
         return {
-            variant_id: MessageTemplate(v.subject, v.text, v.html, from_, now, list_id)
+            variant_id: MessageTemplate(v.subject, v.text, v.html, from_, now, list_id, feedback)
             for variant_id, v in self.ledger.variants(self.issue_id).items()
         }
+
+    def _message_id(self, delivery_id: int) -> str:
+        """A delivery's Message-ID, made at its first claim and stored with it."""
+        return new_message_id(delivery_id, self.domain)
 
     # -- the run ------------------------------------------------------------
 
@@ -179,7 +187,9 @@ class Delivering:
         transport = self.factory()
         try:
             while not self.stop.is_set() and self.outcome == "sent":
-                delivery = self.ledger.claim(self.issue_id, self.clock(), self.lease, self.gone)
+                delivery = self.ledger.claim(
+                    self.issue_id, self.clock(), self.lease, self.gone, self._message_id
+                )
                 if delivery is not None:
                     self._deliver(transport, delivery)
                 elif not self._worth_waiting():
@@ -206,8 +216,11 @@ class Delivering:
         template = self.templates[delivery.variant_id or 0]
         self.limiter.wait()
         message = template.render(self._recipient(delivery, template.origin.domain))
+        if self.signer is not None:
+            message = self.signer.sign(message)
+        sender = self.settings.bounces.sender(self.tokens.for_delivery(delivery.id), template.origin.domain)
         try:
-            transport.send(template.origin.addr_spec, delivery.email, message)
+            transport.send(sender, delivery.email, message)  # VERP: a bounce names its delivery
         except DeliveryError as e:
             self._failed(delivery, e)
         else:
@@ -223,7 +236,7 @@ class Delivering:
         return Recipient(
             name=delivery.name,
             email=delivery.email,
-            message_id=f"<issue{delivery.issue_id}.delivery{delivery.id}@{domain}>",
+            message_id=delivery.message_id,  # stored at the first claim: the same on a retry
             token=token,
             unsubscribe_url=f"{self.settings.public_url}/unsubscribe?token={token}",
             unsubscribe_mailto=f"mailto:{self.mailbox(domain)}?subject=unsubscribe%20{token}",
@@ -296,6 +309,13 @@ class Delivering:
     def _report(self, finished: int = 1) -> None:
         if self.progress is not None:
             self.progress(finished, self.total)
+
+
+def list_headers(schedule: Schedule, from_: str, issue_id: int) -> tuple[ListId, str]:
+    """List-Id and Feedback-ID of an issue's messages: the schedule names the list, and
+    Gmail's feedback loop reports complaints per issue and schedule."""
+    domain = sender(from_).domain
+    return ListId(schedule.title, f"{schedule.name}.{domain}"), feedback_id(issue_id, schedule.name, domain)
 
 
 def _given(value: T | None) -> T:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from newsletter import fetching
+from newsletter import fetching, neighbours
 from newsletter.config import SiteSettings
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block
@@ -350,6 +350,7 @@ def store_entries(
     # Stored under an old rule's key (the generated URL, the path as typed): re-keyed, not copied.
     store.adopt_legacy([a for a, _ in entries if a.key.startswith(FILE_KEY)], _place)
     report.counts = store.upsert(unique_urls(store, site, entries), now)
+    neighbours.index(store.engine, report.counts.written)  # related links: computed once, stored
     return report
 
 

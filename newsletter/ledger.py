@@ -11,7 +11,8 @@ so a restart skips no one and re-sends only what was in flight.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,16 +21,18 @@ import sqlalchemy as sa
 
 from newsletter import claimer
 from newsletter.models import DeliveryStatus, IssueStatus, Period, SubscriberStatus
-from newsletter.schema import deliveries, issue_articles, issue_variants, subscribers
+from newsletter.schema import bounce_reports, deliveries, issue_articles, issue_variants, subscribers
 from newsletter.store import IssueRecord, Store, issue_record
 from newsletter.subscribers import SubscriberRow
 
 ACTIVE = SubscriberStatus.ACTIVE
-SUPPRESSED = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED)  # every later send honours them
+# Every later send honours them.
+SUPPRESSED = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
 D = DeliveryStatus
 # Final for the issue: delivered, refused for a reason about that recipient, outcome
-# unknown (re-sent only on request), nothing for them, or unsubscribed since the snapshot.
-FINAL = (D.SENT, D.FAILED, D.UNKNOWN, D.SKIPPED, D.SUPPRESSED)
+# unknown (re-sent only on request), nothing for them, unsubscribed since the snapshot, or
+# accepted and bounced later (`newsletter bounces`).
+FINAL = (D.SENT, D.FAILED, D.UNKNOWN, D.SKIPPED, D.SUPPRESSED, D.BOUNCED)
 # The queue lifetime ran out on server-wide or temporary failures: not final, the issue
 # stays unfinished, and `send --retry-failed` queues them again.
 EXPIRED = D.EXPIRED
@@ -54,6 +57,7 @@ class Delivery:
     email: str
     name: str
     attempts: int
+    message_id: str = ""  # set by the first claim, kept for every retry
 
 
 @dataclass(frozen=True)
@@ -264,11 +268,17 @@ class Ledger:
     # -- deliveries -------------------------------------------------------
 
     def claim(
-        self, issue_id: int, now: datetime, lease: timedelta, gone: Sequence[str] = ()
+        self,
+        issue_id: int,
+        now: datetime,
+        lease: timedelta,
+        gone: Sequence[str] = (),
+        message_id: Callable[[int], str] = lambda _: "",
     ) -> Delivery | None:
         """Take the next claimable delivery in flight (pending and due, or in flight past
         its claimer's lease or by a claimer that is `gone`). None when nothing is claimable.
-        The claim stores our own lease and name, so whoever resumes reads, not guesses, them."""
+        The claim stores our own lease and name, so whoever resumes reads, not guesses, them;
+        and, the first time, `message_id(delivery id)`, which every later claim keeps."""
         params = {
             "issue": issue_id,
             "now": now,
@@ -280,7 +290,8 @@ class Ledger:
             ids = list(conn.scalars(DUE, params)) or list(conn.scalars(ORPHANED, params))
         for delivery_id in ids:
             with self.engine.begin() as conn:
-                if conn.execute(TAKE, {**params, "d_id": delivery_id}).rowcount != 1:
+                taken = {**params, "d_id": delivery_id, "message_id": message_id(delivery_id) or None}
+                if conn.execute(TAKE, taken).rowcount != 1:
                     continue  # another connection or sender took it first
                 row = conn.execute(CLAIMED, {"d_id": delivery_id}).one()
             if row.subscriber_status == ACTIVE:
@@ -414,10 +425,162 @@ class Ledger:
             found = {status: count for status, count in conn.execute(query)}
         return {s: found.get(s, 0) for s in ("pending", "sending", *FINAL, EXPIRED)}
 
+    def started(self, issue_id: int) -> bool:
+        """Whether any delivery of the issue was ever tried (claimed at least once), or
+        nothing is left to try. A recorded issue not started has sent nobody anything yet."""
+        mine = deliveries.c.issue_id == issue_id
+        with self.engine.connect() as conn:
+            tried = conn.scalar(sa.select(sa.func.count()).where(mine, deliveries.c.attempts > 0))
+            pending = conn.scalar(sa.select(sa.func.count()).where(mine, deliveries.c.status == D.PENDING))
+        return bool(tried) or not pending
+
     def waiting(self, issue_id: int) -> int:
         """Deliveries not final yet: pending (maybe backing off) or in flight elsewhere."""
         counts = self.counts(issue_id)
         return counts["pending"] + counts["sending"]
+
+    # -- bounces, complaints, mailto unsubscribes (newsletter/bounces.py) --
+
+    def bounce_target(self, delivery_id: int) -> BounceTarget | None:
+        """The delivery a return-path token names."""
+        return self._target(deliveries.c.id == delivery_id)
+
+    def latest_delivery_to(self, email: str) -> BounceTarget | None:
+        """The last delivery that went out to an address: a bounce without our token."""
+        return self._target(deliveries.c.email == email.strip().lower(), deliveries.c.status.in_(WENT_OUT))
+
+    def delivery_by_message_id(self, message_id: str) -> BounceTarget | None:
+        """The delivery a bounced message's Message-ID names (stored, or the older
+        `<issueN.deliveryM@domain>` form that carries the id)."""
+        if "message_id" in deliveries.c:
+            found = self._target(deliveries.c.message_id == message_id)
+            if found is not None:
+                return found
+        old = OLD_MESSAGE_ID.fullmatch(message_id.strip())
+        if old is None:
+            return None
+        return self._target(deliveries.c.id == int(old[2]), deliveries.c.issue_id == int(old[1]))
+
+    def _target(self, *where: Any) -> BounceTarget | None:
+        query = sa.select(deliveries).where(*where).order_by(deliveries.c.id.desc()).limit(1)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return BounceTarget(row.id, row.subscriber_id, row.email, row.status) if row is not None else None
+
+    def bounce_seen(self, mail_key: str) -> bool:
+        with self.engine.connect() as conn:
+            query = sa.select(bounce_reports.c.id).where(bounce_reports.c.mail_key == mail_key)
+            return conn.scalar(query) is not None
+
+    def record_bounce(self, record: BounceRecord, soft_limit: int, now: datetime) -> BounceOutcome:
+        """Act on one mail of the bounce mailbox, in one transaction with its record, so
+        the same mail read again changes nothing. Hard bounces and complaints suppress at
+        once; soft ones when the address's last `soft_limit` deliveries all bounced soft."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(bounce_reports.insert().values(**record.row(), received_at=now))
+                if record.kind in (HARD, SOFT) and record.delivery_id is not None:
+                    _mark_bounced(conn, record, now)
+                status = _suppression(conn, record, soft_limit)
+                suppressed = status is not None and _suppress(conn, record.subscriber_id, status, now)
+        except sa.exc.IntegrityError:
+            return BounceOutcome(seen=True)
+        return BounceOutcome(suppressed=status if suppressed else None)
+
+
+HARD, SOFT, DELAYED, COMPLAINT, UNSUBSCRIBE = "hard", "soft", "delayed", "complaint", "unsubscribe"
+WENT_OUT = (D.SENT, D.UNKNOWN, D.BOUNCED)  # deliveries a bounce may come back for
+OLD_MESSAGE_ID = re.compile(r"<?issue(\d+)\.delivery(\d+)@[^>]*>?")
+
+
+@dataclass(frozen=True)
+class BounceTarget:
+    """A delivery a mail in the bounce mailbox is about."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    status: str
+
+
+@dataclass(frozen=True)
+class BounceRecord:
+    """What one mail of the bounce mailbox says: its kind, whom, the status code."""
+
+    mail_key: str
+    kind: str  # HARD | SOFT | DELAYED | COMPLAINT | UNSUBSCRIBE
+    delivery_id: int | None
+    subscriber_id: int | None
+    status_code: str = ""
+    detail: str = ""
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "mail_key": self.mail_key,
+            "kind": self.kind,
+            "delivery_id": self.delivery_id,
+            "subscriber_id": self.subscriber_id,
+            "status_code": self.status_code,
+            "detail": self.detail[:2000],
+        }
+
+
+@dataclass(frozen=True)
+class BounceOutcome:
+    seen: bool = False  # recorded before: nothing done
+    suppressed: str | None = None  # the subscriber's new status, if this mail suppressed them
+
+
+def _mark_bounced(conn: Any, record: BounceRecord, now: datetime) -> None:
+    conn.execute(
+        deliveries.update()
+        .where(deliveries.c.id == record.delivery_id, deliveries.c.status.in_(WENT_OUT))
+        .values(
+            status=D.BOUNCED,
+            updated_at=now,
+            last_error=f"bounced {record.status_code}: {record.detail}"[:2000],
+        )
+    )
+
+
+def _suppression(conn: Any, record: BounceRecord, soft_limit: int) -> str | None:
+    """The status a mail gives its subscriber, if any."""
+    if record.subscriber_id is None or record.kind == DELAYED:
+        return None
+    if record.kind == SOFT:
+        return SubscriberStatus.BOUNCED if _soft_streak(conn, record.subscriber_id, soft_limit) else None
+    return {
+        HARD: SubscriberStatus.BOUNCED,
+        COMPLAINT: SubscriberStatus.COMPLAINED,
+        UNSUBSCRIBE: SubscriberStatus.UNSUBSCRIBED,
+    }[record.kind]
+
+
+def _soft_streak(conn: Any, subscriber_id: int, limit: int) -> bool:
+    """The subscriber's last `limit` deliveries that went out all bounced (across issues)."""
+    last = conn.execute(
+        sa.select(deliveries.c.id, deliveries.c.status)
+        .where(deliveries.c.subscriber_id == subscriber_id, deliveries.c.status.in_(WENT_OUT))
+        .order_by(deliveries.c.issue_id.desc(), deliveries.c.id.desc())
+        .limit(limit)
+    ).all()
+    if len(last) < limit or any(status != D.BOUNCED for _, status in last):
+        return False
+    bounced = conn.scalars(
+        sa.select(bounce_reports.c.delivery_id).where(
+            bounce_reports.c.delivery_id.in_([d for d, _ in last]), bounce_reports.c.kind.in_((HARD, SOFT))
+        )
+    )
+    return set(bounced) == {d for d, _ in last}
+
+
+def _suppress(conn: Any, subscriber_id: int | None, status: str, now: datetime) -> bool:
+    result = conn.execute(
+        subscribers.update()
+        .where(subscribers.c.id == subscriber_id, subscribers.c.status.not_in(SUPPRESSED))
+        .values(status=status, updated_at=now)
+    )
+    return bool(result.rowcount == 1)
 
 
 # The claim path runs twice per message: its statements are built once.
@@ -447,6 +610,8 @@ TAKE = (
         lease_until=sa.bindparam("lease_until"),
         claimed_by=sa.bindparam("me"),
         attempts=deliveries.c.attempts + 1,
+        # Only the first claim's: a retry, a takeover or --retry-unknown sends the same one.
+        message_id=sa.func.coalesce(deliveries.c.message_id, sa.bindparam("message_id")),
     )
 )
 CLAIMED = (
@@ -495,5 +660,12 @@ def _subscriber(row: Any) -> Subscriber:
 
 def _delivery(row: Any) -> Delivery:
     return Delivery(
-        row.id, row.issue_id, row.subscriber_id, row.variant_id, row.email, row.name, row.attempts
+        row.id,
+        row.issue_id,
+        row.subscriber_id,
+        row.variant_id,
+        row.email,
+        row.name,
+        row.attempts,
+        row.message_id or "",
     )

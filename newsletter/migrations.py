@@ -39,7 +39,13 @@ def _v3(op: Operations) -> None:
     op.create_index("ix_articles_origin", "articles", ["origin"])
 
 
-STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3}
+def _v4(op: Operations) -> None:
+    """Message-IDs kept on the delivery row, so a retry sends the same one. Rows claimed
+    before the upgrade get theirs at their next claim (none was stored to keep)."""
+    op.add_column("deliveries", sa.Column("message_id", sa.String(320), nullable=True))
+
+
+STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4}
 
 
 def upgrade(conn: Connection, version: int, target: int) -> None:

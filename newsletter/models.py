@@ -35,12 +35,14 @@ class DeliveryStatus(StrEnum):
     SKIPPED = "skipped"  # nothing in the issue for their categories
     SUPPRESSED = "suppressed"  # unsubscribed or bounced since the snapshot
     EXPIRED = "expired"  # the queue lifetime ran out on server-wide failures
+    BOUNCED = "bounced"  # accepted, then a bounce came back (`newsletter bounces`)
 
 
 class SubscriberStatus(StrEnum):
     ACTIVE = "active"
     UNSUBSCRIBED = "unsubscribed"  # permanent
     BOUNCED = "bounced"  # permanent
+    COMPLAINED = "complained"  # permanent: marked as spam (an ARF feedback report)
     REMOVED = "removed"  # taken off by the operator; an import brings them back
 
 

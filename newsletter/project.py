@@ -15,19 +15,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from newsletter import config, enrich
-from newsletter.models import Digest, Issue, IssueStatus, Period, Schedule
+from newsletter import config, enrich, neighbours
+from newsletter.enrich import Candidate
+from newsletter.models import Digest, Issue, IssueStatus, LinkTarget, Period, Schedule, StoredArticle
 from newsletter.output import write_files
-from newsletter.similar import SimilarityIndex
-from newsletter.store import Store
+from newsletter.store import GONE_OUT, Store
 
 if TYPE_CHECKING:
     from newsletter.ingest import IngestReport
     from newsletter.render import Links, Renderer
 
-# How many similar articles to rank per article before the filters
-# (self, same issue, future) take theirs: enough that 3 always survive.
-SIMILAR_POOL = 12
+# How many similar articles a card offers the issue's link sharing (`enrich.assign`):
+# enough that 3 survive the filters (self, same issue, future) and the other cards.
+SIMILAR_POOL = 40
 ALL_CATEGORIES = "*"  # in a schedule: every category of the archive
 
 
@@ -56,7 +56,6 @@ class Project:
         self.environ = dict(os.environ if environ is None else environ)
         self.settings = config.load_settings(self.root, self.environ)
         self._store: Store | None = None
-        self._similar: tuple[int, SimilarityIndex] | None = None
         self._categories: tuple[int, tuple[str, ...]] | None = None
 
     @cached_property
@@ -135,14 +134,14 @@ class Project:
     def ingest(self, sources: Iterable[str], now: datetime, category: str | None = None) -> IngestReport:
         from newsletter.ingest import ingest
 
-        return ingest(self.store, sources, self.settings.site, now, category)
+        warnings = neighbours.adopt(self.store.engine, self.settings.related)
+        report = ingest(self.store, sources, self.settings.site, now, category)
+        report.warnings += warnings
+        return report
 
-    def similarity(self) -> SimilarityIndex:
-        """The TF-IDF index, rebuilt only when the archive changed."""
-        revision = self.store.revision
-        if self._similar is None or self._similar[0] != revision:
-            self._similar = (revision, SimilarityIndex(self.store.corpus()))
-        return self._similar[1]
+    def reindex(self, progress: neighbours.Progress | None = None) -> int:
+        """Every article's neighbours again, with the settings' parameters."""
+        return neighbours.reindex(self.store.engine, self.settings.related, progress)
 
     def period(self, schedule: Schedule, at: datetime) -> Period:
         """The period of the issue going out at the next fire time: from the end of the
@@ -163,12 +162,44 @@ class Project:
         # the rules live and are property-tested, so it gets the sent set too.
         sent = self.store.sent_article_ids(schedule.name, period.end)
         sections = select.select(schedule, period, at, candidates, sent)
-        ids = select.ids_of(sections)
-        explicit = self.store.related_targets(ids)
-        similar = self.similarity().similar(ids, at, SIMILAR_POOL)
-        ranked = {i: [*explicit.get(i, []), *similar.get(i, [])] for i in ids}
-        archive = self.store.link_targets({t for targets in ranked.values() for t in targets})
-        return enrich.enrich(schedule, period, at, sections, ranked, archive)
+        issue = self.store.issue(schedule.name, period.end)
+        gone = issue if issue is not None and issue.status in GONE_OUT else None
+        kept = self.store.issue_links(gone.id) if gone is not None else None
+        related = self.related_candidates([c for _, chosen in sections for c in chosen], at, kept or {})
+        archive = self.store.link_targets({c.target for found in related.values() for c in found})
+        digest = enrich.enrich(schedule, period, at, sections, related, archive)
+        if gone is not None and kept is None:  # gone out, its links not kept yet: keep them now
+            self.store.keep_issue_links(gone.id, _link_ids(digest, archive))
+        return digest
+
+    def related_candidates(
+        self, cards: list[StoredArticle], at: datetime, kept: dict[int, list[int]]
+    ) -> dict[int, list[Candidate]]:
+        """Each card's related candidates: the links it went out with when its issue was
+        sent; else its explicit entries, then its stored neighbours as of `at`."""
+        fresh = [c.id for c in cards if c.id not in kept]
+        explicit = self.store.related_targets(fresh)
+        similar = neighbours.read(self.store.engine, fresh, at, self.settings.related.min_similarity)
+        found = {i: [Candidate(t) for t in targets] for i, targets in kept.items()}
+        for card in cards:
+            if card.id in kept:
+                continue
+            own = card.article.category
+            tier = {True: enrich.SAME_CATEGORY, False: enrich.OTHER_CATEGORY}
+            near = [
+                Candidate(n.target, tier[n.category == own], n.score)
+                for n in similar.get(card.id, [])[:SIMILAR_POOL]
+            ]
+            found[card.id] = [*(Candidate(t) for t in explicit.get(card.id, [])), *near]
+        return found
+
+    def keep_links(self, schedule: Schedule, at: datetime) -> bool:
+        """Keep the related links of the issue going out at `at` (recorded as sending or
+        sent): its rebuilds show them. `digest` keeps them on its own the first time it
+        meets such an issue; `send` calls this right after recording, to keep them at once."""
+        before = self.store.issue(schedule.name, self.period(schedule, at).end)
+        self.digest(schedule, at)
+        return before is not None and self.store.issue_links(before.id) is not None
 
     def links(self, schedule: Schedule, period: Period) -> Links:
         from newsletter.render import Links
@@ -268,3 +299,10 @@ def build_json(build: Build) -> dict[str, Any]:
 
 def _path(path: Path | None) -> str | None:
     return str(path) if path else None
+
+
+def _link_ids(digest: Digest, archive: dict[int, LinkTarget]) -> dict[int, list[int]]:
+    """The digest's links as archive ids (each link's URL is its target's)."""
+    by_url = {enrich.safe_url(t.url): t.id for t in archive.values()}
+    found = {a.id: [by_url[link.url] for link in a.related if link.url in by_url] for a in digest.articles}
+    return {i: targets for i, targets in found.items() if targets}

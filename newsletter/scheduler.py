@@ -26,7 +26,13 @@ from newsletter.ledger import Ledger
 from newsletter.models import IssueStatus, Schedule
 from newsletter.periods import AheadTrigger, CrontabTrigger
 from newsletter.project import Project
-from newsletter.send import SendSummary, send_schedule, stop_on_signals
+from newsletter.send import (
+    SendSummary,
+    allowed_placeholders,
+    check_placeholders,
+    send_schedule,
+    stop_on_signals,
+)
 
 log = logging.getLogger("newsletter.scheduler")
 
@@ -36,6 +42,7 @@ POLL_JOB_ID = "sources:{}"
 POLL_AHEAD = timedelta(minutes=10)
 RELOAD_SECONDS = 2.0  # how often schedule files are checked for changes (a few stat calls)
 RETRY_JOB_ID = "queue"
+BOUNCES_JOB_ID = "bounces"
 # Outcomes that need the operator; "queued" does not: the retry timer finishes it.
 FAILED = ("paused", "incomplete", "stopped", "expired", "failed")
 MAX_GRACE = timedelta(days=366)  # a yearly cron is the rarest; beyond that a "missed" send is history
@@ -188,7 +195,7 @@ def catch_up(
 def _catch_up_times(project: Project, schedule: Schedule, now: datetime, grace: timedelta) -> list[datetime]:
     """Interrupted sends are resumed whatever their age: part of the list already has
     the issue, so the rest should get it too. A missed period only within grace."""
-    ends = unfinished_sends(project, schedule, now)
+    ends = unfinished_sends(project, schedule, now, grace)
     due = due_fire_time(schedule, now, grace)
     if due is not None and due not in ends:
         ends.append(due)
@@ -201,8 +208,9 @@ def _catch_up_times(project: Project, schedule: Schedule, now: datetime, grace: 
     return ends
 
 
-def unfinished_sends(project: Project, schedule: Schedule, now: datetime) -> list[datetime]:
-    """Send times of the schedule's issues still sending and within their queue lifetime."""
+def unfinished_sends(project: Project, schedule: Schedule, now: datetime, grace: timedelta) -> list[datetime]:
+    """Send times of the schedule's issues still sending and within their queue lifetime;
+    one recorded but never started only within `grace`, like a missed period."""
     lifetime = project.settings.sending.queue_lifetime
     ends = []
     for issue in sorted(project.store.issues(schedule.name), key=lambda i: i.period.end):
@@ -219,11 +227,26 @@ def unfinished_sends(project: Project, schedule: Schedule, now: datetime) -> lis
                 issue.period.end.isoformat(),
             )
             continue
+        if now - issue.period.end > grace and not Ledger(project.store).started(issue.id):
+            # Nobody has it yet (recorded by an older version, or a crash before the first
+            # message): sending it now would be a missed period sent late, so the grace rules.
+            log.warning(
+                "%s %s: recorded but never started, and past the %s grace; not sent. Send it "
+                "anyway with `newsletter send %s --at %s`",
+                schedule.name,
+                _local(issue.period.end, schedule.timezone),
+                format_duration(grace),
+                schedule.name,
+                issue.period.end.isoformat(),
+            )
+            continue
         ends.append(issue.period.end)
     return ends
 
 
-def retry_queued(root: Path, transport: str | None, stop: threading.Event) -> Results:
+def retry_queued(
+    root: Path, transport: str | None, stop: threading.Event, grace: timedelta = MAX_GRACE
+) -> Results:
     """The retry timer's job: resume every unfinished send whose queued deliveries are due."""
     now = utc_now()
     try:
@@ -232,10 +255,12 @@ def retry_queued(root: Path, transport: str | None, stop: threading.Event) -> Re
         log.error("queue: project not loaded: %s", e)
         return []
     with closing(opened) as project:
+        if placeholders_refused(project, transport):
+            return []
         return [
             run_due(project, schedule, end, transport, stop)
             for schedule in filter(None, (_load(project, n) for n in config.schedule_names(root)))
-            for end in unfinished_sends(project, schedule, now)
+            for end in unfinished_sends(project, schedule, now, grace)
             if _due(project, schedule, end, now)
         ]
 
@@ -262,6 +287,20 @@ def _resumable(schedule: Schedule, end: datetime) -> bool:
     return False
 
 
+def placeholders_refused(project: Project, transport: str | None) -> bool:
+    """`run` sends nothing over SMTP from what `init` wrote as placeholders (checked at
+    start and at every wake-up: newsletter.toml is read again each time), unless the
+    environment says NEWSLETTER_ALLOW_PLACEHOLDERS=1."""
+    if allowed_placeholders(project.environ):
+        return False
+    try:
+        check_placeholders(project.settings, project.transport_url(transport))
+    except NewsletterError as e:
+        log.error("not sending: %s (%s)", e, e.hint)
+        return True
+    return False
+
+
 def scheduled_run(
     root: Path, name: str, grace: timedelta, transport: str | None, stop: threading.Event
 ) -> SendSummary | None:
@@ -275,6 +314,8 @@ def scheduled_run(
         log.error("%s: project not loaded: %s", name, e)
         return None
     with closing(opened) as project:
+        if placeholders_refused(project, transport):
+            return None
         schedule = _load(project, name)
         fire = due_fire_time(schedule, now, grace) if schedule else None
         if schedule is not None and fire is None:  # its cron was just edited: reload fixes the job
@@ -401,6 +442,11 @@ def run_daemon(root: Path, *, once: bool, grace: timedelta, transport: str | Non
     with stop_on_signals(stop):
         started = utc_now()
         with closing(Project(root)) as project:
+            if placeholders_refused(project, transport):
+                raise NewsletterError(
+                    "run sends nothing from placeholder settings; see the log",
+                    "Fix newsletter.toml, or set NEWSLETTER_ALLOW_PLACEHOLDERS=1 for a test.",
+                )
             log.info("catching up on %s (grace %s)", project.root, grace)
             results = catch_up(project, started, grace, transport, stop)
         if once:
@@ -420,6 +466,7 @@ def serve(
     jobs.reload(since)
     with closing(Project(root)) as project:
         every = project.settings.sending.retry_interval
+        bounces = project.settings.bounces
     scheduler.add_job(
         retry_queued,
         "interval",
@@ -428,8 +475,22 @@ def serve(
         name="retry queued deliveries",
         coalesce=True,
         max_instances=1,
-        args=(root, transport, stop),
+        args=(root, transport, stop, grace),
     )
+    if bounces.mailbox:  # bounces, complaints and mailto: unsubscribes (newsletter/bounces.py)
+        from newsletter.bounces import scheduled as read_bounces
+
+        scheduler.add_job(
+            read_bounces,
+            "interval",
+            seconds=bounces.every.total_seconds(),
+            id=BOUNCES_JOB_ID,
+            name="read the bounce mailbox",
+            coalesce=True,
+            max_instances=1,
+            next_run_time=utc_now(),
+            args=(root, log),
+        )
     scheduler.start()
     log.info("running; schedule files are reloaded on change; SIGTERM or Ctrl-C stops")
     while not stop.wait(RELOAD_SECONDS):

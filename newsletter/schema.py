@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 3  # newsletter/migrations.py brings older databases up to it
+SCHEMA_VERSION = 4  # newsletter/migrations.py brings older databases up to it
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -161,6 +161,76 @@ deliveries = sa.Table(
     sa.Column("not_before", UTCDateTime, nullable=True),  # retry backoff
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime, nullable=True),
+    # <random.delivery-id@domain>, set by the first claim and kept: a retry of the delivery
+    # sends the same Message-ID, and no other project or database ever makes it again.
+    sa.Column("message_id", sa.String(320), nullable=True),
     sa.UniqueConstraint("issue_id", "subscriber_id", name="uq_delivery"),
     sa.Index("ix_deliveries_issue_status", "issue_id", "status"),
+)
+
+
+# -- related links: the similarity index kept in the store (newsletter/neighbours.py) ----------
+
+# Document frequency of each hashed term over the articles indexed so far.
+similar_terms = sa.Table(
+    "similar_terms",
+    metadata,
+    sa.Column("term", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("df", sa.Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# Each article's heaviest terms with their weights, fixed when it was indexed: the
+# inverted index, clustered by term so the newest articles with a term are one range read.
+similar_postings = sa.Table(
+    "similar_postings",
+    metadata,
+    sa.Column("term", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("article_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("weight", sa.Float, nullable=False),
+    sa.Index("ix_similar_postings_article", "article_id"),
+    sqlite_with_rowid=False,
+)
+
+# Each article's most similar articles (both directions of every pair), with the score and
+# when it was computed: a build reads its articles' rows with one indexed query.
+neighbours = sa.Table(
+    "neighbours",
+    metadata,
+    sa.Column("article_id", sa.ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    # No foreign key: a delete would scan for it; the build's join drops a row whose article is gone.
+    sa.Column("neighbour_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("computed_at", UTCDateTime, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# The related links an issue went out with, card by card, in order: a rebuild shows them.
+issue_links = sa.Table(
+    "issue_links",
+    metadata,
+    sa.Column("issue_id", sa.ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("article_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("target_id", sa.ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+)
+
+
+# -- bounces, complaints and mailto unsubscribes read from the bounce mailbox (newsletter/bounces.py) --
+
+# One row per mail acted on, keyed by a digest of its bytes: reading the same mail again
+# changes nothing. `kind`: hard | soft | delayed | complaint | unsubscribe.
+bounce_reports = sa.Table(
+    "bounce_reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("mail_key", sa.String(64), nullable=False, unique=True),  # sha256 of the mail
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("delivery_id", sa.ForeignKey("deliveries.id", ondelete="SET NULL"), nullable=True, index=True),
+    sa.Column(
+        "subscriber_id", sa.ForeignKey("subscribers.id", ondelete="SET NULL"), nullable=True, index=True
+    ),
+    sa.Column("status_code", sa.String(16), nullable=False, default=""),  # 5.1.1; "" for complaints
+    sa.Column("detail", sa.Text, nullable=False, default=""),  # the diagnostic, or what was done
+    sa.Column("received_at", UTCDateTime, nullable=False),  # when it was processed
 )

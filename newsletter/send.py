@@ -1,8 +1,11 @@
 """Sending: an issue goes to its audience through a transport, crash-safe.
 
-First the issue is recorded (unique on schedule + send time) with every
+First everything a send needs is checked (the pre-flight: secret, transport URL,
+From address, templates rendered and encoded, the schedule's categories known), and
+only then is the issue recorded (unique on schedule + send time) with every
 rendered variant and one delivery row per subscriber: the audience is a
-snapshot. Only then do messages go out, each claimed in the ledger before
+snapshot. A failed pre-flight records nothing, so whoever subscribes before the
+send that works gets the issue. Only then do messages go out, each claimed in the ledger before
 it is sent and finished after. Variants are rendered once per distinct
 category set and encoded once; each message is spliced from them.
 """
@@ -17,16 +20,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from newsletter.clock import utc_now as utc_now  # the one clock; re-exported
-from newsletter.config import SendingSettings
-from newsletter.delivering import Clock, Delivering, Notify, Progress
+from newsletter.config import SendingSettings, Settings
+from newsletter.delivering import Clock, Delivering, Notify, Progress, list_headers
+from newsletter.errors import ConfigError, NewsletterError
 from newsletter.ledger import EXPIRED, Audience, Ledger, Subscriber, Variant
-from newsletter.mail import TOKEN_PLACEHOLDER
+from newsletter.mail import TOKEN_PLACEHOLDER, MessageTemplate, sender
 from newsletter.models import DeliveryStatus, Digest, IssueStatus, Schedule, SubscriberStatus
 from newsletter.output import write_files
 from newsletter.project import Project, issue_stem
 from newsletter.render import Links
+from newsletter.signing import preflight as dkim_preflight
 from newsletter.tokens import Tokens, secret_key
 from newsletter.transports import TransportFactory, timeout_of, transport_factory
 
@@ -131,6 +137,74 @@ def recipient_links(project: Project, digest: Digest) -> Links:
     return Links(f"{generic.unsubscribe}?token={TOKEN_PLACEHOLDER}", generic.browser)
 
 
+# -- pre-flight: nothing is recorded until all of this holds -----------------
+
+# What `init` writes for the user to replace: its From address on an example domain
+# (RFC 2606), and its postal address.
+PLACEHOLDER_DOMAINS = ("example.org", "example.com", "example.net")
+PLACEHOLDER_POSTAL = "1 example street"
+ALLOW_PLACEHOLDERS = "NEWSLETTER_ALLOW_PLACEHOLDERS"  # `send --allow-placeholders`, and `run`
+LOCAL_TRANSPORTS = ("file", "memory")  # nothing leaves the machine
+
+
+def placeholders(settings: Settings) -> list[str]:
+    """The settings still as `init` wrote them, as `[section] key ('value')`."""
+    found = []
+    domain = sender(settings.email.from_).domain.lower()
+    if any(domain == d or domain.endswith(f".{d}") for d in PLACEHOLDER_DOMAINS):
+        found.append(f"[email] from ({settings.email.from_!r})")
+    if PLACEHOLDER_POSTAL in settings.site.postal_address.lower():
+        found.append(f"[site] postal_address ({settings.site.postal_address!r})")
+    return found
+
+
+def check_placeholders(settings: Settings, transport_url: str) -> None:
+    """Refuse to send over SMTP what `init` wrote as a placeholder: mail from an example
+    domain is refused or junked, and bulk mail must carry a real postal address (CAN-SPAM).
+    A file: or memory: transport keeps the messages here, so the demo sends to its outbox."""
+    if urlsplit(transport_url).scheme in LOCAL_TRANSPORTS:
+        return
+    found = placeholders(settings)
+    if found:
+        raise ConfigError(
+            "newsletter.toml",
+            "",
+            f"{' and '.join(found)} {'is' if len(found) == 1 else 'are'} still the placeholder "
+            "from `newsletter init`",
+            "Put your own From address and postal address in newsletter.toml; to send anyway "
+            f"(a test), pass --allow-placeholders or set {ALLOW_PLACEHOLDERS}=1.",
+        )
+
+
+def allowed_placeholders(environ: dict[str, str]) -> bool:
+    return environ.get(ALLOW_PLACEHOLDERS, "").strip().lower() in ("1", "true", "yes")
+
+
+def check_categories(project: Project, schedule: Schedule, notify: Notify) -> None:
+    """A named category with no article in the archive is a typo in all but name: an issue
+    recorded with it leaves that section out for the whole audience, for good. In an
+    empty archive every name is unknown and says nothing: a warning, as for `build`."""
+    unknown = project.category_warnings(schedule)
+    if unknown and not project.categories():
+        for warning in unknown:
+            notify(f"warning: {warning}")
+    elif unknown:
+        raise NewsletterError(
+            "; ".join(unknown),
+            f"Fix the name in schedules/{schedule.name}.toml (names match exactly), "
+            "or ingest that category's articles first.",
+        )
+
+
+def encode_variants(project: Project, schedule: Schedule, variants: Sequence[Variant]) -> None:
+    """Encode each variant as delivering will (From, Subject, List-Id, bodies): a header
+    or address that cannot go out fails here, before the issue is recorded."""
+    from_ = project.settings.email.from_
+    list_id, feedback = list_headers(schedule, from_, 0)
+    for v in variants:
+        MessageTemplate(v.subject, v.text, v.html, from_, utc_now(), list_id, feedback)
+
+
 # -- the send ----------------------------------------------------------------
 
 
@@ -145,13 +219,16 @@ def send_schedule(
     stop: threading.Event | None = None,
     notify: Notify = lambda _: None,
 ) -> SendSummary:
-    """`send` with the project's transport and secrets: what the CLI and the daemon call."""
+    """`send` with the project's transport and secrets: what the CLI and the daemon call.
+    The transport URL and the secret are checked here, before anything is recorded (a dry
+    run records nothing and needs no secret)."""
     url = project.transport_url(transport)
     factory = transport_factory(url, project.environ)
-    tokens = lambda: Tokens(secret_key(project.environ))  # noqa: E731 (needed only to deliver)
     # The default lease covers the longest a live sender holds one message: two SMTP
     # timeouts (a slow DATA and its reply) and a margin.
     lease = timedelta(seconds=2 * timeout_of(url) + 5)
+    secret = "" if options.dry_run else secret_key(project.environ)
+    tokens = lambda: Tokens(secret or secret_key(project.environ))  # noqa: E731
     return send(
         project,
         name,
@@ -178,13 +255,15 @@ def send(
     stop: threading.Event | None = None,
     notify: Notify = lambda _: None,
 ) -> SendSummary:
-    """Record (or resume) the issue of `name` going out after `at`, and deliver it."""
+    """Record (or resume) the issue of `name` going out after `at`, and deliver it.
+    Every check comes before the first write: a failed one records nothing."""
     started = time.monotonic()
     options = options.resolved(project.settings.sending)
     ledger = Ledger(project.store)
     schedule = project.schedule(name)
-    for warning in project.category_warnings(schedule):
-        notify(f"warning: {warning}")
+    dkim = dkim_preflight(project.settings, project.environ, project.root, notify)  # before any record
+    signer = None if options.dry_run else tokens()  # no secret, no send: say so first
+    check_categories(project, schedule, notify)
     digest = project.digest(schedule, at)
     summary = SendSummary(name, digest.period.start, digest.period.end, "sent")
     existing = project.store.issue(name, digest.period.end)
@@ -207,13 +286,16 @@ def send(
         if options.dry_run:
             return _dry_run(summary, digests, audience, started)
         variants = render_variants(project, digests)
+        encode_variants(project, schedule, variants)
+        # Written before recording: a folder that cannot take it fails the send, not the
+        # "view in browser" link of every message. A concurrent sender's copy is the same.
+        write_browser_copy(project, digest, clock())
         existing = ledger.open_issue(
             name, digest.period, [a.id for a in digest.articles], variants, audience, clock()
         )
-        write_browser_copy(project, digest, clock())
-    if options.dry_run:
+        project.keep_links(schedule, at)  # its rebuilds show the links that went out
+    if options.dry_run or signer is None:
         return _finished(summary, ledger, existing.id, "dry run", started)
-    signer = tokens()
     if options.retry_unknown:
         ledger.requeue(existing.id, DeliveryStatus.UNKNOWN, clock())
     if options.retry_failed:
@@ -230,6 +312,7 @@ def send(
         progress,
         stop or threading.Event(),
         notify,
+        dkim,
     )
     summary.sent_now = run.deliver()
     summary.outcome = run.outcome

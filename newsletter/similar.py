@@ -1,87 +1,81 @@
-"""Similar articles by TF-IDF cosine similarity (scikit-learn).
+"""Similarity between articles: weighted terms and their overlap.
 
-The index is fitted over the whole archive once per store revision; queries
-filter by publication time, so an as-of build never links to the future.
+An article becomes a short vector: its terms (`words.terms`) hashed to 63-bit
+integers, weighted tf-idf (`1 + ln tf` times `ln((n + 1) / (df + 1)) + 1`)
+from the document frequencies known when it is indexed, normalised to unit
+length, and cut to its `TOP_TERMS` heaviest terms. Two articles' similarity is
+the dot product of their vectors: the cosine of the full vectors, less the
+tails. The weights never change after indexing, so a score computed once holds.
 
-NumPy and scikit-learn (with SciPy) load when the first index is built, not with
-the module: most commands never rank anything.
+Pure: the caller (`newsletter/neighbours.py`) passes the frequencies and the
+postings it read from the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+import hashlib
+import heapq
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
-if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
+from newsletter import words
 
+TOP_TERMS = 48  # terms kept per article (measured: benchmarks/related_quality.py)
 
-class SparseRows(Protocol):
-    """What the index uses of the SciPy sparse matrix TfidfVectorizer makes (scipy has no types)."""
-
-    @property
-    def T(self) -> SparseRows: ...  # SciPy's name
-
-    def __getitem__(self, rows: list[int]) -> SparseRows: ...
-
-    def __matmul__(self, other: SparseRows) -> SparseRows: ...
-
-    def toarray(self) -> NDArray[np.float32]: ...
+Vector = dict[int, float]  # term hash → weight
 
 
-class SimilarityIndex:
-    """Cosine similarity between archive articles, same category first."""
-
-    def __init__(self, corpus: Sequence[tuple[int, str, datetime, str]]) -> None:
-        import numpy as np
-
-        self.ids = np.array([row[0] for row in corpus], dtype=np.int64)
-        self.categories = np.array([row[1] for row in corpus], dtype=object)
-        self.published = np.array([row[2].timestamp() for row in corpus], dtype=np.float64)
-        self.row_of = {id_: row for row, id_ in enumerate(self.ids.tolist())}
-        self.matrix = _fit([row[3] for row in corpus])
-
-    def similar(self, article_ids: Sequence[int], at: datetime, limit: int) -> dict[int, list[int]]:
-        """For each article, up to `limit` others published by `at`, ordered
-        same category first, then by similarity. Unknown ids get nothing."""
-        known = [i for i in article_ids if i in self.row_of]
-        if not known or self.matrix is None:
-            return {i: [] for i in article_ids}
-        rows = [self.row_of[i] for i in known]
-        scores = (self.matrix[rows] @ self.matrix.T).toarray()
-        visible = self.published <= at.timestamp()
-        found = {
-            i: self._ranked(row, scores[n], visible, limit)
-            for n, (i, row) in enumerate(zip(known, rows, strict=True))
-        }
-        return {i: found.get(i, []) for i in article_ids}
-
-    def _ranked(
-        self, row: int, scores: NDArray[np.float32], visible: NDArray[np.bool_], limit: int
-    ) -> list[int]:
-        import numpy as np
-
-        same = self.categories == self.categories[row]
-        usable = visible & (scores > 0)
-        usable[row] = False
-        order = np.lexsort((-scores, ~same))  # same category first, then the best scores
-        ranked: list[int] = self.ids[order[usable[order]][:limit]].tolist()
-        return ranked
+@lru_cache(maxsize=1 << 17)  # a site's vocabulary repeats: most terms are hashed once
+def term_id(term: str) -> int:
+    """A stable signed 63-bit hash (a BIGINT in PostgreSQL), the same in every process."""
+    return int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest(), "big") >> 1
 
 
-def _fit(texts: list[str]) -> SparseRows | None:
-    if not texts:
-        return None
-    import numpy as np
-    from sklearn.feature_extraction.text import TfidfVectorizer
+def counts(text: str, stop: frozenset[str]) -> dict[int, int]:
+    """Term hash → occurrences in `text`."""
+    return {term_id(t): n for t, n in words.terms(text, stop).items()}
 
-    vectorizer = TfidfVectorizer(
-        stop_words="english", sublinear_tf=True, min_df=1, max_df=0.6, dtype=np.float32
-    )
-    try:
-        matrix: SparseRows = vectorizer.fit_transform(texts)
-    except ValueError:  # every document was empty or stop words only
-        return None
-    return matrix
+
+def weigh(term_counts: Mapping[int, int], df: Mapping[int, int], docs: int) -> Vector:
+    """The unit tf-idf vector, heaviest terms first (ties by hash). `df` holds each
+    term's document frequency counting this article; `docs` counts it too."""
+    raw = {
+        t: (1 + math.log(n)) * (math.log((docs + 1) / (df.get(t, 1) + 1)) + 1) for t, n in term_counts.items()
+    }
+    norm = math.sqrt(sum(w * w for w in raw.values()))
+    if norm == 0:
+        return {}
+    return {t: w / norm for t, w in sorted(raw.items(), key=lambda item: (-item[1], -item[0]))}
+
+
+def top(vector: Vector, n: int) -> Vector:
+    """The `n` heaviest terms of a vector from `weigh`, normalised again: the scores of
+    two heads are cosines, so one minimum similarity fits short and long articles."""
+    head = list(itertools.islice(vector.items(), n))
+    norm = math.sqrt(sum(w * w for _, w in head))
+    return {t: w / norm for t, w in head} if norm else {}
+
+
+def best(
+    vector: Vector, postings: Mapping[int, Sequence[tuple[int, float]]], k: int, floor: float
+) -> list[tuple[int, float]]:
+    """The `k` articles scoring highest against `vector` through `postings` (term →
+    (article, weight)), each at least `floor`; best first, ties to the newer (higher) id."""
+    scores: dict[int, float] = {}
+    get = scores.get
+    for term, weight in vector.items():
+        for article, other in postings.get(term, ()):
+            scores[article] = get(article, 0.0) + weight * other
+    found = heapq.nlargest(k, ((a, s) for a, s in scores.items() if s >= floor), key=lambda p: (p[1], p[0]))
+    return [(a, round(s, 6)) for a, s in found]
+
+
+def cosine(a: Vector, b: Vector) -> float:
+    """The score `best` gives `b` against `a`, for two vectors in hand."""
+    return sum(w * b.get(t, 0.0) for t, w in a.items())
+
+
+def union_terms(vectors: Iterable[Vector]) -> set[int]:
+    return {t for v in vectors for t in v}

@@ -23,6 +23,7 @@ from newsletter.schema import SCHEMA_VERSION as SCHEMA_VERSION  # re-exported: t
 from newsletter.schema import (
     articles,
     issue_articles,
+    issue_links,
     issues,
     meta,
     metadata,
@@ -383,20 +384,6 @@ class Store:
                     found.setdefault(article_id, []).append(target_id)
         return found
 
-    def corpus(self) -> list[tuple[int, str, datetime, str]]:
-        """(id, category, published, text) of every article, for similarity."""
-        cols = (
-            articles.c.id,
-            articles.c.category,
-            articles.c.published,
-            articles.c.title,
-            articles.c.standfirst,
-            articles.c.body,
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(*cols).order_by(articles.c.id)).all()
-        return [(r.id, r.category, r.published, _prose(r.title, r.standfirst, r.body)) for r in rows]
-
     def related_counts(self) -> tuple[int, int]:
         """(resolved, unresolved) explicit related entries."""
         with self.engine.connect() as conn:
@@ -496,6 +483,39 @@ class Store:
                     sa.select(issue_articles.c.article_id).where(issue_articles.c.issue_id == issue_id)
                 )
             )
+
+    def issue_links(self, issue_id: int) -> dict[int, list[int]] | None:
+        """The related links an issue went out with (article → targets, in order);
+        None when none were kept for it."""
+        query = (
+            sa.select(issue_links.c.article_id, issue_links.c.target_id)
+            .where(issue_links.c.issue_id == issue_id)
+            .order_by(issue_links.c.article_id, issue_links.c.position)
+        )
+        found: dict[int, list[int]] = {}
+        with self.engine.connect() as conn:
+            for article_id, target_id in conn.execute(query):
+                found.setdefault(article_id, []).append(target_id)
+        return found or None
+
+    def keep_issue_links(self, issue_id: int, links: dict[int, list[int]]) -> bool:
+        """Keep an issue's related links, once: links already kept are never rewritten."""
+        rows = [
+            {"issue_id": issue_id, "article_id": article_id, "position": n, "target_id": target}
+            for article_id, targets in links.items()
+            for n, target in enumerate(targets)
+        ]
+        if not rows:
+            return False
+        try:
+            with self.engine.begin() as conn:
+                held = conn.scalar(sa.select(sa.func.count()).where(issue_links.c.issue_id == issue_id))
+                if held:
+                    return False
+                conn.execute(issue_links.insert(), rows)
+        except sa.exc.IntegrityError:  # another process kept them first
+            return False
+        return True
 
     def issue(self, schedule: str, end: datetime) -> IssueRecord | None:
         """The issue of `schedule` that goes out at `end`, if one was recorded."""
@@ -666,10 +686,6 @@ def _article(row: Any, related: tuple[RelatedRef, ...]) -> Article:
         body=tuple(Block(kind, text) for kind, text in json.loads(row.body)),
         tags=tuple(json.loads(row.tags)),
     )
-
-
-def _prose(title: str, standfirst: str, body: str) -> str:
-    return "\n".join([title, standfirst, *(text for _, text in json.loads(body))])
 
 
 def issue_record(row: Any) -> IssueRecord:

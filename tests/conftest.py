@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,8 @@ from newsletter.project import Project
 from newsletter.subscribers import SubscriberRow
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# The envelope sender of a delivery from the scaffold's project: its own return path (VERP).
+VERP = re.compile(r"bounces\+\d+-[0-9a-f]{20}@example\.org")
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 # The sending tests' audience: Ann and Bob want everything, Cat only sleep.
 THREE_READERS = (
@@ -55,6 +58,14 @@ def write_article(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+@pytest.fixture(autouse=True)
+def allow_placeholders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' projects send from `init`'s placeholder From (example.org) to the test
+    servers: `send` and `run` are told so, as a user would (the commands and any process
+    they start read the variable). tests/test_send.py deletes it to see the refusal."""
+    monkeypatch.setenv("NEWSLETTER_ALLOW_PLACEHOLDERS", "1")
 
 
 @pytest.fixture

@@ -2,7 +2,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from newsletter.enrich import enrich, fit, reading_minutes, related_links, safe_url, summarize
+from newsletter.enrich import (
+    Candidate,
+    assign,
+    enrich,
+    fit,
+    reading_minutes,
+    related_links,
+    safe_url,
+    summarize,
+)
 from newsletter.models import Article, Block, LinkTarget, Period, Schedule, StoredArticle
 
 T0 = datetime(2026, 11, 16, tzinfo=UTC)
@@ -73,6 +82,21 @@ def test_enrich_builds_sections_with_links():
     period = Period(T0, T0 + timedelta(days=7))
     chosen = [stored(1, days=2), stored(2, days=1)]
     archive = {3: target(3, days=-3)}
-    digest = enrich(schedule, period, T0 + timedelta(days=7), [("A", chosen)], {1: [2, 3]}, archive)
+    candidates = {1: [Candidate(2), Candidate(3)]}
+    digest = enrich(schedule, period, T0 + timedelta(days=7), [("A", chosen)], candidates, archive)
     assert [a.id for a in digest.articles] == [1, 2]
     assert [link.url for link in digest.articles[0].related] == ["https://example.org/3"]
+
+
+def test_assign_shares_targets_out_best_score_first():
+    archive = {i: target(i, days=-i) for i in range(10, 15)}
+    at = T0 + timedelta(days=1)
+    candidates = {
+        1: [Candidate(10, 1, 0.9), Candidate(11, 1, 0.5), Candidate(12, 2, 0.8)],
+        2: [Candidate(10, 2, 0.95), Candidate(13, 1, 0.2), Candidate(11, 1, 0.6)],
+        3: [Candidate(10), Candidate(14, 1, 0.3)],  # an explicit entry beats every score
+    }
+    links = assign([1, 2, 3], candidates, {1, 2, 3}, archive, at, 2)
+    urls = {card: [link.url.rsplit("/", 1)[1] for link in found] for card, found in links.items()}
+    assert urls == {1: ["12"], 2: ["11", "13"], 3: ["10", "14"]}
+    assert urls[1] + urls[2] + urls[3] == list(dict.fromkeys(urls[1] + urls[2] + urls[3]))

@@ -6,7 +6,7 @@ from email import message_from_bytes, policy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.mail import TOKEN_PLACEHOLDER, MessageTemplate, Recipient
+from newsletter.mail import TOKEN_PLACEHOLDER, ListId, MessageTemplate, Recipient
 
 DATE = datetime(2026, 11, 23, 8, tzinfo=UTC)
 FROM = "Mind & Body <digest@example.org>"
@@ -29,7 +29,7 @@ def parse(data: bytes):
 
 def test_message_is_multipart_alternative_with_every_header():
     template = MessageTemplate(
-        "Weekly: café ☕", "Text body", "<p>HTML body</p>", FROM, DATE, "Weekly <w.example.org>"
+        "Weekly: café ☕", "Text body", "<p>HTML body</p>", FROM, DATE, ListId("Weekly", "w.example.org")
     )
     message = parse(template.render(recipient()))
     assert message.get_content_type() == "multipart/alternative"

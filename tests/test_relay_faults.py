@@ -358,14 +358,15 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
             ("deliveries", "lease_until"),
             ("deliveries", "claimed_by"),
             *(("articles", c) for c in ("backlog", "origin", "image", "author")),
+            ("deliveries", "message_id"),  # v4
         ):
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
         conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     engine.dispose()
     store = Store(url)
-    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.schema_version == SCHEMA_VERSION == 4
     columns = {c["name"] for c in sa.inspect(store.engine).get_columns("deliveries")}
-    assert {"lease_until", "claimed_by"} <= columns
+    assert {"lease_until", "claimed_by", "message_id"} <= columns
     columns = {c["name"] for c in sa.inspect(store.engine).get_columns("articles")}
     assert {"backlog", "origin", "image", "author"} <= columns
     assert "sources" in sa.inspect(store.engine).get_table_names()

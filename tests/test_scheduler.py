@@ -205,18 +205,65 @@ def test_catch_up_resumes_an_interrupted_send_whatever_its_age(
     sender.ingest([str(tmp_path / "src")], NOW, CATEGORY)
     emails = subscribe(sender, 3)
     stopped = threading.Event()
-    stopped.set()  # recorded and snapshotted, then stopped before the first message
     first = send_schedule(
-        sender, "daily", utc(2026, 11, 26, 10), smtp_server.url, SendOptions(), stop=stopped
+        sender,
+        "daily",
+        utc(2026, 11, 26, 10),
+        smtp_server.url,
+        SendOptions(),
+        progress=lambda done, _: stopped.set() if done else None,  # stop after the first message
+        stop=stopped,
     )
     assert first.outcome == "stopped"
-    assert sender.store.issues("daily")[0].status == "sending"
+    assert (first.counts["sent"], first.counts["pending"]) == (1, 2)
     later = NOW + timedelta(days=1, hours=3)  # the next fire (27th 10:00) is past grace too
     [resumed] = scheduler.catch_up(sender, later, timedelta(hours=1), smtp_server.url)
     assert resumed is not None
     assert resumed.outcome == "sent"
-    assert recipients(smtp_server) == emails
+    assert recipients(smtp_server) == emails  # part of the list has it: the rest gets it too
     assert [i.status for i in sender.store.issues("daily")] == ["sent"]
+
+
+def test_a_recorded_but_unstarted_issue_waits_for_the_grace_like_a_missed_one(
+    root: Path, sender: Project, smtp_server: SMTPServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    write_schedule(root, "daily", "0 10 * * *")
+    write_article(tmp_path / "src", "a.txt", "Fresh news", "November 26, 2026")
+    sender.ingest([str(tmp_path / "src")], NOW, CATEGORY)
+    emails = subscribe(sender, 3)
+    stopped = threading.Event()
+    stopped.set()  # recorded and snapshotted, then stopped before the first message
+    fire = utc(2026, 11, 26, 10)
+    first = send_schedule(sender, "daily", fire, smtp_server.url, SendOptions(), stop=stopped)
+    assert first.outcome == "stopped"
+    later = NOW + timedelta(days=1, hours=3)  # the 27th's fire is past the grace too
+    with caplog.at_level("INFO", "newsletter.scheduler"):
+        assert scheduler.catch_up(sender, later, timedelta(hours=1), smtp_server.url) == []
+        assert scheduler.retry_queued(root, smtp_server.url, threading.Event(), timedelta(hours=1)) == []
+    assert smtp_server.handler.messages == []
+    assert "daily 2026-11-26 10:00 UTC: recorded but never started, and past the 1h grace" in caplog.text
+    assert f"`newsletter send daily --at {fire.isoformat()}`" in caplog.text
+    # Within the grace it goes, as it would have; and an explicit send works whenever.
+    [resumed] = scheduler.catch_up(sender, fire + timedelta(minutes=30), timedelta(hours=1), smtp_server.url)
+    assert resumed is not None and resumed.outcome == "sent"
+    assert recipients(smtp_server) == emails
+
+
+def test_an_explicit_send_of_an_unstarted_issue_sends_it_late(
+    root: Path, sender: Project, smtp_server: SMTPServer, tmp_path: Path
+):
+    write_schedule(root, "daily", "0 10 * * *")
+    write_article(tmp_path / "src", "a.txt", "Fresh news", "November 26, 2026")
+    sender.ingest([str(tmp_path / "src")], NOW, CATEGORY)
+    emails = subscribe(sender, 2)
+    stopped = threading.Event()
+    stopped.set()
+    fire = utc(2026, 11, 26, 10)
+    send_schedule(sender, "daily", fire, smtp_server.url, SendOptions(), stop=stopped)
+    assert scheduler.catch_up(sender, fire + timedelta(days=8, hours=7), GRACE, smtp_server.url) == []
+    summary = send_schedule(sender, "daily", fire, smtp_server.url, SendOptions())
+    assert summary.outcome == "sent"
+    assert recipients(smtp_server) == emails
 
 
 def test_skip_if_empty_records_a_skipped_issue(root: Path, sender: Project, smtp_server: SMTPServer):
@@ -390,7 +437,7 @@ def test_a_job_past_its_time_still_runs_within_grace(
 
 def daemon(root: Path, *args: str, secret: bool = True) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env.update({**(ENV if secret else {}), "PYTHONUNBUFFERED": "1"})
+    env.update({**(ENV if secret else {}), "PYTHONUNBUFFERED": "1", "NEWSLETTER_ALLOW_PLACEHOLDERS": "1"})
     return subprocess.Popen(
         [sys.executable, "-m", "newsletter.cli", "--project", str(root), "run", *args],
         env=env,

@@ -11,17 +11,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from newsletter import scaffold
+from newsletter import scaffold, scheduler
+from newsletter.errors import ConfigError, NewsletterError
 from newsletter.ledger import Ledger
 from newsletter.project import Project
-from newsletter.send import SendOptions, send_schedule
+from newsletter.schema import deliveries, issue_variants, issues
+from newsletter.send import ALLOW_PLACEHOLDERS, SendOptions, send_schedule
 from newsletter.subscribers import SubscriberRow, parse_csv
-from tests.conftest import NOW, THREE_READERS, SMTPServer, write_article
+from tests.conftest import NOW, THREE_READERS, VERP, SMTPServer, write_article
 
 SECRET = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789"}
 FAST = SendOptions(retry_base=0.05, retry_cap=0.2)
@@ -45,7 +49,8 @@ def test_headers_are_personal_and_stable(sender: Project, smtp_server: SMTPServe
     summary = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
     assert summary.outcome == "sent"
     assert summary.counts["sent"] == 3
-    assert {m.sender for m in smtp_server.handler.messages} == {"digest@example.org"}  # MAIL FROM
+    senders = {m.sender for m in smtp_server.handler.messages}  # MAIL FROM: one return path each (VERP)
+    assert len(senders) == 3 and all(VERP.fullmatch(s) for s in senders)
     messages = [parse(m.data) for m in smtp_server.handler.messages]
     ids = {m["Message-ID"] for m in messages}
     assert len(ids) == 3
@@ -120,6 +125,129 @@ def test_plaintext_auth_is_refused_off_loopback(sender: Project):
             "smtp://user@mail.example.org:25",
             FAST,
         )
+
+
+def recorded(project: Project) -> tuple[int, int, int]:
+    """Issues, variants and delivery rows in the ledger."""
+    with project.store.engine.connect() as conn:
+        return tuple(  # type: ignore[return-value]
+            conn.scalar(sa.select(sa.func.count()).select_from(t))
+            for t in (issues, issue_variants, deliveries)
+        )
+
+
+def test_a_failed_preflight_records_nothing_and_a_later_subscriber_gets_the_issue(
+    sender: Project, smtp_server: SMTPServer
+):
+    unsigned = Project(sender.root, environ={})  # no NEWSLETTER_SECRET_KEY
+    try:
+        with pytest.raises(ConfigError, match="NEWSLETTER_SECRET_KEY: expected a secret"):
+            send_schedule(unsigned, "weekly", WEEK, smtp_server.url, FAST)
+    finally:
+        unsigned.close()
+    with pytest.raises(ConfigError, match="--transport: expected smtp://"):
+        send_schedule(sender, "weekly", WEEK, "smpt://127.0.0.1:25", FAST)
+    with pytest.raises(ConfigError, match="--transport: timeout: expected seconds"):
+        send_schedule(sender, "weekly", WEEK, f"{smtp_server.url}x", FAST)
+    sleep = sender.root / "schedules/sleep.toml"
+    sleep.write_text(sleep.read_text().replace('"Sleep & recovery"', '"Sleep and recovery"'))
+    with pytest.raises(NewsletterError, match="category 'Sleep and recovery' has no articles"):
+        send_schedule(sender, "sleep", WEEK, smtp_server.url, FAST)
+    assert recorded(sender) == (0, 0, 0)
+    assert not (sender.root / "issues").exists()  # not even the browser copy
+    assert smtp_server.handler.messages == []
+
+    Ledger(sender.store).import_subscribers([SubscriberRow("dan@example.org", "Dan")], NOW)
+    summary = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
+    assert (summary.outcome, summary.counts["sent"]) == ("sent", 4)
+    assert len(smtp_server.handler.received_by("dan@example.org")) == 1
+
+
+def test_message_ids_are_random_stored_and_the_same_on_a_retry(sender: Project, smtp_server: SMTPServer):
+    smtp_server.handler.drop_after_data.add("bob@example.org")
+    first = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
+    assert first.counts["unknown"] == 1
+    send_schedule(sender, "weekly", WEEK, smtp_server.url, SendOptions(retry_base=0.05, retry_unknown=True))
+    with sender.store.engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(deliveries.c.email, deliveries.c.message_id)).all())
+    sent = {m.recipients[0]: parse(m.data)["Message-ID"] for m in smtp_server.handler.messages}
+    assert sent == stored  # what went out is what the ledger keeps
+    bob = [parse(m.data)["Message-ID"] for m in smtp_server.handler.received_by("bob@example.org")]
+    assert len(bob) == 2 and bob[0] == bob[1]  # the retry is the same message to Bob's provider
+    with sender.store.engine.connect() as conn:
+        ids = dict(conn.execute(sa.select(deliveries.c.email, deliveries.c.id)).all())
+    for email, message_id in stored.items():
+        # 128 random bits: unique across projects and recreated databases; then the delivery.
+        assert re.fullmatch(rf"<[0-9a-f]{{32}}\.{ids[email]}@example\.org>", message_id)
+
+
+def test_feedback_id_names_issue_and_schedule_and_no_precedence_bulk(
+    sender: Project, smtp_server: SMTPServer
+):
+    summary = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
+    for received in smtp_server.handler.messages:
+        message = parse(received.data)
+        assert message["Feedback-ID"] == f"{summary.issue_id}:weekly:newsletter:example.org"
+        assert message["Precedence"] is None
+
+
+def test_send_refuses_the_scaffold_placeholders_unless_allowed(
+    demo_project: Project, cli, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
+):
+    Ledger(demo_project.store).import_subscribers(THREE_READERS, NOW)
+    monkeypatch.delenv(ALLOW_PLACEHOLDERS)
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET["NEWSLETTER_SECRET_KEY"])
+    args = ("send", "weekly", "--at", WEEK.isoformat(), "--transport", smtp_server.url)
+    refused = cli(*args)
+    assert refused.exit_code == 1
+    assert refused.stderr.splitlines() == [
+        "Error: newsletter.toml: [email] from ('Mind & Body <digest@example.org>') and [site] "
+        "postal_address ('1 Example Street, London') are still the placeholder from `newsletter init`",
+        "Hint: Put your own From address and postal address in newsletter.toml; to send anyway "
+        "(a test), pass --allow-placeholders or set NEWSLETTER_ALLOW_PLACEHOLDERS=1.",
+    ]
+    assert recorded(demo_project) == (0, 0, 0)
+    settings = demo_project.root / "newsletter.toml"
+    text = settings.read_text().replace("digest@example.org", "digest@mindandbody.news")
+    settings.write_text(text)
+    only_postal = cli(*args)
+    assert only_postal.exit_code == 1
+    assert "[site] postal_address ('1 Example Street, London') is still the placeholder" in only_postal.stderr
+    settings.write_text(text.replace("1 Example Street, London", "4 Privet Drive, Little Whinging"))
+    assert cli(*args, "--dry-run").exit_code == 0
+    assert cli(*args).exit_code == 0
+    assert len(smtp_server.handler.messages) == 3
+
+
+def test_placeholders_go_to_a_local_outbox_or_with_allow_placeholders(
+    demo_project: Project, cli, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    Ledger(demo_project.store).import_subscribers(THREE_READERS, NOW)
+    monkeypatch.delenv(ALLOW_PLACEHOLDERS)
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET["NEWSLETTER_SECRET_KEY"])
+    outbox = cli("send", "weekly", "--at", WEEK.isoformat(), "--transport", f"file:{tmp_path / 'out'}")
+    assert outbox.exit_code == 0, outbox.stderr  # the demo's own walk-through: nothing leaves
+    allowed = cli(
+        "send", "sleep", "--at", WEEK.isoformat(), "--transport", smtp_server.url, "--allow-placeholders"
+    )
+    assert allowed.exit_code == 0, allowed.stderr
+    assert smtp_server.handler.received_by("cat@example.org")
+
+
+def test_run_refuses_the_scaffold_placeholders_and_logs_it(
+    demo_project: Project,
+    smtp_server: SMTPServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    monkeypatch.delenv(ALLOW_PLACEHOLDERS)
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET["NEWSLETTER_SECRET_KEY"])
+    with pytest.raises(NewsletterError, match="run sends nothing from placeholder settings"):
+        scheduler.run_daemon(
+            demo_project.root, once=True, grace=timedelta(days=30), transport=smtp_server.url
+        )
+    assert "not sending: newsletter.toml: [email] from ('Mind & Body <digest@example.org>')" in caplog.text
+    assert recorded(demo_project) == (0, 0, 0)
 
 
 def cli(project: Project, *args: str, **kwargs) -> subprocess.Popen:

@@ -31,7 +31,7 @@ finally:
 sys.exit(code or 0)
 """
 
-SIMILARITY = {"sklearn", "scipy", "numpy"}
+SIMILARITY = {"sklearn", "scipy", "numpy", "stop_words"}
 # What no command that only reads settings and the archive needs.
 UNUSED_BY_ARTICLES = SIMILARITY | {
     "premailer",
@@ -54,8 +54,12 @@ UNUSED_BY_ARTICLES = SIMILARITY | {
     "watchfiles",
     "aiosmtpd",
     "itsdangerous",  # web, sending
+    "dkim",
+    "cryptography",
+    "nacl",  # DKIM signing
     "httpx",
     "httpcore",  # fetching feeds
+    "flufl",  # bounces (flufl.bounce)
 }
 # `--help` loads the command line and nothing of the library behind it.
 UNUSED_BY_HELP = UNUSED_BY_ARTICLES | {"sqlalchemy", "pydantic", "email_validator"}
