@@ -27,7 +27,14 @@ from newsletter.durations import format_duration
 from newsletter.ledger import EXPIRED, Delivery, Ledger
 from newsletter.mail import ListId, MessageTemplate, Recipient, feedback_id, new_message_id, sender
 from newsletter.models import DeliveryStatus, SubscriberStatus
-from newsletter.transports import DeliveryError, PermanentFailure, Transport, TransportFactory, UnknownOutcome
+from newsletter.transports import (
+    DeliveryError,
+    PermanentFailure,
+    TemporaryFailure,
+    Transport,
+    TransportFactory,
+    UnknownOutcome,
+)
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -98,6 +105,7 @@ class Delivering:
         self.sent = 0
         self.outcome, self.message = "sent", ""
         self.crash: BaseException | None = None
+        self.running = 0  # connections (worker threads) still at work
         self.total = 0
 
     def _templates(self, schedule: Schedule) -> dict[int, MessageTemplate]:
@@ -123,6 +131,7 @@ class Delivering:
             threading.Thread(target=self._work, name=f"send-{n}", daemon=True)
             for n in range(max(1, self.options.connections))
         ]
+        self.running = len(workers)
         for worker in workers:
             worker.start()
         for worker in workers:
@@ -177,13 +186,19 @@ class Delivering:
         )
 
     def _work(self) -> None:
+        retired = False  # _fewer_connections counted it out already
         try:
-            self._work_on()
+            retired = self._work_on()
         except BaseException as e:  # noqa: BLE001 (handed to the main thread)
             self.crash = e
             self.stop.set()
+        finally:
+            if not retired:
+                with self.lock:
+                    self.running -= 1
 
-    def _work_on(self) -> None:
+    def _work_on(self) -> bool:
+        """Deliver until the queue is done; True when this connection was let go."""
         transport = self.factory()
         try:
             while not self.stop.is_set() and self.outcome == "sent":
@@ -191,13 +206,15 @@ class Delivering:
                     self.issue_id, self.clock(), self.lease, self.gone, self._message_id
                 )
                 if delivery is not None:
-                    self._deliver(transport, delivery)
+                    if not self._deliver(transport, delivery):
+                        return True  # the server wants fewer connections: this one goes
                 elif not self._worth_waiting():
-                    return
+                    return False
                 else:
                     self.stop.wait(0.1)  # others in flight, or retries backing off
             if self.stop.is_set() and self.outcome == "sent" and self.crash is None:
                 self.outcome, self.message = "stopped", "stopped on request; run send again to resume"
+            return False
         finally:
             transport.close()
 
@@ -212,7 +229,8 @@ class Delivering:
 
     # -- one message --------------------------------------------------------
 
-    def _deliver(self, transport: Transport, delivery: Delivery) -> None:
+    def _deliver(self, transport: Transport, delivery: Delivery) -> bool:
+        """Send one message; False when this connection should close for good."""
         template = self.templates[delivery.variant_id or 0]
         self.limiter.wait()
         message = template.render(self._recipient(delivery, template.origin.domain))
@@ -222,6 +240,9 @@ class Delivering:
         try:
             transport.send(sender, delivery.email, message)  # VERP: a bounce names its delivery
         except DeliveryError as e:
+            if self._fewer_connections(e):
+                self.ledger.retry_later(delivery.id, self.clock(), self.clock(), e.reason)  # due at once
+                return False
             self._failed(delivery, e)
         else:
             self.ledger.finish(delivery.id, DeliveryStatus.SENT, self.clock())
@@ -230,6 +251,21 @@ class Delivering:
                 self.trusted = True
                 self.failures_in_a_row = 0
             self._report()
+        return True
+
+    def _fewer_connections(self, error: DeliveryError) -> bool:
+        """A 421 when connecting while other connections work: the relay's "too many
+        connections". This one closes and the others carry on; neither a failure nor a
+        retry is counted. The last connection treats it as any temporary failure."""
+        if not (isinstance(error, TemporaryFailure) and error.code == 421 and error.stage == "connect"):
+            return False
+        with self.lock:
+            if self.running <= 1:
+                return False
+            self.running -= 1
+            left = self.running
+        self.notify(f"the server refused another connection ({error.reason}); going on with {left}")
+        return True
 
     def _recipient(self, delivery: Delivery, domain: str) -> Recipient:
         token = self.tokens.make(delivery.subscriber_id)

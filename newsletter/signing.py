@@ -252,25 +252,37 @@ def _kind(key: object) -> str:
     return type(key).__name__.removeprefix("_").replace("PrivateKey", "") or "different"
 
 
-def alignment_warnings(from_header: str, domain: str) -> list[str]:
-    """DMARC's relaxed alignment, approximately: d= is the From domain or a parent of it."""
+def alignment_warnings(from_header: str, domain: str, label: str = "[dkim] domain") -> list[str]:
+    """DMARC's relaxed alignment, approximately: `domain` (d=, or the return path's for
+    SPF) is the From domain, a parent of it or a child of it."""
     from newsletter.addresses import parse_mailbox
 
     from_domain = parse_mailbox(from_header)[1].rsplit("@", 1)[1].lower()
+    domain = domain.lower()
     if from_domain == domain or from_domain.endswith(f".{domain}") or domain.endswith(f".{from_domain}"):
         return []
     return [
-        f"[dkim] domain {domain} is not aligned with the From domain {from_domain}: "
-        "DMARC (Gmail, Yahoo) wants d= to be the From domain or its parent"
+        f"{label} {domain} is not aligned with the From domain {from_domain}: "
+        "DMARC (Gmail, Yahoo) wants it to be the From domain or its parent"
     ]
+
+
+def return_path_warnings(settings: Settings) -> list[str]:
+    """The envelope sender's domain, which SPF checks, against the From domain."""
+    from newsletter.addresses import parse_mailbox
+
+    from_domain = parse_mailbox(settings.email.from_)[1].rsplit("@", 1)[1]
+    envelope = settings.bounces.sender("token", from_domain)
+    label = "[bounces] return_path domain"
+    return alignment_warnings(settings.email.from_, envelope.rsplit("@", 1)[1], label)
 
 
 def preflight(
     settings: Settings, environ: Mapping[str, str], root: Path, notify: Callable[[str], None]
 ) -> Signer | None:
-    """`prepare` for `send`: its warnings go to `notify`."""
+    """`prepare` for `send`, and the return path's alignment: the warnings go to `notify`."""
     signer = prepare(settings, environ, root)
-    for warning in signer.warnings if signer else ():
+    for warning in [*(signer.warnings if signer else ()), *return_path_warnings(settings)]:
         notify(f"warning: {warning}")
     return signer
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from newsletter import bounces, scaffold
+from newsletter import bounces, scaffold, signing
 from newsletter.bounces import (
     IMAPSettings,
     MailboxError,
@@ -195,6 +195,26 @@ def test_the_return_path_follows_the_setting(demo_project: Project, smtp_server:
         project.close()
     mail_from = return_path(smtp_server, "ann@example.org")
     assert mail_from.startswith("returns-") and mail_from.endswith("@mail.example.org")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "warned"),
+    [("returns-{token}@mail.example.org", False), ("returns-{token}@esp.example.net", True)],
+)
+def test_a_return_path_not_aligned_with_from_is_warned_at_pre_flight(
+    project_dir: Path, pattern: str, warned: bool
+):
+    project = Project(project_dir, environ={"NEWSLETTER_BOUNCES_RETURN_PATH": pattern})
+    notes: list[str] = []
+    try:
+        signing.preflight(project.settings, project.environ, project.root, notes.append)
+    finally:
+        project.close()
+    expected = (
+        "warning: [bounces] return_path domain esp.example.net is not aligned with the From domain "
+        "example.org: DMARC (Gmail, Yahoo) wants it to be the From domain or its parent"
+    )
+    assert notes == ([expected] if warned else [])
 
 
 @pytest.mark.parametrize(

@@ -358,6 +358,44 @@ def test_each_connection_has_its_own_transport_and_closes_it(sender: Project, re
     assert all(t.closed for t in opened)
 
 
+def test_a_421_for_too_many_connections_closes_that_connection_and_the_rest_carry_on(
+    sender: Project, relay: Relay
+):
+    emails = add_readers(sender, 27)
+    refused = reply("connect", 421, "4.7.0", "Too many connections from your IP")
+    opened = 0
+
+    def factory() -> MockTransport:
+        nonlocal opened
+        opened += 1
+        if opened <= 2:
+            return MockTransport(relay)
+
+        def refusing(envelope: Envelope) -> None:  # the relay allows two connections
+            raise refused
+
+        return MockTransport(refusing)
+
+    notes: list[str] = []
+    options = SendOptions(connections=4, retry_base=0.001, retry_cap=0.01)
+    summary = send(sender, "weekly", WEEK, factory, lambda: Tokens(SECRET), options, notify=notes.append)
+    assert (summary.outcome, summary.counts["sent"]) == ("sent", 30)
+    assert sorted(relay.tried) == sorted([*PEOPLE, *emails])  # everyone once, by the two that work
+    assert notes.count(f"the server refused another connection ({refused.reason}); going on with 3") == 1
+    assert any("going on with 2" in n for n in notes)
+
+
+def test_a_421_at_the_only_connection_is_a_temporary_failure(sender: Project):
+    refused = reply("connect", 421, "4.7.0", "Too many connections")
+
+    def refusing(envelope: Envelope) -> None:
+        raise refused
+
+    summary = deliver(sender, refusing)
+    assert summary.outcome == "paused"  # the breaker, as for any server-wide failure
+    assert summary.counts["sent"] == 0
+
+
 def test_a_bug_in_the_transport_ends_the_run_and_loses_no_one(sender: Project, relay: Relay):
     def broken(envelope: Envelope) -> None:
         if envelope.recipient == "bob@example.org":
