@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from newsletter.errors import NewsletterError, SourceError
+from newsletter.errors import NewsletterError, OutputError, SourceError
 from newsletter.ledger import ImportCounts, Ledger
 from newsletter.project import Project
 from newsletter.subscribers import ParsedCsv, parse_csv
@@ -34,3 +40,42 @@ def unknown_categories(project: Project, parsed: ParsedCsv) -> list[str]:
         for category in row.categories
         if category not in offered
     ]
+
+
+# -- data rights: `subscribers export` ----------------------------------------
+
+CSV_HEADER = ("subscriber", "table", "row", "column", "value")
+
+
+def export_json(people: Sequence[dict[str, Any]]) -> bytes:
+    return (json.dumps(people, indent=2, ensure_ascii=False, default=str) + "\n").encode()
+
+
+def export_csv(people: Sequence[dict[str, Any]]) -> bytes:
+    """One line per stored value: whose (their address), which table, which of its rows
+    (0, 1, ...), which column, the value. Any table fits in the five columns."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for person in people:
+        email = person["subscriber"]["email"]
+        for table, found in person.items():
+            for n, row in enumerate([found] if isinstance(found, dict) else found):
+                for column, value in row.items():
+                    writer.writerow((email, table, n, column, "" if value is None else value))
+    return out.getvalue().encode()
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file only its owner can read (it holds personal data), whole or not at all."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except OSError as e:
+        temp.unlink(missing_ok=True)
+        raise OutputError(str(path), e.strerror or str(e)) from e

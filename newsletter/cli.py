@@ -369,7 +369,14 @@ def preview(ctx: click.Context, host: str, port: int) -> None:
 
 @main.group()
 def subscribers() -> None:
-    """Manage subscribers: import a CSV, list them, remove one."""
+    """Manage subscribers: import a CSV, list, remove, export or forget one."""
+
+
+# The signup form's double opt-in ([signup] double_opt_in) is not asked of an import.
+IMPORT_OPT_IN = (
+    "single opt-in: imported addresses are active at once (the list must already have consented; "
+    "the signup form confirms by mail)"
+)
 
 
 @subscribers.command("import")
@@ -384,7 +391,13 @@ def subscribers_import(ctx: click.Context, csv_file: str, as_json: bool) -> None
     parsed, counts = audience.import_csv(project, Path(csv_file), now())
     if as_json:
         emit_json(
-            {**asdict(counts), "merged": parsed.merged, "errors": parsed.errors, "warnings": parsed.warnings}
+            {
+                **asdict(counts),
+                "merged": parsed.merged,
+                "errors": parsed.errors,
+                "warnings": parsed.warnings,
+                "opt_in": "single",
+            }
         )
     else:
         for warning in parsed.warnings:
@@ -396,6 +409,7 @@ def subscribers_import(ctx: click.Context, csv_file: str, as_json: bool) -> None
             f"{counts.suppressed} left unsubscribed, {parsed.merged} duplicates merged"
             + (f", {len(parsed.errors)} rows rejected" if parsed.errors else "")
         )
+        click.echo(IMPORT_OPT_IN)
     if parsed.errors:
         ctx.exit(1)
 
@@ -403,7 +417,7 @@ def subscribers_import(ctx: click.Context, csv_file: str, as_json: bool) -> None
 @subscribers.command("list")
 @click.option(
     "--status",
-    type=click.Choice(["active", "unsubscribed", "bounced", "complained", "removed"]),
+    type=click.Choice(["pending", "active", "paused", "unsubscribed", "bounced", "complained", "removed"]),
     default=None,
     help="Only subscribers with this status.",
 )
@@ -437,6 +451,63 @@ def subscribers_remove(ctx: click.Context, email: str) -> None:
     if not Ledger(open_project(ctx).store).remove(email, now()):
         raise NewsletterError(f"no active subscriber {email!r}", "See `newsletter subscribers list`.")
     click.echo(f"removed {email}")
+
+
+@subscribers.command("export")
+@click.option(
+    "--json", "as_json", is_flag=True, help="JSON: one object per person, their rows by table (default)."
+)
+@click.option(
+    "--csv", "as_csv", is_flag=True, help="CSV: subscriber,table,row,column,value, one line per value."
+)
+@click.option("--email", default=None, help="Only this person (a data subject's access request).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write to FILE (readable by you only) instead of standard output.",
+)
+@click.pass_context
+def subscribers_export(
+    ctx: click.Context, as_json: bool, as_csv: bool, email: str | None, out: str | None
+) -> None:
+    """Everything stored about each person: the subscriber row, deliveries with dates and
+    statuses, bounce reports, consent records and any other row that names them."""
+    from newsletter import audience
+    from newsletter.ledger import Ledger
+
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    people = Ledger(open_project(ctx).store).export_people(email)
+    if email is not None and not people:
+        raise NewsletterError(f"no subscriber {email!r}", "See `newsletter subscribers list`.")
+    data = audience.export_csv(people) if as_csv else audience.export_json(people)
+    if out is None:
+        click.echo(data.decode(), nl=False)
+    else:
+        audience.write_private(Path(out), data)
+        echo_err(f"{len(people)} people written to {out}")
+
+
+@subscribers.command("forget")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def subscribers_forget(ctx: click.Context, email: str, yes: bool) -> None:
+    """Erase an address and its name from every table (right to erasure); keep only a keyed
+    hash so it is never imported, signed up or mailed again, and the delivery counts."""
+    from newsletter.ledger import Ledger
+
+    ledger = Ledger(open_project(ctx).store)
+    if not yes:
+        click.confirm(f"Erase {email} for good? This cannot be undone", abort=True, err=True)
+    done = ledger.forget(email, now())
+    if done.subscriber or done.rows:
+        click.echo(f"forgot {email}: {done.rows} rows erased or anonymised; the address stays suppressed")
+    elif done.already:
+        click.echo(f"{email} was already forgotten; it stays suppressed")
+    else:
+        click.echo(f"nothing stored about {email}; suppressed it so it is never added")
 
 
 @main.command()
@@ -581,12 +652,17 @@ def show_send(summary: SendSummary, as_json: bool) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--embed", is_flag=True, help="Print an HTML snippet of the signup form for your site, and exit."
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Serve the public pages: unsubscribe (one-click and confirm) and issues in the browser."""
+def serve(ctx: click.Context, host: str, port: int, embed: bool) -> None:
+    """Serve the public pages: signup and confirmation, preferences, unsubscribe, and issues."""
+    from newsletter.transports import Courier
     from newsletter.web.public import serve as serve_public
 
-    serve_public(project_root(ctx), host, port)
+    # The web app sends its signup mails through this; it imports no transport itself.
+    serve_public(project_root(ctx), host, port, courier_for=Courier.for_url, embed=embed)
 
 
 @main.command()

@@ -148,6 +148,29 @@ class SendingSettings(_Strict):
     _durations = field_validator("queue_lifetime", "retry_interval", "lease", mode="before")(_duration)
 
 
+DEFAULT_CONSENT = (
+    "I agree to receive this newsletter by email. Every issue has a link to change what "
+    "I get or to unsubscribe."
+)
+
+
+class SignupSettings(_Strict):
+    """`newsletter serve`'s signup form, double opt-in and welcome (README: Subscribers join)."""
+
+    consent_text: str = Field(default=DEFAULT_CONSENT, min_length=1, max_length=2000)
+    double_opt_in: bool = True  # the form: a confirmation mail first (single: active at once)
+    confirm_lifetime: timedelta = timedelta(days=7)  # how long a confirmation link works
+    min_seconds: float = Field(default=2.0, ge=0, le=600)  # form render to submit, at least
+    ip_limit: int = Field(default=10, ge=1, le=100_000)  # signups per IP per ip_window
+    ip_window: timedelta = timedelta(hours=1)
+    address_limit: int = Field(default=5, ge=1, le=1000)  # signups per address per day
+    store_ip: bool = True  # keep the IP in the consent record
+    welcome: bool = True  # a welcome mail after confirmation
+    send_latest: bool = False  # and the latest sent issue of each chosen schedule
+
+    _durations = field_validator("confirm_lifetime", "ip_window", mode="before")(_duration)
+
+
 class SourceSettings(_Strict):
     """One `[[sources]]` table: a feed URL, or a feed file or folder of pages (README: Sources)."""
 
@@ -305,6 +328,7 @@ class Settings(_Strict):
     related: RelatedSettings = RelatedSettings()
     dkim: DkimSettings = DkimSettings()
     bounces: BouncesSettings = BouncesSettings()
+    signup: SignupSettings = SignupSettings()
     sources: list[SourceSettings] = []
 
     @field_validator("sources")

@@ -85,6 +85,7 @@ class Delivering:
         signer: Signer | None = None,
     ) -> None:
         self.ledger, self.issue_id, self.factory, self.tokens = ledger, issue_id, factory, tokens
+        self.preferences = tokens.purposes  # the footer's preferences link, its own token
         self.options, self.clock, self.progress, self.stop = options, clock, progress, stop
         self.settings, self.notify = settings, notify
         self.signer = signer  # DKIM, its key parsed once for the whole send (signing.prepare)
@@ -274,6 +275,7 @@ class Delivering:
             email=delivery.email,
             message_id=delivery.message_id,  # stored at the first claim: the same on a retry
             token=token,
+            preferences_token=self.preferences.make_preferences(delivery.subscriber_id),
             unsubscribe_url=f"{self.settings.public_url}/unsubscribe?token={token}",
             unsubscribe_mailto=f"mailto:{self.mailbox(domain)}?subject=unsubscribe%20{token}",
         )

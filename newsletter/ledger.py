@@ -10,8 +10,11 @@ so a restart skips no one and re-sends only what was in flight.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
+import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,15 +22,29 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from newsletter import claimer
+from newsletter import claimer, schema
 from newsletter.models import DeliveryStatus, IssueStatus, Period, SubscriberStatus
-from newsletter.schema import bounce_reports, deliveries, issue_articles, issue_variants, subscribers
+from newsletter.schema import (
+    bounce_reports,
+    consents,
+    deliveries,
+    issue_articles,
+    issue_variants,
+    issues,
+    signup_events,
+    subscriber_notices,
+    subscribers,
+)
 from newsletter.store import IssueRecord, Store, issue_record
 from newsletter.subscribers import SubscriberRow
 
 ACTIVE = SubscriberStatus.ACTIVE
+PENDING = SubscriberStatus.PENDING
+PAUSED = SubscriberStatus.PAUSED
 # Every later send honours them.
 SUPPRESSED = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
+# Not even a new signup brings these back: the address does not take our mail.
+NEVER_AGAIN = (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
 D = DeliveryStatus
 # Final for the issue: delivered, refused for a reason about that recipient, outcome
 # unknown (re-sent only on request), nothing for them, unsubscribed since the snapshot, or
@@ -46,6 +63,42 @@ class Subscriber:
     name: str
     categories: tuple[str, ...]
     status: str
+    schedules: tuple[str, ...] = ()  # chosen in the preference centre; () = every schedule
+
+
+@dataclass(frozen=True)
+class Signup:
+    """What a signup did: `consent_id` is set when a confirmation mail is due."""
+
+    subscriber_id: int | None
+    consent_id: int | None
+    active: bool = False  # single opt-in: active at once
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A confirmation link used: who, and whether this use activated them."""
+
+    subscriber: Subscriber
+    activated: bool  # False: confirmed before (a replay), or suppressed for good
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What a reader asks for on a form: applied at confirmation, or at once in preferences."""
+
+    name: str = ""
+    categories: tuple[str, ...] = ()
+    schedules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Consent:
+    """How one signup was asked for, as the consent record keeps it."""
+
+    form: str
+    text: str
+    ip: str = ""
 
 
 @dataclass(frozen=True)
@@ -115,7 +168,11 @@ class Ledger:
                 if rows
                 else {}
             )
+            erased = _forgotten_among(conn, [row.email for row in rows])
             for row in rows:
+                if row.email in erased:  # `subscribers forget`: never again
+                    counts.suppressed += 1
+                    continue
                 self._import_one(conn, row, existing.get(row.email), counts, now)
         return counts
 
@@ -137,8 +194,8 @@ class Ledger:
             counts.added += 1
         elif old.status in SUPPRESSED:
             counts.suppressed += 1
-        elif (old.name, old.categories, old.status) == (row.name, categories, ACTIVE):
-            counts.unchanged += 1
+        elif old.status == PAUSED or (old.name, old.categories, old.status) == (row.name, categories, ACTIVE):
+            counts.unchanged += 1  # a pause is the reader's own choice (the preference centre)
         else:
             conn.execute(
                 subscribers.update()
@@ -185,6 +242,177 @@ class Ledger:
                 .values(status=status, updated_at=now)
             )
         return result.rowcount == 1
+
+    # -- signup, confirmation, preferences (newsletter/web/signup.py, preferences.py) --
+
+    def count_events(self, kind: str, key: str, since: datetime) -> int:
+        """Rate-limit events of `kind` for `key` (a digest) at or after `since`."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(signup_events)
+            .where(signup_events.c.kind == kind, signup_events.c.key == key, signup_events.c.at >= since)
+        )
+        with self.engine.connect() as conn:
+            return int(conn.scalar(query) or 0)
+
+    def add_event(self, kind: str, key: str, now: datetime, forget_before: datetime) -> None:
+        """Count one event; events older than `forget_before` count for nothing and go."""
+        with self.engine.begin() as conn:
+            conn.execute(signup_events.delete().where(signup_events.c.at < forget_before))
+            conn.execute(signup_events.insert().values(kind=kind, key=key, at=now))
+
+    def signup(self, email: str, choices: Choices, consent: Consent, double: bool, now: datetime) -> Signup:
+        """Record a signup. A new address is `pending` (or `active` without double opt-in);
+        an active, paused, bounced or complained one is left as it is and gets no mail; a
+        pending, unsubscribed or removed one gets a new consent row to confirm."""
+        with self.engine.begin() as conn:
+            old = conn.execute(sa.select(subscribers).where(subscribers.c.email == email)).first()
+            if old is not None and old.status not in (PENDING, SubscriberStatus.UNSUBSCRIBED, "removed"):
+                return Signup(old.id, None)
+            if old is None and _forgotten_among(conn, [email]):  # `subscribers forget`: never again
+                return Signup(None, None)
+            if old is None:
+                values = _choice_values(choices)
+                status = PENDING if double else ACTIVE
+                result = conn.execute(
+                    subscribers.insert().values(
+                        email=email, status=status, created_at=now, updated_at=now, **values
+                    )
+                )
+                subscriber_id = _new_id(result)
+            else:
+                subscriber_id = old.id
+            consent_id = self._consent(conn, subscriber_id, choices, consent, now)
+            if double:
+                return Signup(subscriber_id, consent_id)
+            self._activate(conn, subscriber_id, consent_id, now)
+            return Signup(subscriber_id, None, active=True)
+
+    def _consent(
+        self, conn: Any, subscriber_id: int, choices: Choices, consent: Consent, now: datetime
+    ) -> int:
+        result = conn.execute(
+            consents.insert().values(
+                subscriber_id=subscriber_id,
+                form=consent.form,
+                consent_text=consent.text,
+                ip=consent.ip,
+                created_at=now,
+                **_choice_values(choices),
+            )
+        )
+        return int(result.inserted_primary_key[0])
+
+    def _activate(self, conn: Any, subscriber_id: int, consent_id: int, now: datetime) -> bool:
+        """The consent confirmed and its choices applied, once: False if it was already."""
+        done = conn.execute(
+            consents.update()
+            .where(consents.c.id == consent_id, consents.c.confirmed_at.is_(None))
+            .values(confirmed_at=now)
+        )
+        if done.rowcount != 1:
+            return False
+        row = conn.execute(sa.select(consents).where(consents.c.id == consent_id)).one()
+        conn.execute(
+            subscribers.update()
+            .where(subscribers.c.id == subscriber_id, subscribers.c.status.not_in(NEVER_AGAIN))
+            .values(
+                status=ACTIVE,
+                name=row.name,
+                categories=row.categories,
+                schedules=row.schedules,
+                updated_at=now,
+            )
+        )
+        return True
+
+    def confirm(self, consent_id: int, now: datetime) -> Confirmation | None:
+        """Confirm a consent (a confirmation link's POST). None when no such consent is
+        stored; a second use changes nothing. Bounced and complained stay suppressed."""
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(consents.c.subscriber_id).where(consents.c.id == consent_id)).first()
+            if row is None:
+                return None
+            status = conn.scalar(sa.select(subscribers.c.status).where(subscribers.c.id == row.subscriber_id))
+            activated = status not in NEVER_AGAIN and self._activate(conn, row.subscriber_id, consent_id, now)
+            person = conn.execute(sa.select(subscribers).where(subscribers.c.id == row.subscriber_id)).one()
+        return Confirmation(_subscriber(person), activated)
+
+    def consent_subscriber(self, consent_id: int) -> Subscriber | None:
+        """Whom a consent is about (the confirmation page's GET, which changes nothing)."""
+        query = sa.select(subscribers).join(consents, consents.c.subscriber_id == subscribers.c.id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query.where(consents.c.id == consent_id)).first()
+        return _subscriber(row) if row is not None else None
+
+    def consents_of(self, subscriber_id: int) -> list[dict[str, Any]]:
+        """The consent records of a subscriber, oldest first."""
+        query = sa.select(consents).where(consents.c.subscriber_id == subscriber_id).order_by(consents.c.id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def set_preferences(self, subscriber_id: int, choices: Choices, paused: bool, now: datetime) -> bool:
+        """A reader's own categories, schedules and pause. Only active or paused readers:
+        False for anyone else (an unsubscribe stays one)."""
+        values = _choice_values(choices)
+        del values["name"]
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                subscribers.update()
+                .where(subscribers.c.id == subscriber_id, subscribers.c.status.in_((ACTIVE, PAUSED)))
+                .values(status=PAUSED if paused else ACTIVE, updated_at=now, **values)
+            )
+        return result.rowcount == 1
+
+    def claim_notice(self, subscriber_id: int, kind: str, now: datetime) -> bool:
+        """Take the one chance to send `kind` (welcome, latest:<schedule>): False if taken."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    subscriber_notices.insert().values(subscriber_id=subscriber_id, kind=kind, sent_at=now)
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def release_notice(self, subscriber_id: int, kind: str) -> None:
+        """The mail could not go out: the chance is free again."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                subscriber_notices.delete().where(
+                    subscriber_notices.c.subscriber_id == subscriber_id, subscriber_notices.c.kind == kind
+                )
+            )
+
+    def latest_variant(self, schedule: str, wanted: Sequence[str]) -> Variant | None:
+        """The latest sent issue of `schedule` as the variant for `wanted` categories (in
+        the schedule's order), as it went out; None if none was sent or that variant was
+        never stored (nobody had it, or nothing in it was for them)."""
+        from newsletter.schema import articles
+
+        with self.engine.connect() as conn:
+            issue_id = conn.scalar(
+                sa.select(issues.c.id)
+                .where(issues.c.schedule == schedule, issues.c.status == IssueStatus.SENT)
+                .order_by(issues.c.period_end.desc())
+                .limit(1)
+            )
+            if issue_id is None:
+                return None
+            present = set(
+                conn.scalars(
+                    sa.select(articles.c.category)
+                    .join(issue_articles, issue_articles.c.article_id == articles.c.id)
+                    .where(issue_articles.c.issue_id == issue_id)
+                )
+            )
+            key = "\x1f".join(c for c in wanted if c in present)
+            row = conn.execute(
+                sa.select(issue_variants).where(
+                    issue_variants.c.issue_id == issue_id, issue_variants.c.variant == key
+                )
+            ).first()
+        return Variant(row.variant, row.subject, row.html, row.text) if row is not None and key else None
 
     # -- issues -----------------------------------------------------------
 
@@ -487,6 +715,38 @@ class Ledger:
             return BounceOutcome(seen=True)
         return BounceOutcome(suppressed=status if suppressed else None)
 
+    # -- data rights: `subscribers export` and `subscribers forget` ---------
+
+    def export_people(self, email: str | None = None) -> list[dict[str, Any]]:
+        """Everything stored about each person (one, given `email`): their subscriber row
+        and, from every other table with a `subscriber_id` or `email` column, their rows.
+        Forgotten people have nothing left to export."""
+        query = sa.select(subscribers).where(subscribers.c.status != FORGOTTEN).order_by(subscribers.c.email)
+        if email is not None:
+            query = query.where(subscribers.c.email == email.strip().lower())
+        with self.engine.connect() as conn:
+            return [_person(conn, row) for row in conn.execute(query)]
+
+    def forget(self, email: str, now: datetime) -> Forgotten:
+        """Erase an address and the name with it from every table, in one transaction;
+        keep its delivery rows anonymised (the counts stay) and its keyed hash, so it is
+        never imported, signed up or mailed again. Idempotent."""
+        address = email.strip().lower()
+        with self.engine.begin() as conn:
+            digest = _address_hash(_suppression_key(conn, create=True), address)
+            already = conn.scalar(sa.select(sa.func.count()).where(schema.forgotten.c.address_hash == digest))
+            if not already:
+                conn.execute(schema.forgotten.insert().values(address_hash=digest, forgotten_at=now))
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.email == address)).first()
+            erased = _erase_subscriber(conn, row, now) if row is not None else 0
+            erased += _erase_by_email(conn, address)
+        return Forgotten(subscriber=row is not None, rows=erased, already=bool(already))
+
+    def is_forgotten(self, email: str) -> bool:
+        """Whether `subscribers forget` erased this address: no import or signup takes it."""
+        with self.engine.connect() as conn:
+            return bool(_forgotten_among(conn, [email.strip().lower()]))
+
 
 HARD, SOFT, DELAYED, COMPLAINT, UNSUBSCRIBE = "hard", "soft", "delayed", "complaint", "unsubscribe"
 WENT_OUT = (D.SENT, D.UNKNOWN, D.BOUNCED)  # deliveries a bounce may come back for
@@ -637,7 +897,9 @@ FINISH = (
 def _delivery_row(
     issue_id: int, subscriber: Subscriber, variant_id: int | None, now: datetime
 ) -> dict[str, Any]:
-    if subscriber.status != ACTIVE:
+    if subscriber.status == PAUSED:
+        status = "skipped"  # paused by the reader: nothing this time, nothing suppressed
+    elif subscriber.status != ACTIVE:
         status = "suppressed"
     else:
         status = "pending" if variant_id is not None else "skipped"
@@ -655,7 +917,26 @@ def _delivery_row(
 
 
 def _subscriber(row: Any) -> Subscriber:
-    return Subscriber(row.id, row.email, row.name, tuple(json.loads(row.categories)), row.status)
+    return Subscriber(
+        row.id,
+        row.email,
+        row.name,
+        tuple(json.loads(row.categories)),
+        row.status,
+        tuple(json.loads(row.schedules or "[]")),
+    )
+
+
+def _new_id(result: Any) -> int:
+    return int(result.inserted_primary_key[0])
+
+
+def _choice_values(choices: Choices) -> dict[str, str]:
+    return {
+        "name": choices.name,
+        "categories": json.dumps(list(choices.categories), ensure_ascii=False),
+        "schedules": json.dumps(list(choices.schedules), ensure_ascii=False),
+    }
 
 
 def _delivery(row: Any) -> Delivery:
@@ -669,3 +950,127 @@ def _delivery(row: Any) -> Delivery:
         row.attempts,
         row.message_id or "",
     )
+
+
+# -- data rights ------------------------------------------------------------
+
+FORGOTTEN = "forgotten"  # the subscriber row left by `forget`: no address, no name
+SUPPRESSION_KEY = "suppression_key"  # meta: this database's key for the forgotten hashes
+OWN_TABLES = ("subscribers", "deliveries", "bounce_reports", "forgotten")  # erased field by field
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What `forget` did: whether a subscriber had the address, how many rows it erased or
+    anonymised, and whether the address was forgotten before."""
+
+    subscriber: bool
+    rows: int
+    already: bool
+
+
+def _suppression_key(conn: Any, create: bool = False) -> bytes | None:
+    """This database's random key for address hashes; made (once) when `create`."""
+    query = sa.select(schema.meta.c.value).where(schema.meta.c.key == SUPPRESSION_KEY)
+    found = conn.scalar(query)
+    if found is None and create:
+        conn.execute(schema.meta.insert().values(key=SUPPRESSION_KEY, value=secrets.token_hex(32)))
+        found = conn.scalar(query)
+    return bytes.fromhex(found) if found is not None else None
+
+
+def _address_hash(key: bytes | None, address: str) -> str:
+    assert key is not None
+    return hmac.new(key, address.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _forgotten_among(conn: Any, addresses: Sequence[str]) -> set[str]:
+    """The addresses among `addresses` (lower-cased) that were forgotten."""
+    key = _suppression_key(conn)
+    if key is None or not addresses:
+        return set()  # nothing was ever forgotten here
+    hashes = {_address_hash(key, a): a for a in addresses}
+    found: set[str] = set()
+    digests = list(hashes)
+    for start in range(0, len(digests), 500):
+        query = sa.select(schema.forgotten.c.address_hash).where(
+            schema.forgotten.c.address_hash.in_(digests[start : start + 500])
+        )
+        found.update(hashes[d] for d in conn.scalars(query))
+    return found
+
+
+def _other_tables(column: str) -> list[sa.Table]:
+    """Tables other than ours with this column: consent records, rate limits, notices..."""
+    return [t for t in schema.metadata.sorted_tables if column in t.c and t.name not in OWN_TABLES]
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _rows(conn: Any, query: Any) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in row._mapping.items()} for row in conn.execute(query)]
+
+
+def _person(conn: Any, row: Any) -> dict[str, Any]:
+    """One subscriber's rows in every table, by table name."""
+    found: dict[str, Any] = {"subscriber": {k: _plain(v) for k, v in row._mapping.items()}}
+    issue = sa.select(issues.c.schedule, issues.c.period_end, issues.c.subject)
+    found["deliveries"] = _rows(
+        conn,
+        sa.select(deliveries, *(c.label(f"issue_{c.name}") for c in issue.selected_columns))
+        .join(issues, issues.c.id == deliveries.c.issue_id)
+        .where(deliveries.c.subscriber_id == row.id)
+        .order_by(deliveries.c.id),
+    )
+    found["bounce_reports"] = _rows(
+        conn,
+        sa.select(bounce_reports)
+        .where(bounce_reports.c.subscriber_id == row.id)
+        .order_by(bounce_reports.c.id),
+    )
+    for table in _other_tables("subscriber_id"):
+        found[table.name] = _rows(conn, sa.select(table).where(table.c.subscriber_id == row.id))
+    for table in _other_tables("email"):
+        if "subscriber_id" not in table.c:
+            found.setdefault(table.name, []).extend(
+                _rows(conn, sa.select(table).where(sa.func.lower(table.c.email) == row.email))
+            )
+    return found
+
+
+def _erase_subscriber(conn: Any, row: Any, now: datetime) -> int:
+    """The subscriber row anonymised (it holds the delivery counts), their deliveries'
+    address, name and errors blanked, their bounce reports' diagnostics, their rows in any
+    other table deleted. Returns the number of rows changed."""
+    changed = conn.execute(
+        subscribers.update()
+        .where(subscribers.c.id == row.id)
+        .values(email=f"{FORGOTTEN}:{row.id}", name="", categories="[]", status=FORGOTTEN, updated_at=now)
+    ).rowcount
+    changed += conn.execute(
+        deliveries.update()
+        .where(deliveries.c.subscriber_id == row.id)
+        .values(email="", name="", last_error="", updated_at=now)
+    ).rowcount
+    theirs = sa.select(deliveries.c.id).where(deliveries.c.subscriber_id == row.id)
+    changed += conn.execute(
+        bounce_reports.update()
+        .where(sa.or_(bounce_reports.c.subscriber_id == row.id, bounce_reports.c.delivery_id.in_(theirs)))
+        .values(detail="")
+    ).rowcount
+    for table in _other_tables("subscriber_id"):
+        changed += conn.execute(table.delete().where(table.c.subscriber_id == row.id)).rowcount
+    return int(changed)
+
+
+def _erase_by_email(conn: Any, address: str) -> int:
+    """Rows that name the address without a subscriber (deliveries of a removed row
+    included): deleted, or blanked in our own tables."""
+    changed = conn.execute(
+        deliveries.update().where(deliveries.c.email == address).values(email="", name="", last_error="")
+    ).rowcount
+    for table in _other_tables("email"):
+        changed += conn.execute(table.delete().where(sa.func.lower(table.c.email) == address)).rowcount
+    return int(changed)

@@ -25,6 +25,8 @@ from newsletter.render import plain_line
 # Stands for the recipient's unsubscribe token in the rendered bodies. Letters
 # only: autoescaping, premailer and quoted-printable all leave it whole.
 TOKEN_PLACEHOLDER = "NLXUNSUBSCRIBETOKENX"
+PREFERENCES_PLACEHOLDER = "NLXPREFERENCESTOKENX"  # the preference centre's token, likewise
+PLACEHOLDERS = re.compile(f"({TOKEN_PLACEHOLDER}|{PREFERENCES_PLACEHOLDER})")
 CRLF = "\r\n"
 SOFT_BREAK = "=\r\n"
 MAX_LINE = 76
@@ -233,6 +235,7 @@ class Recipient:
     token: str = ""
     unsubscribe_url: str = ""
     unsubscribe_mailto: str = ""
+    preferences_token: str = ""
 
 
 class MessageTemplate:
@@ -276,10 +279,10 @@ class MessageTemplate:
             CRLF,
             f"--{self.boundary}{CRLF}",
             _part_headers("plain"),
-            _splice(self.text, recipient.token),
+            _splice(self.text, recipient),
             f"{CRLF}--{self.boundary}{CRLF}",
             _part_headers("html"),
-            _splice(self.html, recipient.token),
+            _splice(self.html, recipient),
             f"{CRLF}--{self.boundary}--{CRLF}",
         ]
         return "".join(parts).encode("ascii")
@@ -305,8 +308,9 @@ def _part_headers(subtype: str) -> str:
 
 
 def _encoded_pieces(body: str) -> list[str]:
-    """The body quoted-printable encoded around each token placeholder."""
-    return [_quoted_printable(piece) for piece in body.split(TOKEN_PLACEHOLDER)]
+    """The body quoted-printable encoded around each token placeholder: encoded pieces at
+    even positions, the placeholders between them (odd positions) as they are."""
+    return [piece if i % 2 else _quoted_printable(piece) for i, piece in enumerate(PLACEHOLDERS.split(body))]
 
 
 def _quoted_printable(text: str) -> str:
@@ -315,12 +319,15 @@ def _quoted_printable(text: str) -> str:
     return quoprimime.body_encode(raw, maxlinelen=MAX_LINE, eol=CRLF)
 
 
-def _splice(pieces: list[str], token: str) -> str:
-    """Soft line breaks around the token keep every line under 76 characters
-    whatever the token's length (it is URL-safe: nothing in it needs quoting)."""
+def _splice(pieces: list[str], recipient: Recipient) -> str:
+    """Soft line breaks around each token keep every line under 76 characters
+    whatever the token's length (they are URL-safe: nothing in them needs quoting)."""
     if len(pieces) == 1:
         return pieces[0]
-    return f"{SOFT_BREAK}{token}{SOFT_BREAK}".join(pieces)
+    tokens = {TOKEN_PLACEHOLDER: recipient.token, PREFERENCES_PLACEHOLDER: recipient.preferences_token}
+    return "".join(
+        f"{SOFT_BREAK}{tokens[piece]}{SOFT_BREAK}" if i % 2 else piece for i, piece in enumerate(pieces)
+    )
 
 
 def archive_message_id(domain: str) -> str:

@@ -45,7 +45,15 @@ def _v4(op: Operations) -> None:
     op.add_column("deliveries", sa.Column("message_id", sa.String(320), nullable=True))
 
 
-STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4}
+def _v5(op: Operations) -> None:
+    """Readers choose their schedules in the preference centre ([] = all, as before). The
+    consent, rate-limit and notice tables are new (create_all); so are the statuses
+    `pending` and `paused`, which need no DDL."""
+    op.add_column("subscribers", sa.Column("schedules", sa.Text, nullable=False, server_default="[]"))
+    op.create_index("ix_articles_url", "articles", ["url"])  # ingest's unique-URL check at 1M
+
+
+STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5}
 
 
 def upgrade(conn: Connection, version: int, target: int) -> None:

@@ -39,7 +39,9 @@ class DeliveryStatus(StrEnum):
 
 
 class SubscriberStatus(StrEnum):
+    PENDING = "pending"  # signed up, not confirmed yet (double opt-in): never mailed an issue
     ACTIVE = "active"
+    PAUSED = "paused"  # by the reader, in the preference centre: no issue until resumed
     UNSUBSCRIBED = "unsubscribed"  # permanent
     BOUNCED = "bounced"  # permanent
     COMPLAINED = "complained"  # permanent: marked as spam (an ARF feedback report)

@@ -208,6 +208,7 @@ class Project:
         return Links(
             unsubscribe=f"{public}/unsubscribe",
             browser=f"{public}/issues/{issue_stem(schedule, period)}.html",
+            preferences=f"{public}/preferences",
         )
 
     def build(

@@ -40,6 +40,7 @@ class Links:
 
     unsubscribe: str
     browser: str
+    preferences: str = ""  # the preference centre ("" before sending: the page is the unsubscribe one)
 
 
 class Renderer:
@@ -77,6 +78,10 @@ class Renderer:
         issue = Issue(digest, subject, context["preheader"], html, text)
         return _with_warnings(issue)
 
+    def notice(self, name: str, context: dict[str, Any]) -> tuple[str, str]:
+        """A one-off mail (`confirm`, `welcome`): its HTML through MJML, and its text."""
+        return self.html(f"{name}.mjml.j2", context), self._template(self.plain, f"{name}.txt.j2", context)
+
     def context(self, digest: Digest, settings: Settings, links: Links) -> dict[str, Any]:
         zone = digest.schedule.zone
         articles = digest.articles
@@ -93,6 +98,7 @@ class Renderer:
             "preheader": preheader(digest),
             "unsubscribe_url": links.unsubscribe,
             "browser_url": links.browser,
+            "preferences_url": links.preferences or links.unsubscribe,
             "zone": zone,
         }
 

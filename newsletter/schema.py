@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 4  # newsletter/migrations.py brings older databases up to it
+SCHEMA_VERSION = 5  # newsletter/migrations.py brings older databases up to it
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -59,6 +59,8 @@ articles = sa.Table(
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_articles_category_published", "category", "published"),
+    # Unique URLs at ingest ask which of a batch's URLs are taken: a scan of a 1M archive without it.
+    sa.Index("ix_articles_url", "url"),
 )
 
 related_refs = sa.Table(
@@ -122,8 +124,10 @@ subscribers = sa.Table(
     sa.Column("email", sa.String(320), nullable=False, unique=True),  # lower-cased
     sa.Column("name", sa.String(255), nullable=False, default=""),
     sa.Column("categories", sa.Text, nullable=False, default="[]"),  # JSON list; [] = all
-    # active | unsubscribed | bounced | removed; the middle two are permanent suppressions
+    # pending | active | paused | unsubscribed | bounced | complained | removed;
+    # unsubscribed, bounced and complained are permanent suppressions
     sa.Column("status", sa.String(16), nullable=False, default="active"),
+    sa.Column("schedules", sa.Text, nullable=False, default="[]"),  # JSON list; [] = all
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -233,4 +237,62 @@ bounce_reports = sa.Table(
     sa.Column("status_code", sa.String(16), nullable=False, default=""),  # 5.1.1; "" for complaints
     sa.Column("detail", sa.Text, nullable=False, default=""),  # the diagnostic, or what was done
     sa.Column("received_at", UTCDateTime, nullable=False),  # when it was processed
+)
+
+
+# -- signup, double opt-in and the preference centre (newsletter/web/signup.py, preferences.py) --
+
+# One row per consent given on a form: what the person was shown and asked for, and when
+# they confirmed it. `ip` is "" when [signup] store_ip is off. The choices (name, categories,
+# schedules) take effect only at confirmation.
+consents = sa.Table(
+    "consents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "subscriber_id", sa.ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    sa.Column("form", sa.String(64), nullable=False),  # which form: "subscribe", "embed", "import"
+    sa.Column("consent_text", sa.Text, nullable=False),
+    sa.Column("ip", sa.String(64), nullable=False, default=""),
+    sa.Column("name", sa.String(255), nullable=False, default=""),
+    sa.Column("categories", sa.Text, nullable=False, default="[]"),
+    sa.Column("schedules", sa.Text, nullable=False, default="[]"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("confirmed_at", UTCDateTime, nullable=True),
+)
+
+# Rate limits kept in the store, so they hold across restarts and workers: one row per
+# counted event. `key` is a SHA-256 of the IP or address (no personal data kept for it).
+# kind: ip | address | confirm-mail.
+signup_events = sa.Table(
+    "signup_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("key", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_signup_events_kind_key_at", "kind", "key", "at"),
+)
+
+# Mails a subscriber gets at most once: "welcome", "latest:<schedule>".
+subscriber_notices = sa.Table(
+    "subscriber_notices",
+    metadata,
+    sa.Column("subscriber_id", sa.ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.String(80), primary_key=True),
+    sa.Column("sent_at", UTCDateTime, nullable=False),
+)
+
+
+# -- data rights: addresses erased by `subscribers forget`, kept only as a keyed hash --------
+
+# HMAC-SHA256 of the lower-cased address under a random key of this database (meta
+# `suppression_key`, made at the first forget): such an address is never imported, signed
+# up or mailed again, and the table alone does not say which addresses they were.
+forgotten = sa.Table(
+    "forgotten",
+    metadata,
+    sa.Column("address_hash", sa.String(64), primary_key=True),
+    sa.Column("forgotten_at", UTCDateTime, nullable=False),
 )

@@ -27,7 +27,7 @@ from newsletter.config import SendingSettings, Settings
 from newsletter.delivering import Clock, Delivering, Notify, Progress, list_headers
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.ledger import EXPIRED, Audience, Ledger, Subscriber, Variant
-from newsletter.mail import TOKEN_PLACEHOLDER, MessageTemplate, sender
+from newsletter.mail import PREFERENCES_PLACEHOLDER, TOKEN_PLACEHOLDER, MessageTemplate, sender
 from newsletter.models import DeliveryStatus, Digest, IssueStatus, Schedule, SubscriberStatus
 from newsletter.output import write_files
 from newsletter.project import Project, issue_stem
@@ -92,7 +92,10 @@ class SendSummary:
 
 
 def wanted_categories(schedule: Schedule, subscriber: Subscriber) -> tuple[str, ...]:
-    """A subscriber's categories within this schedule; none named means all of them."""
+    """A subscriber's categories within this schedule; none named means all of them.
+    A reader who chose other schedules (the preference centre) wants none of this one."""
+    if subscriber.schedules and schedule.name not in subscriber.schedules:
+        return ()
     if not subscriber.categories:
         return schedule.categories
     chosen = set(subscriber.categories)
@@ -110,9 +113,12 @@ def variant_key(digest: Digest) -> str:
 
 
 def plan_audience(digest: Digest, people: Sequence[Subscriber]) -> tuple[dict[str, Digest], Audience]:
+    """Variants and audience; addresses still to be confirmed (double opt-in) are not in it."""
     variants: dict[str, Digest] = {}
     members: list[tuple[Subscriber, str | None]] = []
     for person in people:
+        if person.status == SubscriberStatus.PENDING:
+            continue
         own = variant_digest(digest, wanted_categories(digest.schedule, person))
         if own.is_empty:
             members.append((person, None))  # nothing for them this time: they get nothing
@@ -132,9 +138,14 @@ def render_variants(project: Project, digests: dict[str, Digest]) -> list[Varian
 
 
 def recipient_links(project: Project, digest: Digest) -> Links:
-    """Links whose unsubscribe URL carries a placeholder for each recipient's token."""
+    """Links whose unsubscribe and preferences URLs carry placeholders for each recipient's
+    tokens (spliced in by mail.MessageTemplate)."""
     generic = project.links(digest.schedule, digest.period)
-    return Links(f"{generic.unsubscribe}?token={TOKEN_PLACEHOLDER}", generic.browser)
+    return Links(
+        f"{generic.unsubscribe}?token={TOKEN_PLACEHOLDER}",
+        generic.browser,
+        f"{generic.preferences}?token={PREFERENCES_PLACEHOLDER}",
+    )
 
 
 # -- pre-flight: nothing is recorded until all of this holds -----------------

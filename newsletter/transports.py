@@ -409,3 +409,24 @@ class MockTransport:
 def _message_id(message: bytes) -> str:
     match = re.search(rb"^Message-ID: <([^>]+)>", message, re.M | re.I)
     return match.group(1).decode("ascii", "replace") if match else ""
+
+
+class Courier:
+    """One message at a time through the configured transport, a connection each: the
+    confirmation and welcome mails `newsletter serve` sends. The web app gets one from
+    the command line (it imports no transport itself: contract `web-sending`)."""
+
+    def __init__(self, factory: TransportFactory) -> None:
+        self.factory = factory
+
+    @classmethod
+    def for_url(cls, url: str, environ: dict[str, str]) -> Courier:
+        return cls(transport_factory(url, environ))
+
+    def send(self, sender: str, recipient: str, message: bytes) -> None:
+        """Raises a DeliveryError when the message did not (or may not have) gone out."""
+        transport = self.factory()
+        try:
+            transport.send(sender, recipient, message)
+        finally:
+            transport.close()

@@ -7,6 +7,7 @@ process) is in test_send.py and test_relay_faults.py."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -368,8 +369,13 @@ def test_a_421_for_too_many_connections_closes_that_connection_and_the_rest_carr
     def factory() -> MockTransport:
         nonlocal opened
         opened += 1
-        if opened <= 2:
-            return MockTransport(relay)
+        if opened <= 2:  # slow enough that the other two connections are tried too
+
+            def accepting(envelope: Envelope) -> None:
+                time.sleep(0.01)
+                relay(envelope)
+
+            return MockTransport(accepting)
 
         def refusing(envelope: Envelope) -> None:  # the relay allows two connections
             raise refused

@@ -328,8 +328,8 @@ def test_issues_route_serves_a_built_issue(demo_project: Project, client: TestCl
         "/issues/.weekly-2026-11-23.html",
         "/issues/weekly-2026-11-23.html.html",
         "/issues/%2e%2e/newsletter.toml",
-        "/issues/",
-        "/issues",
+        "/issues/weekly-2026-11-23/feed.atom.html",
+        "/issues/feed.atom.html",
     ],
 )
 def test_issues_route_refuses_anything_else(demo_project: Project, client: TestClient, url: str):

@@ -352,6 +352,7 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("DROP INDEX ix_articles_origin")
+        conn.exec_driver_sql("DROP INDEX ix_articles_url")
         conn.exec_driver_sql("DROP TABLE sources")
         for table, column in (
             ("issues", "queued_at"),
@@ -359,17 +360,29 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
             ("deliveries", "claimed_by"),
             *(("articles", c) for c in ("backlog", "origin", "image", "author")),
             ("deliveries", "message_id"),  # v4
+            ("subscribers", "schedules"),  # v5
         ):
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
+        for table in ("consents", "signup_events", "subscriber_notices"):  # v5
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+        conn.exec_driver_sql(
+            "INSERT INTO subscribers (email, name, categories, status, created_at, updated_at) "
+            "VALUES ('old@example.org', 'Old', '[]', 'active', '2024-01-01', '2024-01-01')"
+        )
         conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     engine.dispose()
     store = Store(url)
-    assert store.schema_version == SCHEMA_VERSION == 4
+    assert store.schema_version == SCHEMA_VERSION == 5
+    tables = set(sa.inspect(store.engine).get_table_names())
+    assert {"consents", "signup_events", "subscriber_notices"} <= tables
+    (old,) = Ledger(store).subscribers()
+    assert (old.email, old.status, old.schedules) == ("old@example.org", "active", ())
     columns = {c["name"] for c in sa.inspect(store.engine).get_columns("deliveries")}
     assert {"lease_until", "claimed_by", "message_id"} <= columns
     columns = {c["name"] for c in sa.inspect(store.engine).get_columns("articles")}
     assert {"backlog", "origin", "image", "author"} <= columns
     assert "sources" in sa.inspect(store.engine).get_table_names()
+    assert "ix_articles_url" in {i["name"] for i in sa.inspect(store.engine).get_indexes("articles")}
     store.close()
 
 

@@ -12,6 +12,8 @@ it can show a draft. Routes:
   CSRF token; it is read from the query string or the form field, nothing else.
 - `GET /issues/<schedule>-YYYY-MM-DD.html` the issue as sent, where the
   emails' "view in your browser" link points (`send` writes the file).
+- `GET /issues/`, `/issues/feed.atom`, `/issues/<schedule>/feed.atom` the archive
+  of sent issues and its Atom feeds (web/archive.py).
 - `GET /` a line naming the site; `GET /healthz` "ok".
 
 Deployment: the emails link to `[web] public_url` + `/unsubscribe?token=...`
@@ -53,7 +55,11 @@ from newsletter.ledger import SUPPRESSED, Ledger, Subscriber
 from newsletter.models import SubscriberStatus
 from newsletter.project import Project
 from newsletter.tokens import BadToken, Tokens, secret_key
+from newsletter.web.archive import Archive
+from newsletter.web.forms import mask as mask  # re-exported
+from newsletter.web.preferences import Preferences
 from newsletter.web.security import SecurityHeaders
+from newsletter.web.signup import CourierFactory, Offer, Signups, embed_snippet
 
 TEMPLATES = Path(__file__).parent / "templates" / "public"
 STEM = re.compile(r"^[A-Za-z0-9_-]+-\d{4}-\d{2}-\d{2}$")
@@ -84,14 +90,6 @@ HTTP_ERRORS = {
 }
 Clock = Callable[[], datetime]
 log = logging.getLogger("newsletter.public")
-
-
-def mask(email: str) -> str:
-    """a***@example.org: enough for its owner to recognise, little for anyone else."""
-    local, at, domain = email.rpartition("@")
-    if not at:
-        return "***"
-    return f"{local[:1]}***@{domain}"
 
 
 class PublicPrefix:
@@ -266,7 +264,11 @@ async def read_form(request: Request) -> Mapping[str, str]:
 
 
 def create_app(
-    root: Path, environ: Mapping[str, str] | None = None, *, clock: Clock | None = None
+    root: Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    clock: Clock | None = None,
+    courier_for: CourierFactory | None = None,
 ) -> Starlette:
     """The public app for the project at `root`. Raises ConfigError when
     NEWSLETTER_SECRET_KEY is missing or short, NewsletterError when `root`
@@ -278,6 +280,10 @@ def create_app(
         project.close()
         raise
     pages = Pages(project, tokens, clock or utc_now)
+    # Signup mails go through the courier the command line made (web imports no transport).
+    courier = courier_for(project.transport_url(), project.environ) if courier_for else None
+    signups = Signups(project, tokens.purposes, tokens.make, courier, pages.clock, pages.page)
+    preferences = Preferences(project, tokens.purposes, pages.clock, pages.page)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -289,6 +295,13 @@ def create_app(
         Route("/healthz", pages.healthz, methods=["GET"]),
         Route("/unsubscribe", pages.unsubscribe_page, methods=["GET", "POST"]),
         Route("/issues/{stem}.html", pages.issue, methods=["GET"]),
+        *Archive(project, pages.page, pages.clock).routes(),  # /issues/ and its Atom feeds
+        Route("/subscribe", signups.form, methods=["GET"]),
+        Route("/subscribe", signups.subscribe, methods=["POST"]),
+        Route("/confirm", signups.confirm_page, methods=["GET"]),
+        Route("/confirm", signups.confirm, methods=["POST"]),
+        Route("/preferences", preferences.show, methods=["GET"]),
+        Route("/preferences", preferences.save, methods=["POST"]),
     ]
     prefix = urlsplit(project.settings.public_url).path.rstrip("/")
     middleware = [
@@ -318,10 +331,20 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def serve(root: Path, host: str, port: int) -> None:
+def serve(
+    root: Path, host: str, port: int, courier_for: CourierFactory | None = None, embed: bool = False
+) -> None:
     """Run the public pages until Ctrl+C, binding `host`:`port` as given.
-    A missing secret or a directory that is not a project fails before binding."""
-    app = create_app(root)
+    A missing secret or a directory that is not a project fails before binding.
+    `embed`: print the HTML snippet of the signup form for the site instead."""
+    if embed:
+        embedded = Project(root)
+        try:
+            print(embed_snippet(embedded.settings.public_url, Offer.of(embedded.schedules())))
+        finally:
+            embedded.close()
+        return
+    app = create_app(root, courier_for=courier_for)
     project: Project = app.state.project
     config = uvicorn.Config(
         app, host=host, port=port, log_level="info", server_header=False, timeout_graceful_shutdown=3

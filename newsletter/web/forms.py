@@ -1,0 +1,123 @@
+"""What the public forms share: reading a POST (url-encoded, multipart or JSON) with
+several values per name, the address check, the honeypot, rate-limit keys, and masking
+an address for display. No store, no rendering: signup.py and preferences.py use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.types import Message
+
+MAX_BODY = 16 * 1024  # a signup or preferences form is well under 2 KB
+MAX_FIELDS = 60
+HONEYPOT = "website"  # hidden from people (CSS and aria-hidden); bots fill it in
+
+
+class TooLarge(Exception):
+    """A body past MAX_BODY: not one of our forms."""
+
+
+@dataclass(frozen=True)
+class Fields:
+    """A posted form or JSON object: every value a string, several per name allowed."""
+
+    values: Mapping[str, list[str]] = field(default_factory=dict)
+    as_json: bool = False
+
+    def one(self, name: str, limit: int = 512) -> str:
+        found = self.values.get(name) or [""]
+        return found[0].strip()[:limit]
+
+    def many(self, name: str) -> list[str]:
+        return [v.strip() for v in self.values.get(name, []) if v.strip()]
+
+
+def wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "") or request.headers.get(
+        "content-type", ""
+    ).startswith("application/json")
+
+
+async def read_fields(request: Request) -> Fields:
+    """The POST's fields, the body capped at MAX_BODY. A malformed body has no fields."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise TooLarge()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise TooLarge()
+    if request.headers.get("content-type", "").startswith("application/json"):
+        return Fields(_json_fields(bytes(body)), as_json=True)
+    done = False
+
+    async def replay() -> Message:
+        nonlocal done
+        if done:
+            return {"type": "http.disconnect"}
+        done = True
+        return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+    try:
+        async with Request(request.scope, replay).form(max_files=0, max_fields=MAX_FIELDS) as form:
+            values: dict[str, list[str]] = {}
+            for key, value in form.multi_items():
+                if isinstance(value, str):
+                    values.setdefault(key, []).append(value)
+            return Fields(values)
+    except HTTPException:
+        return Fields()
+
+
+def _json_fields(body: bytes) -> dict[str, list[str]]:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    values: dict[str, list[str]] = {}
+    for key, value in list(data.items())[:MAX_FIELDS]:
+        items = value if isinstance(value, list) else [value]
+        values[str(key)] = [str(v) for v in items[:MAX_FIELDS] if isinstance(v, (str, int, float, bool))]
+    return values
+
+
+def checked_address(text: str) -> str | None:
+    """The address normalised (domain lower-cased, whole address lower-cased as the list
+    keeps it), or None when its syntax is wrong. No DNS lookup."""
+    from email_validator import EmailNotValidError, validate_email
+
+    if not text or len(text) > 320:
+        return None
+    try:
+        found = validate_email(text, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return str(found.normalized).lower()
+
+
+def rate_key(secret: bytes, kind: str, value: str) -> str:
+    """What the rate-limit table keeps instead of an IP or address: a keyed digest."""
+    return hmac.new(secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+def client_ip(request: Request) -> str:
+    """The peer's address (behind a proxy, uvicorn's --forwarded-allow-ips makes it the client's)."""
+    return request.client.host if request.client else ""
+
+
+def mask(email: str) -> str:
+    """a***@example.org: enough for its owner to recognise, little for anyone else."""
+    local, at, domain = email.rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"

@@ -1,0 +1,395 @@
+"""Signup and double opt-in: `/subscribe` (the form, and its POST as a form or JSON) and
+`/confirm` (GET shows a button and changes nothing; only its POST confirms).
+
+- No enumeration: a new, pending, active or suppressed address gets the same answer.
+- Bots and list bombing: a honeypot field, a minimum time between rendering the form and
+  posting it (signed into the form's token, which is also its CSRF token), per-IP and
+  per-address limits counted in the store, and at most one confirmation mail per address
+  an hour. A post without a valid form token (an embedded form on another site) is shown
+  our form again, filled in, for one more press.
+- Mail goes out through the `Courier` the command line hands in: the web app imports no
+  transport (contract `web-sending`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+from newsletter import notices
+from newsletter.ledger import Choices, Consent, Ledger, Subscriber
+from newsletter.models import Schedule
+from newsletter.project import Project
+from newsletter.tokens import BadToken, Expired, Purposes
+from newsletter.web.forms import (
+    HONEYPOT,
+    Fields,
+    TooLarge,
+    checked_address,
+    client_ip,
+    mask,
+    rate_key,
+    read_fields,
+    wants_json,
+)
+
+FORM_LIFETIME = timedelta(days=1)  # a form (and its CSRF token) left open longer is shown again
+ADDRESS_WINDOW = timedelta(days=1)
+CONFIRM_MAIL_EVERY = timedelta(hours=1)
+CHECK_INBOX = "If this address can be subscribed, a mail is on its way: open its link to confirm."
+Page = Callable[..., HTMLResponse]
+log = logging.getLogger("newsletter.public")
+
+
+class Courier(Protocol):
+    """Sends one message (transports.Courier); raises when it did not go out."""
+
+    def send(self, sender: str, recipient: str, message: bytes) -> None: ...
+
+
+CourierFactory = Callable[[str, dict[str, str]], Courier]  # (transport URL, environ)
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What a reader can choose: the schedules (name, title) and their categories."""
+
+    schedules: tuple[tuple[str, str], ...]
+    categories: tuple[str, ...]
+
+    @classmethod
+    def of(cls, schedules: Sequence[Schedule]) -> Offer:
+        categories = dict.fromkeys(c for s in schedules for c in s.categories)
+        return cls(tuple((s.name, s.title) for s in schedules), tuple(categories))
+
+    def choose(
+        self, categories: Sequence[str], schedules: Sequence[str]
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Only what is on offer; everything ticked (or nothing) means all, new ones included."""
+        cats = tuple(c for c in self.categories if c in set(categories))
+        names = tuple(n for n, _ in self.schedules if n in set(schedules))
+        return (
+            () if len(cats) in (0, len(self.categories)) else cats,
+            () if len(names) in (0, len(self.schedules)) else names,
+        )
+
+
+def wanted(schedule: Schedule, subscriber: Subscriber) -> tuple[str, ...]:
+    """The reader's categories within a schedule (send.wanted_categories' rule)."""
+    chosen = set(subscriber.categories)
+    return tuple(c for c in schedule.categories if not chosen or c in chosen)
+
+
+class Signups:
+    """The handlers of /subscribe and /confirm; the store is used from the thread pool."""
+
+    def __init__(
+        self,
+        project: Project,
+        purposes: Purposes,
+        unsubscribe_token: Callable[[int], str],
+        courier: Courier | None,
+        clock: Callable[[], datetime],
+        page: Page,
+    ) -> None:
+        self.project, self.purposes, self.courier, self.clock, self.page = (
+            project,
+            purposes,
+            courier,
+            clock,
+            page,
+        )
+        self.unsubscribe_token = unsubscribe_token  # Tokens.make: the links in the welcome mail
+        self.settings = project.settings.signup
+        self.secret = purposes.form.secret_keys[-1]
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self.project.store)
+
+    def offer(self) -> Offer:
+        return Offer.of(self.project.schedules())
+
+    # -- the form ------------------------------------------------------------
+
+    def form(self, request: Request) -> Response:
+        if wants_json(request):
+            offer = self.offer()
+            return JSONResponse(
+                {
+                    "form_token": self.purposes.make_form("subscribe", "", self.clock()),
+                    "categories": list(offer.categories),
+                    "schedules": [{"name": n, "title": t} for n, t in offer.schedules],
+                    "consent_text": self.settings.consent_text,
+                }
+            )
+        return self.show_form()
+
+    def show_form(
+        self, status: int = 200, fields: Fields | None = None, message: str = "", error: str = ""
+    ) -> Response:
+        offer = self.offer()
+        fields = fields or Fields()
+        return self.page(
+            "subscribe.html",
+            status,
+            title="Subscribe",
+            form_token=self.purposes.make_form("subscribe", "", self.clock()),
+            categories=offer.categories,
+            schedules=offer.schedules,
+            email=fields.one("email", 320),
+            person_name=fields.one("name", 255),
+            chosen_categories=fields.many("categories") or list(offer.categories),
+            chosen_schedules=fields.many("schedules") or [n for n, _ in offer.schedules],
+            consent_text=self.settings.consent_text,
+            honeypot=HONEYPOT,
+            message=message,
+            error=error,
+        )
+
+    async def subscribe(self, request: Request) -> Response:
+        try:
+            fields = await read_fields(request)
+        except TooLarge:
+            return PlainTextResponse("Request body too large", status_code=413)
+        return await run_in_threadpool(self._subscribe, request, fields)
+
+    def _subscribe(self, request: Request, fields: Fields) -> Response:
+        now = self.clock()
+        if fields.one(HONEYPOT):
+            log.info("signup dropped: honeypot filled")
+            return self.checking(fields)  # a bot learns nothing
+        rendered = self._form_time(fields, now)
+        if rendered is None:
+            return self.refused(fields, 400, "form", "Please press Subscribe once more to continue.")
+        if (now - rendered).total_seconds() < self.settings.min_seconds:
+            return self.refused(fields, 400, "too-fast", "That was quick: please press Subscribe once more.")
+        ip = client_ip(request)
+        if not self._counted("ip", ip, self.settings.ip_limit, self.settings.ip_window, now):
+            return self.refused(
+                fields, 429, "rate-limited", "Too many signups from your network. Try again later."
+            )
+        email = checked_address(fields.one("email", 400))
+        if email is None:
+            return self.refused(fields, 400, "email", "That does not look like an email address.")
+        if self._counted("address", email, self.settings.address_limit, ADDRESS_WINDOW, now):
+            self._record(email, fields, ip, now)
+        return self.checking(fields)
+
+    def _form_time(self, fields: Fields, now: datetime) -> datetime | None:
+        try:
+            return self.purposes.read_form(fields.one("form_token"), "subscribe", "", now, FORM_LIFETIME)
+        except BadToken:
+            return None
+
+    def _counted(self, kind: str, value: str, limit: int, window: timedelta, now: datetime) -> bool:
+        """Count one event; False (and nothing counted) once `limit` are in the window."""
+        key = rate_key(self.secret, kind, value)
+        if self.ledger.count_events(kind, key, now - window) >= limit:
+            return False
+        self.ledger.add_event(kind, key, now, now - max(window, ADDRESS_WINDOW))
+        return True
+
+    def _record(self, email: str, fields: Fields, ip: str, now: datetime) -> None:
+        offer = self.offer()
+        categories, schedules = offer.choose(fields.many("categories"), fields.many("schedules"))
+        choices = Choices(fields.one("name", 255), categories, schedules)
+        consent = Consent(
+            "embed" if fields.one("form") == "embed" else "subscribe",
+            self.settings.consent_text,
+            ip if self.settings.store_ip else "",
+        )
+        done = self.ledger.signup(email, choices, consent, self.settings.double_opt_in, now)
+        if done.active and done.subscriber_id is not None:
+            found = self.ledger.subscriber(done.subscriber_id)
+            if found is not None:
+                self.welcome(found, now)
+        elif done.consent_id is not None and self._counted("confirm-mail", email, 1, CONFIRM_MAIL_EVERY, now):
+            self._send_confirmation(email, choices.name, done.consent_id, now)
+
+    def _send_confirmation(self, email: str, name: str, consent_id: int, now: datetime) -> None:
+        token = self.purposes.make_confirm(consent_id, now)
+        url = f"{self.project.settings.public_url}/confirm?token={token}"
+        mail = notices.confirmation(
+            self.project.renderer,
+            self.project.settings,
+            email,
+            name,
+            url,
+            self.settings.confirm_lifetime,
+            now,
+        )
+        self.deliver(mail, f"confirmation to {mask(email)}")
+
+    def deliver(self, mail: notices.Outgoing, what: str) -> bool:
+        """Send one mail; a failure is logged, never shown (it would tell who is listed)."""
+        if self.courier is None:
+            log.error("%s not sent: this server was started without a mail transport", what)
+            return False
+        try:
+            self.courier.send(mail.sender, mail.recipient, mail.data)
+        except Exception as e:  # DeliveryError, or a transport's bug: the page still answers
+            log.error("%s not sent: %s", what, e)
+            return False
+        log.info("%s sent", what)
+        return True
+
+    def checking(self, fields: Fields) -> Response:
+        if fields.as_json:
+            return JSONResponse({"status": "ok", "message": CHECK_INBOX}, status_code=202)
+        return self.page("check.html", title="Check your inbox", message=CHECK_INBOX)
+
+    def refused(self, fields: Fields, status: int, reason: str, message: str) -> Response:
+        if fields.as_json:
+            return JSONResponse({"status": "error", "reason": reason, "message": message}, status_code=status)
+        if reason in ("form", "too-fast"):  # an embedded form, or a quick hand: one more press
+            return self.show_form(200, fields, message=message)
+        return self.show_form(status, fields, error=message)
+
+    # -- confirmation ----------------------------------------------------------
+
+    def _consent_of(self, token: str, now: datetime) -> int | Response:
+        try:
+            return self.purposes.read_confirm(token, now, self.settings.confirm_lifetime)
+        except Expired:
+            return self.page(
+                "signup_invalid.html", 400, title="This confirmation link has expired", reason="expired"
+            )
+        except BadToken:
+            return self.page(
+                "signup_invalid.html", 400, title="This confirmation link is not valid", reason="bad"
+            )
+
+    def confirm_page(self, request: Request) -> Response:
+        """GET: a button; nothing changes (mail scanners fetch every link)."""
+        token = request.query_params.get("token", "")
+        now = self.clock()
+        consent_id = self._consent_of(token, now)
+        if isinstance(consent_id, Response):
+            return consent_id
+        person = self.ledger.consent_subscriber(consent_id)
+        if person is None:
+            return self.page("signup_invalid.html", 404, title="This signup no longer exists", reason="gone")
+        return self.page(
+            "confirm_signup.html",
+            title="Confirm your subscription",
+            address=mask(person.email),
+            token=token,
+            form_token=self.purposes.make_form("confirm", token, now),
+        )
+
+    async def confirm(self, request: Request) -> Response:
+        try:
+            fields = await read_fields(request)
+        except TooLarge:
+            return PlainTextResponse("Request body too large", status_code=413)
+        return await run_in_threadpool(self._confirm, fields)
+
+    def _confirm(self, fields: Fields) -> Response:
+        now = self.clock()
+        token = fields.one("token")
+        consent_id = self._consent_of(token, now)
+        if isinstance(consent_id, Response):
+            return consent_id
+        try:
+            self.purposes.read_form(fields.one("form_token"), "confirm", token, now, FORM_LIFETIME)
+        except BadToken:
+            return self.page("signup_invalid.html", 403, title="Please confirm from the page", reason="csrf")
+        done = self.ledger.confirm(consent_id, now)
+        if done is None:
+            return self.page("signup_invalid.html", 404, title="This signup no longer exists", reason="gone")
+        person = done.subscriber
+        if done.activated:
+            log.info("subscriber %d confirmed", person.id)
+            self.welcome(person, now)
+        return self.page(
+            "confirmed.html",
+            title="You are subscribed" if person.status == "active" else "This address cannot be subscribed",
+            address=mask(person.email),
+            active=person.status == "active",
+            already=not done.activated,
+            preferences=f"preferences?token={self.purposes.make_preferences(person.id)}",
+        )
+
+    # -- welcome -----------------------------------------------------------------
+
+    def links(self, person: Subscriber, unsubscribe: str) -> notices.Links:
+        public = self.project.settings.public_url
+        return notices.Links(
+            f"{public}/preferences?token={self.purposes.make_preferences(person.id)}",
+            f"{public}/unsubscribe?token={unsubscribe}",
+        )
+
+    def welcome(self, person: Subscriber, now: datetime) -> None:
+        """The welcome mail and the latest issue of each chosen schedule, each at most once."""
+        token = self.unsubscribe_token(person.id)
+        links = self.links(person, token)
+        schedules = [
+            s for s in self.project.schedules() if not person.schedules or s.name in person.schedules
+        ]
+        if self.settings.welcome and self.ledger.claim_notice(person.id, "welcome", now):
+            mail = notices.welcome(
+                self.project.renderer,
+                self.project.settings,
+                person.email,
+                person.name,
+                [s.title for s in schedules],
+                links,
+                now,
+            )
+            if not self.deliver(mail, f"welcome to {mask(person.email)}"):
+                self.ledger.release_notice(person.id, "welcome")
+        if not self.settings.send_latest:
+            return
+        for schedule in schedules:
+            self._latest(person, schedule, token, links, now)
+
+    def _latest(
+        self, person: Subscriber, schedule: Schedule, token: str, links: notices.Links, now: datetime
+    ) -> None:
+        kind = f"latest:{schedule.name}"
+        variant = self.ledger.latest_variant(schedule.name, wanted(schedule, person))
+        if variant is None or not self.ledger.claim_notice(person.id, kind, now):
+            return
+        tokens = (token, self.purposes.make_preferences(person.id))
+        mail = notices.issue(
+            self.project.settings,
+            variant.subject,
+            variant.html,
+            variant.text,
+            person.email,
+            person.name,
+            tokens,
+            links,
+            now,
+        )
+        if not self.deliver(mail, f"latest {schedule.name} issue to {mask(person.email)}"):
+            self.ledger.release_notice(person.id, kind)
+
+
+def embed_snippet(public_url: str, offer: Offer) -> str:
+    """A plain HTML form for the site's own pages. It posts to /subscribe, which answers
+    with our form filled in (a fresh form token) for one more press: no script needed."""
+    from html import escape
+
+    lines = [
+        f'<form method="post" action="{escape(public_url)}/subscribe" class="newsletter-signup">',
+        '  <input type="hidden" name="form" value="embed">',
+        '  <label>Email <input type="email" name="email" required autocomplete="email"></label>',
+        '  <label>Name (optional) <input type="text" name="name" autocomplete="name"></label>',
+    ]
+    if len(offer.schedules) > 1:
+        box = '  <label><input type="checkbox" name="schedules" value="{}" checked> {}</label>'
+        lines += [box.format(escape(n), escape(t)) for n, t in offer.schedules]
+    if len(offer.categories) > 1:
+        box = '  <label><input type="checkbox" name="categories" value="{}" checked> {}</label>'
+        lines += [box.format(escape(c), escape(c)) for c in offer.categories]
+    lines += ['  <button type="submit">Subscribe</button>', "</form>"]
+    return "\n".join(lines)

@@ -1,0 +1,178 @@
+"""Data rights: `subscribers export` (everything stored about a person) and `subscribers
+forget` (erasure with a keyed suppression), over a real SQLite file after real sends to a
+`file:` transport and a bounce recorded by the ledger."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from newsletter import scaffold, schema
+from newsletter.cli import main
+from newsletter.ledger import BounceRecord, Ledger
+from newsletter.project import Project
+from newsletter.send import SendOptions, send_schedule
+from newsletter.subscribers import SubscriberRow
+from tests.conftest import NOW, CliRunnerForProject
+
+ENV = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789"}
+FAST = SendOptions(retry_base=0.05, retry_cap=0.2)
+BOB = "bob.zyx@example.org"
+NAME = "Robert Zyxwv"
+READERS = [SubscriberRow("ann@example.org", "Ann"), SubscriberRow(BOB, NAME, ("Sleep & recovery",))]
+
+
+@pytest.fixture
+def sent(demo_project: Project, tmp_path: Path) -> Iterator[Project]:
+    """One weekly issue sent to Ann and Bob; Bob's delivery then bounced with his address
+    in the diagnostic; a consent record for Bob when the store has that table."""
+    project = Project(demo_project.root, environ=ENV)
+    ledger = Ledger(project.store)
+    ledger.import_subscribers(READERS, NOW)
+    summary = send_schedule(project, "weekly", scaffold.DEMO_AT, f"file:{tmp_path / 'outbox'}", FAST)
+    assert summary.outcome == "sent" and summary.counts["sent"] == 2
+    bob = next(s for s in ledger.subscribers() if s.email == BOB)
+    with project.store.engine.begin() as conn:
+        delivery = conn.scalar(sa.select(schema.deliveries.c.id).where(schema.deliveries.c.email == BOB))
+        consents = getattr(schema, "consents", None)
+        if consents is not None:
+            conn.execute(
+                consents.insert().values(
+                    subscriber_id=bob.id,
+                    form="subscribe",
+                    consent_text="Yes please",
+                    ip="192.0.2.7",
+                    name=NAME,
+                    created_at=NOW,
+                    confirmed_at=NOW,
+                )
+            )
+    detail = f"550 5.1.1 <{BOB}>: no such user ({NAME})"
+    ledger.record_bounce(BounceRecord("k" * 64, "hard", delivery, bob.id, "5.1.1", detail), 3, NOW)
+    yield project
+    project.close()
+
+
+def text_columns_holding(engine: sa.Engine, *needles: str) -> list[str]:
+    """table.column of every text column, in every table of the database, where a needle is."""
+    found = []
+    inspector = sa.inspect(engine)
+    with engine.connect() as conn:
+        for table in inspector.get_table_names():
+            for column in inspector.get_columns(table):
+                if not isinstance(column["type"], sa.String):  # Text and VARCHAR alike
+                    continue
+                name = column["name"]
+                for needle in needles:
+                    query = sa.text(f'SELECT count(*) FROM "{table}" WHERE lower("{name}") LIKE :n')
+                    if conn.scalar(query, {"n": f"%{needle.lower()}%"}):
+                        found.append(f"{table}.{name}")
+    return found
+
+
+def test_export_json_has_every_row_about_a_person(sent: Project, cli: CliRunnerForProject):
+    result = cli("subscribers", "export", "--json")
+    assert result.exit_code == 0, result.stderr
+    people = json.loads(result.stdout)
+    assert [p["subscriber"]["email"] for p in people] == ["ann@example.org", BOB]
+    bob = people[1]
+    assert bob["subscriber"]["name"] == NAME
+    assert bob["subscriber"]["categories"] == '["Sleep & recovery"]'
+    [delivery] = bob["deliveries"]
+    assert delivery["status"] == "bounced"
+    assert delivery["issue_schedule"] == "weekly"
+    assert delivery["sent_at"].startswith("20")
+    [bounce] = bob["bounce_reports"]
+    assert bounce["kind"] == "hard" and bounce["status_code"] == "5.1.1"
+    if hasattr(schema, "consents"):
+        assert [c["ip"] for c in bob["consents"]] == ["192.0.2.7"]
+
+
+def test_export_csv_to_a_private_file(sent: Project, cli: CliRunnerForProject, tmp_path: Path):
+    out = tmp_path / "export.csv"
+    result = cli("subscribers", "export", "--csv", "--email", BOB.upper(), "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert {r["subscriber"] for r in rows} == {BOB}
+    assert {"subscriber", "deliveries", "bounce_reports"} <= {r["table"] for r in rows}
+    assert {"table": "subscriber", "column": "name", "value": NAME}.items() <= next(
+        r for r in rows if r["table"] == "subscriber" and r["column"] == "name"
+    ).items()
+
+
+def test_export_of_an_unknown_address_and_both_formats(sent: Project, cli: CliRunnerForProject):
+    unknown = cli("subscribers", "export", "--email", "nobody@example.org")
+    assert unknown.exit_code == 1
+    assert "no subscriber 'nobody@example.org'" in unknown.stderr
+    both = cli("subscribers", "export", "--json", "--csv")
+    assert both.exit_code == 2
+    assert "choose one of --json and --csv" in both.stderr
+
+
+def test_forget_erases_every_trace_and_keeps_counts(sent: Project, cli: CliRunnerForProject):
+    engine = sent.store.engine
+    assert text_columns_holding(engine, BOB, NAME)  # the check finds what is there
+    before = Ledger(sent.store).counts(1)
+    result = cli("subscribers", "forget", BOB, "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert f"forgot {BOB}" in result.stdout
+    assert text_columns_holding(engine, BOB, NAME, "192.0.2.7") == []
+    assert Ledger(sent.store).counts(1) == before  # the delivery rows stay, anonymised
+    assert Ledger(sent.store).is_forgotten(BOB.upper())
+    assert not Ledger(sent.store).is_forgotten("ann@example.org")
+    people = json.loads(cli("subscribers", "export").stdout)
+    assert [p["subscriber"]["email"] for p in people] == ["ann@example.org"]
+    again = cli("subscribers", "forget", BOB, "--yes")
+    assert again.exit_code == 0
+    assert "already forgotten" in again.stdout
+
+
+def test_a_forgotten_address_is_never_imported_or_mailed_again(
+    sent: Project, cli: CliRunnerForProject, tmp_path: Path
+):
+    assert cli("subscribers", "forget", BOB, "--yes").exit_code == 0
+    csv_file = tmp_path / "again.csv"
+    csv_file.write_text(f"email,name,categories\n{BOB.upper()},{NAME},\nnew@example.org,New,\n")
+    result = cli("subscribers", "import", str(csv_file))
+    assert result.exit_code == 0, result.stderr
+    assert "1 added" in result.stdout and "1 left unsubscribed" in result.stdout
+    emails = [s.email for s in Ledger(sent.store).subscribers()]
+    assert BOB not in emails and "new@example.org" in emails
+    assert text_columns_holding(sent.store.engine, BOB) == []
+
+
+def test_forget_an_address_never_stored_suppresses_it(sent: Project, cli: CliRunnerForProject):
+    result = cli("subscribers", "forget", "stranger@example.org", "--yes")
+    assert result.exit_code == 0
+    assert "nothing stored about stranger@example.org" in result.stdout
+    assert Ledger(sent.store).is_forgotten("stranger@example.org")
+
+
+def test_forget_asks_first(sent: Project, project_dir: Path):
+    runner = CliRunner()
+    declined = runner.invoke(main, ["--project", str(project_dir), "subscribers", "forget", BOB], input="n\n")
+    assert declined.exit_code == 1
+    assert "Erase" in declined.stderr and "Aborted" in declined.stderr
+    assert not Ledger(sent.store).is_forgotten(BOB)
+    accepted = runner.invoke(main, ["--project", str(project_dir), "subscribers", "forget", BOB], input="y\n")
+    assert accepted.exit_code == 0
+    assert Ledger(sent.store).is_forgotten(BOB)
+
+
+def test_the_suppression_key_is_per_database_and_not_the_address(sent: Project):
+    Ledger(sent.store).forget(BOB, NOW)
+    with sent.store.engine.connect() as conn:
+        [stored] = conn.scalars(sa.select(schema.forgotten.c.address_hash))
+        key = conn.scalar(sa.select(schema.meta.c.value).where(schema.meta.c.key == "suppression_key"))
+    assert len(stored) == 64 and BOB not in stored
+    assert key is not None and len(key) == 64
