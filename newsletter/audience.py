@@ -6,7 +6,8 @@ import csv
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,16 +16,69 @@ from newsletter.errors import NewsletterError, OutputError, SourceError
 from newsletter.ledger import ImportCounts, Ledger
 from newsletter.project import Project
 from newsletter.subscribers import ParsedCsv, parse_csv
+from newsletter.transports import Courier, DeliveryError
 
 
 def import_csv(project: Project, path: Path, now: datetime) -> tuple[ParsedCsv, ImportCounts]:
+    """Single opt-in: the rows are active at once (the list already consented)."""
+    parsed = _parsed(project, path)
+    return parsed, Ledger(project.store).import_subscribers(parsed.rows, now)
+
+
+@dataclass
+class Invitations:
+    """A double opt-in import: who was asked to confirm, who was already on the list, and
+    the confirmation mails that did not go out (those rows stay pending: import again)."""
+
+    invited: int = 0
+    listed: int = 0
+    unsent: list[str] = field(default_factory=list)
+
+
+def invite_csv(
+    project: Project, path: Path, now: datetime, courier: Courier, confirm_url: Callable[[int], str]
+) -> tuple[ParsedCsv, Invitations]:
+    """`subscribers import --double-opt-in`: each new row is pending, with a consent record
+    naming the file, and gets the signup form's confirmation mail; nobody gets an issue
+    before confirming. Addresses already on the list are left as they are."""
+    from newsletter import notices
+    from newsletter.ledger import Choices, Consent
+
+    parsed = _parsed(project, path)
+    ledger, done = Ledger(project.store), Invitations()
+    consent = Consent(f"import:{path.name}", project.settings.signup.consent_text)
+    lifetime = project.settings.signup.confirm_lifetime
+    for row in parsed.rows:
+        signup = ledger.signup(row.email, Choices(row.name, row.categories), consent, True, now)
+        if signup.consent_id is None:
+            done.listed += 1
+            continue
+        mail = notices.confirmation(
+            project.renderer,
+            project.settings,
+            row.email,
+            row.name,
+            confirm_url(signup.consent_id),
+            lifetime,
+            now,
+        )
+        try:
+            courier.send(mail.sender, mail.recipient, mail.data)
+        except DeliveryError as e:
+            done.unsent.append(f"{parsed.where[row.email]}: confirmation not sent ({e})")
+            continue
+        done.invited += 1
+    return parsed, done
+
+
+def _parsed(project: Project, path: Path) -> ParsedCsv:
     try:
         data = path.read_bytes()
     except OSError as e:
         raise SourceError(str(path), f"cannot read ({e.strerror})") from e
     parsed = parse_csv(str(path), data)
     parsed.warnings += unknown_categories(project, parsed)
-    return parsed, Ledger(project.store).import_subscribers(parsed.rows, now)
+    return parsed
 
 
 def unknown_categories(project: Project, parsed: ParsedCsv) -> list[str]:

@@ -372,22 +372,34 @@ def subscribers() -> None:
     """Manage subscribers: import a CSV, list, remove, export or forget one."""
 
 
-# The signup form's double opt-in ([signup] double_opt_in) is not asked of an import.
+# An import is single opt-in unless --double-opt-in asks each new address to confirm.
 IMPORT_OPT_IN = (
     "single opt-in: imported addresses are active at once (the list must already have consented; "
-    "the signup form confirms by mail)"
+    "--double-opt-in asks each new address to confirm by mail)"
 )
 
 
 @subscribers.command("import")
 @click.argument("csv_file", metavar="FILE.csv", type=click.Path(dir_okay=False))
+@click.option(
+    "--double-opt-in",
+    is_flag=True,
+    help="Ask each new address to confirm by mail (the signup form's confirmation) "
+    "instead of adding it active: for a list whose consent you cannot show.",
+)
+@click.option("--transport", default=None, help="With --double-opt-in: override [email] transport.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def subscribers_import(ctx: click.Context, csv_file: str, as_json: bool) -> None:
+def subscribers_import(
+    ctx: click.Context, csv_file: str, double_opt_in: bool, transport: str | None, as_json: bool
+) -> None:
     """Import `email,name,categories` rows (categories separated by ';', empty = all)."""
     from newsletter import audience
 
     project = open_project(ctx)
+    if double_opt_in:
+        invite(ctx, project, Path(csv_file), transport, as_json)
+        return
     parsed, counts = audience.import_csv(project, Path(csv_file), now())
     if as_json:
         emit_json(
@@ -411,6 +423,36 @@ def subscribers_import(ctx: click.Context, csv_file: str, as_json: bool) -> None
         )
         click.echo(IMPORT_OPT_IN)
     if parsed.errors:
+        ctx.exit(1)
+
+
+def invite(ctx: click.Context, project: Project, path: Path, transport: str | None, as_json: bool) -> None:
+    """`subscribers import --double-opt-in`: pending rows and confirmation mails."""
+    from newsletter import audience
+    from newsletter.tokens import Purposes, secret_key
+    from newsletter.transports import Courier
+
+    purposes = Purposes(secret_key(project.environ))  # checked before anything is recorded
+    courier = Courier.for_url(project.transport_url(transport), project.environ)
+    at = now()
+
+    def confirm_url(consent_id: int) -> str:
+        return f"{project.settings.public_url}/confirm?token={purposes.make_confirm(consent_id, at)}"
+
+    parsed, done = audience.invite_csv(project, path, at, courier, confirm_url)
+    problems = [*parsed.errors, *done.unsent]
+    if as_json:
+        emit_json({**asdict(done), "errors": parsed.errors, "warnings": parsed.warnings, "opt_in": "double"})
+    else:
+        for warning in parsed.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+        click.echo(
+            f"double opt-in: {done.invited} asked to confirm by mail, {done.listed} already on the list"
+            + (f", {len(problems)} failed" if problems else "")
+        )
+    if problems:
         ctx.exit(1)
 
 

@@ -370,3 +370,49 @@ def test_consent_records_keep_no_ip_when_told(
         sign_up(client, clock, "ivy@example.org")
     with project.store.engine.connect() as conn:
         assert list(conn.scalars(sa.select(consents.c.ip))) == [""]
+
+
+# -- a double opt-in import ------------------------------------------------------------
+
+
+def test_a_double_opt_in_import_asks_each_new_address_to_confirm(
+    cli: CliRunnerForProject,
+    client: TestClient,
+    project: Project,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
+    Ledger(project.store).import_subscribers([SubscriberRow("bob@example.org", "Bob")], NOW)
+    people = tmp_path / "people.csv"
+    people.write_text("email,name,categories\nann@example.org,Ann,Sleep & recovery\nbob@example.org,Bob,\n")
+    outbox = tmp_path / "sent"
+    result = cli("subscribers", "import", str(people), "--double-opt-in", "--transport", f"file:{outbox}")
+    assert result.exit_code == 0, result.output
+    assert "double opt-in: 1 asked to confirm by mail, 1 already on the list" in result.stdout
+    assert (status(project, "ann@example.org"), status(project, "bob@example.org")) == ("pending", "active")
+    [eml] = sorted(outbox.glob("*.eml"))
+    mail = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert mail["To"] == "Ann <ann@example.org>"
+    shown = client.get(confirm_link(mail))
+    done = client.post(
+        "/confirm",
+        data={"token": hidden(shown.text, "token"), "form_token": hidden(shown.text, "form_token")},
+    )
+    assert done.status_code == 200 and "You are subscribed" in done.text
+    assert status(project, "ann@example.org") == "active"
+    ann = next(s for s in Ledger(project.store).subscribers() if s.email == "ann@example.org")
+    [consent] = Ledger(project.store).consents_of(ann.id)
+    assert consent["form"] == "import:people.csv" and consent["ip"] == ""
+
+
+def test_a_double_opt_in_import_needs_the_secret_before_recording_anyone(
+    cli: CliRunnerForProject, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("NEWSLETTER_SECRET_KEY", raising=False)
+    people = tmp_path / "people.csv"
+    people.write_text("email\nann@example.org\n")
+    result = cli("subscribers", "import", str(people), "--double-opt-in", "--transport", f"file:{tmp_path}")
+    assert result.exit_code == 1
+    assert "NEWSLETTER_SECRET_KEY" in result.stderr
+    assert status(project, "ann@example.org") is None
