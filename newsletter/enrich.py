@@ -175,7 +175,7 @@ def _links(
         target = archive[c.target]
         url = safe_url(target.url)
         if c.target in kept and url not in {link.url for link in links}:
-            links.append(Link(target.title, url))
+            links.append(Link(target.title, url, c.target))
     return tuple(links)
 
 

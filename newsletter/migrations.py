@@ -51,6 +51,9 @@ def _v5(op: Operations) -> None:
     `pending` and `paused`, which need no DDL."""
     op.add_column("subscribers", sa.Column("schedules", sa.Text, nullable=False, server_default="[]"))
     op.create_index("ix_articles_url", "articles", ["url"])  # ingest's unique-URL check at 1M
+    # A source's categories from the index alone: before each send, at any archive size.
+    op.drop_index("ix_articles_origin", "articles")
+    op.create_index("ix_articles_origin_category", "articles", ["origin", "category"])
 
 
 STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5}

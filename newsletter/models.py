@@ -127,6 +127,7 @@ class Link:
 
     title: str
     url: str
+    target: int = 0  # the archive article it points at (0: not known), kept with a sent issue
 
 
 @dataclass(frozen=True)

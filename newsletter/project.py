@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from newsletter import config, enrich, neighbours
 from newsletter.enrich import Candidate
-from newsletter.models import Digest, Issue, IssueStatus, LinkTarget, Period, Schedule, StoredArticle
+from newsletter.models import Digest, Issue, IssueStatus, Period, Schedule, StoredArticle
 from newsletter.output import write_files
 from newsletter.store import GONE_OUT, Store
 
@@ -169,7 +169,7 @@ class Project:
         archive = self.store.link_targets({c.target for found in related.values() for c in found})
         digest = enrich.enrich(schedule, period, at, sections, related, archive)
         if gone is not None and kept is None:  # gone out, its links not kept yet: keep them now
-            self.store.keep_issue_links(gone.id, _link_ids(digest, archive))
+            self.keep_links(gone.id, digest)
         return digest
 
     def related_candidates(
@@ -193,13 +193,11 @@ class Project:
             found[card.id] = [*(Candidate(t) for t in explicit.get(card.id, [])), *near]
         return found
 
-    def keep_links(self, schedule: Schedule, at: datetime) -> bool:
-        """Keep the related links of the issue going out at `at` (recorded as sending or
-        sent): its rebuilds show them. `digest` keeps them on its own the first time it
-        meets such an issue; `send` calls this right after recording, to keep them at once."""
-        before = self.store.issue(schedule.name, self.period(schedule, at).end)
-        self.digest(schedule, at)
-        return before is not None and self.store.issue_links(before.id) is not None
+    def keep_links(self, issue_id: int, digest: Digest) -> bool:
+        """Keep the related links a gone-out issue carries, so its rebuilds show them:
+        `send` calls it with the digest it just recorded; `digest` for an older issue
+        whose links were never kept. False when links were kept already."""
+        return self.store.keep_issue_links(issue_id, _link_ids(digest))
 
     def links(self, schedule: Schedule, period: Period) -> Links:
         from newsletter.render import Links
@@ -302,8 +300,7 @@ def _path(path: Path | None) -> str | None:
     return str(path) if path else None
 
 
-def _link_ids(digest: Digest, archive: dict[int, LinkTarget]) -> dict[int, list[int]]:
-    """The digest's links as archive ids (each link's URL is its target's)."""
-    by_url = {enrich.safe_url(t.url): t.id for t in archive.values()}
-    found = {a.id: [by_url[link.url] for link in a.related if link.url in by_url] for a in digest.articles}
+def _link_ids(digest: Digest) -> dict[int, list[int]]:
+    """Each card's links as archive ids, in order."""
+    found = {a.id: [link.target for link in a.related if link.target] for a in digest.articles}
     return {i: targets for i, targets in found.items() if targets}

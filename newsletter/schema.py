@@ -49,7 +49,7 @@ articles = sa.Table(
     sa.Column("undated", sa.Boolean, nullable=False, default=False),
     # Undated and from a source's first read: stored, never picked as a period's news.
     sa.Column("backlog", sa.Boolean, nullable=False, default=False),
-    sa.Column("origin", sa.String(64), nullable=False, default="", index=True),  # [[sources]] name
+    sa.Column("origin", sa.String(64), nullable=False, default=""),  # [[sources]] name
     sa.Column("image", sa.Text, nullable=False, default=""),
     sa.Column("author", sa.Text, nullable=False, default=""),
     sa.Column("source", sa.Text, nullable=False),
@@ -61,6 +61,9 @@ articles = sa.Table(
     sa.Index("ix_articles_category_published", "category", "published"),
     # Unique URLs at ingest ask which of a batch's URLs are taken: a scan of a 1M archive without it.
     sa.Index("ix_articles_url", "url"),
+    # Articles and categories per source (`sources`, and which sources feed a schedule
+    # before each send) are read from this index alone, never from the rows.
+    sa.Index("ix_articles_origin_category", "origin", "category"),
 )
 
 related_refs = sa.Table(

@@ -304,7 +304,7 @@ def send(
         existing = ledger.open_issue(
             name, digest.period, [a.id for a in digest.articles], variants, audience, clock()
         )
-        project.keep_links(schedule, at)  # its rebuilds show the links that went out
+        project.keep_links(existing.id, digest)  # its rebuilds show the links that went out
     if options.dry_run or signer is None:
         return _finished(summary, ledger, existing.id, "dry run", started)
     if options.retry_unknown:

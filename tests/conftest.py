@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from newsletter import scaffold
 from newsletter.cli import main
+from newsletter.ledger import Ledger
 from newsletter.project import Project
 from newsletter.subscribers import SubscriberRow
 
@@ -24,6 +25,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # The envelope sender of a delivery from the scaffold's project: its own return path (VERP).
 VERP = re.compile(r"bounces\+\d+-[0-9a-f]{20}@example\.org")
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+SECRET_KEY = "test-secret-key-0123456789"  # NEWSLETTER_SECRET_KEY of the sending tests
+SECRET = {"NEWSLETTER_SECRET_KEY": SECRET_KEY}
 # The sending tests' audience: Ann and Bob want everything, Cat only sleep.
 THREE_READERS = (
     SubscriberRow("ann@example.org", "Ann"),
@@ -87,6 +90,16 @@ def demo_project(project: Project) -> Project:
     """The demo's sample articles in a fresh project."""
     project.ingest([str(scaffold.demo_articles())], NOW)
     return project
+
+
+@pytest.fixture
+def sender(demo_project: Project) -> Iterator[Project]:
+    """The demo archive, opened with a signing key, and three subscribers. (Modules that
+    need another audience define their own `sender`.)"""
+    project = Project(demo_project.root, environ=SECRET)
+    Ledger(project.store).import_subscribers(THREE_READERS, NOW)
+    yield project
+    project.close()
 
 
 @pytest.fixture

@@ -4,15 +4,11 @@ light and dark. Screenshots land in tests/artifacts/archive-WIDTH-SCHEME.png."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from newsletter import scaffold
 from newsletter.ledger import Ledger
@@ -20,17 +16,12 @@ from newsletter.project import Project
 from newsletter.send import SendOptions, send_schedule
 from newsletter.subscribers import SubscriberRow
 from newsletter.web.public import create_app
+from tests.browser import ARTIFACTS, AppServer, chromium, require_chromium
 from tests.conftest import NOW, write_article
 
 pytestmark = pytest.mark.slow  # a real browser
 
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():  # `make test` installs it; never download a browser
-    pytest.skip("Debian's chromium is not installed (make chromium)", allow_module_level=True)
-
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-ARTIFACTS = Path(__file__).parent / "artifacts"
+require_chromium()
 ENV = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789"}
 FAST = SendOptions(retry_base=0.05, retry_cap=0.2)
 LONG = "An unusually long headline about sleep " * 4 + "<b>not bold</b>"
@@ -60,51 +51,22 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-class Server:
-    """uvicorn in a thread, on a socket bound before start: no port race."""
-
-    def __init__(self, root: Path) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.port = self.socket.getsockname()[1]
-        app = create_app(root, ENV, clock=lambda: NOW)
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "public server did not start"
-            time.sleep(0.02)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-        self.socket.close()
-
-
 @pytest.fixture(scope="module")
-def server(root: Path) -> Iterator[Server]:
-    running = Server(root)
+def server(root: Path) -> Iterator[AppServer]:
+    running = AppServer(lambda url: create_app(root, ENV, clock=lambda: NOW), "public server")
     yield running
     running.stop()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", [375, 600, 1280])
-def test_archive_page_at_every_width(browser: object, server: Server, width: int, scheme: str):
+def test_archive_page_at_every_width(browser: object, server: AppServer, width: int, scheme: str):
     context = browser.new_context(  # type: ignore[attr-defined]
         viewport={"width": width, "height": 900}, color_scheme=scheme
     )

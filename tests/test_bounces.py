@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import ssl
-from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -37,20 +36,11 @@ from newsletter.project import Project
 from newsletter.schema import bounce_reports, deliveries
 from newsletter.send import SendOptions, send_schedule
 from newsletter.tokens import BadToken, Tokens
-from tests.conftest import NOW, THREE_READERS, VERP, CliRunnerForProject, SMTPServer
+from tests.conftest import NOW, SECRET, SECRET_KEY, THREE_READERS, VERP, CliRunnerForProject, SMTPServer
 
-KEY = "test-secret-key-0123456789"
-SECRET = {"NEWSLETTER_SECRET_KEY": KEY}
+KEY = SECRET_KEY
 FAST = SendOptions(retry_base=0.05, retry_cap=0.2)
 WEEK = scaffold.DEMO_AT
-
-
-@pytest.fixture
-def sender(demo_project: Project) -> Iterator[Project]:
-    project = Project(demo_project.root, environ=SECRET)
-    Ledger(project.store).import_subscribers(THREE_READERS, NOW)
-    yield project
-    project.close()
 
 
 @pytest.fixture

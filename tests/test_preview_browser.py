@@ -5,68 +5,33 @@ from __future__ import annotations
 
 import http.client
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from newsletter import scaffold
 from newsletter.project import Project
 from newsletter.web.preview import create_app
+from tests.browser import ARTIFACTS, AppServer, chromium, require_chromium
 from tests.conftest import NOW, write_article
 
 pytestmark = pytest.mark.slow  # a real browser: seconds a test
 
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():  # `make test` installs it; never download a browser
-    pytest.skip("Debian's chromium is not installed (make chromium)", allow_module_level=True)
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(__file__).parent / "artifacts"
+sync_api = require_chromium()
 DESKTOP = {"width": 1440, "height": 1000}
 PHONE = {"width": 390, "height": 844}
 INJECTION = '<script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 LIVE_RELOAD_LIMIT = 2.0  # seconds, from the issue
 
 
-class Server:
-    """uvicorn in a thread, on a socket bound before start: no port race."""
+class Server(AppServer):
+    """The preview under uvicorn, its clock at the demo's send time."""
 
     def __init__(self, root: Path) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.port = self.socket.getsockname()[1]
-        app = create_app(root, clock=lambda: scaffold.DEMO_AT)
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "preview server did not start"
-            time.sleep(0.02)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-        self.socket.close()
-        assert not self.thread.is_alive(), "preview server did not stop"
+        super().__init__(lambda url: create_app(root, clock=lambda: scaffold.DEMO_AT), "preview server")
 
     def raw_status(self, path: str) -> int:
         """GET a path as written: browsers and httpx resolve `..` before sending."""
@@ -110,11 +75,8 @@ def scratch(demo_root: Path, tmp_path: Path) -> Iterator[tuple[Path, Server]]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -25,20 +24,10 @@ from newsletter.project import Project
 from newsletter.schema import deliveries, issue_variants, issues
 from newsletter.send import ALLOW_PLACEHOLDERS, SendOptions, send_schedule
 from newsletter.subscribers import SubscriberRow, parse_csv
-from tests.conftest import NOW, THREE_READERS, VERP, SMTPServer, write_article
+from tests.conftest import NOW, SECRET, THREE_READERS, VERP, SMTPServer, write_article
 
-SECRET = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789"}
 FAST = SendOptions(retry_base=0.05, retry_cap=0.2)
 WEEK = scaffold.DEMO_AT
-
-
-@pytest.fixture
-def sender(demo_project: Project) -> Iterator[Project]:
-    """The demo archive, opened with a signing key, and three subscribers."""
-    project = Project(demo_project.root, environ=SECRET)
-    Ledger(project.store).import_subscribers(THREE_READERS, NOW)
-    yield project
-    project.close()
 
 
 def parse(data: bytes):

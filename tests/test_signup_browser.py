@@ -8,8 +8,6 @@ light and dark, land in tests/artifacts/."""
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -20,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
+from starlette.types import ASGIApp
 
 from newsletter import scaffold
 from newsletter.ledger import Ledger
@@ -28,44 +26,29 @@ from newsletter.project import Project
 from newsletter.send import SendOptions, send_schedule
 from newsletter.transports import Courier
 from newsletter.web.public import create_app
+from tests.browser import ARTIFACTS, AppServer, chromium, require_chromium
 from tests.conftest import SMTPServer
 
 pytestmark = pytest.mark.slow  # a real browser: seconds a test
 
-sync_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():  # `make test` installs it; never download a browser
-    pytest.skip("Debian's chromium is not installed (make chromium)", allow_module_level=True)
-
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-ARTIFACTS = Path(__file__).parent / "artifacts"
+require_chromium()
 WIDTHS = (375, 1280)
 KEY = "test-secret-key-0123456789"
 NAME = '<img src=x onerror="window.pwned=1">Ann'
 FAST = SendOptions(retry_base=0.05, retry_cap=0.2)
 
 
-class Server:
-    """The public app in a thread, on a socket bound first: its URL goes in the settings."""
+class Server(AppServer):
+    """The public app, its URL in the settings (links in mails point at it), its mail to SMTP."""
 
     def __init__(self, root: Path, smtp_url: str) -> None:
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        self.environ = {"NEWSLETTER_SECRET_KEY": KEY, "NEWSLETTER_WEB_PUBLIC_URL": self.url}
-        app = create_app(root, self.environ, courier_for=lambda url, env: Courier.for_url(smtp_url, env))
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "public server did not start"
-            time.sleep(0.02)
+        self.environ: dict[str, str] = {}
 
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-        self.socket.close()
+        def make_app(url: str) -> ASGIApp:
+            self.environ = {"NEWSLETTER_SECRET_KEY": KEY, "NEWSLETTER_WEB_PUBLIC_URL": url}
+            return create_app(root, self.environ, courier_for=lambda _, env: Courier.for_url(smtp_url, env))
+
+        super().__init__(make_app, "public server")
 
 
 @pytest.fixture
@@ -84,11 +67,8 @@ def server(root: Path, smtp_server: SMTPServer) -> Iterator[Server]:
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def wait_for_mail(smtp: SMTPServer, address: str, count: int) -> list[EmailMessage]:

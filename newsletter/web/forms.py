@@ -47,34 +47,46 @@ def wants_json(request: Request) -> bool:
 
 async def read_fields(request: Request) -> Fields:
     """The POST's fields, the body capped at MAX_BODY. A malformed body has no fields."""
+    body = await capped_body(request)
+    if request.headers.get("content-type", "").startswith("application/json"):
+        return Fields(_json_fields(body), as_json=True)
+    return Fields(await form_values(request, body))
+
+
+async def capped_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request body; TooLarge past `limit`, whatever Content-Length claims."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
+    if declared.isdigit() and int(declared) > limit:
         raise TooLarge()
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_BODY:
+        if len(body) > limit:
             raise TooLarge()
-    if request.headers.get("content-type", "").startswith("application/json"):
-        return Fields(_json_fields(bytes(body)), as_json=True)
+    return bytes(body)
+
+
+async def form_values(request: Request, body: bytes, max_fields: int = MAX_FIELDS) -> dict[str, list[str]]:
+    """The url-encoded or multipart fields of a body already read (strings only, every
+    value of a name, in order); none when it is malformed or holds a file."""
     done = False
 
-    async def replay() -> Message:
+    async def replay() -> Message:  # Starlette parses a form from the receive channel
         nonlocal done
         if done:
             return {"type": "http.disconnect"}
         done = True
-        return {"type": "http.request", "body": bytes(body), "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     try:
-        async with Request(request.scope, replay).form(max_files=0, max_fields=MAX_FIELDS) as form:
+        async with Request(request.scope, replay).form(max_files=0, max_fields=max_fields) as form:
             values: dict[str, list[str]] = {}
             for key, value in form.multi_items():
                 if isinstance(value, str):
                     values.setdefault(key, []).append(value)
-            return Fields(values)
+            return values
     except HTTPException:
-        return Fields()
+        return {}
 
 
 def _json_fields(body: bytes) -> dict[str, list[str]]:

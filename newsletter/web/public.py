@@ -48,7 +48,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newsletter.clock import utc_now as utc_now  # the one clock; re-exported
 from newsletter.ledger import SUPPRESSED, Ledger, Subscriber
@@ -56,6 +56,7 @@ from newsletter.models import SubscriberStatus
 from newsletter.project import Project
 from newsletter.tokens import BadToken, Tokens, secret_key
 from newsletter.web.archive import Archive
+from newsletter.web.forms import TooLarge, capped_body, form_values
 from newsletter.web.forms import mask as mask  # re-exported
 from newsletter.web.preferences import Preferences
 from newsletter.web.security import SecurityHeaders
@@ -64,7 +65,6 @@ from newsletter.web.signup import CourierFactory, Offer, Signups, embed_snippet
 TEMPLATES = Path(__file__).parent / "templates" / "public"
 STEM = re.compile(r"^[A-Za-z0-9_-]+-\d{4}-\d{2}-\d{2}$")
 MAX_TOKEN = 256  # ours are ~30 characters; anything far longer is not worth verifying
-MAX_BODY = 16 * 1024  # a one-click body is 26 bytes; the form's is under 100
 
 PAGE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
@@ -106,10 +106,6 @@ class PublicPrefix:
             if path == self.prefix or path.startswith(self.prefix + "/"):
                 scope = {**scope, "root_path": self.prefix}
         await self.app(scope, receive, send)
-
-
-class NotAForm(Exception):
-    """A POST body too large to be an unsubscribe."""
 
 
 class Pages:
@@ -176,7 +172,7 @@ class Pages:
         """POST: one-click or the form. Suppresses for good; a repeat is a no-op."""
         try:
             form = await read_form(request)
-        except NotAForm:
+        except TooLarge:  # not an unsubscribe
             return PlainTextResponse("Request body too large", status_code=413)
         in_query = request.query_params.get("token")
         in_form = form.get("token")
@@ -237,30 +233,10 @@ class Pages:
 
 
 async def read_form(request: Request) -> Mapping[str, str]:
-    """The POST's url-encoded or multipart fields (strings only), the body capped
-    at MAX_BODY. Any other body yields no fields: the query string still counts."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise NotAForm()
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise NotAForm()
-    done = False
-
-    async def replay() -> Message:
-        nonlocal done
-        if done:
-            return {"type": "http.disconnect"}
-        done = True
-        return {"type": "http.request", "body": bytes(body), "more_body": False}
-
-    try:
-        async with Request(request.scope, replay).form(max_files=0, max_fields=20) as form:
-            return {key: value for key, value in form.items() if isinstance(value, str)}
-    except HTTPException:  # malformed multipart, or a file upload: not an unsubscribe form
-        return {}
+    """The POST's url-encoded or multipart fields (strings only; the last of a name), the
+    body capped at MAX_BODY. Any other body yields no fields: the query string still counts."""
+    values = await form_values(request, await capped_body(request), max_fields=20)
+    return {key: found[-1] for key, found in values.items()}
 
 
 def create_app(
