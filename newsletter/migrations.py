@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from newsletter.schema import UTCDateTime
+from newsletter.schema import UTCDateTime, similar_terms
 
 if TYPE_CHECKING:
     from alembic.operations import Operations
@@ -56,7 +56,21 @@ def _v5(op: Operations) -> None:
     op.create_index("ix_articles_origin_category", "articles", ["origin", "category"])
 
 
-STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5}
+def _v6(op: Operations) -> None:
+    """The inverted index as one row per term (its newest postings packed) instead of a
+    row per posting: the old tables go and the new ones start empty. The stored index's
+    method changes with it, so the next command says to run `newsletter reindex`; the
+    neighbour rows already stored stay in use until then."""
+    bind = op.get_bind()
+    inspector = sa.inspect(bind)
+    if inspector.has_table("similar_postings"):
+        op.drop_table("similar_postings")
+    if "postings" not in {c["name"] for c in inspector.get_columns("similar_terms")}:
+        op.drop_table("similar_terms")
+        similar_terms.create(bind)
+
+
+STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
 
 
 def upgrade(conn: Connection, version: int, target: int) -> None:

@@ -1,35 +1,42 @@
 """The similarity index kept in the store: computed at ingest, read by a build.
 
-Three tables (schema.py): `similar_terms` (document frequency per hashed term),
-`similar_postings` (each article's heaviest terms and weights: the inverted
-index) and `neighbours` (each article's top-k similar articles with the score
-and when it was computed). Indexing a batch, in id order, for each article:
+Three tables (schema.py): `similar_terms` (per hashed term: its document
+frequency and its newest `POSTINGS_PER_TERM` postings, packed; the inverted
+index), `similar_articles` (the terms each article was posted under) and
+`neighbours` (each article's top-k similar articles with the score and when it
+was computed). Indexing a batch, in id order, for each article:
 
 1. its vector (`similar.weigh`) from the frequencies of the articles indexed
    before it, itself included;
-2. candidates through the postings of its terms, the newest
-   `POSTINGS_PER_TERM` per term (so a common term costs the same at 10k and 1M
-   articles), scored by the dot product; the best `k` at or above
-   `STORE_FLOOR` are kept;
+2. candidates through the newest postings of its terms (so a common term costs
+   the same at 10k and 1M articles), scored by the dot product; the best `k` at
+   or above `STORE_FLOOR` are kept;
 3. each pair is stored both ways: the new article links back, and the older one
-   links forward to it (a build still filters by the issue's moment).
+   links forward to it (a build still filters by the issue's moment);
+4. it is posted under its terms, pushing out each term's oldest posting once
+   the term holds `POSTINGS_PER_TERM`: no later article could reach it there.
 
-Every step depends only on the articles indexed before, never on where a batch
-starts, so `reindex` (all articles again, in id order) ends with the same rows
-as the ingests that made them. An edited article is indexed again: its rows and
-postings are replaced and it is compared with the whole archive (its document
-frequencies count once more until a `reindex`).
+A batch reads and writes one row per term it uses, so the work and the writes
+per article are bounded by the vocabulary, not the archive. Every step depends
+only on the articles indexed before, never on where a batch starts, so
+`reindex` (all articles again, in id order) ends with the same rows as the
+ingests that made them. An edited article is indexed again: its neighbour rows
+and postings are replaced (a term it leaves holds one posting fewer until new
+articles come) and its document frequencies count once more until a `reindex`.
 
 Portable SQL (SQLAlchemy Core): the same tables work in PostgreSQL.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import struct
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -38,19 +45,18 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from newsletter import similar, words
 from newsletter.config import RelatedSettings
-from newsletter.schema import articles, meta, neighbours, similar_postings, similar_terms
+from newsletter.schema import articles, meta, neighbours, similar_articles, similar_terms
 
-METHOD = 1  # bump when the scoring changes: a stored index of another method needs `reindex`
+METHOD = 2  # bump when the scoring changes: a stored index of another method needs `reindex`
 STORE_FLOOR = 0.02  # no neighbour row below this score (the lowest min_similarity allowed)
 POSTINGS_PER_TERM = 32  # newest postings read per term of an article
-TERMS_PER_QUERY = 100  # terms whose postings one statement reads (SQLite allows 500 SELECTs in one)
-QUERY_TERMS = similar.TOP_TERMS  # an article's heaviest terms looked up in the postings
 BATCH = 2000  # articles per transaction
 CHUNK = 500  # bound parameters per IN (...)
 PARAMS_KEY = "similar_params"  # meta: the method, k and language the stored index was made with
 DOCS_KEY = "similar_docs"  # meta: how many article versions the frequencies count
 
 Progress = Callable[[int, int], None]
+Posting = tuple[int, float]  # (article id, weight) under a term
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,7 @@ class _Doc:
     id: int
     counts: dict[int, int]
     when: datetime
-    vector: similar.Vector  # the whole unit vector; its head is what is stored and compared
+    vector: similar.Vector  # its heaviest terms: what is stored and compared
 
 
 # -- parameters ---------------------------------------------------------
@@ -106,7 +112,7 @@ def adopt(engine: Engine, settings: RelatedSettings) -> list[str]:
         return []
     return [
         f"related links: the stored index was made with neighbours={found.k}, "
-        f"language={found.language or 'unset'} (method {found.method}); "
+        f"language={found.language or 'unset'} (method {found.method}, this version's is {METHOD}); "
         f"run `newsletter reindex` to use the settings"
     ]
 
@@ -134,7 +140,7 @@ def reindex(engine: Engine, settings: RelatedSettings, progress: Progress | None
     """Forget the index and make it again from every article, in id order, with the
     settings' parameters: one batch in memory at a time."""
     with engine.begin() as conn:
-        for table in (neighbours, similar_postings, similar_terms):
+        for table in (neighbours, similar_articles, similar_terms):
             conn.execute(table.delete())
         _set_meta(conn, PARAMS_KEY, Params.of(settings).dumps())
         _set_meta(conn, DOCS_KEY, "0")
@@ -158,65 +164,136 @@ def reindex(engine: Engine, settings: RelatedSettings, progress: Progress | None
 
 def _index_batch(conn: Connection, ids: Sequence[int]) -> None:
     params = stored_params(conn) or Params()
-    _forget(conn, _indexed(conn, ids))
     stop = words.stop_words(params.language)
     docs = [_Doc(r.id, similar.counts(_prose(r), stop), r.updated_at, {}) for r in _texts(conn, ids)]
-    stored_df = _frequencies(conn, {t for d in docs for t in d.counts})
-    df = dict(stored_df)
+    edited = _forget(conn, ids)
+    terms = _Terms.read(
+        conn, {t for d in docs for t in d.counts} | {t for old in edited.values() for t in old}
+    )
     count = int(conn.scalar(sa.select(meta.c.value).where(meta.c.key == DOCS_KEY)) or 0)
     for doc in docs:
         count += 1
         for term in doc.counts:
-            df[term] = df.get(term, 0) + 1
-        doc.vector = similar.weigh(doc.counts, df, count)
-    older = _postings(conn, similar.union_terms(similar.top(d.vector, QUERY_TERMS) for d in docs))
-    _insert(conn, neighbours, _neighbour_rows(docs, older, params.k))
-    _insert(conn, similar_postings, _posting_rows(docs))
-    _write_frequencies(conn, df, stored_df)
+            terms.df[term] = terms.df.get(term, 0) + 1
+        doc.vector = similar.weigh(doc.counts, terms.df, count)
+    terms.unpack({t for d in docs for t in d.vector})
+    for article, old in edited.items():
+        terms.withdraw(article, old)
+    stamp = _bind_processor(conn, neighbours.c.computed_at)
+    _insert(conn, neighbours, _neighbour_rows(docs, terms.newest, params.k, stamp))
+    terms.write(conn)
+    _insert(conn, similar_articles, [(d.id, _pack_terms(list(d.vector))) for d in docs])
     _set_meta(conn, DOCS_KEY, str(count))
 
 
 def _neighbour_rows(
-    docs: Sequence[_Doc], older: Mapping[int, list[tuple[int, float]]], k: int
+    docs: Sequence[_Doc], newest: dict[int, list[Posting]], k: int, stamp: Callable[[Any], Any]
 ) -> list[tuple[Any, ...]]:
-    """Each document against the stored postings and the batch's earlier documents:
-    (article_id, neighbour_id, score, computed_at) both ways."""
-    recent: dict[int, list[tuple[int, float]]] = {}  # term → this batch's postings, newest last
+    """Each document against the newest postings of its terms, the stored ones and the
+    batch's earlier documents': (article_id, neighbour_id, score, computed_at) both ways.
+    `newest` (per term, newest first) ends holding the batch too."""
     rows: list[tuple[Any, ...]] = []
     for doc in docs:
-        query = similar.top(doc.vector, QUERY_TERMS)
-        lists = {t: _newest(recent.get(t, []), older.get(t, [])) for t in query}
-        for other, score in similar.best(query, lists, k, STORE_FLOOR):
-            rows += [(doc.id, other, score, doc.when), (other, doc.id, score, doc.when)]
-        for term, weight in similar.top(doc.vector, similar.TOP_TERMS).items():
-            recent.setdefault(term, []).append((doc.id, weight))
+        when = stamp(doc.when)
+        for other, score in similar.best(doc.vector, newest, k, STORE_FLOOR):
+            rows += [(doc.id, other, score, when), (other, doc.id, score, when)]
+        for term, weight in doc.vector.items():  # the next document sees this one
+            _post(newest.setdefault(term, []), (doc.id, weight))
     return rows
 
 
-def _newest(batch: list[tuple[int, float]], stored: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    """A term's newest `POSTINGS_PER_TERM` postings: the batch's (newer), then the store's."""
-    head = batch[: -POSTINGS_PER_TERM - 1 : -1]
-    return head + stored[: POSTINGS_PER_TERM - len(head)] if len(head) < POSTINGS_PER_TERM else head
+def _post(found: list[Posting], posting: Posting) -> None:
+    """Into a term's newest postings (highest id first), at most `POSTINGS_PER_TERM`."""
+    if not found or posting[0] > found[0][0]:
+        found.insert(0, posting)  # a new article: the newest
+    else:
+        bisect.insort(found, posting, key=lambda p: -p[0])  # an edited one keeps its place
+    del found[POSTINGS_PER_TERM:]
 
 
-def _posting_rows(docs: Sequence[_Doc]) -> list[tuple[Any, ...]]:
-    """(term, article_id, weight) of each document's head."""
-    return [(t, d.id, w) for d in docs for t, w in similar.top(d.vector, similar.TOP_TERMS).items()]
+class _Terms:
+    """A batch's terms as stored: document frequencies, and the newest postings of the
+    terms it looks up (unpacked from their blobs only then); written back at the end."""
+
+    def __init__(self, stored: dict[int, tuple[int, bytes]]) -> None:
+        self.stored = stored
+        self.df = {t: df for t, (df, _) in stored.items()}
+        self.newest: dict[int, list[Posting]] = {}
+
+    @classmethod
+    def read(cls, conn: Connection, terms: set[int]) -> _Terms:
+        t = similar_terms.c
+        stored: dict[int, tuple[int, bytes]] = {}
+        for chunk in _chunks(sorted(terms)):
+            query = sa.select(t.term, t.df, t.postings).where(t.term.in_(chunk))
+            stored.update({term: (df, bytes(blob)) for term, df, blob in conn.execute(query)})
+        return cls(stored)
+
+    def unpack(self, terms: Iterable[int]) -> None:
+        for term in terms:
+            if term not in self.newest:
+                row = self.stored.get(term)
+                self.newest[term] = list(_PAIR.iter_unpack(row[1])) if row else []
+
+    def withdraw(self, article: int, terms: Sequence[int]) -> None:
+        """An edited article's old postings go (the next older ones were not kept: its
+        terms hold one posting fewer until new articles come)."""
+        self.unpack(terms)
+        for term in terms:
+            self.newest[term] = [p for p in self.newest[term] if p[0] != article]
+
+    def write(self, conn: Connection) -> None:
+        changed, added = [], []
+        for term, df in self.df.items():
+            found, row = self.newest.get(term), self.stored.get(term)
+            blob = _pack_postings(found) if found is not None else row[1] if row else b""
+            if row:
+                changed.append((df, blob, term))
+            else:  # a new term (one outside every head so far is counted, never posted)
+                added.append((term, df, blob))
+        _execute_many(conn, _TERM_UPDATE, ("b_df", "b_postings", "b_term"), changed)
+        _insert(conn, similar_terms, added)
 
 
-def _indexed(conn: Connection, ids: Sequence[int]) -> list[int]:
-    """Which of `ids` are indexed already (edited articles)."""
-    found: set[int] = set()
+_TERM_UPDATE = (
+    similar_terms.update()
+    .where(similar_terms.c.term == sa.bindparam("b_term"))
+    .values(df=sa.bindparam("b_df"), postings=sa.bindparam("b_postings"))
+)
+
+
+# Packed as little-endian (id, weight) pairs, newest first, and term hashes: the same
+# bytes on every machine and in every database.
+_PAIR = struct.Struct("<qd")
+
+
+@cache
+def _pairs(n: int) -> struct.Struct:
+    return struct.Struct("<" + "qd" * n)
+
+
+def _pack_postings(postings: list[Posting]) -> bytes:
+    return _pairs(len(postings)).pack(*itertools.chain.from_iterable(postings))
+
+
+def _pack_terms(terms: list[int]) -> bytes:
+    return struct.pack(f"<{len(terms)}q", *terms)
+
+
+def _unpack_terms(blob: bytes) -> list[int]:
+    return list(struct.unpack(f"<{len(blob) // 8}q", blob))
+
+
+def _forget(conn: Connection, ids: Sequence[int]) -> dict[int, list[int]]:
+    """Which of `ids` were indexed before (edited articles), with the terms they were
+    posted under; their neighbour rows go, both directions of each pair."""
+    a = similar_articles.c
+    edited: dict[int, list[int]] = {}
     for chunk in _chunks(ids):
-        query = sa.select(similar_postings.c.article_id).where(similar_postings.c.article_id.in_(chunk))
-        found.update(conn.scalars(query.distinct()))
-    return sorted(found)
-
-
-def _forget(conn: Connection, ids: Sequence[int]) -> None:
-    """An edited article's postings and neighbour rows go, both directions of each pair."""
-    for chunk in _chunks(ids):
-        conn.execute(similar_postings.delete().where(similar_postings.c.article_id.in_(chunk)))
+        query = sa.select(a.article_id, a.terms).where(a.article_id.in_(chunk))
+        edited.update({article: _unpack_terms(bytes(blob)) for article, blob in conn.execute(query)})
+    for chunk in _chunks(sorted(edited)):
+        conn.execute(similar_articles.delete().where(a.article_id.in_(chunk)))
         query = sa.select(neighbours.c.article_id, neighbours.c.neighbour_id)
         pairs = conn.execute(query.where(neighbours.c.article_id.in_(chunk))).all()
         if pairs:
@@ -226,6 +303,7 @@ def _forget(conn: Connection, ids: Sequence[int]) -> None:
             )
             conn.execute(mirror, [{"b_other": other, "b_self": self} for self, other in pairs])
         conn.execute(neighbours.delete().where(neighbours.c.article_id.in_(chunk)))
+    return edited
 
 
 def _texts(conn: Connection, ids: Sequence[int]) -> list[Any]:
@@ -240,86 +318,27 @@ def _prose(row: Any) -> str:
     return "\n".join([row.title, row.standfirst, *(text for _, text in json.loads(row.body))])
 
 
-def _frequencies(conn: Connection, terms: set[int]) -> dict[int, int]:
-    found: dict[int, int] = {}
-    for chunk in _chunks(sorted(terms)):
-        query = sa.select(similar_terms.c.term, similar_terms.c.df).where(similar_terms.c.term.in_(chunk))
-        found.update({t: n for t, n in conn.execute(query)})
-    return found
-
-
-def _write_frequencies(conn: Connection, df: Mapping[int, int], stored: Mapping[int, int]) -> None:
-    changed = [{"b_term": t, "b_df": n} for t, n in df.items() if t in stored and stored[t] != n]
-    added = [{"term": t, "df": n} for t, n in df.items() if t not in stored]
-    if changed:
-        update = similar_terms.update().where(similar_terms.c.term == sa.bindparam("b_term"))
-        conn.execute(update.values(df=sa.bindparam("b_df")), changed)
-    if added:
-        conn.execute(similar_terms.insert(), added)
-
-
-def _postings(conn: Connection, terms: set[int]) -> dict[int, list[tuple[int, float]]]:
-    """Per term, the newest `POSTINGS_PER_TERM` stored postings: each one range read of the
-    (term, article_id) key, `TERMS_PER_QUERY` of them in one statement (UNION ALL)."""
-    found: dict[int, list[tuple[int, float]]] = {}
-    ordered = sorted(terms)
-    for start in range(0, len(ordered), TERMS_PER_QUERY):
-        chunk = ordered[start : start + TERMS_PER_QUERY]
-        query = _postings_query(len(chunk))
-        for term, article_id, weight in _fetch(conn, query, {f"t{n}": t for n, t in enumerate(chunk)}):
-            found.setdefault(term, []).append((article_id, weight))
-    return found
-
-
-@cache
-def _postings_query(terms: int) -> sa.CompoundSelect[Any]:
-    p = similar_postings.c
-    parts = [
-        sa.select(
-            sa.select(p.term, p.article_id, p.weight)
-            .where(p.term == sa.bindparam(f"t{n}"))
-            .order_by(p.article_id.desc())
-            .limit(POSTINGS_PER_TERM)
-            .subquery()
-        )
-        for n in range(terms)
-    ]
-    return sa.union_all(*parts)
-
-
-# The hot paths go to the DBAPI cursor: statements compiled by the connection's own dialect
+# The hot path goes to the DBAPI cursor: statements compiled by the connection's own dialect
 # (so still portable), rows as plain tuples; SQLAlchemy's per-row work was half the time.
 
 
-def _fetch(conn: Connection, query: sa.sql.ClauseElement, params: dict[str, Any]) -> list[Any]:
-    """Rows of a query of integers and floats only (no type needs converting)."""
-    compiled = _compiled(conn.dialect, query)
-    values = compiled.construct_params(params)  # with the statement's own (LIMIT)
-    order = compiled.positiontup
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(
-            compiled.string, tuple(values[n] for n in order or ()) if compiled.positional else values
-        )
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
-
-
 def _insert(conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:
-    """Many rows, values in the table's column order, each through its type's bind processor."""
+    """Many rows, values in the table's column order as the driver takes them (a column
+    with a bind processor, such as `computed_at`, already through `_bind_processor`)."""
+    _execute_many(conn, _insert_statement(table), [c.name for c in table.columns], rows)
+
+
+def _execute_many(
+    conn: Connection, statement: sa.sql.ClauseElement, names: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """A module-level or cached statement once per row, each row's values in the order of
+    its bind parameters' `names`."""
     if not rows:
         return
-    statement = _insert_statement(table)
     compiled = _compiled(conn.dialect, statement)
-    processors = [_memo(c.type.bind_processor(conn.dialect)) for c in table.columns]
-    for i, processor in enumerate(processors):  # only the columns that need it (computed_at)
-        if processor is not None:
-            rows = [(*row[:i], processor(row[i]), *row[i + 1 :]) for row in rows]
-    names = [c.name for c in table.columns]
     if compiled.positional:
         position = [names.index(name) for name in compiled.positiontup or ()]
-        in_order = position == list(range(len(names)))  # SQLite: the table's own order
+        in_order = position == list(range(len(names)))
         params: list[Any] = rows if in_order else [tuple(row[i] for i in position) for row in rows]
     else:
         params = [dict(zip(names, row, strict=True)) for row in rows]
@@ -330,9 +349,11 @@ def _insert(conn: Connection, table: sa.Table, rows: list[tuple[Any, ...]]) -> N
         cursor.close()
 
 
-def _memo(processor: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
-    """A bind processor called once per distinct value (a batch shares a few `computed_at`)."""
-    return lru_cache(maxsize=1024)(processor) if processor is not None else None
+def _bind_processor(conn: Connection, column: sa.Column[Any]) -> Callable[[Any], Any]:
+    """The column type's conversion to what the driver takes (identity when it has none):
+    through the dialect's own implementation, so SQLite stores SQLAlchemy's text format."""
+    processor = column.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return processor if processor is not None else (lambda value: value)
 
 
 @cache
@@ -382,9 +403,9 @@ def read(engine: Engine, ids: Iterable[int], at: datetime, min_score: float) -> 
 
 
 def counts(engine: Engine) -> tuple[int, int]:
-    """(articles indexed, neighbour rows)."""
+    """(article versions indexed since the last `reindex`, neighbour rows)."""
     with engine.connect() as conn:
-        indexed = conn.scalar(sa.select(sa.func.count(sa.distinct(similar_postings.c.article_id)))) or 0
+        indexed = int(conn.scalar(sa.select(meta.c.value).where(meta.c.key == DOCS_KEY)) or 0)
         rows = conn.scalar(sa.select(sa.func.count()).select_from(neighbours)) or 0
     return indexed, rows
 

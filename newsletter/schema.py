@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 5  # newsletter/migrations.py brings older databases up to it
+SCHEMA_VERSION = 6  # newsletter/migrations.py brings older databases up to it
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -178,25 +178,26 @@ deliveries = sa.Table(
 
 # -- related links: the similarity index kept in the store (newsletter/neighbours.py) ----------
 
-# Document frequency of each hashed term over the articles indexed so far.
+# Each hashed term of the articles indexed so far: its document frequency and its newest
+# postings, packed (newsletter/neighbours.py): the inverted index, one row per term, so a
+# batch reads and writes the size of its vocabulary, never of the archive. On SQLite the
+# term is the rowid (INTEGER PRIMARY KEY): a short key for rows that carry a blob.
 similar_terms = sa.Table(
     "similar_terms",
     metadata,
-    sa.Column("term", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column(
+        "term", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=False
+    ),
     sa.Column("df", sa.Integer, nullable=False),
-    sqlite_with_rowid=False,
+    sa.Column("postings", sa.LargeBinary, nullable=False),
 )
 
-# Each article's heaviest terms with their weights, fixed when it was indexed: the
-# inverted index, clustered by term so the newest articles with a term are one range read.
-similar_postings = sa.Table(
-    "similar_postings",
+# Each indexed article's terms as they were posted, packed: an edit takes them back.
+similar_articles = sa.Table(
+    "similar_articles",
     metadata,
-    sa.Column("term", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("article_id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("weight", sa.Float, nullable=False),
-    sa.Index("ix_similar_postings_article", "article_id"),
-    sqlite_with_rowid=False,
+    sa.Column("terms", sa.LargeBinary, nullable=False),
 )
 
 # Each article's most similar articles (both directions of every pair), with the score and

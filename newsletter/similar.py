@@ -2,10 +2,10 @@
 
 An article becomes a short vector: its terms (`words.terms`) hashed to 63-bit
 integers, weighted tf-idf (`1 + ln tf` times `ln((n + 1) / (df + 1)) + 1`)
-from the document frequencies known when it is indexed, normalised to unit
-length, and cut to its `TOP_TERMS` heaviest terms. Two articles' similarity is
-the dot product of their vectors: the cosine of the full vectors, less the
-tails. The weights never change after indexing, so a score computed once holds.
+from the document frequencies known when it is indexed, cut to its `TOP_TERMS`
+heaviest terms and normalised to unit length. Two articles' similarity is the
+dot product of their vectors: the cosine of their heads. The weights never
+change after indexing, so a score computed once holds.
 
 Pure: the caller (`newsletter/neighbours.py`) passes the frequencies and the
 postings it read from the store.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
@@ -38,24 +37,16 @@ def counts(text: str, stop: frozenset[str]) -> dict[int, int]:
     return {term_id(t): n for t, n in words.terms(text, stop).items()}
 
 
-def weigh(term_counts: Mapping[int, int], df: Mapping[int, int], docs: int) -> Vector:
-    """The unit tf-idf vector, heaviest terms first (ties by hash). `df` holds each
-    term's document frequency counting this article; `docs` counts it too."""
-    raw = {
-        t: (1 + math.log(n)) * (math.log((docs + 1) / (df.get(t, 1) + 1)) + 1) for t, n in term_counts.items()
-    }
-    norm = math.sqrt(sum(w * w for w in raw.values()))
-    if norm == 0:
-        return {}
-    return {t: w / norm for t, w in sorted(raw.items(), key=lambda item: (-item[1], -item[0]))}
-
-
-def top(vector: Vector, n: int) -> Vector:
-    """The `n` heaviest terms of a vector from `weigh`, normalised again: the scores of
-    two heads are cosines, so one minimum similarity fits short and long articles."""
-    head = list(itertools.islice(vector.items(), n))
-    norm = math.sqrt(sum(w * w for _, w in head))
-    return {t: w / norm for t, w in head} if norm else {}
+def weigh(term_counts: Mapping[int, int], df: Mapping[int, int], docs: int, n: int = TOP_TERMS) -> Vector:
+    """The article's `n` heaviest tf-idf terms as a unit vector, heaviest first (ties to
+    the higher hash): the scores of two heads are cosines, so one minimum similarity fits
+    short and long articles. `df` holds each term's document frequency counting this
+    article; `docs` counts it too."""
+    log, total = math.log, docs + 1
+    raw = [((1 + log(c)) * (log(total / (df.get(t, 1) + 1)) + 1), t) for t, c in term_counts.items()]
+    head = sorted(raw, reverse=True)[:n]  # (weight, hash) tuples compared in C; faster than a heap here
+    norm = math.sqrt(sum(w * w for w, _ in head))
+    return {t: w / norm for w, t in head} if norm else {}
 
 
 def best(
@@ -68,8 +59,9 @@ def best(
     for term, weight in vector.items():
         for article, other in postings.get(term, ()):
             scores[article] = get(article, 0.0) + weight * other
-    found = heapq.nlargest(k, ((a, s) for a, s in scores.items() if s >= floor), key=lambda p: (p[1], p[0]))
-    return [(a, round(s, 6)) for a, s in found]
+    pairs = zip(scores.values(), scores.keys(), strict=True)
+    found = heapq.nlargest(k, pairs)  # (score, id) tuples, compared in C: no key function
+    return [(a, round(s, 6)) for s, a in found if s >= floor]
 
 
 def cosine(a: Vector, b: Vector) -> float:

@@ -8,10 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from newsletter import neighbours, words
 from newsletter.models import IssueStatus
 from newsletter.project import Project
+from newsletter.schema import meta, similar_terms
 from newsletter.schema import neighbours as neighbour_rows
 from tests.conftest import NOW, write_article
 
@@ -212,3 +215,57 @@ def test_a_sent_issue_keeps_its_links_after_1000_more_articles(project: Project)
     assert {t: v for t, v in links_of(project).items() if t in sent} == sent
     project.reindex()
     assert {t: v for t, v in links_of(project).items() if t in sent} == sent
+
+
+def test_an_edited_article_leaves_the_terms_it_lost(project: Project):
+    folder = setup(project)
+    write_article(folder, "a.txt", "Story a", "October 10, 2026", body=body(SLEEP, 1))
+    project.ingest([str(folder / "a.txt")], NOW, "Sleep")
+    write_article(folder, "a.txt", "Story a", "October 10, 2026", body=body(FOOD, 1))
+    project.ingest([str(folder / "a.txt")], NOW + timedelta(hours=1), "Sleep")
+    write_article(folder, "d.txt", "Sleep d", "November 20, 2026", body=body(SLEEP, 2))
+    project.ingest([str(folder / "d.txt")], NOW + timedelta(hours=2), "Sleep")
+    (near,) = neighbours.read(project.store.engine, [2], NOW + timedelta(days=3), 0.0)[2]
+    assert near.target == 1 and near.score < 0.1  # "shape" and "note" only, not the sleep words it lost
+
+
+def test_the_index_keeps_each_terms_newest_postings_only(project: Project):
+    folder = setup(project)
+    for n in range(neighbours.POSTINGS_PER_TERM + 8):
+        write_article(folder, f"{n:02d}.txt", f"Sleep {n}", "November 20, 2026", body=body(SLEEP, n))
+    project.ingest([str(folder)], NOW, "Sleep")
+    with project.store.engine.connect() as conn:
+        blobs = list(conn.scalars(sa.select(similar_terms.c.postings)))
+    assert max(len(b) for b in blobs) == 16 * neighbours.POSTINGS_PER_TERM  # (id, weight) pairs
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+@settings(max_examples=500, deadline=None)
+def test_ascii_text_gets_the_terms_of_the_general_path(text: str):
+    stop = words.stop_words("")
+    assert words.terms(text, stop) == words.terms(text + " é", stop)  # "é": one letter, no term
+
+
+def test_neighbour_times_are_stored_as_sqlalchemy_stores_them(project: Project):
+    folder = setup(project)
+    for name in ("a", "b"):
+        write_article(folder, f"{name}.txt", f"Sleep {name}", "November 20, 2026", body=body(SLEEP, 1))
+    project.ingest([str(folder)], NOW, "Sleep")
+    with project.store.engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT DISTINCT computed_at FROM neighbours").scalars().all()
+        written = conn.exec_driver_sql("SELECT DISTINCT updated_at FROM articles").scalars().all()
+    assert stored == written  # the same text: SQL compares them with the moment of a build
+
+
+def test_an_index_of_an_older_method_asks_for_a_reindex(project: Project):
+    folder = setup(project)
+    write_article(folder, "a.txt", "Sleep a", "November 20, 2026", body=body(SLEEP, 1))
+    project.ingest([str(folder)], NOW, "Sleep")
+    older = neighbours.Params(method=neighbours.METHOD - 1)
+    with project.store.engine.begin() as conn:
+        conn.execute(meta.update().where(meta.c.key == neighbours.PARAMS_KEY).values(value=older.dumps()))
+    (warning,) = project.ingest([str(folder)], NOW, "Sleep").warnings
+    assert f"(method {neighbours.METHOD - 1}, this version's is {neighbours.METHOD})" in warning
+    assert "run `newsletter reindex`" in warning
+    project.reindex()
+    assert project.ingest([str(folder)], NOW, "Sleep").warnings == []

@@ -365,6 +365,14 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
         for table in ("consents", "signup_events", "subscriber_notices"):  # v5
             conn.exec_driver_sql(f"DROP TABLE {table}")
+        # v6: the inverted index as schema 5 kept it, a row per posting
+        conn.exec_driver_sql("DROP TABLE similar_terms")
+        conn.exec_driver_sql("CREATE TABLE similar_terms (term BIGINT PRIMARY KEY, df INTEGER NOT NULL)")
+        conn.exec_driver_sql(
+            "CREATE TABLE similar_postings (term BIGINT, article_id INTEGER, weight FLOAT, "
+            "PRIMARY KEY (term, article_id))"
+        )
+        conn.exec_driver_sql("INSERT INTO similar_terms VALUES (7, 1)")
         conn.exec_driver_sql(
             "INSERT INTO subscribers (email, name, categories, status, created_at, updated_at) "
             "VALUES ('old@example.org', 'Old', '[]', 'active', '2024-01-01', '2024-01-01')"
@@ -372,9 +380,15 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
         conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     engine.dispose()
     store = Store(url)
-    assert store.schema_version == SCHEMA_VERSION == 5
+    assert store.schema_version == SCHEMA_VERSION == 6
     tables = set(sa.inspect(store.engine).get_table_names())
     assert {"consents", "signup_events", "subscriber_notices"} <= tables
+    assert "similar_postings" not in tables  # v6: a row per term, made again by `reindex`
+    assert {c["name"] for c in sa.inspect(store.engine).get_columns("similar_terms")} == {
+        "term",
+        "df",
+        "postings",
+    }
     (old,) = Ledger(store).subscribers()
     assert (old.email, old.status, old.schedules) == ("old@example.org", "active", ())
     columns = {c["name"] for c in sa.inspect(store.engine).get_columns("deliveries")}
