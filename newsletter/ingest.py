@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 from newsletter import fetching, neighbours
@@ -105,12 +106,19 @@ def file_key(path: str, root: str) -> str:
     path, from any working directory, folder or file alone, is `file:posts/a.md`. The
     holding folder's name keeps two `index.md` of different folders apart."""
     given = Path(root)
-    if given.is_dir():
-        top, inside = given.resolve(), Path(path).relative_to(given).parts
-    else:
-        top, inside = given.resolve().parent, (given.name,)
+    top, is_dir = _holding(root)
+    inside = Path(path).relative_to(given).parts if is_dir else (given.name,)
     parts = (top.name, *inside) if top.name else inside
     return FILE_KEY + "/".join(parts)
+
+
+@lru_cache(maxsize=256)  # a folder of 1,000 files is resolved once; cleared by each ingest
+def _holding(root: str) -> tuple[Path, bool]:
+    """The resolved folder a named folder or file stands in, and whether it is a folder."""
+    given = Path(root)
+    if given.is_dir():
+        return given.resolve(), True
+    return given.resolve().parent, False
 
 
 def _place(source: str) -> str:
@@ -328,6 +336,7 @@ def ingest(
     `[[sources]]` table they belong to (a one-off import: none, and `category`)."""
     origin = origin or Origin(category=category or "")
     report = IngestReport()
+    _holding.cache_clear()  # folders moved or relinked since the last ingest resolve afresh
     options = ReadOptions(site.zone, now, base_url=site.base_url, category=origin.category)
     entries: list[tuple[Article, bool]] = []
     for source, root in expand(sources):
@@ -349,8 +358,8 @@ def store_entries(
     report.warnings = collapse(report.warnings)
     # Stored under an old rule's key (the generated URL, the path as typed): re-keyed, not copied.
     store.adopt_legacy([a for a, _ in entries if a.key.startswith(FILE_KEY)], _place)
-    report.counts = store.upsert(unique_urls(store, site, entries), now)
-    neighbours.index(store.engine, report.counts.written)  # related links: computed once, stored
+    # Related links computed once, stored in the same transaction as the articles.
+    report.counts = store.upsert(unique_urls(store, site, entries), now, neighbours.index)
     return report
 
 

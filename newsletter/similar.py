@@ -21,7 +21,7 @@ from functools import lru_cache
 
 from newsletter import words
 
-TOP_TERMS = 48  # terms kept per article (measured: benchmarks/related_quality.py)
+TOP_TERMS = 40  # terms kept per article: mid-plateau of recall@3 (36-48; benchmarks/related_quality.py)
 
 Vector = dict[int, float]  # term hash → weight
 

@@ -144,8 +144,14 @@ class Store:
 
     # -- articles ---------------------------------------------------------
 
-    def upsert(self, batch: Sequence[Article], now: datetime) -> UpsertCounts:
-        """Add new articles, update edited ones, count the unchanged; one transaction."""
+    def upsert(
+        self,
+        batch: Sequence[Article],
+        now: datetime,
+        index: Callable[[Connection, list[int]], object] | None = None,
+    ) -> UpsertCounts:
+        """Add new articles, update edited ones, count the unchanged; one transaction, in
+        which `index` (the related links) runs on the ids written: kept with them or not at all."""
         counts = UpsertCounts()
         with self.engine.begin() as conn:
             existing = self._existing(conn, [a.key for a in batch])
@@ -161,6 +167,8 @@ class Store:
                     .where(meta.c.key == "revision")
                     .values(value=sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.String))
                 )
+                if index is not None:
+                    index(conn, ids)
         return counts
 
     def _existing(self, conn: Connection, keys: list[str]) -> dict[str, ExistingRow]:
