@@ -42,11 +42,11 @@ def invite_csv(
     naming the file, and gets the signup form's confirmation mail; nobody gets an issue
     before confirming. Addresses already on the list are left as they are."""
     from newsletter import notices
-    from newsletter.ledger import Choices, Consent
+    from newsletter.ledger import IMPORT_FORM, Choices, Consent
 
     parsed = _parsed(project, path)
     ledger, done = Ledger(project.store), Invitations()
-    consent = Consent(f"import:{path.name}", project.settings.signup.consent_text)
+    consent = Consent(f"{IMPORT_FORM}{path.name}", project.settings.signup.consent_text)
     lifetime = project.settings.signup.confirm_lifetime
     for row in parsed.rows:
         signup = ledger.signup(row.email, Choices(row.name, row.categories), consent, True, now)

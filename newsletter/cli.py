@@ -419,6 +419,7 @@ def subscribers_import(
         click.echo(
             f"{counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged, "
             f"{counts.suppressed} left unsubscribed, {parsed.merged} duplicates merged"
+            + (f", {counts.kept_choices} kept the categories they chose" if counts.kept_choices else "")
             + (f", {len(parsed.errors)} rows rejected" if parsed.errors else "")
         )
         click.echo(IMPORT_OPT_IN)

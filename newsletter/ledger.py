@@ -45,6 +45,7 @@ PAUSED = SubscriberStatus.PAUSED
 SUPPRESSED = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
 # Not even a new signup brings these back: the address does not take our mail.
 NEVER_AGAIN = (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
+IMPORT_FORM = "import:"  # the consent form of `subscribers import --double-opt-in` rows
 D = DeliveryStatus
 # Final for the issue: delivered, refused for a reason about that recipient, outcome
 # unknown (re-sent only on request), nothing for them, unsubscribed since the snapshot, or
@@ -138,6 +139,7 @@ class ImportCounts:
     updated: int = 0
     unchanged: int = 0
     suppressed: int = 0  # in the file but unsubscribed or bounced: left alone
+    kept_choices: int = 0  # categories in the file, but the reader chose others: theirs kept
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,8 @@ class Ledger:
             counts.suppressed += 1
         elif old.status == PAUSED or (old.name, old.categories, old.status) == (row.name, categories, ACTIVE):
             counts.unchanged += 1  # a pause is the reader's own choice (the preference centre)
+        elif old.chosen_at is not None and old.status == ACTIVE:
+            self._import_over_choices(conn, row, old, categories, counts, now)
         else:
             conn.execute(
                 subscribers.update()
@@ -203,6 +207,20 @@ class Ledger:
                 .values(name=row.name, categories=categories, status=ACTIVE, updated_at=now)
             )
             counts.updated += 1
+
+    def _import_over_choices(
+        self, conn: Any, row: SubscriberRow, old: Any, categories: str, counts: ImportCounts, now: datetime
+    ) -> None:
+        """A reader who chose their own categories keeps them; the file may still rename."""
+        if categories != old.categories:
+            counts.kept_choices += 1
+        if row.name == old.name:
+            counts.unchanged += 1
+            return
+        conn.execute(
+            subscribers.update().where(subscribers.c.id == old.id).values(name=row.name, updated_at=now)
+        )
+        counts.updated += 1
 
     def subscribers(self, status: str | None = None) -> list[Subscriber]:
         query = sa.select(subscribers).order_by(subscribers.c.email)
@@ -313,6 +331,7 @@ class Ledger:
         if done.rowcount != 1:
             return False
         row = conn.execute(sa.select(consents).where(consents.c.id == consent_id)).one()
+        by_reader = not row.form.startswith(IMPORT_FORM)  # a form they filled in, not a file
         conn.execute(
             subscribers.update()
             .where(subscribers.c.id == subscriber_id, subscribers.c.status.not_in(NEVER_AGAIN))
@@ -321,6 +340,7 @@ class Ledger:
                 name=row.name,
                 categories=row.categories,
                 schedules=row.schedules,
+                **({"chosen_at": now} if by_reader else {}),
                 updated_at=now,
             )
         )
@@ -360,7 +380,7 @@ class Ledger:
             result = conn.execute(
                 subscribers.update()
                 .where(subscribers.c.id == subscriber_id, subscribers.c.status.in_((ACTIVE, PAUSED)))
-                .values(status=PAUSED if paused else ACTIVE, updated_at=now, **values)
+                .values(status=PAUSED if paused else ACTIVE, chosen_at=now, updated_at=now, **values)
             )
         return result.rowcount == 1
 

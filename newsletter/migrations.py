@@ -70,7 +70,13 @@ def _v6(op: Operations) -> None:
         similar_terms.create(bind)
 
 
-STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6}
+def _v7(op: Operations) -> None:
+    """When a reader chose their own categories and schedules, so a re-import keeps them.
+    Readers who chose before the upgrade are not known: the next import may still set theirs."""
+    op.add_column("subscribers", sa.Column("chosen_at", UTCDateTime, nullable=True))
+
+
+STEPS: dict[int, Callable[[Operations], None]] = {2: _v2, 3: _v3, 4: _v4, 5: _v5, 6: _v6, 7: _v7}
 
 
 def upgrade(conn: Connection, version: int, target: int) -> None:

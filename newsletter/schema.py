@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 6  # newsletter/migrations.py brings older databases up to it
+SCHEMA_VERSION = 7  # newsletter/migrations.py brings older databases up to it
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -131,6 +131,9 @@ subscribers = sa.Table(
     # unsubscribed, bounced and complained are permanent suppressions
     sa.Column("status", sa.String(16), nullable=False, default="active"),
     sa.Column("schedules", sa.Text, nullable=False, default="[]"),  # JSON list; [] = all
+    # When the reader last chose categories and schedules themselves (preference centre,
+    # signup form): a re-import then keeps them. None: the operator's choice so far.
+    sa.Column("chosen_at", UTCDateTime, nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )

@@ -361,6 +361,7 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
             *(("articles", c) for c in ("backlog", "origin", "image", "author")),
             ("deliveries", "message_id"),  # v4
             ("subscribers", "schedules"),  # v5
+            ("subscribers", "chosen_at"),  # v7
         ):
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
         for table in ("consents", "signup_events", "subscriber_notices"):  # v5
@@ -380,7 +381,7 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
         conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     engine.dispose()
     store = Store(url)
-    assert store.schema_version == SCHEMA_VERSION == 6
+    assert store.schema_version == SCHEMA_VERSION == 7
     tables = set(sa.inspect(store.engine).get_table_names())
     assert {"consents", "signup_events", "subscriber_notices"} <= tables
     assert "similar_postings" not in tables  # v6: a row per term, made again by `reindex`
@@ -391,6 +392,7 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
     }
     (old,) = Ledger(store).subscribers()
     assert (old.email, old.status, old.schedules) == ("old@example.org", "active", ())
+    assert "chosen_at" in {c["name"] for c in sa.inspect(store.engine).get_columns("subscribers")}
     columns = {c["name"] for c in sa.inspect(store.engine).get_columns("deliveries")}
     assert {"lease_until", "claimed_by", "message_id"} <= columns
     columns = {c["name"] for c in sa.inspect(store.engine).get_columns("articles")}

@@ -321,6 +321,46 @@ def test_preferences_change_what_the_next_send_gives(client: TestClient, demo_pr
     assert summary.counts.get("skipped") == 2  # bob (another schedule) and cat (paused)
 
 
+def confirm_by_mail(client: TestClient, outbox: MemoryTransport, email: str) -> None:
+    shown = client.get(confirm_link(mails_to(outbox, email)[0]))
+    token, form = hidden(shown.text, "token"), hidden(shown.text, "form_token")
+    assert "You are subscribed" in client.post("/confirm", data={"token": token, "form_token": form}).text
+
+
+def test_a_reimport_keeps_the_categories_readers_chose(
+    cli: CliRunnerForProject,
+    client: TestClient,
+    clock: Clock,
+    outbox: MemoryTransport,
+    project: Project,
+    tmp_path: Path,
+):
+    people = tmp_path / "people.csv"
+    people.write_text("email,name,categories\nann@example.org,Ann,\nbob@example.org,Bob,\n")
+    assert cli("subscribers", "import", str(people)).exit_code == 0
+    ann = next(s for s in Ledger(project.store).subscribers() if s.email == "ann@example.org")
+    page = preferences_page(client, ann.id).text
+    save(client, page, action="save", schedules=["weekly"], categories=["Mindfulness & stress"])
+    sign_up(client, clock, "cat@example.org", categories=["Sleep & recovery"])
+    confirm_by_mail(client, outbox, "cat@example.org")  # a signup form's choice is the reader's too
+    people.write_text(
+        "email,name,categories\n"
+        "ann@example.org,Ann Smith,Sleep & recovery\n"
+        "bob@example.org,Bob,Sleep & recovery\n"
+        "cat@example.org,Cat,Fitness & movement\n"
+    )
+    result = cli("subscribers", "import", str(people))
+    assert result.exit_code == 0, result.output
+    assert "0 added, 3 updated, 0 unchanged" in result.stdout
+    assert "2 kept the categories they chose" in result.stdout
+    found = {s.email: (s.name, s.categories) for s in Ledger(project.store).subscribers()}
+    assert found == {
+        "ann@example.org": ("Ann Smith", ("Mindfulness & stress",)),  # renamed, her choice kept
+        "bob@example.org": ("Bob", ("Sleep & recovery",)),  # never chose: the file's
+        "cat@example.org": ("Cat", ("Sleep & recovery",)),
+    }
+
+
 def test_pending_addresses_get_no_issue(client: TestClient, clock: Clock, demo_project: Project):
     sign_up(client, clock, "pen@example.org")
     outbox = MemoryTransport()
@@ -404,6 +444,10 @@ def test_a_double_opt_in_import_asks_each_new_address_to_confirm(
     ann = next(s for s in Ledger(project.store).subscribers() if s.email == "ann@example.org")
     [consent] = Ledger(project.store).consents_of(ann.id)
     assert consent["form"] == "import:people.csv" and consent["ip"] == ""
+    people.write_text("email,name,categories\nann@example.org,Ann,Fitness & movement\n")
+    assert cli("subscribers", "import", str(people)).exit_code == 0
+    ann = next(s for s in Ledger(project.store).subscribers() if s.email == "ann@example.org")
+    assert ann.categories == ("Fitness & movement",)  # confirmed, but the file's choice, not hers
 
 
 def test_a_double_opt_in_import_needs_the_secret_before_recording_anyone(
