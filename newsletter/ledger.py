@@ -698,12 +698,14 @@ class Ledger:
         return self._target(deliveries.c.email == email.strip().lower(), deliveries.c.status.in_(WENT_OUT))
 
     def delivery_by_message_id(self, message_id: str) -> BounceTarget | None:
-        """The delivery a bounced message's Message-ID names (stored, or the older
-        `<issueN.deliveryM@domain>` form that carries the id)."""
-        if "message_id" in deliveries.c:
-            found = self._target(deliveries.c.message_id == message_id)
-            if found is not None:
-                return found
+        """The delivery a bounced message's Message-ID names: `<random.ID@domain>` carries
+        the delivery's id, so the row is found by its key and the whole Message-ID must
+        match the stored one (no index on it, no scan); or the older
+        `<issueN.deliveryM@domain>` form."""
+        stored = STORED_MESSAGE_ID.fullmatch(message_id.strip())
+        if stored is not None:
+            key = deliveries.c.id == int(stored[1])
+            return self._target(key, deliveries.c.message_id == message_id.strip())
         old = OLD_MESSAGE_ID.fullmatch(message_id.strip())
         if old is None:
             return None
@@ -771,6 +773,7 @@ class Ledger:
 HARD, SOFT, DELAYED, COMPLAINT, UNSUBSCRIBE = "hard", "soft", "delayed", "complaint", "unsubscribe"
 WENT_OUT = (D.SENT, D.UNKNOWN, D.BOUNCED)  # deliveries a bounce may come back for
 OLD_MESSAGE_ID = re.compile(r"<?issue(\d+)\.delivery(\d+)@[^>]*>?")
+STORED_MESSAGE_ID = re.compile(r"<[0-9a-f]{32}\.(\d+)@[^>]+>")  # mail.message_id's form
 
 
 @dataclass(frozen=True)

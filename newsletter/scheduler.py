@@ -447,10 +447,12 @@ def run_daemon(root: Path, *, once: bool, grace: timedelta, transport: str | Non
                     "run sends nothing from placeholder settings; see the log",
                     "Fix newsletter.toml, or set NEWSLETTER_ALLOW_PLACEHOLDERS=1 for a test.",
                 )
+            # Last issue's hard bounces and complaints are suppressed before this one goes out.
+            mailbox_read = _read_bounces(root) if once and project.settings.bounces.mailbox else True
             log.info("catching up on %s (grace %s)", project.root, grace)
             results = catch_up(project, started, grace, transport, stop)
         if once:
-            _raise_if_failed(results)
+            _raise_if_failed(results, mailbox_read)
         elif not stop.is_set():
             serve(root, started, grace, transport, stop)
 
@@ -500,12 +502,26 @@ def serve(
     log.info("stopped")
 
 
-def _raise_if_failed(results: Results) -> None:
-    """`run --once` is for cron and timers: exit 1 (via the CLI) when a send did not complete."""
+def _read_bounces(root: Path) -> bool:
+    """`run --once` reads the bounce mailbox once, as the daemon's job does every
+    `[bounces] every`; False when it could not (logged)."""
+    from newsletter.bounces import scheduled as read_bounces
+
+    return read_bounces(root, log) is not None
+
+
+def _raise_if_failed(results: Results, mailbox_read: bool = True) -> None:
+    """`run --once` is for cron and timers: exit 1 (via the CLI) when a send did not
+    complete or the bounce mailbox could not be read."""
     if failed := sum(1 for r in results if r is None or r.outcome in FAILED):
         raise NewsletterError(
             f"{failed} of {len(results)} scheduled sends did not complete; see the log",
             "Fix the cause and run again: nothing already sent is sent twice.",
+        )
+    if not mailbox_read:
+        raise NewsletterError(
+            "the bounce mailbox could not be read; see the log",
+            "Fix [bounces] mailbox (or its password) and run again: no mail is lost.",
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import ssl
 from datetime import timedelta
 from email import message_from_bytes, policy
@@ -308,6 +309,18 @@ def test_without_a_token_the_message_id_or_the_recipient_names_the_delivery(
     assert summary.counts["hard"] == 2
     assert status_of(sender, "ann@example.org") == "bounced"
     assert status_of(sender, "bob@example.org") == "bounced"
+    assert status_of(sender, "cat@example.org") == "active"
+
+
+def test_a_message_id_names_its_delivery_only_whole(sender: Project, smtp_server: SMTPServer, maildir: Path):
+    sent = deliver(sender, smtp_server)
+    message_id = message_from_bytes(sent["cat@example.org"], policy=policy.default)["Message-ID"]
+    guessed = re.sub(r"<[0-9a-f]{32}", "<" + "0" * 32, message_id)  # its delivery id, not its random part
+    drop(
+        maildir, "1.guessed", dsn("postmaster@example.org", "x@elsewhere.example", "5.1.1", "failed", guessed)
+    )
+    summary = read(sender, maildir)
+    assert summary.counts.get("hard", 0) == 0 and len(summary.left) == 1
     assert status_of(sender, "cat@example.org") == "active"
 
 

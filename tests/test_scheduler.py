@@ -28,12 +28,14 @@ from newsletter.project import Project
 from newsletter.send import SendOptions, send_schedule
 from newsletter.subscribers import SubscriberRow
 from tests.conftest import NOW, SMTPServer, write_article
+from tests.test_bounces import dsn
 
 SECRET = "a-test-secret-of-enough-length"
 ENV = {"NEWSLETTER_SECRET_KEY": SECRET}
 GRACE = timedelta(hours=6)
 LONDON, NEW_YORK = ZoneInfo("Europe/London"), ZoneInfo("America/New_York")
 CATEGORY = "News"
+FAST = SendOptions(retry_base=0.05, retry_cap=0.2)
 
 
 def schedule(cron: str = "0 8 * * mon", timezone: str = "Europe/London") -> Schedule:
@@ -549,6 +551,32 @@ def test_sigterm_mid_send_finishes_the_message_in_flight_and_a_restart_sends_the
     assert ": sent (20 sent;" in log, log
     assert recipients(smtp_server) == sorted(emails)  # each exactly once
     assert sender.store.issues("daily")[0].status == "sent"
+
+
+@pytest.mark.slow
+def test_run_once_reads_the_bounce_mailbox_before_it_sends(
+    root: Path, sender: Project, smtp_server: SMTPServer, tmp_path: Path
+):
+    fire = due_an_hour_ago(root, sender)
+    write_markdown(root.parent / "src", "yesterday", fire - timedelta(days=1, hours=2))
+    sender.ingest([str(root.parent / "src")], fire)
+    gone, kept = subscribe(sender, 2)
+    yesterday = send_schedule(sender, "daily", fire - timedelta(days=1), smtp_server.url, FAST)
+    assert yesterday.outcome == "sent"
+    mailbox = tmp_path / "bounces"
+    for sub in ("cur", "new", "tmp"):
+        (mailbox / sub).mkdir(parents=True)
+    verp = smtp_server.handler.received_by(gone)[-1].sender
+    (mailbox / "new" / "1.bounce").write_bytes(dsn(verp, gone, "5.1.1"))
+    settings = root / "newsletter.toml"
+    settings.write_text(settings.read_text() + f'\n[bounces]\nmailbox = "{mailbox}"\n')
+    smtp_server.handler.messages.clear()
+    process = daemon(root, "--once", "--transport", smtp_server.url)
+    _, log = process.communicate(timeout=60)
+    assert process.returncode == 0, log
+    assert "bounces: " in log and "1 hard bounces; 1 suppressed" in log
+    assert recipients(smtp_server) == [kept]  # today's issue skipped the address that bounced
+    assert os.listdir(mailbox / "new") == []
 
 
 @pytest.mark.slow
