@@ -88,7 +88,7 @@ class Store:
 
     def __init__(self, url: str) -> None:
         try:
-            self.engine: Engine = sa.create_engine(url)
+            self.engine: Engine = sa.create_engine(_with_driver(url))
         except (sa.exc.ArgumentError, ImportError) as e:
             shown = url.split("@", 1)[-1] if "://" in url else url  # never print a password
             raise StoreError(f"cannot use database URL {shown!r}: {e}") from e
@@ -599,6 +599,15 @@ class Store:
         with self.engine.connect() as conn:
             end: datetime | None = conn.scalar(query)
         return end
+
+
+def _with_driver(url: str) -> str:
+    """`postgresql://` is psycopg 3, the driver installed with newsletter (SQLAlchemy's own
+    default would be psycopg2); a URL naming its driver is left as it is."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

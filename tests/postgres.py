@@ -1,0 +1,69 @@
+"""A private PostgreSQL server for the tests that check the store is portable.
+
+Debian's server binaries (`.ci/run` and `make test` install the `postgresql`
+package; its own cluster is never used or started): a cluster made by `initdb`
+in a fresh temp folder, run as the `postgres` user (the server refuses root),
+listening on a random 127.0.0.1 port with its socket in that folder, fsync off.
+Each test gets its own database; the server is stopped and its folder removed at
+the end of the module."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from itertools import count
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), None)
+needs_postgres = pytest.mark.skipif(
+    BIN is None, reason="Debian's postgresql is not installed (.ci/run and make test install it)"
+)
+
+
+def _as_postgres(*command: str) -> subprocess.CompletedProcess[str]:
+    user = pwd.getpwnam("postgres")
+
+    def become() -> None:
+        os.setgid(user.pw_gid)
+        os.setuid(user.pw_uid)
+
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, preexec_fn=become, cwd="/")
+
+
+@pytest.fixture(scope="module")
+def postgresql() -> Iterator[Callable[[], str]]:
+    """A function that makes a new, empty database and returns its SQLAlchemy URL."""
+    if os.geteuid() != 0:
+        pytest.skip("a private PostgreSQL is started as root, then run as postgres (CI runs as root)")
+    assert BIN is not None
+    user = pwd.getpwnam("postgres")
+    folder = Path(tempfile.mkdtemp(prefix="newsletter-pg-"))  # not under pytest's 0700 tmp root
+    os.chown(folder, user.pw_uid, user.pw_gid)
+    data, port = folder / "data", free_port()
+    made = _as_postgres(str(BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+    assert made.returncode == 0, made.stderr
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off -c full_page_writes=off"
+    ctl = str(BIN / "pg_ctl")
+    started = _as_postgres(ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
+    assert started.returncode == 0, started.stderr + (folder / "log").read_text()
+    numbers = count(1)
+
+    def database() -> str:
+        name = f"test{next(numbers)}"
+        done = _as_postgres(str(BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", name)
+        assert done.returncode == 0, done.stderr
+        return f"postgresql://postgres@127.0.0.1:{port}/{name}"
+
+    try:
+        yield database
+    finally:
+        _as_postgres(ctl, "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(folder, ignore_errors=True)

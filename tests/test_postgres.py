@@ -1,0 +1,100 @@
+"""The store on PostgreSQL (a private server, tests/postgres.py): the same schema made
+from nothing, and the same related links as SQLite computes, batch for batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from newsletter import scaffold
+from newsletter.ledger import Ledger
+from newsletter.project import Project
+from newsletter.schema import SCHEMA_VERSION, neighbours
+from newsletter.send import SendOptions, send
+from newsletter.subscribers import SubscriberRow
+from newsletter.tokens import Tokens
+from newsletter.transports import MemoryTransport
+from tests.conftest import NOW, SECRET_KEY, write_article
+from tests.postgres import needs_postgres, postgresql  # noqa: F401 (the fixture)
+
+pytestmark = needs_postgres
+
+
+@pytest.fixture
+def projects(tmp_path: Path, postgresql: Callable[[], str]) -> Iterator[tuple[Project, Project]]:  # noqa: F811
+    """The demo project twice: on its SQLite file, and on a new PostgreSQL database."""
+    root = tmp_path / "project"
+    scaffold.init(root, name="Mind & Body", base_url="https://example.org", demo=True)
+    lite = Project(root, environ={})
+    served = Project(root, environ={"NEWSLETTER_DATABASE_URL": postgresql()})
+    yield lite, served
+    lite.close()
+    served.close()
+
+
+def rows(project: Project) -> set[tuple[int, int, float]]:
+    with project.store.engine.connect() as conn:
+        query = sa.select(neighbours.c.article_id, neighbours.c.neighbour_id, neighbours.c.score)
+        return {(a, b, round(s, 9)) for a, b, s in conn.execute(query)}
+
+
+def links(project: Project) -> dict[str, list[str]]:
+    build = project.build("weekly", scaffold.DEMO_AT, NOW, record=False)
+    return {a.title: [link.title for link in a.related] for a in build.digest.articles}
+
+
+def test_a_new_postgresql_database_gets_the_whole_schema(projects: tuple[Project, Project]):
+    _, served = projects
+    assert served.store.engine.dialect.driver == "psycopg"  # postgresql:// means psycopg 3
+    assert served.store.schema_version == SCHEMA_VERSION
+    tables = set(sa.inspect(served.store.engine).get_table_names())
+    assert {"articles", "neighbours", "similar_terms", "similar_articles", "deliveries"} <= tables
+
+
+def test_postgresql_computes_the_related_links_sqlite_does(projects: tuple[Project, Project]):
+    files = sorted(str(p) for p in scaffold.demo_articles().iterdir())
+    for project in projects:
+        for start, end in ((0, 11), (11, 20), (20, len(files))):  # three ingests
+            project.ingest(files[start:end], NOW)
+    lite, served = projects
+    assert rows(served) == rows(lite) and rows(lite)
+    assert links(served) == links(lite)
+    assert served.reindex() == len(files)
+    assert rows(served) == rows(lite)  # reindex gives the rows the ingests did, there too
+
+
+def test_an_edited_article_is_indexed_again_on_postgresql(projects: tuple[Project, Project], tmp_path: Path):
+    folder = tmp_path / "src"
+    sleep = "Sleep, bedtime, melatonin, circadian rhythm, insomnia and naps shape how rested we feel."
+    food = "Fibre, protein, vegetables, cooking, recipes and breakfast shape how well we eat."
+    for n, text in enumerate((sleep, sleep, food)):
+        write_article(folder, f"{n}.txt", f"Story {n}", "November 20, 2026", body=[text, text])
+    for project in projects:
+        project.ingest([str(folder)], NOW)
+    write_article(folder, "0.txt", "Story 0", "November 20, 2026", body=[food, food])
+    for project in projects:
+        project.ingest([str(folder / "0.txt")], NOW)
+    lite, served = projects
+    assert rows(served) == rows(lite)
+
+
+def test_a_send_on_postgresql_delivers_each_reader_once(projects: tuple[Project, Project]):
+    _, served = projects
+    served.ingest([str(scaffold.demo_articles())], NOW)
+    readers = [SubscriberRow(f"{name}@example.org", name.title()) for name in ("ann", "bob", "cat")]
+    Ledger(served.store).import_subscribers(readers, NOW)
+    outbox = MemoryTransport()
+    summary = send(
+        served, "weekly", scaffold.DEMO_AT, lambda: outbox, lambda: Tokens(SECRET_KEY), SendOptions()
+    )
+    assert summary.outcome == "sent" and summary.counts["sent"] == 3
+    assert sorted(to for _, to, _ in outbox.sent) == [r.email for r in readers]
+    again = send(
+        served, "weekly", scaffold.DEMO_AT, lambda: outbox, lambda: Tokens(SECRET_KEY), SendOptions()
+    )
+    assert again.outcome == "already sent" and len(outbox.sent) == 3  # each reader once
+    issue = served.store.issue("weekly", scaffold.DEMO_AT)
+    assert issue is not None and served.store.issue_links(issue.id)  # the links it went out with
