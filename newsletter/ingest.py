@@ -353,13 +353,15 @@ def ingest(
 def store_entries(
     store: Store, site: SiteSettings, entries: list[tuple[Article, bool]], now: datetime, report: IngestReport
 ) -> IngestReport:
-    """Upsert what the sources gave, in one transaction, with unique URLs."""
+    """Upsert what the sources gave, with unique URLs: a transaction per 2,000 articles
+    and their related links."""
     report.articles = len(entries)
     report.warnings = collapse(report.warnings)
     # Stored under an old rule's key (the generated URL, the path as typed): re-keyed, not copied.
     store.adopt_legacy([a for a, _ in entries if a.key.startswith(FILE_KEY)], _place)
-    # Related links computed once, stored in the same transaction as the articles.
-    report.counts = store.upsert(unique_urls(store, site, entries), now, neighbours.index)
+    # Related links computed once, stored in the same transactions as their articles.
+    batch = unique_urls(store, site, entries)
+    report.counts = store.upsert(batch, now, neighbours.index, chunk=neighbours.BATCH)
     return report
 
 

@@ -149,27 +149,44 @@ class Store:
         batch: Sequence[Article],
         now: datetime,
         index: Callable[[Connection, list[int]], object] | None = None,
+        chunk: int | None = None,
     ) -> UpsertCounts:
-        """Add new articles, update edited ones, count the unchanged; one transaction, in
-        which `index` (the related links) runs on the ids written: kept with them or not at all."""
-        counts = UpsertCounts()
-        with self.engine.begin() as conn:
-            existing = self._existing(conn, [a.key for a in batch])
-            added, changed = _split_batch(batch, existing, counts)
-            ids = self._insert_articles(conn, added, now) + self._update_articles(conn, changed, now)
-            written = [a for a, _ in added] + [a for a, _ in changed]
-            self._write_related(conn, list(zip(ids, written, strict=True)))
-            self._resolve_pending(conn, list(zip(ids, written, strict=True)))
-            counts.written = ids
-            if ids:
-                conn.execute(
-                    meta.update()
-                    .where(meta.c.key == "revision")
-                    .values(value=sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.String))
-                )
-                if index is not None:
-                    index(conn, ids)
+        """Add new articles, update edited ones, count the unchanged (the last copy of a
+        key wins). One transaction per `chunk` articles (all in one without), in which
+        `index` (the related links) runs on the ids written: each chunk's articles are kept
+        with their links or not at all, and a big ingest never holds the write lock for
+        long (a send running beside it waits at most one chunk)."""
+        latest = list({a.key: a for a in batch}.values())
+        counts = UpsertCounts(unchanged=len(batch) - len(latest))
+        step = chunk or len(latest) or 1
+        for start in range(0, len(latest), step):
+            with self.engine.begin() as conn:
+                self._upsert_chunk(conn, latest[start : start + step], now, index, counts)
         return counts
+
+    def _upsert_chunk(
+        self,
+        conn: Connection,
+        batch: Sequence[Article],
+        now: datetime,
+        index: Callable[[Connection, list[int]], object] | None,
+        counts: UpsertCounts,
+    ) -> None:
+        existing = self._existing(conn, [a.key for a in batch])
+        added, changed = _split_batch(batch, existing, counts)
+        ids = self._insert_articles(conn, added, now) + self._update_articles(conn, changed, now)
+        written = [a for a, _ in added] + [a for a, _ in changed]
+        self._write_related(conn, list(zip(ids, written, strict=True)))
+        self._resolve_pending(conn, list(zip(ids, written, strict=True)))
+        counts.written += ids
+        if ids:
+            conn.execute(
+                meta.update()
+                .where(meta.c.key == "revision")
+                .values(value=sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.String))
+            )
+            if index is not None:
+                index(conn, ids)
 
     def _existing(self, conn: Connection, keys: list[str]) -> dict[str, ExistingRow]:
         found: dict[str, ExistingRow] = {}
@@ -629,10 +646,9 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
 def _split_batch(
     batch: Sequence[Article], existing: dict[str, Any], counts: UpsertCounts
 ) -> tuple[list[tuple[Article, Any]], list[tuple[Article, Any]]]:
-    """Sort a batch into new and changed articles; the last copy of a key wins."""
-    latest = {a.key: a for a in batch}
+    """Sort a batch of distinct keys into new and changed articles, counting each."""
     added, changed = [], []
-    for article in latest.values():
+    for article in batch:
         old = existing.get(article.key)
         if old is not None and article.undated:
             # Keep the first-seen time, and whether that was a first read's backlog.
@@ -643,8 +659,8 @@ def _split_batch(
             changed.append((article, old))
         else:
             counts.unchanged += 1
-    counts.added, counts.updated = len(added), len(changed)
-    counts.unchanged += len(batch) - len(latest)
+    counts.added += len(added)
+    counts.updated += len(changed)
     return added, changed
 
 

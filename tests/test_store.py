@@ -4,10 +4,14 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
+from newsletter import neighbours
 from newsletter.ledger import Audience, Ledger, Variant
 from newsletter.models import Article, Block, Period, RelatedRef
+from newsletter.schema import articles, similar_articles
 from newsletter.store import SCHEMA_VERSION, Store
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -112,3 +116,24 @@ def test_revision_grows_only_on_change(tmp_path: Path):
     db.upsert([article("a")], T0)
     db.upsert([article("a")], T0)
     assert db.revision == start + 1
+
+
+def test_an_upsert_in_chunks_keeps_whole_chunks_with_their_links(tmp_path: Path):
+    db = store(tmp_path)
+    chunks: list[list[int]] = []
+
+    def index_then_fail(conn: Connection, ids: list[int]) -> None:
+        neighbours.index(conn, ids)
+        chunks.append(ids)
+        if len(chunks) == 2:  # the second chunk is cut off before it commits
+            raise RuntimeError("cut off")
+
+    batch = [article(k) for k in "abcde"] + [replace(article("a"), title="Last copy")]
+    with pytest.raises(RuntimeError):
+        db.upsert(batch, T0, index_then_fail, chunk=2)
+    with db.engine.connect() as conn:
+        kept = list(conn.scalars(sa.select(articles.c.title).order_by(articles.c.id)))
+        indexed = list(conn.scalars(sa.select(similar_articles.c.article_id).order_by("article_id")))
+    assert kept == ["Last copy", "Title b"] and indexed == chunks[0]  # the first chunk, whole
+    again = db.upsert(batch, T0, neighbours.index, chunk=2)
+    assert (again.added, again.updated, again.unchanged) == (3, 0, 3)  # a's copy, a, b; then c, d, e
