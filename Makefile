@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench bench-scale golden docs clean chromium postfix postgresql
+.PHONY: demo test test-fast lint bench bench-scale golden docs clean chromium postfix postgresql dovecot
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)   ## make a demo project in ./demo from the sample articles and build its issues
 	$(BIN)/newsletter demo demo
 
-test: $(STAMP) lint chromium postfix postgresql   ## lint, then the whole test suite
+test: $(STAMP) lint chromium postfix postgresql dovecot   ## lint, then the whole test suite
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)   ## the suite without the tests marked slow (browser, killed processes, full disk)
@@ -29,6 +29,10 @@ postfix:   ## the end-to-end test runs a private instance of Debian's postfix (n
 	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections && \
 	  apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix; }
+
+dovecot:   ## the IMAPS bounce tests run a private instance of Debian's dovecot (the machine's own is never started)
+	@PATH="$$PATH:/usr/sbin" command -v dovecot >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dovecot-imapd; }
 
 postgresql:   ## the portability tests run a private server from Debian's postgresql (its own cluster is never made)
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \

@@ -448,6 +448,20 @@ class IMAPBox:
         s = self.settings
         try:
             client = imaplib.IMAP4_SSL(s.host, s.port, ssl_context=s.tls(), timeout=s.timeout)
+        except (OSError, imaplib.IMAP4.error) as e:
+            raise MailboxError(f"{self.name}: cannot be read ({e})") from e
+        try:
+            self._open(client)
+        except MailboxError:
+            with suppress(OSError, imaplib.IMAP4.error):  # a refused login or folder: hang up
+                client.shutdown()
+            raise
+        self.client = client
+        return client
+
+    def _open(self, client: imaplib.IMAP4_SSL) -> None:
+        s = self.settings
+        try:
             client.login(s.user, s.password)
             typ, _ = client.select(_quoted(s.folder))
         except (OSError, imaplib.IMAP4.error) as e:
@@ -458,8 +472,6 @@ class IMAPBox:
             raise MailboxError(
                 f"{self.name}: expected a folder that keeps custom flags (\\* in PERMANENTFLAGS)"
             )
-        self.client = client
-        return client
 
     def mails(self) -> Iterator[Mail]:
         client = self._connect()
