@@ -265,8 +265,15 @@ class Store:
         if not added:
             return []
         rows = [_article_row(a, now, now) for a, _ in added]
-        result = conn.execute(articles.insert().returning(articles.c.id, sort_by_parameter_order=True), rows)
-        return [row.id for row in result]
+        # A plain executemany, then the ids by key (unique): on SQLite, RETURNING with the
+        # rows' order costs as much again as the insert.
+        conn.execute(articles.insert(), rows)
+        keys = [a.key for a, _ in added]
+        ids: dict[str, int] = {}
+        for chunk in _chunks(keys):
+            query = sa.select(articles.c.key, articles.c.id).where(articles.c.key.in_(chunk))
+            ids.update({key: id_ for key, id_ in conn.execute(query)})
+        return [ids[key] for key in keys]
 
     def _update_articles(
         self, conn: Connection, changed: list[tuple[Article, Any]], now: datetime
