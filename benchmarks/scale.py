@@ -104,12 +104,20 @@ def generate(root: Path, size: int) -> float:
         with engine.begin() as conn:
             conn.execute(articles.insert(), [_article_row(a, a.published, a.published) for a in batch])
         print(f"  loaded {first + len(batch):,} articles ({time.perf_counter() - started:.0f} s)", flush=True)
-    started = time.perf_counter()
-    neighbours.reindex(engine, project.settings.related, _report("  indexed"))
-    rate = size / (time.perf_counter() - started)
-    with engine.begin() as conn:
-        conn.execute(meta.insert().values(key="scale_reindex_rate", value=f"{rate:.0f}"))
+    rate = index_all(project)
     project.close()
+    return rate
+
+
+def index_all(project: Project) -> float:
+    """`neighbours.reindex`, the real code, over the whole archive; its rate is kept in meta."""
+    engine = project.store.engine
+    started = time.perf_counter()
+    done = neighbours.reindex(engine, project.settings.related, _report("  indexed"))
+    rate = done / (time.perf_counter() - started)
+    with engine.begin() as conn:
+        conn.execute(meta.delete().where(meta.c.key == "scale_reindex_rate"))
+        conn.execute(meta.insert().values(key="scale_reindex_rate", value=f"{rate:.0f}"))
     return rate
 
 
@@ -185,15 +193,9 @@ def reindexed(root: Path) -> None:
     """An archive indexed by an older method (data kept across an upgrade) is indexed
     again by the current one, its rate recorded as when it was made."""
     project = Project(root, environ={})
-    engine = project.store.engine
-    if neighbours.adopt(engine, project.settings.related):
+    if neighbours.adopt(project.store.engine, project.settings.related):
         print(f"  {root}: index of an older method; reindexing ...", flush=True)
-        started = time.perf_counter()
-        done = neighbours.reindex(engine, project.settings.related, _report("  indexed"))
-        rate = done / (time.perf_counter() - started)
-        with engine.begin() as conn:
-            conn.execute(meta.delete().where(meta.c.key == "scale_reindex_rate"))
-            conn.execute(meta.insert().values(key="scale_reindex_rate", value=f"{rate:.0f}"))
+        index_all(project)
     project.close()
 
 

@@ -190,11 +190,7 @@ def _index(conn: Connection, ids: Sequence[int]) -> None:
     terms = _Terms.read(
         conn, {t for d in docs for t in d.counts} | {t for old in edited.values() for t in old}
     )
-    count = int(conn.scalar(sa.select(meta.c.value).where(meta.c.key == DOCS_KEY)) or 0)
-    for doc in docs:
-        count += 1
-        terms.df.update(doc.counts.keys())  # one more document with each term (counted in C)
-        doc.vector = similar.weigh(doc.counts, terms.df, count)
+    count = _weigh(docs, terms, _docs_counted(conn))
     terms.unpack({t for d in docs for t in d.vector})
     for article, old in edited.items():
         terms.withdraw(article, old)
@@ -203,6 +199,21 @@ def _index(conn: Connection, ids: Sequence[int]) -> None:
     terms.write(conn)
     _insert(conn, similar_articles, [(d.id, _pack_terms(list(d.vector))) for d in docs])
     _set_meta(conn, DOCS_KEY, str(count))
+
+
+def _docs_counted(conn: Connection) -> int:
+    """How many article versions the stored frequencies count."""
+    return int(conn.scalar(sa.select(meta.c.value).where(meta.c.key == DOCS_KEY)) or 0)
+
+
+def _weigh(docs: Sequence[_Doc], terms: _Terms, count: int) -> int:
+    """Each document's vector from the frequencies of the documents before it and itself;
+    returns how many documents the frequencies count now."""
+    for doc in docs:
+        count += 1
+        terms.df.update(doc.counts.keys())  # one more document with each term (counted in C)
+        doc.vector = similar.weigh(doc.counts, terms.df, count)
+    return count
 
 
 def _neighbour_rows(
@@ -423,7 +434,7 @@ def read(engine: Engine, ids: Iterable[int], at: datetime, min_score: float) -> 
 def counts(engine: Engine) -> tuple[int, int]:
     """(article versions indexed since the last `reindex`, neighbour rows)."""
     with engine.connect() as conn:
-        indexed = int(conn.scalar(sa.select(meta.c.value).where(meta.c.key == DOCS_KEY)) or 0)
+        indexed = _docs_counted(conn)
         rows = conn.scalar(sa.select(sa.func.count()).select_from(neighbours)) or 0
     return indexed, rows
 

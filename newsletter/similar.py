@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 from newsletter import words
@@ -62,12 +62,3 @@ def best(
     pairs = zip(scores.values(), scores.keys(), strict=True)
     found = heapq.nlargest(k, pairs)  # (score, id) tuples, compared in C: no key function
     return [(a, round(s, 6)) for s, a in found if s >= floor]
-
-
-def cosine(a: Vector, b: Vector) -> float:
-    """The score `best` gives `b` against `a`, for two vectors in hand."""
-    return sum(w * b.get(t, 0.0) for t, w in a.items())
-
-
-def union_terms(vectors: Iterable[Vector]) -> set[int]:
-    return {t for v in vectors for t in v}

@@ -268,12 +268,8 @@ class Store:
         # A plain executemany, then the ids by key (unique): on SQLite, RETURNING with the
         # rows' order costs as much again as the insert.
         conn.execute(articles.insert(), rows)
-        keys = [a.key for a, _ in added]
-        ids: dict[str, int] = {}
-        for chunk in _chunks(keys):
-            query = sa.select(articles.c.key, articles.c.id).where(articles.c.key.in_(chunk))
-            ids.update({key: id_ for key, id_ in conn.execute(query)})
-        return [ids[key] for key in keys]
+        stored = self._existing(conn, [a.key for a, _ in added])
+        return [stored[a.key].id for a, _ in added]
 
     def _update_articles(
         self, conn: Connection, changed: list[tuple[Article, Any]], now: datetime

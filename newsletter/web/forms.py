@@ -8,11 +8,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from starlette.types import Message
 
 MAX_BODY = 16 * 1024  # a signup or preferences form is well under 2 KB
@@ -43,6 +45,16 @@ def wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "") or request.headers.get(
         "content-type", ""
     ).startswith("application/json")
+
+
+async def handle_post(request: Request, handler: Callable[[Fields], Response]) -> Response:
+    """A form's POST: its fields handed to `handler` in a worker thread (it reads and
+    writes the database); a body past MAX_BODY is refused with 413, unread."""
+    try:
+        fields = await read_fields(request)
+    except TooLarge:
+        return PlainTextResponse("Request body too large", status_code=413)
+    return await run_in_threadpool(handler, fields)
 
 
 async def read_fields(request: Request) -> Fields:

@@ -12,15 +12,14 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 
 from newsletter.ledger import Choices, Ledger, Subscriber
 from newsletter.models import SubscriberStatus
 from newsletter.project import Project
 from newsletter.tokens import BadToken, Purposes
-from newsletter.web.forms import Fields, TooLarge, mask, read_fields
+from newsletter.web.forms import Fields, handle_post, mask
 from newsletter.web.signup import FORM_LIFETIME, Offer, Page
 
 OPEN = (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
@@ -77,11 +76,7 @@ class Preferences:
         )
 
     async def save(self, request: Request) -> Response:
-        try:
-            fields = await read_fields(request)
-        except TooLarge:
-            return PlainTextResponse("Request body too large", status_code=413)
-        return await run_in_threadpool(self._save, fields)
+        return await handle_post(request, self._save)
 
     def _save(self, fields: Fields) -> Response:
         now = self.clock()

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from newsletter import notices
 from newsletter.ledger import Choices, Consent, Ledger, Subscriber
@@ -31,12 +30,11 @@ from newsletter.tokens import BadToken, Expired, Purposes
 from newsletter.web.forms import (
     HONEYPOT,
     Fields,
-    TooLarge,
     checked_address,
     client_ip,
+    handle_post,
     mask,
     rate_key,
-    read_fields,
     wants_json,
 )
 
@@ -155,11 +153,7 @@ class Signups:
         )
 
     async def subscribe(self, request: Request) -> Response:
-        try:
-            fields = await read_fields(request)
-        except TooLarge:
-            return PlainTextResponse("Request body too large", status_code=413)
-        return await run_in_threadpool(self._subscribe, request, fields)
+        return await handle_post(request, lambda fields: self._subscribe(request, fields))
 
     def _subscribe(self, request: Request, fields: Fields) -> Response:
         now = self.clock()
@@ -286,11 +280,7 @@ class Signups:
         )
 
     async def confirm(self, request: Request) -> Response:
-        try:
-            fields = await read_fields(request)
-        except TooLarge:
-            return PlainTextResponse("Request body too large", status_code=413)
-        return await run_in_threadpool(self._confirm, fields)
+        return await handle_post(request, self._confirm)
 
     def _confirm(self, fields: Fields) -> Response:
         now = self.clock()
