@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from newsletter.addresses import parse_mailbox
-from newsletter.durations import parse_duration
+from newsletter.durations import format_duration, parse_duration
 from newsletter.errors import ConfigError, UnknownScheduleError
 from newsletter.models import Schedule
 
@@ -359,6 +359,7 @@ class ScheduleFile(_Strict):
     template: str = "digest"
     skip_if_empty: bool = True
     lookback: str | None = None
+    catch_up: str | None = None
     summary_length: int = Field(default=280, ge=40, le=2000)
 
     _zone = field_validator("timezone")(_check_zone)
@@ -463,6 +464,7 @@ def _schedule(name: str, parsed: ScheduleFile, path: Path) -> Schedule:
         lookback=_lookback(parsed.lookback, path),
         summary_length=parsed.summary_length,
         source=str(path),
+        catch_up=_catch_up(parsed.catch_up, path),
     )
 
 
@@ -529,3 +531,20 @@ def _lookback(value: str | None, path: Path) -> timedelta | None:
         return parse_duration(value)
     except ValueError as e:
         raise ConfigError(str(path), "lookback", f"expected {e}") from e
+
+
+def _catch_up(value: str | None, path: Path) -> timedelta | None:
+    """How far back an issue after missed sends reaches; None: four of its periods."""
+    from newsletter.periods import MAX_CATCH_UP
+
+    if value is None:
+        return None
+    hint = 'Write how far back an issue after missed sends may reach, e.g. catch_up = "4w".'
+    try:
+        span = parse_duration(value)
+    except ValueError as e:
+        raise ConfigError(str(path), "catch_up", f"expected {e}", hint) from e
+    if span > MAX_CATCH_UP:
+        longest = format_duration(MAX_CATCH_UP)
+        raise ConfigError(str(path), "catch_up", f"expected at most {longest}, got {value!r}", hint)
+    return span

@@ -155,6 +155,7 @@ class Schedule:
     lookback: timedelta | None = None
     summary_length: int = 280
     source: str = ""
+    catch_up: timedelta | None = None  # None: four of its own periods (periods.CATCH_UP_PERIODS)
 
     @property
     def zone(self) -> ZoneInfo:

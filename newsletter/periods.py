@@ -46,8 +46,13 @@ from newsletter.models import Period
 MAX_GAP = timedelta(days=8 * 366)
 # Probes of the schedule check are a year apart, so a gap passing the check is shorter.
 SEARCH_LIMIT = MAX_GAP + timedelta(days=366)
-# A catch-up period (or a lookback) reaches back at most this far: nothing is unbounded.
-MAX_CATCH_UP = timedelta(days=3 * 366)
+# A lookback reaches back at most this far: nothing is unbounded.
+MAX_LOOKBACK = timedelta(days=3 * 366)
+# A catch-up after missed sends: at most `catch_up` back (the schedule's key; by default
+# CATCH_UP_PERIODS of its own periods), and never more than a year, whatever the key says:
+# news older than that is history, not this issue's.
+MAX_CATCH_UP = timedelta(days=366)
+CATCH_UP_PERIODS = 4
 # The schedule check probes one moment a year across these years.
 PROBE_YEARS = range(2000, 2111)
 # Longer than any clock change ever (Samoa skipped 30 December 2011, 24 hours).
@@ -209,30 +214,49 @@ def fire_times(
 
 
 def period_for(
-    trigger: CrontabTrigger, at: datetime, lookback: timedelta | None = None, last_end: datetime | None = None
+    trigger: CrontabTrigger,
+    at: datetime,
+    lookback: timedelta | None = None,
+    last_end: datetime | None = None,
+    catch_up: timedelta | None = None,
 ) -> Period:
     """The period of the issue that goes out at the first fire time at or after `at`.
 
     It starts at the previous fire time, or further back: `lookback` before its end if
-    that is earlier; else, when the schedule's last issue that went out (`last_end`)
-    ended before the previous fire time, at that end, so no article falls between
-    missed sends. A lookback decides the reach alone; a catch-up reaches back at most
-    MAX_CATCH_UP. A new schedule (no `last_end`) starts at the previous fire time.
+    that is earlier (a lookback decides the reach alone, at most MAX_LOOKBACK); else,
+    when the schedule's last issue that went out (`last_end`) ended before the previous
+    fire time, at that end, so no article falls between missed sends, but never more
+    than `catch_up` before the end (default: CATCH_UP_PERIODS fire times back; at most
+    MAX_CATCH_UP): an issue sent long ago (a test `send --at`, a year of downtime) must
+    not turn this one into a year of news. A period always covers at least its own
+    span, from the previous fire time. A new schedule (no `last_end`) starts there.
     """
     end = next_fire(trigger, at)
-    previous = previous_fire(trigger, end)
-    start = _start(_instant(previous), _instant(end), lookback, last_end)
+    previous = _instant(previous_fire(trigger, end))
+    if lookback is not None:
+        start = min(previous, _instant(end) - min(lookback, MAX_LOOKBACK))
+    elif last_end is None or _instant(last_end) >= previous:
+        start = previous
+    else:
+        reach = catch_up_reach(trigger, previous, _instant(end), catch_up)
+        start = max(_instant(last_end), min(previous, reach))
     return Period(_clock(trigger.timezone, start), end)
 
 
-def _start(
-    previous: datetime, end: datetime, lookback: timedelta | None, last_end: datetime | None
+def catch_up_reach(
+    trigger: CrontabTrigger, previous: datetime, end: datetime, catch_up: timedelta | None
 ) -> datetime:
-    if lookback is not None:
-        return min(previous, end - min(lookback, MAX_CATCH_UP))
-    if last_end is None or _instant(last_end) >= previous:
-        return previous
-    return max(_instant(last_end), min(previous, end - MAX_CATCH_UP))
+    """The earliest start of a catch-up period ending at `end` (whose previous fire time is
+    `previous`): `catch_up` before `end`, or by default the fire time CATCH_UP_PERIODS back."""
+    floor = _instant(end) - MAX_CATCH_UP
+    if catch_up is not None:
+        return max(_instant(end) - catch_up, floor)
+    fire = _instant(previous)
+    for _ in range(CATCH_UP_PERIODS - 1):
+        if fire <= floor:
+            break
+        fire = _instant(previous_fire(trigger, fire))
+    return max(fire, floor)
 
 
 def _spacing(trigger: CrontabTrigger, moment: datetime) -> timedelta:

@@ -151,6 +151,13 @@ class Project:
         last_end = self.store.last_issue_end(schedule.name, select.send_time(schedule, at))
         return select.period_for(schedule, at, last_end)
 
+    def left_out(self, schedule: Schedule, period: Period) -> str | None:
+        """One line when the period, bounded by `catch_up` (or `lookback`), starts after the
+        end of the schedule's last issue that went out: what it leaves out, and why."""
+        from newsletter import select
+
+        return select.left_out(schedule, period, self.store.last_issue_end(schedule.name, period.end))
+
     def digest(self, schedule: Schedule, at: datetime) -> Digest:
         from newsletter import select
 
@@ -214,7 +221,8 @@ class Project:
     ) -> Build:
         schedule = self.schedule(name)
         digest = self.digest(schedule, at)
-        warnings = self.category_warnings(schedule)
+        note = self.left_out(schedule, digest.period)
+        warnings = [*self.category_warnings(schedule), *([note] if note else [])]
         if digest.is_empty and schedule.skip_if_empty:
             return Build(schedule, digest.period, at, digest, None, warnings=warnings)
         issue = self.renderer.render(digest, self.settings, self.links(schedule, digest.period))

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from newsletter import periods
+from newsletter.durations import format_duration
 from newsletter.models import Period, Schedule, StoredArticle
 
 
@@ -23,8 +24,31 @@ def previous_send_time(schedule: Schedule, end: datetime) -> datetime:
 def period_for(schedule: Schedule, at: datetime, last_end: datetime | None = None) -> Period:
     """The period of the issue going out at `send_time(schedule, at)`: from the previous
     fire time, or `lookback` before the send if further, or (catching up) from the end of
-    the schedule's last issue that went out, `last_end`. See `periods.period_for`."""
-    return periods.period_for(_trigger(schedule), at, schedule.lookback, last_end)
+    the schedule's last issue that went out, `last_end`, at most `catch_up` back. See
+    `periods.period_for`."""
+    return periods.period_for(_trigger(schedule), at, schedule.lookback, last_end, schedule.catch_up)
+
+
+def left_out(schedule: Schedule, period: Period, last_end: datetime | None) -> str | None:
+    """What the period leaves out since the schedule's last issue that went out, in one
+    line; None when it starts where that issue ended (or there was none)."""
+    if last_end is None or last_end >= period.start:
+        return None
+    if schedule.lookback is not None:
+        bound = f"lookback = {format_duration(schedule.lookback)}"
+    elif schedule.catch_up is not None:
+        bound = f"catch_up = {format_duration(schedule.catch_up)}"
+    else:
+        bound = f"catch_up: by default {periods.CATCH_UP_PERIODS} of its periods"
+    return (
+        f"{schedule.name}: the last issue went out for the period ending {_local(schedule, last_end)}; "
+        f"this issue covers only the last {format_duration(period.end - period.start)} ({bound}), "
+        f"from {_local(schedule, period.start)}: articles published in between are left out"
+    )
+
+
+def _local(schedule: Schedule, moment: datetime) -> str:
+    return f"{moment.astimezone(schedule.zone):%Y-%m-%d %H:%M %Z}"
 
 
 def _trigger(schedule: Schedule) -> periods.CrontabTrigger:

@@ -288,6 +288,8 @@ def send(
             started,
         )
     if existing is None or existing.status == IssueStatus.BUILT:
+        if note := project.left_out(schedule, digest.period):  # said once, when it is recorded
+            notify(f"warning: {note}")
         if digest.is_empty and schedule.skip_if_empty:
             if options.dry_run:
                 return _finished(summary, ledger, None, "skipped", started)

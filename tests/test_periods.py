@@ -304,6 +304,7 @@ def test_a_bare_search_is_bounded_and_says_so():
 
 HOURLY = (
     'title = "Hourly"\ncron = "0 * * * *"\ntimezone = "UTC"\ncategories = ["News"]\nmax_per_category = 50\n'
+    'catch_up = "1d"\n'  # the default, four periods, would be four hours
 )
 LAST_SENT = utc(2026, 11, 26, 0)
 
@@ -362,19 +363,31 @@ def test_without_an_earlier_issue_or_when_it_is_recent_the_period_is_fire_to_fir
 def test_period_start_rules():
     end, previous = utc(2026, 11, 26, 12), utc(2026, 11, 26, 11)
     hourly = cron_trigger("0 * * * *", "UTC")
+    day = timedelta(days=1)
     assert periods.period_for(hourly, end).start == previous
     twelve = end - timedelta(hours=12)
-    assert periods.period_for(hourly, end, last_end=twelve).start == twelve
+    assert periods.period_for(hourly, end, last_end=twelve, catch_up=day).start == twelve
     assert periods.period_for(hourly, end, last_end=end - timedelta(minutes=30)).start == previous
+    # A catch-up reaches back at most `catch_up`: by default four of the schedule's periods.
+    assert periods.period_for(hourly, end, last_end=twelve).start == end - timedelta(hours=4)
+    assert periods.period_for(
+        hourly, end, last_end=twelve, catch_up=timedelta(hours=5)
+    ).start == end - timedelta(hours=5)
+    # ... and always its own period, however short the catch_up.
+    assert periods.period_for(hourly, end, last_end=twelve, catch_up=timedelta(minutes=5)).start == previous
     # A lookback decides the reach, catch-up or not: min(previous fire, end - lookback).
     assert periods.period_for(
         hourly, end, timedelta(hours=3), end - timedelta(hours=12)
     ).start == end - timedelta(hours=3)
     assert periods.period_for(hourly, end, timedelta(minutes=10), end - timedelta(hours=12)).start == previous
-    # Bounded: a catch-up (or a lookback) reaches back at most MAX_CATCH_UP.
+    # Bounded: a catch-up reaches back at most MAX_CATCH_UP (a year), a lookback MAX_LOOKBACK.
     ancient = utc(2001, 1, 1)
-    assert periods.period_for(hourly, end, last_end=ancient).start == end - periods.MAX_CATCH_UP
-    assert periods.period_for(hourly, end, timedelta(weeks=99999)).start == end - periods.MAX_CATCH_UP
+    assert periods.period_for(hourly, end, last_end=ancient).start == end - timedelta(hours=4)
+    assert (
+        periods.period_for(hourly, end, last_end=ancient, catch_up=day * 9999).start
+        == end - periods.MAX_CATCH_UP
+    )
+    assert periods.period_for(hourly, end, timedelta(weeks=99999)).start == end - periods.MAX_LOOKBACK
 
 
 # -- the daemon's trigger and APScheduler's own iteration --------------------------------

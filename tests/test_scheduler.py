@@ -595,7 +595,7 @@ def test_a_catch_up_after_twelve_missed_fire_times_carries_all_their_articles(
 ):
     write_schedule(root, "hourly", "0 * * * *")
     (root / "schedules" / "hourly.toml").write_text(
-        (root / "schedules" / "hourly.toml").read_text() + "max_per_category = 20\n"
+        (root / "schedules" / "hourly.toml").read_text() + 'max_per_category = 20\ncatch_up = "1d"\n'
     )
     subscribe(sender, 1)
     last = utc(2026, 11, 26, 0)
