@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from newsletter import fetching, neighbours
-from newsletter.config import SiteSettings
+from newsletter.config import RelatedSettings, SiteSettings
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block
 from newsletter.readers import ReadOptions, ReadResult, feed, jsonfeed, markdown, text
@@ -328,6 +328,7 @@ def ingest(
     store: Store,
     sources: Iterable[str],
     site: SiteSettings,
+    related: RelatedSettings,
     now: datetime,
     category: str | None = None,
     origin: Origin | None = None,
@@ -347,16 +348,23 @@ def ingest(
             report.errors.append(e)
             continue
         entries.extend(completed(result, source, root, site, origin, report))
-    return store_entries(store, site, entries, now, report)
+    return store_entries(store, site, related, entries, now, report)
 
 
 def store_entries(
-    store: Store, site: SiteSettings, entries: list[tuple[Article, bool]], now: datetime, report: IngestReport
+    store: Store,
+    site: SiteSettings,
+    related: RelatedSettings,
+    entries: list[tuple[Article, bool]],
+    now: datetime,
+    report: IngestReport,
 ) -> IngestReport:
     """Upsert what the sources gave, with unique URLs: a transaction per 2,000 articles
-    and their related links."""
+    and their related links. The one way into the archive: `ingest`, `fetch` and the
+    daemon's polls all store here, so the similarity index is made with the project's
+    `[related]` settings, recorded (`neighbours.adopt`) before the first article."""
     report.articles = len(entries)
-    report.warnings = collapse(report.warnings)
+    report.warnings = collapse([*report.warnings, *neighbours.adopt(store.engine, related)])
     # Stored under an old rule's key (the generated URL, the path as typed): re-keyed, not copied.
     store.adopt_legacy([a for a, _ in entries if a.key.startswith(FILE_KEY)], _place)
     # Related links computed once, stored in the same transactions as their articles.

@@ -132,12 +132,10 @@ class Project:
         ]
 
     def ingest(self, sources: Iterable[str], now: datetime, category: str | None = None) -> IngestReport:
+        """A one-off import; stored, like every poll's articles, by `ingest.store_entries`."""
         from newsletter.ingest import ingest
 
-        warnings = neighbours.adopt(self.store.engine, self.settings.related)
-        report = ingest(self.store, sources, self.settings.site, now, category)
-        report.warnings += warnings
-        return report
+        return ingest(self.store, sources, self.settings.site, self.settings.related, now, category)
 
     def reindex(self, progress: neighbours.Progress | None = None) -> int:
         """Every article's neighbours again, with the settings' parameters."""

@@ -179,7 +179,7 @@ def _store_feed(
     entries = ingest.completed(read, fetched.url, fetched.url, site, origin, report)
     if report.errors and not entries:
         raise report.errors[0]
-    return ingest.store_entries(store, site, entries, now, report)
+    return ingest.store_entries(store, site, settings.related, entries, now, report)
 
 
 def _poll_path(
@@ -188,7 +188,7 @@ def _poll_path(
     place = root / source.path
     if not place.exists():
         raise SourceError(str(place), "no such file or folder (a source that vanished keeps its articles)")
-    report = ingest.ingest(store, [str(place)], settings.site, now, origin=origin)
+    report = ingest.ingest(store, [str(place)], settings.site, settings.related, now, origin=origin)
     if report.sources == 0:
         raise SourceError(str(place), "a folder with no .md, .markdown, .txt or feed files")
     if report.errors and not report.articles:
