@@ -95,6 +95,8 @@ def test_a_past_send_at_does_not_make_the_daemon_send_a_year_of_news(
     # Four weeks back (the default: four periods), not to the test send of July 2025.
     assert (summary.period_start, summary.period_end) == (END - timedelta(weeks=4), END)
     assert carried(sender, END) == {"four-weeks-old", "this-week"}
+    [left_out] = [r for r in caplog.records if "left out" in r.getMessage()]
+    assert left_out.levelname == "WARNING"
     assert (
         "weekly: the last issue went out for the period ending 2025-07-21 08:00 BST; this issue "
         "covers only the last 28d (catch_up: by default 4 of its periods), from 2026-11-09 08:00 GMT: "
