@@ -58,6 +58,21 @@ def parse_moment(value: str | None, zone: ZoneInfo, param: str = "--at") -> date
         raise click.BadParameter(str(e), param_hint=param) from None
 
 
+def checked_transport(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--transport checked as `[email] transport` is when the settings load (one reading of
+    the URL, transport_url.parse): a bad one is a config error, exit 1, before anything runs."""
+    from newsletter import transport_url
+    from newsletter.errors import ConfigError
+
+    if value is None:
+        return None
+    try:
+        transport_url.parse(value)
+    except ValueError as e:
+        raise ConfigError("--transport", "", f"expected {e}", transport_url.HINT) from None
+    return value
+
+
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
 
@@ -69,7 +84,21 @@ def emit_json(data: Any) -> None:
 def project_root(ctx: click.Context) -> Path:
     from newsletter.project import find_root
 
+    warn_environment(ctx)
     return find_root(ctx.obj.get("project"))
+
+
+def warn_environment(ctx: click.Context) -> None:
+    """A misspelt NEWSLETTER_ variable would be ignored without a word: say so, once."""
+    import os
+
+    from newsletter.config import environment_warnings
+
+    root = ctx.find_root()
+    if not root.obj.get("environment_checked"):
+        root.obj["environment_checked"] = True
+        for warning in environment_warnings(os.environ):
+            echo_err(f"Warning: {warning}")
 
 
 def open_project(ctx: click.Context) -> Project:
@@ -243,7 +272,7 @@ def sources_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def fetch(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Poll the [[sources]] now (all, or those NAMEd), whenever they were last polled."""
-    from newsletter import sources
+    from newsletter import polls, sources
 
     project = open_project(ctx)
     chosen = sources.chosen(project.settings, names)
@@ -260,9 +289,11 @@ def fetch(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
             for warning in result.warnings:
                 click.echo(f"warning: {warning}", err=True)
             click.echo(f"{result.name}: {result.status}: {result.message}")
-    if failed := [r.name for r in results if r.failed]:
+    # A partial poll (some entries or files unreadable) is a failure too: exit 1, naming it.
+    if failed := [f"{r.name} {r.status}" for r in results if r.status in (polls.PARTIAL, polls.FAILED)]:
         raise NewsletterError(
-            f"{len(failed)} of {len(results)} sources failed ({', '.join(failed)}); what was stored is kept",
+            f"{len(failed)} of {len(results)} sources not read in full ({', '.join(failed)}); "
+            "what was stored is kept",
             "Fix the source (or its url/path in newsletter.toml) and run `newsletter fetch` again.",
         )
 
@@ -387,7 +418,12 @@ IMPORT_OPT_IN = (
     help="Ask each new address to confirm by mail (the signup form's confirmation) "
     "instead of adding it active: for a list whose consent you cannot show.",
 )
-@click.option("--transport", default=None, help="With --double-opt-in: override [email] transport.")
+@click.option(
+    "--transport",
+    default=None,
+    callback=checked_transport,
+    help="With --double-opt-in: override [email] transport.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def subscribers_import(
@@ -565,6 +601,7 @@ def subscribers_forget(ctx: click.Context, email: str, yes: bool) -> None:
 @click.option(
     "--transport",
     default=None,
+    callback=checked_transport,
     help="smtp://host:port, smtp+starttls://, smtps:// or file:DIR (default: [email] transport).",
 )
 @click.option("--dry-run", is_flag=True, help="Show who would get what; record and send nothing.")
@@ -721,7 +758,7 @@ def serve(ctx: click.Context, host: str, port: int, embed: bool) -> None:
     show_default=True,
     help="How late a missed send may still go out (e.g. 90m, 6h, 1d).",
 )
-@click.option("--transport", default=None, help="Override [email] transport.")
+@click.option("--transport", default=None, callback=checked_transport, help="Override [email] transport.")
 @click.pass_context
 def run(ctx: click.Context, once: bool, grace: str, transport: str | None) -> None:
     """The scheduler daemon: sends each schedule's issue at its cron time, once per period."""

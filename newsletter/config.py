@@ -7,6 +7,7 @@ come from the environment.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import string
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from newsletter import transport_url
 from newsletter.addresses import parse_mailbox
 from newsletter.durations import format_duration, parse_duration
 from newsletter.errors import ConfigError, UnknownScheduleError
@@ -114,9 +116,33 @@ class EmailSettings(_Strict):
 
     _from = field_validator("from_")(_check_from)
 
+    @field_validator("transport")
+    @classmethod
+    def _transport(cls, value: str) -> str:
+        transport_url.parse(value)  # the one reading, shared with --transport and the sender
+        return value
+
+
+# What the store can open (psycopg 3 for PostgreSQL); anything else is refused at load.
+DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
+def check_database_url(value: str) -> str:
+    """A URL the store can open; ValueError names the supported forms and shows the URL
+    without its password (a driver's import error would say nothing useful)."""
+    scheme, sep, _ = value.partition("://")
+    if not sep or scheme.lower() not in DATABASE_SCHEMES:
+        raise ValueError(
+            "a sqlite:///PATH or postgresql://USER@HOST/DATABASE URL (the databases newsletter "
+            f"supports), got {transport_url.shown(value)!r}"
+        )
+    return value
+
 
 class DatabaseSettings(_Strict):
     url: str = "sqlite:///newsletter.db"
+
+    _url = field_validator("url")(check_database_url)
 
 
 class WebSettings(_Strict):
@@ -375,8 +401,8 @@ class ScheduleFile(_Strict):
 def load_settings(root: Path, environ: dict[str, str] | None = None) -> Settings:
     path = root / SETTINGS_FILE
     data = _read_toml(path)
-    _apply_environment(data, os.environ if environ is None else environ)
-    return _validate(Settings, data, path)
+    overrides = _apply_environment(data, os.environ if environ is None else environ)
+    return _validate(Settings, data, path, overrides)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -396,19 +422,60 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), "", "not UTF-8 text") from e
 
 
-def _apply_environment(data: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> None:
-    """NEWSLETTER_DATABASE_URL overrides [database] url, and so on for every key."""
+def _apply_environment(data: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """NEWSLETTER_DATABASE_URL overrides [database] url, and so on for every key.
+    Returns the keys overridden ("database.url") and the variable that did it."""
+    overrides = {}
+    for name, (section, key) in setting_variables().items():
+        if name in environ:
+            data.setdefault(section, {})[key] = environ[name]
+            overrides[f"{section}.{key}"] = name
+    return overrides
+
+
+def setting_variables() -> dict[str, tuple[str, str]]:
+    """NEWSLETTER_<SECTION>_<KEY> -> (section, key), for every key of every table."""
+    names = {}
     for section, model in Settings.model_fields.items():
         assert model.annotation is not None
         if not isinstance(model.annotation, type) or not issubclass(model.annotation, BaseModel):
             continue  # [[sources]] is a list of tables: no one-variable override
         for key, field in model.annotation.model_fields.items():
-            name = f"NEWSLETTER_{section}_{field.alias or key}".upper()
-            if name in environ:
-                data.setdefault(section, {})[field.alias or key] = environ[name]
+            names[f"NEWSLETTER_{section}_{field.alias or key}".upper()] = (section, field.alias or key)
+    return names
 
 
-def _validate(model: type[M], data: dict[str, Any], path: Path) -> M:
+# NEWSLETTER_ variables that are not settings: secrets, switches, the project folder and
+# the test suite's. tests/test_config_input.py keeps this list and the code in step.
+OTHER_VARIABLES = (
+    "NEWSLETTER_SECRET_KEY",  # tokens.py
+    "NEWSLETTER_SMTP_PASSWORD",  # transport_url.py
+    "NEWSLETTER_BOUNCES_PASSWORD",  # bounces.py (IMAP)
+    "NEWSLETTER_DKIM_KEY",  # signing.py
+    "NEWSLETTER_ALLOW_PLACEHOLDERS",  # send --allow-placeholders, run
+    "NEWSLETTER_PROJECT",  # --project
+    "NEWSLETTER_UPDATE_GOLDEN",  # make golden
+)
+
+
+def environment_warnings(environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """A NEWSLETTER_ variable that is neither a setting nor one of OTHER_VARIABLES is
+    almost always a misspelt one, which would otherwise be ignored without a word."""
+    known = [*setting_variables(), *OTHER_VARIABLES]
+    prefix = "NEWSLETTER_"  # compared without it: every name shares it, which makes anything look close
+    warnings = []
+    for name in sorted(n for n in environ if n.startswith(prefix) and n not in known):
+        close = difflib.get_close_matches(name[len(prefix) :], [k[len(prefix) :] for k in known], n=1)
+        guess = f"; did you mean {prefix}{close[0]}?" if close else " (README: Project files lists them)"
+        warnings.append(f"{name} is not a setting{guess}")
+    return warnings
+
+
+# Keys whose forms are worth a reminder beyond the file's own comments.
+KEY_HINTS = {"email.transport": transport_url.HINT}
+
+
+def _validate(model: type[M], data: dict[str, Any], path: Path, overrides: dict[str, str] | None = None) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -416,7 +483,10 @@ def _validate(model: type[M], data: dict[str, Any], path: Path) -> M:
         # sources.0.url reads as sources[1].url: tables are counted from 1, as people do.
         key = ".".join(str(p) for p in first["loc"])
         key = re.sub(r"\.(\d+)(?=\.|$)", lambda m: f"[{int(m[1]) + 1}]", key)
-        raise ConfigError(str(path), key, _expected(first)) from e
+        if variable := (overrides or {}).get(key):  # the value came from the environment: say so
+            hint = f"Fix or unset {variable} (it overrides {key} in {path.name})."
+            raise ConfigError(variable, "", _expected(first), hint) from e
+        raise ConfigError(str(path), key, _expected(first), KEY_HINTS.get(key, "")) from e
 
 
 def _expected(error: Any) -> str:

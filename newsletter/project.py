@@ -135,7 +135,12 @@ class Project:
         """A one-off import; stored, like every poll's articles, by `ingest.store_entries`."""
         from newsletter.ingest import ingest
 
-        return ingest(self.store, sources, self.settings.site, self.settings.related, now, category)
+        warnings: list[str] = []
+        if category is not None:
+            category, warnings = as_stored(category, self.categories())
+        report = ingest(self.store, sources, self.settings.site, self.settings.related, now, category)
+        report.warnings += warnings
+        return report
 
     def reindex(self, progress: neighbours.Progress | None = None) -> int:
         """Every article's neighbours again, with the settings' parameters."""
@@ -257,6 +262,23 @@ def issue_stem(schedule: Schedule, period: Period) -> str:
 
 def find_root(project: str | None) -> Path:
     return Path(project or os.environ.get("NEWSLETTER_PROJECT") or ".")
+
+
+def as_stored(category: str, known: tuple[str, ...]) -> tuple[str, list[str]]:
+    """`--category`, spelled as the archive already spells it: `Anxiety  & Stress` finds
+    `Anxiety & stress` (case and spacing ignored) rather than starting a second category.
+    A name the archive does not have is kept, with a note (a typo shows at once)."""
+    wanted = _folded(category)
+    if match := next((name for name in known if _folded(name) == wanted), None):
+        return match, []
+    if not known or not wanted:
+        return category, []
+    listed = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+    return category, [f"--category {category!r} is a new category (the archive has: {listed})"]
+
+
+def _folded(name: str) -> str:
+    return " ".join(name.split()).casefold()
 
 
 def build_json(build: Build) -> dict[str, Any]:

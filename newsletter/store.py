@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from newsletter import dberrors, migrations
+from newsletter.config import check_database_url
 from newsletter.errors import StoreError
 from newsletter.models import Article, Block, IssueStatus, LinkTarget, Period, RelatedRef, StoredArticle
 from newsletter.schema import SCHEMA_VERSION as SCHEMA_VERSION  # re-exported: the version a store writes
@@ -29,6 +30,7 @@ from newsletter.schema import (
     metadata,
     related_refs,
 )
+from newsletter.transport_url import shown
 
 # Issues that went (or are going) out: never rewritten, and their articles never repeated.
 GONE_OUT = (IssueStatus.SENDING, IssueStatus.SENT)
@@ -87,11 +89,14 @@ class Store:
     """The archive of articles and issues behind one SQLAlchemy URL."""
 
     def __init__(self, url: str) -> None:
+        try:  # checked as the settings check it: a driver's import error would say nothing useful
+            check_database_url(url)
+        except ValueError as e:
+            raise StoreError(f"database URL: expected {e}") from e
         try:
             self.engine: Engine = sa.create_engine(_with_driver(url))
         except (sa.exc.ArgumentError, ImportError) as e:
-            shown = url.split("@", 1)[-1] if "://" in url else url  # never print a password
-            raise StoreError(f"cannot use database URL {shown!r}: {e}") from e
+            raise StoreError(f"cannot use database URL {shown(url)!r}: {e}") from e
         self.url = url
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)

@@ -19,7 +19,6 @@ needs it (a server without it refuses that recipient, not everyone).
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import smtplib
 import socket
@@ -29,14 +28,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
 
+from newsletter import transport_url
 from newsletter.errors import ConfigError
 from newsletter.output import atomic_write
+from newsletter.transport_url import DEFAULT_MAX_MESSAGES, DEFAULT_TIMEOUT, PASSWORD_VARIABLE, TransportURL
 
-PASSWORD_VARIABLE = "NEWSLETTER_SMTP_PASSWORD"
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_MAX_MESSAGES = 100
 ENHANCED_CODE = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b", re.ASCII)
 LEADING_DOT = re.compile(rb"(?m)^\.")
 
@@ -90,35 +87,29 @@ TransportFactory = Callable[[], Transport]
 
 def transport_factory(url: str, environ: dict[str, str]) -> TransportFactory:
     """A factory of transports: one per connection the sender opens."""
-    parts = urlsplit(url)
-    if parts.scheme in ("smtp", "smtp+starttls", "smtps"):
+    parsed = _parsed(url)
+    if parsed.security:
         settings = SMTPSettings.from_url(url, environ)
         return lambda: SMTPTransport(settings)
-    if parts.scheme == "file":
-        folder = Path(unquote(parts.path or parts.netloc))
+    if parsed.scheme == "file":
+        folder = Path(parsed.folder)
         return lambda: FileTransport(folder)
-    if parts.scheme == "memory":
-        shared = MemoryTransport()
-        return lambda: shared
-    raise ConfigError(
-        "--transport", "", f"expected smtp://host:port, smtp+starttls://, smtps:// or file:DIR, got {url!r}"
-    )
+    shared = MemoryTransport()
+    return lambda: shared
+
+
+def _parsed(url: str) -> TransportURL:
+    """The URL checked as the settings check theirs; a URL that reaches here unchecked is
+    an override (the settings' own was checked when they loaded)."""
+    try:
+        return transport_url.parse(url)
+    except ValueError as e:
+        raise ConfigError("--transport", "", f"expected {e}", transport_url.HINT) from e
 
 
 def timeout_of(url: str) -> float:
     """The per-call timeout a transport URL asks for (?timeout=SECONDS)."""
-    try:
-        return float(parse_qs(urlsplit(url).query).get("timeout", [DEFAULT_TIMEOUT])[0])
-    except ValueError as e:
-        raise ConfigError("--transport", "timeout", f"expected seconds, in {url!r}") from e
-
-
-def max_messages_of(url: str) -> int:
-    """How many messages one SMTP connection carries (?max_messages=N, 0 for no limit)."""
-    text = parse_qs(urlsplit(url).query).get("max_messages", [str(DEFAULT_MAX_MESSAGES)])[0]
-    if not text.isdigit():
-        raise ConfigError("--transport", "max_messages", f"expected a whole number, got {text!r} in {url!r}")
-    return int(text)
+    return _parsed(url).timeout
 
 
 @dataclass(frozen=True)
@@ -133,44 +124,24 @@ class SMTPSettings:
 
     @classmethod
     def from_url(cls, url: str, environ: dict[str, str]) -> SMTPSettings:
-        parts = urlsplit(url)
-        security = {"smtp": "none", "smtp+starttls": "starttls", "smtps": "tls"}[parts.scheme]
-        if not parts.hostname:
-            raise ConfigError("--transport", "", f"expected a host in {url!r}")
-        port = parts.port or {"none": 25, "starttls": 587, "tls": 465}[security]
-        username = unquote(parts.username or "")
+        parsed = _parsed(url)
         password = environ.get(PASSWORD_VARIABLE, "")
-        if username and not password:
+        if parsed.username and not password:
             raise ConfigError(
                 "--transport",
                 "",
-                f"{url!r} names a user but {PASSWORD_VARIABLE} is not set",
+                f"{transport_url.shown(url)!r} names a user but {PASSWORD_VARIABLE} is not set",
                 f"export {PASSWORD_VARIABLE}=...; passwords never go in files",
             )
-        settings = cls(
-            parts.hostname, port, security, username, password, timeout_of(url), max_messages_of(url)
+        return cls(
+            parsed.host,
+            parsed.port,
+            parsed.security,
+            parsed.username,
+            password,
+            parsed.timeout,
+            parsed.max_messages,
         )
-        settings.check_auth_is_safe()
-        return settings
-
-    def check_auth_is_safe(self) -> None:
-        """A password never crosses the network in clear text (loopback is not the network)."""
-        if self.username and self.security == "none" and not _is_loopback(self.host):
-            raise ConfigError(
-                "--transport",
-                "",
-                f"refusing to send the SMTP password to {self.host} without TLS",
-                "Use smtp+starttls:// or smtps://.",
-            )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class SMTPTransport:

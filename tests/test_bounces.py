@@ -213,8 +213,10 @@ def test_a_return_path_not_aligned_with_from_is_warned_at_pre_flight(
     ["bounces+{token}{token}@example.org", "bounces@{token}.example.org", "no-at-sign", "{who}@example.org"],
 )
 def test_a_bad_return_path_is_a_config_error_naming_the_key(project_dir: Path, value: str):
-    with pytest.raises(ConfigError, match="bounces.return_path"):
+    # Set in the environment: the error names the variable, its hint the key it overrides.
+    with pytest.raises(ConfigError, match="^NEWSLETTER_BOUNCES_RETURN_PATH: expected ") as caught:
         Project(project_dir, environ={"NEWSLETTER_BOUNCES_RETURN_PATH": value})
+    assert "bounces.return_path" in caught.value.hint
 
 
 # -- bounces --------------------------------------------------------------------

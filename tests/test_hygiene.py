@@ -107,7 +107,9 @@ def test_body_cap_is_a_setting_with_an_environment_override(
     assert block.text.endswith("word")
     assert one_line.startswith(block.text)
     monkeypatch.setenv("NEWSLETTER_SITE_MAX_BODY_CHARS", "10")
-    assert_one_error(cli("articles"), "site.max_body_chars", "greater than or equal to 1000")
+    result = cli("articles")  # the variable is named, and the key it overrides in the hint
+    assert_one_error(result, "NEWSLETTER_SITE_MAX_BODY_CHARS: ", "greater than or equal to 1000")
+    assert "overrides site.max_body_chars" in result.stderr
 
 
 # -- 3. article_url placeholders ----------------------------------------------

@@ -136,7 +136,7 @@ def test_a_failed_preflight_records_nothing_and_a_later_subscriber_gets_the_issu
         unsigned.close()
     with pytest.raises(ConfigError, match="--transport: expected smtp://"):
         send_schedule(sender, "weekly", WEEK, "smpt://127.0.0.1:25", FAST)
-    with pytest.raises(ConfigError, match="--transport: timeout: expected seconds"):
+    with pytest.raises(ConfigError, match=r"--transport: expected \?timeout= a number of seconds"):
         send_schedule(sender, "weekly", WEEK, f"{smtp_server.url}x", FAST)
     sleep = sender.root / "schedules/sleep.toml"
     sleep.write_text(sleep.read_text().replace('"Sleep & recovery"', '"Sleep and recovery"'))

@@ -263,7 +263,23 @@ def test_fetch_names_the_failed_source_and_exits_1(root: Path):
     result = invoke(root, "fetch", env=ENV)
     assert result.exit_code == 1
     assert "news: failed:" in result.stdout
-    assert "Error: 2 of 2 sources failed (news, blog); what was stored is kept" in result.stderr
+    assert (
+        "Error: 2 of 2 sources not read in full (news failed, blog failed); what was stored is kept"
+        in result.stderr
+    )
+
+
+def test_fetch_exits_1_when_a_source_is_read_only_in_part(root: Path):
+    blog_week_1(root / "blog")
+    post(root / "blog", "_posts/2026-11-20-broken.md", "---\ntitle: [unclosed\n---" + BODY)
+    Handler.feed.body = rss(item("Bridge reopens", "Wed, 18 Nov 2026 10:00:00 +0000", "n1"))
+    result = invoke(root, "fetch", env=ENV)
+    assert "news: ok:" in result.stdout and "blog: partial: 2 added" in result.stdout
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("warning: ")]
+    assert errors[0].startswith("Error: 1 of 2 sources not read in full (blog partial); ")
+    assert errors[1].startswith("Hint: ") and len(errors) == 2
+    assert invoke(root, "fetch", "news", env=ENV).exit_code == 0  # all read: 0
 
 
 def test_fetch_of_an_unknown_source_lists_the_known_ones(root: Path):

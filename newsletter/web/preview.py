@@ -33,6 +33,7 @@ from newsletter.clock import utc_now as utc_now  # the one clock; re-exported
 from newsletter.config import schedule_names
 from newsletter.errors import NewsletterError
 from newsletter.project import Project
+from newsletter.web import listen
 from newsletter.web import pages as page_env
 from newsletter.web.security import PAGE_CSP, SecurityHeaders, email_headers, framed_page_headers
 from newsletter.web.views import (
@@ -261,6 +262,7 @@ def create_app(
 def serve(root: Path, host: str, port: int) -> None:
     """Run the preview until Ctrl+C; a directory that is not a project fails before binding."""
     Project(root).close()  # raises NewsletterError: cli.py makes it `Error: ...` and exit 1
+    sock = listen.bind(host, port)  # a port in use is one error, before anything claims to start
     loopback = _is_loopback(host)
     if not loopback:
         print(
@@ -275,7 +277,7 @@ def serve(root: Path, host: str, port: int) -> None:
     config = uvicorn.Config(
         app, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=3
     )
-    uvicorn.Server(config).run()
+    listen.run(config, sock)
 
 
 def _is_loopback(host: str) -> bool:

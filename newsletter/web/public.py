@@ -55,6 +55,7 @@ from newsletter.ledger import SUPPRESSED, Ledger, Subscriber
 from newsletter.models import SubscriberStatus
 from newsletter.project import Project
 from newsletter.tokens import BadToken, Tokens, secret_key
+from newsletter.web import listen
 from newsletter.web.archive import Archive
 from newsletter.web.forms import TooLarge, capped_body, form_values
 from newsletter.web.forms import mask as mask  # re-exported
@@ -322,6 +323,11 @@ def serve(
         return
     app = create_app(root, courier_for=courier_for)
     project: Project = app.state.project
+    try:  # a port in use is one error, before anything claims to start
+        sock = listen.bind(host, port)
+    except listen.PortError:
+        project.close()
+        raise
     config = uvicorn.Config(
         app, host=host, port=port, log_level="info", server_header=False, timeout_graceful_shutdown=3
     )
@@ -330,4 +336,4 @@ def serve(
         f"Serving the public pages of {project.root} (emails link to {project.settings.public_url})",
         file=sys.stderr,
     )
-    uvicorn.Server(config).run()
+    listen.run(config, sock)
