@@ -15,15 +15,18 @@ every `[bounces] every`) reads the mailbox, a Maildir or IMAP over TLS, and acts
   "unsubscribe TOKEN", or an address unsubscribe+TOKEN@) checks out unsubscribes its
   subscriber.
 
-Which delivery: the one a return-path token names (the bounce's recipient headers, the
-DSN's fields, the returned message); failing that, the returned message's Message-ID;
-then the original recipient's last delivery.
+Which delivery: only one the mail proves it is about. Anyone can write a DSN or an ARF
+report naming any address, so the address in it proves nothing; what does is a
+return-path token whose HMAC checks out (in the bounce's recipient headers, the DSN's
+fields, the returned message), or else the returned message's Message-ID equal to the
+one stored for a delivery, its 128 random bits included.
 
 Each mail acted on is recorded by a digest of its bytes, in one transaction with what it
 did (`Ledger.record_bounce`), and only then moved away (Maildir: into its `.Processed`
 folder; IMAP: flagged \\Seen and `NewsletterProcessed`): reading a mail twice changes
-nothing, and none is lost. A mail that is none of these, or names no delivery of ours,
-is left where it is and reported.
+nothing, and none is lost. A mail that is none of these, or proves nothing, is left
+where it is and reported; so is one that cannot be read at all (raw bytes no parser or
+detector copes with), and the mails after it are still read.
 """
 
 from __future__ import annotations
