@@ -600,14 +600,8 @@ def process(mailbox: Mailbox, ledger: Ledger, tokens: Tokens, soft_limit: int, n
             mailbox.done(mail)
             summary.counts["seen"] += 1
             continue
-        try:
-            reading = read_mail(mail.data)
-        except Exception as e:  # noqa: BLE001 (stranger's bytes through email's parser and flufl's detectors)
-            logger.debug("bounces: %s cannot be read", mail, exc_info=True)
-            summary.left.append(f"{mail}: cannot be read ({_reason(e)})")
-            continue
+        reading = _read(mail, summary)
         if reading is None:
-            summary.left.append(f"{mail}: not a bounce, complaint or unsubscribe that can be read")
             continue
         record = _record(key, reading, ledger, tokens)
         if record is None:
@@ -620,6 +614,21 @@ def process(mailbox: Mailbox, ledger: Ledger, tokens: Tokens, soft_limit: int, n
             subscriber = ledger.subscriber(record.subscriber_id)
             summary.suppressed.append(f"{subscriber.email if subscriber else '?'}: {outcome.suppressed}")
     return summary
+
+
+def _read(mail: Mail, summary: Summary) -> Reading | None:
+    """What a mail says, or None and the mail reported. The one guarded step: a stranger's
+    bytes go through email's parser and flufl.bounce's detectors, which may raise anything
+    on them; that mail is left, and the next one read."""
+    try:
+        reading = read_mail(mail.data)
+    except Exception as e:  # noqa: BLE001 (see above; nothing is acted on yet)
+        logger.debug("bounces: %s cannot be read", mail, exc_info=True)
+        summary.left.append(f"{mail}: cannot be read ({_reason(e)})")
+        return None
+    if reading is None:
+        summary.left.append(f"{mail}: not a bounce, complaint or unsubscribe that can be read")
+    return reading
 
 
 def _reason(error: Exception) -> str:

@@ -16,6 +16,8 @@ import itertools
 import logging
 import os
 import re
+import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +27,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsletter import bounces
+from newsletter.bounces import read_mailbox
+from newsletter.errors import StoreError
 from newsletter.ledger import Ledger
 from newsletter.project import Project
 from newsletter.schema import bounce_reports, deliveries
 from newsletter.tokens import Tokens
-from tests.conftest import SECRET_KEY, SMTPServer
+from tests.conftest import NOW, SECRET, SECRET_KEY, SMTPServer
 from tests.test_bounces import arf, deliver, drop, dsn, read, return_path, status_of
 
 ADDRESSES = ("ann@example.org", "bob@example.org", "cat@example.org")
@@ -134,6 +138,26 @@ def test_a_mail_that_cannot_be_read_is_left_and_reported_and_the_rest_read(
     [left] = summary.left
     assert left.startswith("new/1.broken: cannot be read (")
     assert os.listdir(maildir / "new") == ["1.broken"]
+
+
+def test_a_database_error_while_acting_stops_the_pass_and_keeps_the_mail(
+    sender: Project, smtp_server: SMTPServer, maildir: Path
+):
+    """Only reading a mail is guarded: what cannot be recorded must not be moved."""
+    deliver(sender, smtp_server)
+    drop(maildir, "1.bounce", dsn(return_path(smtp_server, "bob@example.org"), "bob@example.org", "5.1.1"))
+    short = {**SECRET, "NEWSLETTER_DATABASE_URL": "sqlite:///newsletter.db?timeout=0.2"}
+    database = sender.root / "newsletter.db"
+    with (
+        closing(Project(sender.root, environ=short)) as project,
+        closing(sqlite3.connect(database, isolation_level=None)) as holder,
+    ):
+        holder.execute("BEGIN IMMEDIATE")  # another writer, mid-transaction
+        with pytest.raises(StoreError, match="locked"):
+            read_mailbox(project, str(maildir), NOW)
+        holder.execute("ROLLBACK")
+    assert os.listdir(maildir / "new") == ["1.bounce"]
+    assert status_of(sender, "bob@example.org") == "active"
 
 
 # A failure notice without a From line: flufl.bounce's Yale detector fails on it (IndexError).
