@@ -36,8 +36,6 @@ from newsletter.tokens import Tokens
 from tests.conftest import NOW, SECRET, SECRET_KEY, SMTPServer
 from tests.test_bounces import arf, deliver, drop, dsn, read, return_path, status_of
 
-ADDRESSES = ("ann@example.org", "bob@example.org", "cat@example.org")
-
 
 def forged(verp: str) -> str:
     """The same delivery id, a made-up HMAC: what anyone can write."""
@@ -324,7 +322,7 @@ def test_no_mail_escapes_the_reader_and_nothing_is_acted_on_without_proof(
     boxes = itertools.count()
 
     @settings(
-        max_examples=150,
+        max_examples=100,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
