@@ -15,15 +15,18 @@ every `[bounces] every`) reads the mailbox, a Maildir or IMAP over TLS, and acts
   "unsubscribe TOKEN", or an address unsubscribe+TOKEN@) checks out unsubscribes its
   subscriber.
 
-Which delivery: the one a return-path token names (the bounce's recipient headers, the
-DSN's fields, the returned message); failing that, the returned message's Message-ID;
-then the original recipient's last delivery.
+Which delivery: only one the mail proves it is about. Anyone can write a DSN or an ARF
+report naming any address, so the address in it proves nothing; what does is a
+return-path token whose HMAC checks out (in the bounce's recipient headers, the DSN's
+fields, the returned message), or else the returned message's Message-ID equal to the
+one stored for a delivery, its 128 random bits included.
 
 Each mail acted on is recorded by a digest of its bytes, in one transaction with what it
 did (`Ledger.record_bounce`), and only then moved away (Maildir: into its `.Processed`
 folder; IMAP: flagged \\Seen and `NewsletterProcessed`): reading a mail twice changes
-nothing, and none is lost. A mail that is none of these, or names no delivery of ours,
-is left where it is and reported.
+nothing, and none is lost. A mail that is none of these, or proves nothing, is left
+where it is and reported; so is one that cannot be read at all (raw bytes no parser or
+detector copes with), and the mails after it are still read.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ from newsletter.tokens import RETURN_PATH_TOKEN, BadToken, Tokens
 if TYPE_CHECKING:
     from newsletter.project import Project
 
+logger = logging.getLogger(__name__)
 PASSWORD_VARIABLE = "NEWSLETTER_BOUNCES_PASSWORD"
 PROCESSED = ".Processed"  # the Maildir++ sub-folder processed mails are moved to
 KEYWORD = "NewsletterProcessed"  # the IMAP keyword processed mails are flagged with
@@ -75,6 +79,26 @@ UNSUBSCRIBE_ADDRESS = re.compile(r"\bunsubscribe\+([A-Za-z0-9_.-]{8,256})@", re.
 # Where the bounce of a message sent to bounces+TOKEN@ names that address.
 ENVELOPE_HEADERS = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to", "to", "cc")
 RETURNED = ("message/rfc822", "text/rfc822-headers")  # the returned message, or its headers
+RAW_8BIT = re.compile("[\udc80-\udcff]")  # how the parser keeps a header's non-ASCII bytes
+
+
+class ReadingPolicy(email.policy.Compat32):
+    """compat32, what flufl.bounce's detectors expect, except for a header holding raw 8-bit
+    bytes (an SMTPUTF8 address in a DSN's Final-Recipient, RFC 6533): compat32 hands that
+    over as an email.header.Header, which neither this module nor the detectors can use as
+    text; here it reads as UTF-8 (RFC 6532), or else as Latin-1."""
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        if not RAW_8BIT.search(value):
+            return value  # as compat32 does
+        raw = value.encode("ascii", "surrogateescape")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+
+
+POLICY = ReadingPolicy()
 
 
 class MailboxError(NewsletterError):
@@ -101,7 +125,7 @@ class Reading:
 
 def read_mail(data: bytes) -> Reading | None:
     """What a mail is (a complaint, a DSN, an unsubscribe, another bounce), or None."""
-    message = email.message_from_bytes(data, policy=email.policy.compat32)
+    message = email.message_from_bytes(data, policy=POLICY)
     text = data.decode("latin-1")  # where a token is looked for last: anywhere in the mail
     return (
         feedback_report(message, text)
@@ -116,14 +140,14 @@ def feedback_report(message: Message, text: str) -> Reading | None:
     if not _is_report(message, "feedback-report"):
         return None
     fields = _fields(_part(message, ("message/feedback-report",)))
-    if fields is None or fields.get("feedback-type", "abuse").strip().lower() == "not-spam":
+    if fields is None or _header(fields, "feedback-type").strip().lower() == "not-spam":
         return None
     returned = _returned(message)
-    sources = [fields.get("original-mail-from", ""), *_envelope(message), *_envelope(returned)]
+    sources = [_header(fields, "original-mail-from"), *_envelope(message), *_envelope(returned)]
     return Reading(
         COMPLAINT,
-        recipient=_address(fields.get("original-rcpt-to", "") or _header(returned, "to")),
-        detail=f"feedback-type {fields.get('feedback-type', 'abuse').strip().lower()}",
+        recipient=_address(_header(fields, "original-rcpt-to") or _header(returned, "to")),
+        detail=f"feedback-type {(_header(fields, 'feedback-type') or 'abuse').strip().lower()}",
         tokens=_tokens(sources, text),
         message_id=_message_id(returned),
     )
@@ -135,27 +159,25 @@ def delivery_report(message: Message, text: str) -> Reading | None:
     if not blocks:
         return None
     per_message = [b for b in blocks if "final-recipient" not in b and "action" not in b]
-    recipients = [
-        b for b in blocks if b.get("action", "").strip().lower().startswith(("fail", "error", "delay"))
-    ]
+    recipients = [b for b in blocks if _action(b).startswith(("fail", "error", "delay"))]
     if not recipients:
         return None  # delivered, relayed or expanded: nothing went wrong
     worst = min(recipients, key=_severity)
-    action = worst.get("action", "").strip().lower()
-    found = STATUS.search(worst.get("status", "")) or STATUS.search(worst.get("diagnostic-code", ""))
+    action = _action(worst)
+    found = STATUS.search(_header(worst, "status")) or STATUS.search(_header(worst, "diagnostic-code"))
     status = found[0] if found else ("4.0.0" if action.startswith("delay") else "5.0.0")
     kind = DELAYED if action.startswith("delay") else (SOFT if status.startswith("4") else HARD)
     returned = _returned(message)
     sources = [
         *_envelope(message),
-        *(b.get(name, "") for b in per_message for name in ("x-postfix-sender", "original-envelope-id")),
+        *(_header(b, name) for b in per_message for name in ("x-postfix-sender", "original-envelope-id")),
         *_envelope(returned),
     ]
     return Reading(
         kind,
-        recipient=_address(worst.get("original-recipient", "") or worst.get("final-recipient", "")),
+        recipient=_address(_header(worst, "original-recipient") or _header(worst, "final-recipient")),
         status=status,
-        detail=_one_line(worst.get("diagnostic-code", "") or worst.get("status", "")),
+        detail=_one_line(_header(worst, "diagnostic-code") or _header(worst, "status")),
         tokens=_tokens(sources, text),
         message_id=_message_id(returned),
     )
@@ -164,22 +186,19 @@ def delivery_report(message: Message, text: str) -> Reading | None:
 def unsubscribe_request(message: Message) -> Reading | None:
     """A mail to the List-Unsubscribe mailto: "unsubscribe TOKEN" in its subject (what the
     mailto: link fills in), or sent to unsubscribe+TOKEN@."""
-    found = UNSUBSCRIBE_SUBJECT.search(_decoded(message.get("subject", "")))
+    found = UNSUBSCRIBE_SUBJECT.search(_decoded(_header(message, "subject")))
     for name in ENVELOPE_HEADERS:
-        found = found or UNSUBSCRIBE_ADDRESS.search(" ".join(map(str, message.get_all(name, []))))
+        found = found or UNSUBSCRIBE_ADDRESS.search(" ".join(_headers(message, name)))
     if found is None:
         return None
-    return Reading(UNSUBSCRIBE, recipient=_address(message.get("from", "")), unsubscribe_token=found[1])
+    return Reading(UNSUBSCRIBE, recipient=_address(_header(message, "from")), unsubscribe_token=found[1])
 
 
 def other_bounce(message: Message, text: str) -> Reading | None:
     """The non-standard shapes: flufl.bounce's detectors (Exim, qmail, Yahoo, Exchange, ...)."""
     from flufl.bounce import all_failures
 
-    try:
-        temporary, permanent = all_failures(message)
-    except Exception:  # noqa: BLE001 (a detector choking on a malformed mail: not a bounce we can read)
-        return None
+    temporary, permanent = all_failures(message)  # a detector choking: `process` reports the mail
     if not temporary and not permanent:
         return None
     found = STATUS.search(text) if permanent else None
@@ -217,7 +236,10 @@ def _status_blocks(part: Message) -> list[Message]:
     if isinstance(payload, list):
         return [b for b in payload if isinstance(b, Message)]
     text = payload if isinstance(payload, str) else ""
-    return [email.message_from_string(block.strip() + "\n") for block in re.split(r"\r?\n\s*\r?\n", text)]
+    return [
+        email.message_from_string(block.strip() + "\n", policy=POLICY)
+        for block in re.split(r"\r?\n\s*\r?\n", text)
+    ]
 
 
 def _fields(part: Message | None) -> Message | None:
@@ -227,7 +249,7 @@ def _fields(part: Message | None) -> Message | None:
     payload = part.get_payload()
     if isinstance(payload, list):
         return payload[0] if payload and isinstance(payload[0], Message) else None
-    return email.message_from_string(payload if isinstance(payload, str) else "")
+    return email.message_from_string(payload if isinstance(payload, str) else "", policy=POLICY)
 
 
 def _returned(message: Message) -> Message | None:
@@ -239,14 +261,13 @@ def _returned(message: Message) -> Message | None:
     if isinstance(payload, list):
         return payload[0] if payload and isinstance(payload[0], Message) else None
     raw = part.get_payload(decode=True)
-    return email.message_from_bytes(raw if isinstance(raw, bytes) else b"", policy=email.policy.compat32)
+    return email.message_from_bytes(raw if isinstance(raw, bytes) else b"", policy=POLICY)
 
 
 def _envelope(message: Message | None) -> list[str]:
     if message is None:
         return []
-    names = (*ENVELOPE_HEADERS, "return-path")
-    return [str(v) for name in names for v in message.get_all(name, [])]
+    return [v for name in (*ENVELOPE_HEADERS, "return-path") for v in _headers(message, name)]
 
 
 def _tokens(sources: list[str], text: str) -> tuple[str, ...]:
@@ -258,8 +279,8 @@ def _tokens(sources: list[str], text: str) -> tuple[str, ...]:
 
 def _severity(block: Message) -> tuple[int, str]:
     """Failed before delayed; then the lower status class (5 before 4)."""
-    delayed = block.get("action", "").strip().lower().startswith("delay")
-    found = STATUS.search(block.get("status", ""))
+    delayed = _action(block).startswith("delay")
+    found = STATUS.search(_header(block, "status"))
     return (1 if delayed else 0, "" if found is None else str(9 - int(found[1])))
 
 
@@ -273,8 +294,16 @@ def _message_id(message: Message | None) -> str:
     return _header(message, "message-id").strip()
 
 
+def _action(block: Message) -> str:
+    return _header(block, "action").strip().lower()
+
+
 def _header(message: Message | None, name: str) -> str:
     return str(message.get(name, "")) if message is not None else ""
+
+
+def _headers(message: Message, name: str) -> list[str]:
+    return [str(v) for v in message.get_all(name, [])]
 
 
 def _decoded(value: object) -> str:
@@ -292,8 +321,9 @@ def _one_line(text: str) -> str:
 
 
 def target_of(reading: Reading, ledger: Ledger, tokens: Tokens) -> BounceTarget | None:
-    """The delivery a bounce or complaint is about: our token first, then the Message-ID,
-    then the original recipient's last delivery."""
+    """The delivery a bounce or complaint proves it is about: a return-path token whose
+    HMAC checks out, else a Message-ID equal to a stored one, random part and all. Never
+    the recipient the mail names: anyone can write a DSN about anyone."""
     for token in reading.tokens:
         try:
             delivery_id = tokens.read_delivery(token)
@@ -302,11 +332,7 @@ def target_of(reading: Reading, ledger: Ledger, tokens: Tokens) -> BounceTarget 
         found = ledger.bounce_target(delivery_id)
         if found is not None:
             return found
-    if reading.message_id:
-        found = ledger.delivery_by_message_id(reading.message_id)
-        if found is not None:
-            return found
-    return ledger.latest_delivery_to(reading.recipient) if reading.recipient else None
+    return ledger.delivery_by_message_id(reading.message_id) if reading.message_id else None
 
 
 def unsubscriber_of(reading: Reading, ledger: Ledger, tokens: Tokens) -> int | None:
@@ -324,6 +350,10 @@ def unsubscriber_of(reading: Reading, ledger: Ledger, tokens: Tokens) -> int | N
 class Mail:
     id: str  # a Maildir file (new/NAME or cur/NAME), or an IMAP UID
     data: bytes
+    label: str = ""  # how a report names it: the Maildir file, or "UID 7"
+
+    def __str__(self) -> str:
+        return self.label or self.id
 
 
 class Mailbox(Protocol):
@@ -478,7 +508,7 @@ class IMAPBox:
         for uid in uids(self._command(client, "SEARCH", "UNKEYWORD", KEYWORD)):
             data = fetched(self._command(client, "FETCH", uid, "(BODY.PEEK[])"))
             if data is not None:
-                yield Mail(uid, data)
+                yield Mail(uid, data, f"UID {uid}")
 
     def done(self, mail: Mail) -> None:
         self._command(self._connect(), "STORE", mail.id, "+FLAGS.SILENT", f"(\\Seen {KEYWORD})")
@@ -559,7 +589,10 @@ LABELS = {
 
 
 def process(mailbox: Mailbox, ledger: Ledger, tokens: Tokens, soft_limit: int, now: datetime) -> Summary:
-    """Act on every mail in the mailbox; move each one acted on, leave the others."""
+    """Act on every mail in the mailbox that proves which delivery or subscriber it is
+    about; move each one acted on, leave the others. Each mail on its own: one that cannot
+    be read is left and reported, and the next is read. Acting is not guarded: a database
+    error (StoreError) stops the pass, as nothing more could be recorded."""
     summary = Summary(mailbox.name)
     for mail in mailbox.mails():
         key = hashlib.sha256(mail.data).hexdigest()
@@ -567,15 +600,12 @@ def process(mailbox: Mailbox, ledger: Ledger, tokens: Tokens, soft_limit: int, n
             mailbox.done(mail)
             summary.counts["seen"] += 1
             continue
-        reading = read_mail(mail.data)
+        reading = _read(mail, summary)
         if reading is None:
-            summary.left.append(f"{mail.id}: not a bounce, complaint or unsubscribe that can be read")
             continue
         record = _record(key, reading, ledger, tokens)
         if record is None:
-            summary.left.append(
-                f"{mail.id}: a {LABELS[reading.kind][:-1]} naming no delivery or subscriber of ours"
-            )
+            summary.left.append(f"{mail}: {_unproven(reading)}")
             continue
         outcome = ledger.record_bounce(record, soft_limit, now)
         mailbox.done(mail)
@@ -584,6 +614,36 @@ def process(mailbox: Mailbox, ledger: Ledger, tokens: Tokens, soft_limit: int, n
             subscriber = ledger.subscriber(record.subscriber_id)
             summary.suppressed.append(f"{subscriber.email if subscriber else '?'}: {outcome.suppressed}")
     return summary
+
+
+def _read(mail: Mail, summary: Summary) -> Reading | None:
+    """What a mail says, or None and the mail reported. The one guarded step: a stranger's
+    bytes go through email's parser and flufl.bounce's detectors, which may raise anything
+    on them; that mail is left, and the next one read."""
+    try:
+        reading = read_mail(mail.data)
+    except Exception as e:  # noqa: BLE001 (see above; nothing is acted on yet)
+        logger.debug("bounces: %s cannot be read", mail, exc_info=True)
+        summary.left.append(f"{mail}: cannot be read ({_reason(e)})")
+        return None
+    if reading is None:
+        summary.left.append(f"{mail}: not a bounce, complaint or unsubscribe that can be read")
+    return reading
+
+
+def _reason(error: Exception) -> str:
+    """An exception in one printable line, short: it may quote the mail's own bytes."""
+    text = "".join(c if c.isprintable() else "?" for c in _one_line(str(error)))[:200]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _unproven(reading: Reading) -> str:
+    if reading.kind == UNSUBSCRIBE:
+        return "an unsubscribe whose token is not ours"
+    return (
+        f"a {LABELS[reading.kind][:-1]} with neither a valid return-path token of ours nor a "
+        "Message-ID we sent (forged, or its return path rewritten); not acted on"
+    )
 
 
 def _record(key: str, reading: Reading, ledger: Ledger, tokens: Tokens) -> BounceRecord | None:

@@ -693,23 +693,15 @@ class Ledger:
         """The delivery a return-path token names."""
         return self._target(deliveries.c.id == delivery_id)
 
-    def latest_delivery_to(self, email: str) -> BounceTarget | None:
-        """The last delivery that went out to an address: a bounce without our token."""
-        return self._target(deliveries.c.email == email.strip().lower(), deliveries.c.status.in_(WENT_OUT))
-
     def delivery_by_message_id(self, message_id: str) -> BounceTarget | None:
         """The delivery a bounced message's Message-ID names: `<random.ID@domain>` carries
         the delivery's id, so the row is found by its key and the whole Message-ID must
-        match the stored one (no index on it, no scan); or the older
-        `<issueN.deliveryM@domain>` form."""
+        match the stored one (no index on it, no scan). Its 128 random bits are the proof:
+        the older `<issueN.deliveryM@domain>` form, which anyone can guess, names nothing."""
         stored = STORED_MESSAGE_ID.fullmatch(message_id.strip())
-        if stored is not None:
-            key = deliveries.c.id == int(stored[1])
-            return self._target(key, deliveries.c.message_id == message_id.strip())
-        old = OLD_MESSAGE_ID.fullmatch(message_id.strip())
-        if old is None:
+        if stored is None:
             return None
-        return self._target(deliveries.c.id == int(old[2]), deliveries.c.issue_id == int(old[1]))
+        return self._target(deliveries.c.id == int(stored[1]), deliveries.c.message_id == message_id.strip())
 
     def _target(self, *where: Any) -> BounceTarget | None:
         query = sa.select(deliveries).where(*where).order_by(deliveries.c.id.desc()).limit(1)
@@ -772,8 +764,8 @@ class Ledger:
 
 HARD, SOFT, DELAYED, COMPLAINT, UNSUBSCRIBE = "hard", "soft", "delayed", "complaint", "unsubscribe"
 WENT_OUT = (D.SENT, D.UNKNOWN, D.BOUNCED)  # deliveries a bounce may come back for
-OLD_MESSAGE_ID = re.compile(r"<?issue(\d+)\.delivery(\d+)@[^>]*>?")
-STORED_MESSAGE_ID = re.compile(r"<[0-9a-f]{32}\.(\d+)@[^>]+>")  # mail.message_id's form
+# mail.new_message_id's form; an id of at most 18 digits fits SQLite's integers
+STORED_MESSAGE_ID = re.compile(r"<[0-9a-f]{32}\.(\d{1,18})@[^>]+>")
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,15 @@ service is never configured or started): its own config, certificate, runtime
 folder and Maildir under a temp folder, IMAPS on a random 127.0.0.1 port, one
 user with a password. A real bounce is read through `newsletter bounces`' IMAP
 code: TLS checked against the test's CA, the mail flagged and never deleted, a
-second read doing nothing."""
+second read doing nothing; a mail that cannot be read is reported by its UID and the
+rest still read."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -27,6 +29,7 @@ from newsletter.bounces import MailboxError, read_mailbox
 from newsletter.project import Project
 from tests.conftest import NOW, SECRET, SMTPServer, free_port
 from tests.test_bounces import deliver, dsn, return_path, status_of
+from tests.test_bounces_untrusted import UNREADABLE
 
 DOVECOT = shutil.which("dovecot", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
 PASSWORD = "bounce-reader-password"
@@ -169,6 +172,22 @@ def test_a_bounce_is_read_over_imaps_flagged_and_kept(
     flags = sorted(path.name.rsplit(":2,", 1)[1] for path in (box / "cur").iterdir())
     assert flags == ["", "Sa"]  # nothing deleted: the note untouched, the bounce \\Seen and keyword a
     assert "0 NewsletterProcessed" in (box / "dovecot-keywords").read_text()
+    project.close()
+
+
+def test_a_mail_that_cannot_be_read_is_reported_by_its_uid_and_the_rest_read(
+    sender: Project, smtp_server: SMTPServer, dovecot: Dovecot
+):
+    deliver(sender, smtp_server)
+    dovecot.drop("1.broken", UNREADABLE)
+    dovecot.drop("2.bounce", dsn(return_path(smtp_server, "bob@example.org"), "bob@example.org", "5.1.1"))
+    project = reader(sender)
+    summary = read_mailbox(project, dovecot.url(), NOW)
+    assert summary.counts["hard"] == 1 and status_of(sender, "bob@example.org") == "bounced"
+    [left] = summary.left  # named by its UID (the order Dovecot numbers new mails in is its own)
+    assert re.fullmatch(r"UID \d+: cannot be read \(IndexError: .*\)", left)
+    again = read_mailbox(project, dovecot.url(), NOW)  # left unflagged: reported again, nothing else
+    assert again.left == summary.left and not again.counts
     project.close()
 
 
