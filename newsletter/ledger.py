@@ -37,6 +37,7 @@ from newsletter.schema import (
 )
 from newsletter.store import IssueRecord, Store, issue_record
 from newsletter.subscribers import SubscriberRow
+from newsletter.text import person_name, storable
 
 ACTIVE = SubscriberStatus.ACTIVE
 PENDING = SubscriberStatus.PENDING
@@ -312,9 +313,9 @@ class Ledger:
         result = conn.execute(
             consents.insert().values(
                 subscriber_id=subscriber_id,
-                form=consent.form,
-                consent_text=consent.text,
-                ip=consent.ip,
+                form=storable(consent.form)[:64],
+                consent_text=storable(consent.text),
+                ip=storable(consent.ip)[:64],
                 created_at=now,
                 **_choice_values(choices),
             )
@@ -956,7 +957,7 @@ def _new_id(result: Any) -> int:
 
 def _choice_values(choices: Choices) -> dict[str, str]:
     return {
-        "name": choices.name,
+        "name": person_name(choices.name),  # whoever calls: never a line break or NUL stored
         "categories": json.dumps(list(choices.categories), ensure_ascii=False),
         "schedules": json.dumps(list(choices.schedules), ensure_ascii=False),
     }

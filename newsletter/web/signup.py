@@ -26,6 +26,7 @@ from newsletter import notices
 from newsletter.ledger import Choices, Consent, Ledger, Subscriber
 from newsletter.models import Schedule
 from newsletter.project import Project
+from newsletter.text import person_name
 from newsletter.tokens import BadToken, Expired, Purposes
 from newsletter.web.forms import (
     HONEYPOT,
@@ -143,7 +144,7 @@ class Signups:
             categories=offer.categories,
             schedules=offer.schedules,
             email=fields.one("email", 320),
-            person_name=fields.one("name", 255),
+            person_name=person_name(fields.one("name")),
             chosen_categories=fields.many("categories") or list(offer.categories),
             chosen_schedules=fields.many("schedules") or [n for n, _ in offer.schedules],
             consent_text=self.settings.consent_text,
@@ -194,7 +195,7 @@ class Signups:
     def _record(self, email: str, fields: Fields, ip: str, now: datetime) -> None:
         offer = self.offer()
         categories, schedules = offer.choose(fields.many("categories"), fields.many("schedules"))
-        choices = Choices(fields.one("name", 255), categories, schedules)
+        choices = Choices(person_name(fields.one("name")), categories, schedules)
         consent = Consent(
             "embed" if fields.one("form") == "embed" else "subscribe",
             self.settings.consent_text,
