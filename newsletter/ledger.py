@@ -83,6 +83,7 @@ class Confirmation:
 
     subscriber: Subscriber
     activated: bool  # False: confirmed before (a replay), or suppressed for good
+    void: bool = False  # the link was overtaken: a newer signup, an unsubscribe, a removal
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,8 @@ class Ledger:
         return result.rowcount == 1
 
     def suppress(self, subscriber_id: int, status: str, now: datetime) -> bool:
-        """Unsubscribe or mark bounced, for good. Idempotent: False if it already was."""
+        """Unsubscribe or mark bounced, for good. Idempotent: False if it already was
+        (an unsubscribe repeated is still dated: it voids the confirmation links before it)."""
         assert status in SUPPRESSED
         with self.engine.begin() as conn:
             result = conn.execute(
@@ -260,6 +262,12 @@ class Ledger:
                 )
                 .values(status=status, updated_at=now)
             )
+            if result.rowcount != 1:
+                conn.execute(
+                    subscribers.update()
+                    .where(subscribers.c.id == subscriber_id, subscribers.c.status == status)
+                    .values(updated_at=now)
+                )
         return result.rowcount == 1
 
     # -- signup, confirmation, preferences (newsletter/web/signup.py, preferences.py) --
@@ -351,13 +359,36 @@ class Ledger:
         """Confirm a consent (a confirmation link's POST). None when no such consent is
         stored; a second use changes nothing. Bounced and complained stay suppressed."""
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(consents.c.subscriber_id).where(consents.c.id == consent_id)).first()
+            row = conn.execute(sa.select(consents).where(consents.c.id == consent_id)).first()
             if row is None:
                 return None
-            status = conn.scalar(sa.select(subscribers.c.status).where(subscribers.c.id == row.subscriber_id))
-            activated = status not in NEVER_AGAIN and self._activate(conn, row.subscriber_id, consent_id, now)
+            before = conn.execute(sa.select(subscribers).where(subscribers.c.id == row.subscriber_id)).one()
+            if not _current(conn, row, before):
+                return Confirmation(_subscriber(before), activated=False, void=True)
+            activated = before.status not in NEVER_AGAIN and self._activate(
+                conn, row.subscriber_id, consent_id, now
+            )
             person = conn.execute(sa.select(subscribers).where(subscribers.c.id == row.subscriber_id)).one()
         return Confirmation(_subscriber(person), activated)
+
+    def is_current(self, consent_id: int) -> bool:
+        """Whether a confirmation link still speaks for its subscriber (`_current`)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(consents).where(consents.c.id == consent_id)).first()
+            person = None
+            if row is not None:
+                person = conn.execute(
+                    sa.select(subscribers).where(subscribers.c.id == row.subscriber_id)
+                ).first()
+            return row is not None and person is not None and _current(conn, row, person)
+
+    def withdraw_consent(self, consent_id: int) -> None:
+        """An unconfirmed consent no mail names (the hourly confirmation mail was sent
+        already): gone, so the link in the reader's inbox stays the newest."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                consents.delete().where(consents.c.id == consent_id, consents.c.confirmed_at.is_(None))
+            )
 
     def consent_subscriber(self, consent_id: int) -> Subscriber | None:
         """Whom a consent is about (the confirmation page's GET, which changes nothing)."""
@@ -938,6 +969,19 @@ def _delivery_row(
         "last_error": "",
         "updated_at": now,
     }
+
+
+# A confirmation link is void once its subscriber left after it was sent: unsubscribed,
+# suppressed otherwise, removed or forgotten (`updated_at` dates that change).
+LEFT = (*SUPPRESSED, "removed", "forgotten")
+
+
+def _current(conn: Any, consent: Any, person: Any) -> bool:
+    """Whether a consent's link still speaks for its subscriber: it is their newest
+    consent (a newer signup's link replaces it) and they have not left since it was made."""
+    newest = conn.scalar(sa.select(sa.func.max(consents.c.id)).where(consents.c.subscriber_id == person.id))
+    left = person.status in LEFT and person.updated_at >= consent.created_at
+    return bool(newest == consent.id and not left)
 
 
 def _subscriber(row: Any) -> Subscriber:
