@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from newsletter import claimer, schema
+from newsletter import claimer, erasure, schema
 from newsletter.models import DeliveryStatus, IssueStatus, Period, SubscriberStatus
 from newsletter.schema import (
     bounce_reports,
@@ -784,9 +784,10 @@ class Ledger:
     def forget(self, email: str, now: datetime) -> Forgotten:
         """Erase an address and the name with it from every table, in one transaction;
         keep its delivery rows anonymised (the counts stay) and its keyed hash, so it is
-        never imported, signed up or mailed again. Idempotent."""
+        never imported, signed up or mailed again. Idempotent. Then the old bytes go too:
+        `Forgotten.left` names a file that may still hold them (erasure.scrub)."""
         address = email.strip().lower()
-        with self.engine.begin() as conn:
+        with erasure.erasing(self.engine) as conn:
             digest = _address_hash(_suppression_key(conn, create=True), address)
             already = conn.scalar(sa.select(sa.func.count()).where(schema.forgotten.c.address_hash == digest))
             if not already:
@@ -794,7 +795,9 @@ class Ledger:
             row = conn.execute(sa.select(subscribers).where(subscribers.c.email == address)).first()
             erased = _erase_subscriber(conn, row, now) if row is not None else 0
             erased += _erase_by_email(conn, address)
-        return Forgotten(subscriber=row is not None, rows=erased, already=bool(already))
+        touched = {t.name for column in ("subscriber_id", "email") for t in _other_tables(column)}
+        left = erasure.scrub(self.engine, [*OWN_TABLES, *sorted(touched)])
+        return Forgotten(subscriber=row is not None, rows=erased, already=bool(already), left=left)
 
     def is_forgotten(self, email: str) -> bool:
         """Whether `subscribers forget` erased this address: no import or signup takes it."""
@@ -1035,6 +1038,7 @@ class Forgotten:
     subscriber: bool
     rows: int
     already: bool
+    left: str | None = None  # a write-ahead log a reader kept from being emptied
 
 
 def _suppression_key(conn: Any, create: bool = False) -> bytes | None:
