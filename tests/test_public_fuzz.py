@@ -233,12 +233,15 @@ def test_a_name_with_nul_and_line_breaks_is_stored_clean_on_postgresql(
     environ = {"NEWSLETTER_DATABASE_URL": postgresql(), "NEWSLETTER_SECRET_KEY": KEY}
     app = create_app(project_dir, environ, clock=lambda: NOW)
     form = Purposes(KEY).make_form("subscribe", "", NOW - timedelta(minutes=1))
-    data = {"email": "nul@example.org", "name": "Ann\x00\r\nBcc: x@example.org", "form_token": form}
+    data = {"name": "Ann\x00\r\nBcc: x@example.org", "form_token": form}
     with TestClient(app, raise_server_exceptions=False) as client:
-        for body in ({"data": data}, {"json": data}):
-            assert client.post("/subscribe", **body).status_code in (200, 202)
+        answers = [
+            client.post("/subscribe", data={**data, "email": "form@example.org"}),
+            client.post("/subscribe", json={**data, "email": "json@example.org"}),
+        ]
+        assert [a.status_code for a in answers] == [200, 202]
     project = Project(project_dir, environ=environ)
-    [person] = Ledger(project.store).subscribers()
-    [first, second] = Ledger(project.store).consents_of(person.id)
+    ledger = Ledger(project.store)
+    stored = [(p.name, c["name"]) for p in ledger.subscribers() for c in ledger.consents_of(p.id)]
     project.close()
-    assert person.name == first["name"] == second["name"] == "Ann Bcc: x@example.org"
+    assert stored == [("Ann Bcc: x@example.org", "Ann Bcc: x@example.org")] * 2
