@@ -587,6 +587,14 @@ def subscribers_forget(ctx: click.Context, email: str, yes: bool) -> None:
         click.echo(f"{email} was already forgotten; it stays suppressed")
     else:
         click.echo(f"nothing stored about {email}; suppressed it so it is never added")
+    if done.left:
+        click.echo(
+            f"Error: could not empty {done.left}: another process kept reading the database, and "
+            "old copies of its pages may still hold the address",
+            err=True,
+        )
+        click.echo("Hint: run it again once `serve`, `run` or `preview` is idle (or stopped)", err=True)
+        ctx.exit(1)
 
 
 @main.command()

@@ -21,8 +21,8 @@ from newsletter.config import RelatedSettings, SiteSettings
 from newsletter.errors import SourceError
 from newsletter.models import Article, Block
 from newsletter.readers import ReadOptions, ReadResult, feed, jsonfeed, markdown, text
-from newsletter.render import plain_line
 from newsletter.store import Store, UpsertCounts
+from newsletter.text import plain_line
 
 UNCATEGORIZED = "Uncategorized"
 TEXT_SUFFIXES = {".txt"}

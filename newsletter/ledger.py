@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from newsletter import claimer, schema
+from newsletter import claimer, erasure, schema
 from newsletter.models import DeliveryStatus, IssueStatus, Period, SubscriberStatus
 from newsletter.schema import (
     bounce_reports,
@@ -37,6 +37,7 @@ from newsletter.schema import (
 )
 from newsletter.store import IssueRecord, Store, issue_record
 from newsletter.subscribers import SubscriberRow
+from newsletter.text import person_name, storable
 
 ACTIVE = SubscriberStatus.ACTIVE
 PENDING = SubscriberStatus.PENDING
@@ -82,6 +83,7 @@ class Confirmation:
 
     subscriber: Subscriber
     activated: bool  # False: confirmed before (a replay), or suppressed for good
+    void: bool = False  # the link was overtaken: a newer signup, an unsubscribe, a removal
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,8 @@ class Ledger:
         return result.rowcount == 1
 
     def suppress(self, subscriber_id: int, status: str, now: datetime) -> bool:
-        """Unsubscribe or mark bounced, for good. Idempotent: False if it already was."""
+        """Unsubscribe or mark bounced, for good. Idempotent: False if it already was
+        (an unsubscribe repeated is still dated: it voids the confirmation links before it)."""
         assert status in SUPPRESSED
         with self.engine.begin() as conn:
             result = conn.execute(
@@ -259,6 +262,12 @@ class Ledger:
                 )
                 .values(status=status, updated_at=now)
             )
+            if result.rowcount != 1:
+                conn.execute(
+                    subscribers.update()
+                    .where(subscribers.c.id == subscriber_id, subscribers.c.status == status)
+                    .values(updated_at=now)
+                )
         return result.rowcount == 1
 
     # -- signup, confirmation, preferences (newsletter/web/signup.py, preferences.py) --
@@ -312,9 +321,9 @@ class Ledger:
         result = conn.execute(
             consents.insert().values(
                 subscriber_id=subscriber_id,
-                form=consent.form,
-                consent_text=consent.text,
-                ip=consent.ip,
+                form=storable(consent.form)[:64],
+                consent_text=storable(consent.text),
+                ip=storable(consent.ip)[:64],
                 created_at=now,
                 **_choice_values(choices),
             )
@@ -350,13 +359,36 @@ class Ledger:
         """Confirm a consent (a confirmation link's POST). None when no such consent is
         stored; a second use changes nothing. Bounced and complained stay suppressed."""
         with self.engine.begin() as conn:
-            row = conn.execute(sa.select(consents.c.subscriber_id).where(consents.c.id == consent_id)).first()
+            row = conn.execute(sa.select(consents).where(consents.c.id == consent_id)).first()
             if row is None:
                 return None
-            status = conn.scalar(sa.select(subscribers.c.status).where(subscribers.c.id == row.subscriber_id))
-            activated = status not in NEVER_AGAIN and self._activate(conn, row.subscriber_id, consent_id, now)
+            before = conn.execute(sa.select(subscribers).where(subscribers.c.id == row.subscriber_id)).one()
+            if not _current(conn, row, before):
+                return Confirmation(_subscriber(before), activated=False, void=True)
+            activated = before.status not in NEVER_AGAIN and self._activate(
+                conn, row.subscriber_id, consent_id, now
+            )
             person = conn.execute(sa.select(subscribers).where(subscribers.c.id == row.subscriber_id)).one()
         return Confirmation(_subscriber(person), activated)
+
+    def is_current(self, consent_id: int) -> bool:
+        """Whether a confirmation link still speaks for its subscriber (`_current`)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(consents).where(consents.c.id == consent_id)).first()
+            person = None
+            if row is not None:
+                person = conn.execute(
+                    sa.select(subscribers).where(subscribers.c.id == row.subscriber_id)
+                ).first()
+            return row is not None and person is not None and _current(conn, row, person)
+
+    def withdraw_consent(self, consent_id: int) -> None:
+        """An unconfirmed consent no mail names (the hourly confirmation mail was sent
+        already): gone, so the link in the reader's inbox stays the newest."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                consents.delete().where(consents.c.id == consent_id, consents.c.confirmed_at.is_(None))
+            )
 
     def consent_subscriber(self, consent_id: int) -> Subscriber | None:
         """Whom a consent is about (the confirmation page's GET, which changes nothing)."""
@@ -744,9 +776,10 @@ class Ledger:
     def forget(self, email: str, now: datetime) -> Forgotten:
         """Erase an address and the name with it from every table, in one transaction;
         keep its delivery rows anonymised (the counts stay) and its keyed hash, so it is
-        never imported, signed up or mailed again. Idempotent."""
+        never imported, signed up or mailed again. Idempotent. Then the old bytes go too:
+        `Forgotten.left` names a file that may still hold them (erasure.scrub)."""
         address = email.strip().lower()
-        with self.engine.begin() as conn:
+        with erasure.erasing(self.engine) as conn:
             digest = _address_hash(_suppression_key(conn, create=True), address)
             already = conn.scalar(sa.select(sa.func.count()).where(schema.forgotten.c.address_hash == digest))
             if not already:
@@ -754,7 +787,9 @@ class Ledger:
             row = conn.execute(sa.select(subscribers).where(subscribers.c.email == address)).first()
             erased = _erase_subscriber(conn, row, now) if row is not None else 0
             erased += _erase_by_email(conn, address)
-        return Forgotten(subscriber=row is not None, rows=erased, already=bool(already))
+        touched = {t.name for column in ("subscriber_id", "email") for t in _other_tables(column)}
+        left = erasure.scrub(self.engine, [*OWN_TABLES, *sorted(touched)])
+        return Forgotten(subscriber=row is not None, rows=erased, already=bool(already), left=left)
 
     def is_forgotten(self, email: str) -> bool:
         """Whether `subscribers forget` erased this address: no import or signup takes it."""
@@ -931,6 +966,19 @@ def _delivery_row(
     }
 
 
+# A confirmation link is void once its subscriber left after it was sent: unsubscribed,
+# suppressed otherwise, removed or forgotten (`updated_at` dates that change).
+LEFT = (*SUPPRESSED, "removed", "forgotten")
+
+
+def _current(conn: Any, consent: Any, person: Any) -> bool:
+    """Whether a consent's link still speaks for its subscriber: it is their newest
+    consent (a newer signup's link replaces it) and they have not left since it was made."""
+    newest = conn.scalar(sa.select(sa.func.max(consents.c.id)).where(consents.c.subscriber_id == person.id))
+    left = person.status in LEFT and person.updated_at >= consent.created_at
+    return bool(newest == consent.id and not left)
+
+
 def _subscriber(row: Any) -> Subscriber:
     return Subscriber(
         row.id,
@@ -948,7 +996,7 @@ def _new_id(result: Any) -> int:
 
 def _choice_values(choices: Choices) -> dict[str, str]:
     return {
-        "name": choices.name,
+        "name": person_name(choices.name),  # whoever calls: never a line break or NUL stored
         "categories": json.dumps(list(choices.categories), ensure_ascii=False),
         "schedules": json.dumps(list(choices.schedules), ensure_ascii=False),
     }
@@ -982,6 +1030,7 @@ class Forgotten:
     subscriber: bool
     rows: int
     already: bool
+    left: str | None = None  # a write-ahead log a reader kept from being emptied
 
 
 def _suppression_key(conn: Any, create: bool = False) -> bytes | None:

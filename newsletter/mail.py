@@ -20,7 +20,7 @@ from email.utils import format_datetime, make_msgid
 
 from newsletter.addresses import parse_mailbox
 from newsletter.errors import ConfigError
-from newsletter.render import plain_line
+from newsletter.text import plain_line
 
 # Stands for the recipient's unsubscribe token in the rendered bodies. Letters
 # only: autoescaping, premailer and quoted-printable all leave it whole.

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 
 from newsletter.config import Settings
 from newsletter.mail import MessageTemplate, Recipient, archive_message_id, sender
-from newsletter.render import Renderer, plain_line
+from newsletter.render import Renderer
+from newsletter.text import plain_line
 
 
 @dataclass(frozen=True)

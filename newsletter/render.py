@@ -1,13 +1,11 @@
 """Rendering: Jinja2 fills the MJML template, mjml-python makes the HTML,
 premailer inlines the CSS; the text part has its own template.
 
-mjml and premailer (with lxml and cssutils) load with the first issue rendered:
-this module is also where the header-safe `plain_line` lives, which every reader needs."""
+mjml and premailer (with lxml and cssutils) load with the first issue rendered."""
 
 from __future__ import annotations
 
 import logging
-import re
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,13 +19,13 @@ import jinja2
 from newsletter.errors import TemplateError
 from newsletter.models import Digest, Issue
 from newsletter.resources import bundled
+from newsletter.text import plain_line
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
 
 GMAIL_CLIP_BYTES = 102 * 1024
 DOCTYPE = "<!doctype html>"
-CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def default_templates() -> Path:
@@ -167,11 +165,6 @@ def inline_css(html: str) -> str:
     if not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = f"{DOCTYPE}\n{inlined}"
     return inlined
-
-
-def plain_line(text: str) -> str:
-    """A header-safe single line: no control characters, CR or LF, spaces collapsed."""
-    return " ".join(CONTROL_CHARS.sub(" ", text).split())
 
 
 def preheader(digest: Digest) -> str:

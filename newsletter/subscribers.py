@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from newsletter.addresses import normalize_email
 from newsletter.errors import SourceError
 from newsletter.readers import decode_utf8
-from newsletter.render import CONTROL_CHARS, plain_line
-
-NAME_MAX = 200  # characters of a name: it goes into the To header and the greeting
+from newsletter.text import CONTROL_CHARS, NAME_MAX, person_name, plain_line
 
 
 @dataclass(frozen=True)
@@ -103,22 +101,20 @@ def _subscriber(fields: dict[str, str], where: str, warnings: list[str]) -> Subs
         normalized = normalize_email(email)
     except ValueError as e:
         raise ValueError(f"invalid email {email!r}: {e}") from e
-    categories = tuple(c.strip() for c in fields.get("categories", "").split(";") if c.strip())
+    categories = tuple(c for c in map(plain_line, fields.get("categories", "").split(";")) if c)
     return SubscriberRow(
         normalized, _name(fields.get("name", ""), where, warnings), tuple(dict.fromkeys(categories))
     )
 
 
 def _name(raw: str, where: str, warnings: list[str]) -> str:
-    """A single line of plain text, at most NAME_MAX characters: it goes into
-    the To header and the greeting."""
-    name = plain_line(raw)
+    """`text.person_name`, with a warning for what the cleaning changed."""
     if CONTROL_CHARS.search(raw):
         warnings.append(f"{where}: name had line breaks or control characters; cleaned")
-    if len(name) > NAME_MAX:
-        warnings.append(f"{where}: name of {len(name):,} characters cut to {NAME_MAX}")
-        name = name[:NAME_MAX].rstrip()
-    return name
+    long = len(plain_line(raw))
+    if long > NAME_MAX:
+        warnings.append(f"{where}: name of {long:,} characters cut to {NAME_MAX}")
+    return person_name(raw)
 
 
 def _merge(first: SubscriberRow, second: SubscriberRow) -> SubscriberRow:

@@ -7,23 +7,30 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
 from newsletter import scaffold, schema
 from newsletter.cli import main
-from newsletter.ledger import BounceRecord, Ledger
+from newsletter.ledger import BounceRecord, Choices, Consent, Ledger
 from newsletter.project import Project
 from newsletter.send import SendOptions, send_schedule
 from newsletter.subscribers import SubscriberRow
-from tests.conftest import NOW, CliRunnerForProject
+from newsletter.tokens import Purposes
+from tests.conftest import NOW, CliRunnerForProject, free_port
 
-ENV = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789"}
+KEY = "test-secret-key-0123456789"
+ENV = {"NEWSLETTER_SECRET_KEY": KEY}
 FAST = SendOptions(retry_base=0.05, retry_cap=0.2)
 BOB = "bob.zyx@example.org"
 NAME = "Robert Zyxwv"
@@ -176,3 +183,98 @@ def test_the_suppression_key_is_per_database_and_not_the_address(sent: Project):
         key = conn.scalar(sa.select(schema.meta.c.value).where(schema.meta.c.key == "suppression_key"))
     assert len(stored) == 64 and BOB not in stored
     assert key is not None and len(key) == 64
+
+
+# -- the bytes on disk: the database file and its write-ahead log ----------------------
+
+ZED = "zed.signup@example.org"
+ZED_NAME = "Zedediah Qwfpgj"
+
+
+def sign_up_zed(project: Project) -> None:
+    """Zed signs up on the form (consent with IP), confirms, changes preferences: copies
+    of the address and the name in several pages and several write-ahead log frames."""
+    ledger = Ledger(project.store)
+    done = ledger.signup(ZED, Choices(ZED_NAME), Consent("subscribe", "Yes please", "192.0.2.9"), True, NOW)
+    assert done.consent_id is not None and done.subscriber_id is not None
+    ledger.confirm(done.consent_id, NOW)
+    ledger.set_preferences(done.subscriber_id, Choices(ZED_NAME, ("Sleep & recovery",)), True, NOW)
+
+
+def files_holding(root: Path, *needles: str) -> list[str]:
+    """The database's files (main, -wal, -shm, -journal) whose raw bytes hold a needle."""
+    found = []
+    for path in sorted(root.glob("newsletter.db*")):
+        data = path.read_bytes()
+        found += [f"{path.name}: {n}" for n in needles if n.encode() in data or n.lower().encode() in data]
+    return found
+
+
+def test_forget_erases_the_bytes_while_another_process_holds_the_database(
+    sent: Project, cli: CliRunnerForProject, project_dir: Path
+):
+    sign_up_zed(sent)
+    Ledger(sent.store).subscribers()  # `serve` or `run`: the database open, idle between requests
+    assert files_holding(project_dir, ZED, ZED_NAME)  # the check finds what is there
+    for address in (ZED, BOB):
+        result = cli("subscribers", "forget", address, "--yes")
+        assert result.exit_code == 0, result.stderr
+    assert files_holding(project_dir, ZED, ZED_NAME, BOB, NAME) == []
+    assert Ledger(sent.store).is_forgotten(ZED)  # the holder reads on as before
+
+
+@pytest.mark.slow
+def test_forget_erases_the_bytes_while_serve_runs(sent: Project, project_dir: Path):
+    """`newsletter serve` as a real process that has read the subscriber, then `forget` as
+    another: neither newsletter.db nor newsletter.db-wal holds the address or the name."""
+    sign_up_zed(sent)
+    [zed] = [s for s in Ledger(sent.store).subscribers() if s.email == ZED]
+    sent.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update({**ENV, "NEWSLETTER_ALLOW_PLACEHOLDERS": "1"})
+    command = [sys.executable, "-m", "newsletter.cli", "--project", str(project_dir)]
+    port = free_port()
+    server = subprocess.Popen([*command, "serve", "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
+    try:
+        page = wait_for_page(
+            f"http://127.0.0.1:{port}/preferences?token={Purposes(KEY).make_preferences(zed.id)}"
+        )
+        assert "z***@example.org" in page  # serve has read Zed's row
+        forget = subprocess.run(
+            [*command, "subscribers", "forget", ZED, "--yes"], env=env, capture_output=True
+        )
+        assert forget.returncode == 0, forget.stderr
+        assert files_holding(project_dir, ZED, ZED_NAME) == []
+        assert "z***" not in wait_for_page(f"http://127.0.0.1:{port}/preferences?token=x")  # still serving
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def wait_for_page(url: str) -> str:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return httpx.get(url, timeout=5).text
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_forget_says_so_when_a_reader_keeps_the_log_from_being_emptied(
+    sent: Project, cli: CliRunnerForProject, project_dir: Path
+):
+    sign_up_zed(sent)
+    with sent.store.engine.connect() as reader:  # a read transaction left open: an old snapshot
+        reader.exec_driver_sql("BEGIN")
+        reader.exec_driver_sql("SELECT count(*) FROM subscribers").all()
+        result = cli("subscribers", "forget", ZED, "--yes")
+        reader.exec_driver_sql("ROLLBACK")
+    assert result.exit_code == 1
+    assert f"forgot {ZED}" in result.stdout
+    assert "newsletter.db-wal" in result.stderr and "run it again" in result.stderr
+    again = cli("subscribers", "forget", ZED, "--yes")
+    assert again.exit_code == 0 and "already forgotten" in again.stdout
+    assert files_holding(project_dir, ZED, ZED_NAME) == []

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from newsletter.mail import ListId, MessageTemplate, Recipient, feedback_id, header_name
-from newsletter.render import plain_line
+from newsletter.text import plain_line
 
 DATE = datetime(2026, 11, 23, 8, tzinfo=UTC)
 ADDRESS = "digest@news.example.net"

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from newsletter.errors import OutputError
 from newsletter.output import write_files
 from newsletter.project import Project
-from newsletter.render import CONTROL_CHARS
-from newsletter.subscribers import NAME_MAX, parse_csv
+from newsletter.subscribers import parse_csv
+from newsletter.text import CONTROL_CHARS, NAME_MAX
 from tests.conftest import PARAGRAPH, CliRunnerForProject, write_article
 
 WEEK = "2026-11-23T08:00"  # Monday: the sleep issue covers 16-23 November

@@ -6,7 +6,7 @@ from email import message_from_bytes, policy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.mail import TOKEN_PLACEHOLDER, ListId, MessageTemplate, Recipient
+from newsletter.mail import PREFERENCES_PLACEHOLDER, TOKEN_PLACEHOLDER, ListId, MessageTemplate, Recipient
 
 DATE = datetime(2026, 11, 23, 8, tzinfo=UTC)
 FROM = "Mind & Body <digest@example.org>"
@@ -62,9 +62,11 @@ def test_non_ascii_names_are_encoded():
     assert all(b < 128 for b in data)
 
 
+# Hypothesis draws string constants from the code under test too: a body holding the
+# other placeholder (the preferences token's) is spliced as well, so none is drawn.
 text_bodies = st.text(
     alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\r"), max_size=400
-)
+).filter(lambda body: PREFERENCES_PLACEHOLDER not in body)
 tokens = st.from_regex(r"[A-Za-z0-9_.-]{1,70}", fullmatch=True)
 
 

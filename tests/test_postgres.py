@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter import scaffold
-from newsletter.ledger import Ledger
+from newsletter.ledger import Choices, Consent, Ledger
 from newsletter.project import Project
 from newsletter.schema import SCHEMA_VERSION, neighbours
 from newsletter.send import SendOptions, send
@@ -98,3 +98,20 @@ def test_a_send_on_postgresql_delivers_each_reader_once(projects: tuple[Project,
     assert again.outcome == "already sent" and len(outbox.sent) == 3  # each reader once
     issue = served.store.issue("weekly", scaffold.DEMO_AT)
     assert issue is not None and served.store.issue_links(issue.id)  # the links it went out with
+
+
+def test_forget_on_postgresql_vacuums_the_tables_it_erased_in(projects: tuple[Project, Project]):
+    _, served = projects
+    ledger = Ledger(served.store)
+    done = ledger.signup(
+        "zed@example.org", Choices("Zed Qwfp"), Consent("subscribe", "Yes", "192.0.2.9"), True, NOW
+    )
+    assert done.consent_id is not None
+    ledger.confirm(done.consent_id, NOW)
+    forgotten = ledger.forget("zed@example.org", NOW)
+    assert forgotten.subscriber and forgotten.left is None
+    query = sa.text("SELECT relname FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL")
+    with served.store.engine.connect() as conn:
+        vacuumed = set(conn.scalars(query))
+    assert {"subscribers", "consents", "deliveries", "subscriber_notices"} <= vacuumed
+    assert [s.status for s in ledger.subscribers()] == ["forgotten"]

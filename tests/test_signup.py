@@ -269,6 +269,94 @@ def test_a_csrf_token_of_another_page_is_refused(
     assert status(project, "hal@example.org") == "pending"
 
 
+def press_confirm(client: TestClient, link: str) -> Any:
+    """The confirm button's POST, with a CSRF token made for the link's token (whether or
+    not the page still shows the button)."""
+    token = parse_qs(urlsplit(link).query)["token"][0]
+    form = Purposes(KEY).make_form("confirm", token, NOW)
+    return client.post("/confirm", data={"token": token, "form_token": form})
+
+
+def test_an_unsubscribe_voids_the_confirmation_links_sent_before_it(
+    client: TestClient, clock: Clock, outbox: MemoryTransport, project: Project
+):
+    sign_up(client, clock, "ida@example.org")
+    [mail] = mails_to(outbox, "ida@example.org")
+    [ida] = Ledger(project.store).subscribers()
+    clock.tick(minutes=5)
+    assert client.post("/unsubscribe", params={"token": Tokens(KEY).make(ida.id)}).status_code == 200
+    clock.tick(minutes=5)
+    shown = client.get(confirm_link(mail))
+    assert shown.status_code == 400 and "not valid" in shown.text and "Confirm my" not in shown.text
+    pressed = press_confirm(client, confirm_link(mail))
+    assert pressed.status_code == 400 and "not valid" in pressed.text
+    assert status(project, "ida@example.org") == "unsubscribed"
+    assert len(mails_to(outbox, "ida@example.org")) == 1  # no welcome
+
+
+def test_a_confirmed_link_replayed_after_an_unsubscribe_changes_nothing(
+    client: TestClient, clock: Clock, outbox: MemoryTransport, project: Project
+):
+    sign_up(client, clock, "jo@example.org")
+    link = confirm_link(mails_to(outbox, "jo@example.org")[0])
+    assert press_confirm(client, link).status_code == 200
+    [jo] = Ledger(project.store).subscribers()
+    clock.tick(minutes=5)
+    Ledger(project.store).suppress(jo.id, "unsubscribed", clock.now)
+    clock.tick(minutes=5)
+    assert press_confirm(client, link).status_code == 400
+    assert status(project, "jo@example.org") == "unsubscribed"
+
+
+def test_a_newer_signup_voids_the_older_link_and_its_own_works(
+    client: TestClient, clock: Clock, outbox: MemoryTransport, project: Project
+):
+    for _ in range(3):  # within the hour: one mail, and its link stays the one that works
+        sign_up(client, clock, "kim@example.org")
+    clock.tick(minutes=61)
+    sign_up(client, clock, "kim@example.org", categories=["Sleep & recovery"])
+    first, second = (confirm_link(m) for m in mails_to(outbox, "kim@example.org"))
+    assert client.get(first).status_code == 400 and press_confirm(client, first).status_code == 400
+    assert status(project, "kim@example.org") == "pending"
+    assert client.get(second).status_code == 200
+    assert press_confirm(client, second).status_code == 200
+    [kim] = Ledger(project.store).subscribers()
+    assert kim.status == "active" and kim.categories == ("Sleep & recovery",)
+    assert len(Ledger(project.store).consents_of(kim.id)) == 2  # the two whose links went out
+
+
+def test_within_the_hour_the_one_link_sent_still_works(
+    client: TestClient, clock: Clock, outbox: MemoryTransport, project: Project
+):
+    sign_up(client, clock, "lou@example.org")
+    sign_up(client, clock, "lou@example.org")  # a second press: no second mail
+    [mail] = mails_to(outbox, "lou@example.org")
+    assert press_confirm(client, confirm_link(mail)).status_code == 200
+    assert status(project, "lou@example.org") == "active"
+
+
+def test_forget_voids_a_confirmation_link(
+    client: TestClient, clock: Clock, outbox: MemoryTransport, project: Project
+):
+    sign_up(client, clock, "max@example.org")
+    link = confirm_link(mails_to(outbox, "max@example.org")[0])
+    Ledger(project.store).forget("max@example.org", clock.now)
+    assert client.get(link).status_code == 404 and press_confirm(client, link).status_code == 404
+    assert [s.status for s in Ledger(project.store).subscribers()] == ["forgotten"]
+    assert len(mails_to(outbox, "max@example.org")) == 1
+
+
+def test_signup_names_are_stored_as_one_clean_line(
+    client: TestClient, clock: Clock, outbox: MemoryTransport, project: Project
+):
+    sign_up(client, clock, "ned@example.org", name="Ned\x00\r\nBcc: x@example.org\u2028" + "e" * 400)
+    [ned] = Ledger(project.store).subscribers()
+    [consent] = Ledger(project.store).consents_of(ned.id)
+    for name in (ned.name, consent["name"]):
+        assert name.startswith("Ned Bcc: x@example.org e") and len(name) == 200
+        assert not any(c in name for c in "\x00\r\n\u2028")
+
+
 # -- preferences and the next send ---------------------------------------------
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -17,8 +18,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Message
 
+from newsletter.text import storable
+
 MAX_BODY = 16 * 1024  # a signup or preferences form is well under 2 KB
 MAX_FIELDS = 60
+# Our JSON is an object of values or lists of values (depth 2). json.loads recurses once
+# per level and fails past the recursion limit: deeper bodies are refused before parsing.
+MAX_JSON_DEPTH = 8
+JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')  # linear: the alternatives never overlap
+JSON_BRACKET = re.compile(r"[\[\]{}]")
 HONEYPOT = "website"  # hidden from people (CSS and aria-hidden); bots fill it in
 
 
@@ -95,24 +103,38 @@ async def form_values(request: Request, body: bytes, max_fields: int = MAX_FIELD
             values: dict[str, list[str]] = {}
             for key, value in form.multi_items():
                 if isinstance(value, str):
-                    values.setdefault(key, []).append(value)
+                    values.setdefault(storable(key), []).append(storable(value))
             return values
     except HTTPException:
         return {}
 
 
 def _json_fields(body: bytes) -> dict[str, list[str]]:
+    """A JSON object's fields; none when the body is not UTF-8, too deep or not an object."""
     try:
-        data = json.loads(body or b"{}")
-    except ValueError:
+        text = body.decode("utf-8") or "{}"
+        data = None if too_deep(text) else json.loads(text)
+    except ValueError:  # UnicodeDecodeError and a number past int's digit limit included
         return {}
     if not isinstance(data, dict):
         return {}
     values: dict[str, list[str]] = {}
     for key, value in list(data.items())[:MAX_FIELDS]:
         items = value if isinstance(value, list) else [value]
-        values[str(key)] = [str(v) for v in items[:MAX_FIELDS] if isinstance(v, (str, int, float, bool))]
+        kept = [storable(str(v)) for v in items[:MAX_FIELDS] if isinstance(v, (str, int, float, bool))]
+        values[storable(key)] = kept
     return values
+
+
+def too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether JSON text nests arrays or objects deeper than `limit` (brackets counted
+    outside strings, without parsing)."""
+    depth = 0
+    for bracket in JSON_BRACKET.findall(JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False
 
 
 def checked_address(text: str) -> str | None:
@@ -136,7 +158,7 @@ def rate_key(secret: bytes, kind: str, value: str) -> str:
 
 def client_ip(request: Request) -> str:
     """The peer's address (behind a proxy, uvicorn's --forwarded-allow-ips makes it the client's)."""
-    return request.client.host if request.client else ""
+    return storable(request.client.host)[:64] if request.client else ""  # the column's width
 
 
 def mask(email: str) -> str:

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from newsletter.ledger import Choices, Ledger, Subscriber
 from newsletter.models import SubscriberStatus
 from newsletter.project import Project
+from newsletter.text import person_name
 from newsletter.tokens import BadToken, Purposes
 from newsletter.web.forms import Fields, handle_post, mask
 from newsletter.web.signup import FORM_LIFETIME, Offer, Page
@@ -99,7 +100,9 @@ class Preferences:
             return self._form(reader, token, 400, error=error)
         categories, schedules = offer.choose(fields.many("categories"), fields.many("schedules"))
         paused = fields.one("paused") == "yes"
-        ledger.set_preferences(reader.id, Choices(reader.name, categories, schedules), paused, now)
+        ledger.set_preferences(
+            reader.id, Choices(person_name(reader.name), categories, schedules), paused, now
+        )
         log.info("subscriber %d changed preferences", reader.id)
         updated = ledger.subscriber(reader.id)
         return self._form(updated or reader, token, saved=True)

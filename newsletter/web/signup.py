@@ -26,6 +26,7 @@ from newsletter import notices
 from newsletter.ledger import Choices, Consent, Ledger, Subscriber
 from newsletter.models import Schedule
 from newsletter.project import Project
+from newsletter.text import person_name
 from newsletter.tokens import BadToken, Expired, Purposes
 from newsletter.web.forms import (
     HONEYPOT,
@@ -143,7 +144,7 @@ class Signups:
             categories=offer.categories,
             schedules=offer.schedules,
             email=fields.one("email", 320),
-            person_name=fields.one("name", 255),
+            person_name=person_name(fields.one("name")),
             chosen_categories=fields.many("categories") or list(offer.categories),
             chosen_schedules=fields.many("schedules") or [n for n, _ in offer.schedules],
             consent_text=self.settings.consent_text,
@@ -194,7 +195,7 @@ class Signups:
     def _record(self, email: str, fields: Fields, ip: str, now: datetime) -> None:
         offer = self.offer()
         categories, schedules = offer.choose(fields.many("categories"), fields.many("schedules"))
-        choices = Choices(fields.one("name", 255), categories, schedules)
+        choices = Choices(person_name(fields.one("name")), categories, schedules)
         consent = Consent(
             "embed" if fields.one("form") == "embed" else "subscribe",
             self.settings.consent_text,
@@ -205,8 +206,11 @@ class Signups:
             found = self.ledger.subscriber(done.subscriber_id)
             if found is not None:
                 self.welcome(found, now)
-        elif done.consent_id is not None and self._counted("confirm-mail", email, 1, CONFIRM_MAIL_EVERY, now):
-            self._send_confirmation(email, choices.name, done.consent_id, now)
+        elif done.consent_id is not None:
+            if self._counted("confirm-mail", email, 1, CONFIRM_MAIL_EVERY, now):
+                self._send_confirmation(email, choices.name, done.consent_id, now)
+            else:  # no mail names it: the link sent within the hour stays the one that works
+                self.ledger.withdraw_consent(done.consent_id)
 
     def _send_confirmation(self, email: str, name: str, consent_id: int, now: datetime) -> None:
         token = self.purposes.make_confirm(consent_id, now)
@@ -271,6 +275,8 @@ class Signups:
         person = self.ledger.consent_subscriber(consent_id)
         if person is None:
             return self.page("signup_invalid.html", 404, title="This signup no longer exists", reason="gone")
+        if not self.ledger.is_current(consent_id):
+            return self.void()
         return self.page(
             "confirm_signup.html",
             title="Confirm your subscription",
@@ -295,6 +301,8 @@ class Signups:
         done = self.ledger.confirm(consent_id, now)
         if done is None:
             return self.page("signup_invalid.html", 404, title="This signup no longer exists", reason="gone")
+        if done.void:
+            return self.void()
         person = done.subscriber
         if done.activated:
             log.info("subscriber %d confirmed", person.id)
@@ -306,6 +314,12 @@ class Signups:
             active=person.status == "active",
             already=not done.activated,
             preferences=f"preferences?token={self.purposes.make_preferences(person.id)}",
+        )
+
+    def void(self) -> Response:
+        """A link overtaken by a newer signup's, an unsubscribe or a removal: it changes nothing."""
+        return self.page(
+            "signup_invalid.html", 400, title="This confirmation link is not valid", reason="void"
         )
 
     # -- welcome -----------------------------------------------------------------
