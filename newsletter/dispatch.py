@@ -11,6 +11,7 @@ logged. A lost reply after the final dot is `unknown` and not re-sent (as for is
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -21,13 +22,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from newsletter import limits, notices
+import sqlalchemy as sa
+
+from newsletter import limits, notices, outbox
 from newsletter.clock import utc_now
 from newsletter.delivering import sealed
-from newsletter.ledger import Ledger, Subscriber
+from newsletter.ledger import Choices, Consent, Ledger, Subscriber
 from newsletter.mail import sender
 from newsletter.models import Schedule, SubscriberStatus
-from newsletter.outbox import CONFIRM, FAILED, LATEST, SENT, UNKNOWN, WELCOME, Notice, Outbox
+from newsletter.outbox import CONFIRM, FAILED, LATEST, SENT, SIGNUP, UNKNOWN, WELCOME, Notice, Outbox
 from newsletter.project import Project
 from newsletter.send import wanted_categories
 from newsletter.signing import prepare
@@ -94,6 +97,8 @@ class Dispatch:
         return done
 
     def _send(self, notice: Notice) -> str:
+        if notice.kind == SIGNUP:
+            return self._record(notice)
         what = f"{notice.kind} mail {notice.id}"
         try:
             mail = self._render(notice)
@@ -135,10 +140,57 @@ class Dispatch:
         log.error("%s", message)
         return status
 
+    # -- a signup, recorded after its answer (web/signup.py queued it) ------------
+
+    def _record(self, notice: Notice) -> str:
+        """The signup as the ledger keeps it, and the mail it calls for queued, in one
+        transaction serialised on the address: parallel signups make one subscriber and
+        at most one confirmation mail an hour."""
+        asked = json.loads(notice.payload)
+        choices = Choices(asked["name"], tuple(asked["categories"]), tuple(asked["schedules"]))
+        consent = Consent(asked["form"], asked["consent_text"], asked["ip"])
+        at, key = notice.created_at, asked["confirm_key"]
+        try:
+            with limits.serialised(self.project.store.engine) as conn:
+                limits.lock(conn, "address", key)
+                done = self.ledger.signup_in(conn, notice.email, choices, consent, bool(asked["double"]), at)
+                if done.active and done.subscriber_id is not None:  # single opt-in
+                    person = Subscriber(
+                        done.subscriber_id,
+                        notice.email,
+                        choices.name,
+                        choices.categories,
+                        "active",
+                        choices.schedules,
+                    )
+                    welcome = self.settings.signup.welcome
+                    outbox.queue_welcome(conn, person.id, welcome, self._latest_of(person), self.domain, at)
+                elif (
+                    done.consent_id is not None
+                    and done.subscriber_id is not None
+                    and limits.take(conn, "confirm-mail", key, 1, limits.CONFIRM_MAIL_EVERY, at, EVENTS_KEPT)
+                ):
+                    message_id = outbox.new_message_id(self.domain)
+                    outbox.queue(conn, CONFIRM, done.subscriber_id, message_id, at, done.consent_id)
+                outbox.recorded(conn, notice.id, self.clock())
+        except sa.exc.IntegrityError as e:  # an import of the address at the same moment
+            return self._settle(notice, FAILED, f"signup {notice.id} not recorded: {e.orig}")
+        return "recorded"
+
+    def _latest_of(self, person: Subscriber) -> list[str]:
+        """The schedules whose latest issue a new reader gets ([signup] send_latest)."""
+        if not self.settings.signup.send_latest:
+            return []
+        return [
+            s.name
+            for s in self._schedules(person)
+            if self.ledger.latest_variant(s.name, wanted_categories(s, person)) is not None
+        ]
+
     # -- what each kind says ----------------------------------------------------
 
     def _render(self, notice: Notice) -> notices.Outgoing:
-        person = self.ledger.subscriber(notice.subscriber_id)
+        person = None if notice.subscriber_id is None else self.ledger.subscriber(notice.subscriber_id)
         if person is None or person.status == "forgotten":
             raise LookupError("the subscriber is gone")
         if notice.kind == CONFIRM:

@@ -24,6 +24,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from newsletter.schema import signup_events
 
+CONFIRM_MAIL_EVERY = timedelta(hours=1)  # at most one confirmation mail an address an hour
+
 
 @contextmanager
 def serialised(engine: Engine) -> Iterator[Connection]:
@@ -44,8 +46,7 @@ def take(
 ) -> bool:
     """Count one event of `kind` for `key`; False (and nothing counted) when `limit` are
     in `window` already. This key's events older than `keep` go."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_id(kind, key))))
+    lock(conn, kind, key)
     same = (signup_events.c.kind == kind, signup_events.c.key == key)
     counted = conn.scalar(
         sa.select(sa.func.count()).select_from(signup_events).where(*same, signup_events.c.at >= now - window)
@@ -55,6 +56,12 @@ def take(
     conn.execute(signup_events.delete().where(*same, signup_events.c.at < now - keep))
     conn.execute(signup_events.insert().values(kind=kind, key=key, at=now))
     return True
+
+
+def lock(conn: Connection, kind: str, key: str) -> None:
+    """Hold `key` until the transaction ends (PostgreSQL; SQLite's IMMEDIATE holds all)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_id(kind, key))))
 
 
 def forget(engine: Engine, before: datetime) -> int:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from newsletter.schema import outbox, subscriber_notices
 
-CONFIRM, WELCOME, LATEST = "confirm", "welcome", "latest"
+CONFIRM, WELCOME, LATEST, SIGNUP = "confirm", "welcome", "latest", "signup"
 QUEUED, SENDING, SENT, FAILED, UNKNOWN = "queued", "sending", "sent", "failed", "unknown"
 
 _DUE = sa.or_(
@@ -41,11 +41,13 @@ class Notice:
     id: int
     kind: str
     detail: str  # LATEST: the schedule
-    subscriber_id: int
+    subscriber_id: int | None  # None for SIGNUP
     consent_id: int | None
     message_id: str
     attempts: int  # including the claim that returned it
     created_at: datetime
+    email: str = ""  # SIGNUP: the address, and the form's choices and consent (JSON)
+    payload: str = ""
 
 
 def new_message_id(domain: str) -> str:
@@ -56,19 +58,24 @@ def new_message_id(domain: str) -> str:
 def queue(
     conn: Connection,
     kind: str,
-    subscriber_id: int,
+    subscriber_id: int | None,
     message_id: str,
     now: datetime,
     consent_id: int | None = None,
     detail: str = "",
+    email: str = "",
+    payload: str = "",
 ) -> int:
-    """Queue a mail in the caller's transaction: it exists if and only if that commits."""
+    """Queue a mail (or a signup) in the caller's transaction: it exists if and only if
+    that commits."""
     result = conn.execute(
         outbox.insert().values(
             kind=kind,
             detail=detail,
             subscriber_id=subscriber_id,
             consent_id=consent_id,
+            email=email,
+            payload=payload,
             message_id=message_id,
             status=QUEUED,
             attempts=0,
@@ -94,10 +101,29 @@ def queue_once(
     return True
 
 
+def queue_welcome(
+    conn: Connection, subscriber_id: int, welcome: bool, latest: list[str], domain: str, now: datetime
+) -> None:
+    """The welcome mail (if `welcome`) and the latest issue of each schedule in `latest`,
+    each at most once: at confirmation, or at a single opt-in signup."""
+    if welcome:
+        queue_once(conn, WELCOME, subscriber_id, new_message_id(domain), now)
+    for schedule in latest:
+        queue_once(conn, LATEST, subscriber_id, new_message_id(domain), now, schedule)
+
+
 def _insert_new(conn: Connection, table: sa.Table, values: dict[str, Any]) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING, in the dialect's own words."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table).values(**values).on_conflict_do_nothing()
+
+
+def recorded(conn: Connection, notice_id: int, now: datetime) -> None:
+    """A SIGNUP row done, in the transaction that recorded it: its address and data go."""
+    values = {"status": SENT, "email": "", "payload": "", "lease_until": None}
+    conn.execute(
+        outbox.update().where(outbox.c.id == notice_id).values(updated_at=now, sent_at=now, **values)
+    )
 
 
 class Outbox:
@@ -134,13 +160,16 @@ class Outbox:
                 row.message_id,
                 row.attempts,
                 row.created_at,
+                row.email,
+                row.payload,
             )
         return None
 
     def settle(self, notice_id: int, status: str, now: datetime, error: str = "") -> None:
         assert status in (SENT, FAILED, UNKNOWN)
         sent_at = now if status == SENT else None
-        self._update(notice_id, status=status, updated_at=now, sent_at=sent_at, last_error=error[:2000])
+        values = {"status": status, "updated_at": now, "sent_at": sent_at, "last_error": error[:2000]}
+        self._update(notice_id, email="", payload="", **values)  # a signup's data is kept no longer
 
     def retry(self, notice_id: int, not_before: datetime, now: datetime, error: str) -> None:
         self._update(notice_id, status=QUEUED, not_before=not_before, updated_at=now, last_error=error[:2000])

@@ -295,7 +295,9 @@ subscriber_notices = sa.Table(
 # The outbox: the one-off mails of signup (confirmation, welcome, the latest issue), queued by
 # `serve` in the request's own transaction and sent after the answer (newsletter/outbox.py).
 # What to say is rendered at sending time from the rows it names; the Message-ID is made at
-# queueing and kept for every retry. kind: confirm | welcome | latest (detail: the schedule).
+# queueing and kept for every retry. kind: confirm | welcome | latest (detail: the schedule);
+# and signup: a form's signup itself (email, payload), recorded by the drain, so that every
+# address costs the request the same work. Its email and payload are blanked once recorded.
 # status: queued | sending | sent | failed | unknown. `forget` deletes a subscriber's rows.
 outbox = sa.Table(
     "outbox",
@@ -304,10 +306,12 @@ outbox = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("detail", sa.String(64), nullable=False, default=""),
     sa.Column(
-        "subscriber_id", sa.ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False, index=True
+        "subscriber_id", sa.ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=True, index=True
     ),
     sa.Column("consent_id", sa.ForeignKey("consents.id", ondelete="CASCADE"), nullable=True),
-    sa.Column("message_id", sa.String(320), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False, default=""),  # signup: the address asked
+    sa.Column("payload", sa.Text, nullable=False, default=""),  # signup: choices and consent, JSON
+    sa.Column("message_id", sa.String(320), nullable=False, default=""),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("not_before", UTCDateTime, nullable=True),  # retry backoff

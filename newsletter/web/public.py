@@ -294,6 +294,7 @@ def create_app(
         exception_handlers={HTTPException: pages.http_error, Exception: pages.crash},
     )
     app.state.project = project
+    app.state.dispatcher = dispatcher
     return app
 
 

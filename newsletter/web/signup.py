@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,7 +49,6 @@ from newsletter.web.forms import (
 FORM_LIFETIME = timedelta(days=1)  # a form (and its CSRF token) left open longer is shown again
 ADDRESS_WINDOW = timedelta(days=1)
 ACTIVE = SubscriberStatus.ACTIVE
-CONFIRM_MAIL_EVERY = timedelta(hours=1)
 CHECK_INBOX = "If this address can be subscribed, a mail is on its way: open its link to confirm."
 Page = Callable[..., HTMLResponse]
 log = logging.getLogger("newsletter.public")
@@ -192,8 +192,10 @@ class Signups:
         if (now - rendered).total_seconds() < self.settings.min_seconds:
             return self.refused(fields, 400, "too-fast", "That was quick: please press Subscribe once more.")
         email = checked_address(fields.one("email", 400))
+        ip = client_ip(request)
+        choices, consent = self._asked(fields, ip)  # for every address alike: the same work
         try:
-            refusal = self._take(email, fields, client_ip(request), now)
+            refusal = self._take(email, choices, consent, ip, now)
         except sa.exc.IntegrityError as e:  # an import of the same address at the same moment
             log.warning("signup of %s not recorded: %s", mask(email or ""), e.orig)
             refusal = ""
@@ -205,7 +207,7 @@ class Signups:
             return self.refused(fields, 400, "email", "That does not look like an email address.")
         return self.checking(fields)
 
-    def _take(self, email: str | None, fields: Fields, ip: str, now: datetime) -> str:
+    def _take(self, email: str | None, choices: Choices, consent: Consent, ip: str, now: datetime) -> str:
         """The limits, the signup and its mail, in one transaction serialised on the IP and
         the address: "ip" or "email" when refused for that, "" when done (or silently not)."""
         settings = self.settings
@@ -215,8 +217,26 @@ class Signups:
             if email is None:
                 return "email"
             if self._counted(conn, "address", email, settings.address_limit, ADDRESS_WINDOW, now):
-                self._record(conn, email, fields, ip, now)
+                asked = self._payload(email, choices, consent)
+                outbox.queue(conn, outbox.SIGNUP, None, "", now, email=email, payload=asked)
         return ""
+
+    def _payload(self, email: str, choices: Choices, consent: Consent) -> str:
+        """What dispatch.py records for a signup: the form's choices and consent, opt-in,
+        and the key its confirmation mail is limited by (the form secret stays here)."""
+        return json.dumps(
+            {
+                "name": choices.name,
+                "categories": list(choices.categories),
+                "schedules": list(choices.schedules),
+                "form": consent.form,
+                "consent_text": consent.text,
+                "ip": consent.ip,
+                "double": self.settings.double_opt_in,
+                "confirm_key": rate_key(self.secret, "confirm-mail", email),
+            },
+            ensure_ascii=False,
+        )
 
     def _form_time(self, fields: Fields, now: datetime) -> datetime | None:
         try:
@@ -231,7 +251,7 @@ class Signups:
         key = rate_key(self.secret, kind, value)
         return limits.take(conn, kind, key, limit, window, now, max(window, ADDRESS_WINDOW))
 
-    def _record(self, conn: Connection, email: str, fields: Fields, ip: str, now: datetime) -> None:
+    def _asked(self, fields: Fields, ip: str) -> tuple[Choices, Consent]:
         offer = self.offer()
         categories, schedules = offer.choose(fields.many("categories"), fields.many("schedules"))
         choices = Choices(fields.one("name", 255), categories, schedules)
@@ -240,17 +260,7 @@ class Signups:
             self.settings.consent_text,
             ip if self.settings.store_ip else "",
         )
-        done = self.ledger.signup_in(conn, email, choices, consent, self.settings.double_opt_in, now)
-        if done.active and done.subscriber_id is not None:  # single opt-in
-            person = Subscriber(done.subscriber_id, email, choices.name, categories, ACTIVE, schedules)
-            self._queue_welcome(conn, person, now)
-        elif (
-            done.consent_id is not None
-            and done.subscriber_id is not None
-            and self._counted(conn, "confirm-mail", email, 1, CONFIRM_MAIL_EVERY, now)
-        ):
-            message_id = outbox.new_message_id(self.domain)
-            outbox.queue(conn, outbox.CONFIRM, done.subscriber_id, message_id, now, done.consent_id)
+        return choices, consent
 
     def checking(self, fields: Fields) -> Response:
         if fields.as_json:
@@ -329,21 +339,14 @@ class Signups:
 
     def welcome(self, person: Subscriber, now: datetime) -> None:
         """Queue the welcome mail and the latest issue of each chosen schedule, each at most once."""
-        with self.project.store.engine.begin() as conn:
-            self._queue_welcome(conn, person, now)
-
-    def _queue_welcome(self, conn: Connection, person: Subscriber, now: datetime) -> None:
-        if self.settings.welcome:
-            outbox.queue_once(conn, outbox.WELCOME, person.id, outbox.new_message_id(self.domain), now)
-        if not self.settings.send_latest:
-            return
-        for schedule in self.project.schedules():
+        latest = []
+        for schedule in self.project.schedules() if self.settings.send_latest else []:
             if person.schedules and schedule.name not in person.schedules:
                 continue
-            if self.ledger.latest_variant(schedule.name, wanted(schedule, person)) is None:
-                continue  # none sent yet: nothing to queue (nor to take the one chance)
-            message_id = outbox.new_message_id(self.domain)
-            outbox.queue_once(conn, outbox.LATEST, person.id, message_id, now, schedule.name)
+            if self.ledger.latest_variant(schedule.name, wanted(schedule, person)) is not None:
+                latest.append(schedule.name)  # none sent yet: nothing to queue (nor the one chance)
+        with self.project.store.engine.begin() as conn:
+            outbox.queue_welcome(conn, person.id, self.settings.welcome, latest, self.domain, now)
 
 
 def embed_snippet(public_url: str, offer: Offer) -> str:
