@@ -51,9 +51,10 @@ lint: $(STAMP)   ## ruff (check and format), mypy, then the layer contract ([too
 	$(BIN)/mypy newsletter tests
 	$(BIN)/lint-imports --no-cache --no-logo
 
-bench: $(STAMP)   ## ingest rate, build time, send throughput; printed
+bench: $(STAMP)   ## ingest rate, build time, send throughput, signup and archive load on serve; printed
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/send.py
+	$(BIN)/python benchmarks/signup_load.py
 
 bench-scale: $(STAMP)   ## related links at 10k/100k/1M articles: build (cold, warm, RSS), ingest; data in benchmarks/scale-data
 	$(BIN)/python benchmarks/scale.py $(SIZES)

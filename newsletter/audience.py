@@ -6,17 +6,20 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from newsletter import outbox
 from newsletter.errors import NewsletterError, OutputError, SourceError
 from newsletter.ledger import ImportCounts, Ledger
 from newsletter.project import Project
 from newsletter.subscribers import ParsedCsv, parse_csv
-from newsletter.transports import Courier, DeliveryError
+
+if TYPE_CHECKING:
+    from newsletter.dispatch import Dispatch
 
 
 def import_csv(project: Project, path: Path, now: datetime) -> tuple[ParsedCsv, ImportCounts]:
@@ -36,38 +39,36 @@ class Invitations:
 
 
 def invite_csv(
-    project: Project, path: Path, now: datetime, courier: Courier, confirm_url: Callable[[int], str]
+    project: Project, path: Path, now: datetime, dispatch: Dispatch
 ) -> tuple[ParsedCsv, Invitations]:
     """`subscribers import --double-opt-in`: each new row is pending, with a consent record
-    naming the file, and gets the signup form's confirmation mail; nobody gets an issue
-    before confirming. Addresses already on the list are left as they are."""
-    from newsletter import notices
+    naming the file, and gets the signup form's confirmation mail, queued in the outbox with
+    the row and sent as every notice is (dispatch.py); nobody gets an issue before
+    confirming. Addresses already on the list are left as they are."""
     from newsletter.ledger import IMPORT_FORM, Choices, Consent
 
     parsed = _parsed(project, path)
     ledger, done = Ledger(project.store), Invitations()
     consent = Consent(f"{IMPORT_FORM}{path.name}", project.settings.signup.consent_text)
-    lifetime = project.settings.signup.confirm_lifetime
+    queued: dict[int, str] = {}  # outbox row -> the address it asks
     for row in parsed.rows:
-        signup = ledger.signup(row.email, Choices(row.name, row.categories), consent, True, now)
-        if signup.consent_id is None:
-            done.listed += 1
-            continue
-        mail = notices.confirmation(
-            project.renderer,
-            project.settings,
-            row.email,
-            row.name,
-            confirm_url(signup.consent_id),
-            lifetime,
-            now,
-        )
-        try:
-            courier.send(mail.sender, mail.recipient, mail.data)
-        except DeliveryError as e:
-            done.unsent.append(f"{parsed.where[row.email]}: confirmation not sent ({e})")
-            continue
-        done.invited += 1
+        with project.store.engine.begin() as conn:
+            signup = ledger.signup_in(conn, row.email, Choices(row.name, row.categories), consent, True, now)
+            if signup.consent_id is None or signup.subscriber_id is None:
+                done.listed += 1
+                continue
+            message_id = outbox.new_message_id(dispatch.domain)
+            notice = outbox.queue(
+                conn, outbox.CONFIRM, signup.subscriber_id, message_id, now, signup.consent_id
+            )
+            queued[notice] = row.email
+    dispatch.drain()
+    for notice, (status, error) in dispatch.outbox.outcomes(list(queued)).items():
+        if status == outbox.SENT:
+            done.invited += 1
+        else:
+            where = parsed.where[queued[notice]]
+            done.unsent.append(f"{where}: confirmation not sent yet ({error}); `newsletter run` retries it")
     return parsed, done
 
 

@@ -466,17 +466,13 @@ def subscribers_import(
 def invite(ctx: click.Context, project: Project, path: Path, transport: str | None, as_json: bool) -> None:
     """`subscribers import --double-opt-in`: pending rows and confirmation mails."""
     from newsletter import audience
-    from newsletter.tokens import Purposes, secret_key
+    from newsletter.dispatch import Dispatch
     from newsletter.transports import Courier
 
-    purposes = Purposes(secret_key(project.environ))  # checked before anything is recorded
+    # The secret, the transport and the DKIM key are checked before anything is recorded.
     courier = Courier.for_url(project.transport_url(transport), project.environ)
-    at = now()
-
-    def confirm_url(consent_id: int) -> str:
-        return f"{project.settings.public_url}/confirm?token={purposes.make_confirm(consent_id, at)}"
-
-    parsed, done = audience.invite_csv(project, path, at, courier, confirm_url)
+    dispatch = Dispatch(project, courier)
+    parsed, done = audience.invite_csv(project, path, now(), dispatch)
     problems = [*parsed.errors, *done.unsent]
     if as_json:
         emit_json({**asdict(done), "errors": parsed.errors, "warnings": parsed.warnings, "opt_in": "double"})
@@ -746,11 +742,13 @@ def show_send(summary: SendSummary, as_json: bool) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, embed: bool) -> None:
     """Serve the public pages: signup and confirmation, preferences, unsubscribe, and issues."""
+    from newsletter.dispatch import for_serve
     from newsletter.transports import Courier
     from newsletter.web.public import serve as serve_public
 
-    # The web app sends its signup mails through this; it imports no transport itself.
-    serve_public(project_root(ctx), host, port, courier_for=Courier.for_url, embed=embed)
+    # The web app queues its signup mails; these send them (it imports no transport itself).
+    root = project_root(ctx)
+    serve_public(root, host, port, courier_for=Courier.for_url, embed=embed, dispatch_for=for_serve)
 
 
 @main.command()

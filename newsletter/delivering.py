@@ -235,9 +235,8 @@ class Delivering:
         template = self.templates[delivery.variant_id or 0]
         self.limiter.wait()
         message = template.render(self._recipient(delivery, template.origin.domain))
-        if self.signer is not None:
-            message = self.signer.sign(message)
-        sender = self.settings.bounces.sender(self.tokens.for_delivery(delivery.id), template.origin.domain)
+        token = self.tokens.for_delivery(delivery.id)
+        sender, message = sealed(self.settings, self.signer, message, token, template.origin.domain)
         try:
             transport.send(sender, delivery.email, message)  # VERP: a bounce names its delivery
         except DeliveryError as e:
@@ -354,6 +353,17 @@ def list_headers(schedule: Schedule, from_: str, issue_id: int) -> tuple[ListId,
     Gmail's feedback loop reports complaints per issue and schedule."""
     domain = sender(from_).domain
     return ListId(schedule.title, f"{schedule.name}.{domain}"), feedback_id(issue_id, schedule.name, domain)
+
+
+def sealed(
+    settings: Settings, signer: Signer | None, message: bytes, token: str, domain: str
+) -> tuple[str, bytes]:
+    """How every mail of ours goes out, an issue's or the outbox's (dispatch.py): signed
+    for [dkim] when it is on, from its own return path (VERP, `[bounces] return_path`), so
+    a receiver sees one kind of mail from the domain. Returns (envelope sender, bytes)."""
+    if signer is not None:
+        message = signer.sign(message)
+    return settings.bounces.sender(token, domain), message
 
 
 def _given(value: T | None) -> T:

@@ -31,7 +31,6 @@ from newsletter.schema import (
     issue_articles,
     issue_variants,
     issues,
-    signup_events,
     subscriber_notices,
     subscribers,
 )
@@ -272,48 +271,38 @@ class Ledger:
 
     # -- signup, confirmation, preferences (newsletter/web/signup.py, preferences.py) --
 
-    def count_events(self, kind: str, key: str, since: datetime) -> int:
-        """Rate-limit events of `kind` for `key` (a digest) at or after `since`."""
-        query = (
-            sa.select(sa.func.count())
-            .select_from(signup_events)
-            .where(signup_events.c.kind == kind, signup_events.c.key == key, signup_events.c.at >= since)
-        )
-        with self.engine.connect() as conn:
-            return int(conn.scalar(query) or 0)
-
-    def add_event(self, kind: str, key: str, now: datetime, forget_before: datetime) -> None:
-        """Count one event; events older than `forget_before` count for nothing and go."""
-        with self.engine.begin() as conn:
-            conn.execute(signup_events.delete().where(signup_events.c.at < forget_before))
-            conn.execute(signup_events.insert().values(kind=kind, key=key, at=now))
-
     def signup(self, email: str, choices: Choices, consent: Consent, double: bool, now: datetime) -> Signup:
         """Record a signup. A new address is `pending` (or `active` without double opt-in);
         an active, paused, bounced or complained one is left as it is and gets no mail; a
         pending, unsubscribed or removed one gets a new consent row to confirm."""
         with self.engine.begin() as conn:
-            old = conn.execute(sa.select(subscribers).where(subscribers.c.email == email)).first()
-            if old is not None and old.status not in (PENDING, SubscriberStatus.UNSUBSCRIBED, "removed"):
-                return Signup(old.id, None)
-            if old is None and _forgotten_among(conn, [email]):  # `subscribers forget`: never again
-                return Signup(None, None)
-            if old is None:
-                values = _choice_values(choices)
-                status = PENDING if double else ACTIVE
-                result = conn.execute(
-                    subscribers.insert().values(
-                        email=email, status=status, created_at=now, updated_at=now, **values
-                    )
+            return self.signup_in(conn, email, choices, consent, double, now)
+
+    def signup_in(
+        self, conn: Any, email: str, choices: Choices, consent: Consent, double: bool, now: datetime
+    ) -> Signup:
+        """`signup` in the caller's transaction (signup.py's, serialised on the address)."""
+        old = conn.execute(sa.select(subscribers).where(subscribers.c.email == email)).first()
+        if old is not None and old.status not in (PENDING, SubscriberStatus.UNSUBSCRIBED, "removed"):
+            return Signup(old.id, None)
+        if old is None and _forgotten_among(conn, [email]):  # `subscribers forget`: never again
+            return Signup(None, None)
+        if old is None:
+            values = _choice_values(choices)
+            status = PENDING if double else ACTIVE
+            result = conn.execute(
+                subscribers.insert().values(
+                    email=email, status=status, created_at=now, updated_at=now, **values
                 )
-                subscriber_id = _new_id(result)
-            else:
-                subscriber_id = old.id
-            consent_id = self._consent(conn, subscriber_id, choices, consent, now)
-            if double:
-                return Signup(subscriber_id, consent_id)
-            self._activate(conn, subscriber_id, consent_id, now)
-            return Signup(subscriber_id, None, active=True)
+            )
+            subscriber_id = _new_id(result)
+        else:
+            subscriber_id = old.id
+        consent_id = self._consent(conn, subscriber_id, choices, consent, now)
+        if double:
+            return Signup(subscriber_id, consent_id)
+        self._activate(conn, subscriber_id, consent_id, now)
+        return Signup(subscriber_id, None, active=True)
 
     def _consent(
         self, conn: Any, subscriber_id: int, choices: Choices, consent: Consent, now: datetime
@@ -382,13 +371,11 @@ class Ledger:
                 ).first()
             return row is not None and person is not None and _current(conn, row, person)
 
-    def withdraw_consent(self, consent_id: int) -> None:
+    def withdraw_consent(self, conn: Any, consent_id: int) -> None:
         """An unconfirmed consent no mail names (the hourly confirmation mail was sent
-        already): gone, so the link in the reader's inbox stays the newest."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                consents.delete().where(consents.c.id == consent_id, consents.c.confirmed_at.is_(None))
-            )
+        already): gone, in the signup's own transaction, so the link in the reader's inbox
+        stays the newest."""
+        conn.execute(consents.delete().where(consents.c.id == consent_id, consents.c.confirmed_at.is_(None)))
 
     def consent_subscriber(self, consent_id: int) -> Subscriber | None:
         """Whom a consent is about (the confirmation page's GET, which changes nothing)."""

@@ -2,8 +2,8 @@
 latest issue sent to a new reader. Rendered with the project's templates (`confirm`,
 `welcome`: Jinja, then MJML, like issues) and encoded by mail.py; the caller sends them.
 
-Nothing here sends or touches the store: `newsletter serve` passes the bytes to the
-courier the command line gave it.
+Nothing here sends or touches the store: dispatch.py renders what the outbox holds
+(with the Message-ID stored there), seals it as issues are, and hands it to the courier.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from newsletter.config import Settings
-from newsletter.mail import MessageTemplate, Recipient, archive_message_id, sender
+from newsletter.mail import MessageTemplate, Recipient, sender
 from newsletter.render import Renderer
 from newsletter.text import plain_line
 
@@ -42,11 +42,12 @@ def confirmation(
     url: str,
     lifetime: timedelta,
     now: datetime,
+    message_id: str,
 ) -> Outgoing:
     subject = f"Confirm your subscription to {settings.site.name}"
     context = _context(settings, subject, "One click and you are subscribed", name)
     html, text = renderer.notice("confirm", {**context, "confirm_url": url, "lifetime": in_words(lifetime)})
-    return _outgoing(settings, subject, html, text, email, name, now, None)
+    return _outgoing(settings, subject, html, text, email, name, now, message_id, None)
 
 
 def welcome(
@@ -57,6 +58,7 @@ def welcome(
     schedules: list[str],
     links: Links,
     now: datetime,
+    message_id: str,
 ) -> Outgoing:
     subject = f"Welcome to {settings.site.name}"
     context = _context(settings, subject, "You are subscribed", name)
@@ -66,7 +68,7 @@ def welcome(
         "unsubscribe_url": links.unsubscribe,
     }
     html, text = renderer.notice("welcome", context)
-    return _outgoing(settings, subject, html, text, email, name, now, links)
+    return _outgoing(settings, subject, html, text, email, name, now, message_id, links)
 
 
 def issue(
@@ -79,10 +81,11 @@ def issue(
     tokens: tuple[str, str],
     links: Links,
     now: datetime,
+    message_id: str,
 ) -> Outgoing:
     """A stored variant as it went out, spliced with this reader's (unsubscribe,
     preferences) tokens."""
-    return _outgoing(settings, subject, html, text, email, name, now, links, tokens)
+    return _outgoing(settings, subject, html, text, email, name, now, message_id, links, tokens)
 
 
 def in_words(span: timedelta) -> str:
@@ -104,6 +107,7 @@ def _outgoing(
     email: str,
     name: str,
     now: datetime,
+    message_id: str,
     links: Links | None,
     tokens: tuple[str, str] = ("", ""),
 ) -> Outgoing:
@@ -112,7 +116,7 @@ def _outgoing(
     recipient = Recipient(
         name,
         email,
-        archive_message_id(origin.domain),
+        message_id,
         token=tokens[0],
         unsubscribe_url=links.unsubscribe if links else "",
         preferences_token=tokens[1],

@@ -20,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from newsletter import config, select
 from newsletter.clock import utc_now as utc_now  # re-exported: the daemon's clock
+from newsletter.dispatch import drain_project
 from newsletter.durations import format_duration, parse_duration
 from newsletter.errors import ConfigError, NewsletterError
 from newsletter.ledger import Ledger
@@ -43,6 +44,8 @@ POLL_AHEAD = timedelta(minutes=10)
 RELOAD_SECONDS = 2.0  # how often schedule files are checked for changes (a few stat calls)
 RETRY_JOB_ID = "queue"
 BOUNCES_JOB_ID = "bounces"
+OUTBOX_JOB_ID = "outbox"
+OUTBOX_SECONDS = 60  # signup mails serve could not send (it died, or the relay refused) go out within this
 # Outcomes that need the operator; "queued" does not: the retry timer finishes it.
 FAILED = ("paused", "incomplete", "stopped", "expired", "failed")
 MAX_GRACE = timedelta(days=366)  # a yearly cron is the rarest; beyond that a "missed" send is history
@@ -461,6 +464,7 @@ def run_daemon(root: Path, *, once: bool, grace: timedelta, transport: str | Non
             mailbox_read = _read_bounces(root) if once and project.settings.bounces.mailbox else True
             log.info("catching up on %s (grace %s)", project.root, grace)
             results = catch_up(project, started, grace, transport, stop)
+        drain_project(root, transport)  # signup mails `serve` queued and could not send
         if once:
             _raise_if_failed(results, mailbox_read)
         elif not stop.is_set():
@@ -503,6 +507,16 @@ def serve(
             next_run_time=utc_now(),
             args=(root, log),
         )
+    scheduler.add_job(
+        drain_project,
+        "interval",
+        seconds=OUTBOX_SECONDS,
+        id=OUTBOX_JOB_ID,
+        name="send the outbox",
+        coalesce=True,
+        max_instances=1,
+        args=(root, transport),
+    )
     scheduler.start()
     log.info("running; schedule files are reloaded on change; SIGTERM or Ctrl-C stops")
     while not stop.wait(RELOAD_SECONDS):

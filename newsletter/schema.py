@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 7  # newsletter/migrations.py brings older databases up to it
+SCHEMA_VERSION = 8  # newsletter/migrations.py brings older databases up to it
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -289,6 +289,38 @@ subscriber_notices = sa.Table(
     sa.Column("subscriber_id", sa.ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("kind", sa.String(80), primary_key=True),
     sa.Column("sent_at", UTCDateTime, nullable=False),
+)
+
+
+# The outbox: the one-off mails of signup (confirmation, welcome, the latest issue), queued by
+# `serve` in the request's own transaction and sent after the answer (newsletter/outbox.py).
+# What to say is rendered at sending time from the rows it names; the Message-ID is made at
+# queueing and kept for every retry. kind: confirm | welcome | latest (detail: the schedule);
+# and signup: a form's signup itself (email, payload), recorded by the drain, so that every
+# address costs the request the same work. Its email and payload are blanked once recorded.
+# status: queued | sending | sent | failed | unknown. `forget` deletes a subscriber's rows.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("detail", sa.String(64), nullable=False, default=""),
+    sa.Column(
+        "subscriber_id", sa.ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=True, index=True
+    ),
+    sa.Column("consent_id", sa.ForeignKey("consents.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("email", sa.String(320), nullable=False, default=""),  # signup: the address asked
+    sa.Column("payload", sa.Text, nullable=False, default=""),  # signup: choices and consent, JSON
+    sa.Column("message_id", sa.String(320), nullable=False, default=""),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("not_before", UTCDateTime, nullable=True),  # retry backoff
+    sa.Column("lease_until", UTCDateTime, nullable=True),  # a claim a dead process left is taken over
+    sa.Column("last_error", sa.Text, nullable=False, default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Index("ix_outbox_status_not_before", "status", "not_before"),
 )
 
 

@@ -81,6 +81,12 @@ class Tokens:
         """The return-path token of a delivery: `<id>-<hex HMAC>`, safe in a local part."""
         return f"{delivery_id}-{self._mac(delivery_id)}"
 
+    def for_notice(self, notice_id: int) -> str:
+        """The return-path token of a mail of the outbox (outbox.py): `n<id>-<hex HMAC>`,
+        never read as a delivery's (RETURN_PATH_TOKEN wants no letter before the id)."""
+        digest = hmac.new(self.return_path_key, f"notice:{notice_id}".encode(), hashlib.sha256)
+        return f"n{notice_id}-{digest.hexdigest()[:RETURN_PATH_DIGITS]}"
+
     def read_delivery(self, token: str) -> int:
         """The delivery a return-path token names (case-insensitive); BadToken if not ours."""
         found = RETURN_PATH_TOKEN.fullmatch(token.strip())

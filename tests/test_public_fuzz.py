@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.exceptions import StarletteDeprecationWarning
 
+from newsletter.dispatch import for_serve
 from newsletter.ledger import Choices, Consent, Ledger
 from newsletter.project import Project
 from newsletter.subscribers import SubscriberRow
@@ -186,7 +187,11 @@ def served(project_dir: Path, caplog: pytest.LogCaptureFixture) -> Callable[[dic
         outbox = MemoryTransport()
         environ = {**environ, **ROOMY, "NEWSLETTER_SECRET_KEY": KEY}
         app = create_app(
-            project_dir, environ, clock=lambda: NOW, courier_for=lambda url, env: Courier(lambda: outbox)
+            project_dir,
+            environ,
+            clock=lambda: NOW,
+            courier_for=lambda url, env: Courier(lambda: outbox),
+            dispatch_for=for_serve,  # the signups recorded after each answer, as `serve` does
         )
         with TestClient(app, base_url="https://example.org", raise_server_exceptions=False) as client:
 
@@ -231,7 +236,13 @@ def test_a_name_with_nul_and_line_breaks_is_stored_clean_on_postgresql(
     postgresql: Callable[[], str],  # noqa: F811
 ):
     environ = {"NEWSLETTER_DATABASE_URL": postgresql(), "NEWSLETTER_SECRET_KEY": KEY}
-    app = create_app(project_dir, environ, clock=lambda: NOW)
+    app = create_app(
+        project_dir,
+        environ,
+        clock=lambda: NOW,
+        courier_for=lambda url, env: Courier(lambda: MemoryTransport()),
+        dispatch_for=for_serve,  # the signups are recorded after the answer
+    )
     form = Purposes(KEY).make_form("subscribe", "", NOW - timedelta(minutes=1))
     data = {"name": "Ann\x00\r\nBcc: x@example.org", "form_token": form}
     with TestClient(app, raise_server_exceptions=False) as client:

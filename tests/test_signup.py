@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from starlette.exceptions import StarletteDeprecationWarning
 
 from newsletter import scaffold
+from newsletter.dispatch import for_serve
 from newsletter.ledger import Ledger
 from newsletter.project import Project
 from newsletter.schema import consents, signup_events
@@ -64,7 +65,13 @@ def outbox() -> MemoryTransport:
 
 @pytest.fixture
 def client(project_dir: Path, clock: Clock, outbox: MemoryTransport) -> Iterator[TestClient]:
-    app = create_app(project_dir, ENV, clock=clock, courier_for=lambda url, env: Courier(lambda: outbox))
+    app = create_app(
+        project_dir,
+        ENV,
+        clock=clock,
+        courier_for=lambda url, env: Courier(lambda: outbox),
+        dispatch_for=for_serve,
+    )
     with TestClient(app, base_url="https://example.org") as test_client:
         yield test_client
 
@@ -467,7 +474,13 @@ def test_the_latest_issue_goes_to_a_new_reader_once(project_dir: Path, demo_proj
     send(demo_project, "sleep", scaffold.DEMO_AT, lambda: sent, lambda: Tokens(KEY), SendOptions())
     assert len(sent.sent) == 1
     outbox = MemoryTransport()
-    app = create_app(project_dir, ENV, clock=clock, courier_for=lambda url, env: Courier(lambda: outbox))
+    app = create_app(
+        project_dir,
+        ENV,
+        clock=clock,
+        courier_for=lambda url, env: Courier(lambda: outbox),
+        dispatch_for=for_serve,
+    )
     with TestClient(app) as client:
         sign_up(client, clock, "new@example.org", schedules=["sleep"])
         shown = client.get(confirm_link(mails_to(outbox, "new@example.org")[0]))
@@ -493,7 +506,13 @@ def test_consent_records_keep_no_ip_when_told(
 ):
     settings = project_dir / "newsletter.toml"
     settings.write_text(settings.read_text() + "\n[signup]\nstore_ip = false\n")
-    app = create_app(project_dir, ENV, clock=clock, courier_for=lambda url, env: Courier(lambda: outbox))
+    app = create_app(
+        project_dir,
+        ENV,
+        clock=clock,
+        courier_for=lambda url, env: Courier(lambda: outbox),
+        dispatch_for=for_serve,
+    )
     with TestClient(app) as client:
         sign_up(client, clock, "ivy@example.org")
     with project.store.engine.connect() as conn:

@@ -21,6 +21,7 @@ import pytest
 from starlette.types import ASGIApp
 
 from newsletter import scaffold
+from newsletter.dispatch import for_serve
 from newsletter.ledger import Ledger
 from newsletter.project import Project
 from newsletter.send import SendOptions, send_schedule
@@ -46,7 +47,12 @@ class Server(AppServer):
 
         def make_app(url: str) -> ASGIApp:
             self.environ = {"NEWSLETTER_SECRET_KEY": KEY, "NEWSLETTER_WEB_PUBLIC_URL": url}
-            return create_app(root, self.environ, courier_for=lambda _, env: Courier.for_url(smtp_url, env))
+            return create_app(
+                root,
+                self.environ,
+                courier_for=lambda _, env: Courier.for_url(smtp_url, env),
+                dispatch_for=for_serve,
+            )
 
         super().__init__(make_app, "public server")
 

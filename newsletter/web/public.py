@@ -61,7 +61,7 @@ from newsletter.web.forms import TooLarge, capped_body, form_values
 from newsletter.web.forms import mask as mask  # re-exported
 from newsletter.web.preferences import Preferences
 from newsletter.web.security import SecurityHeaders
-from newsletter.web.signup import CourierFactory, Offer, Signups, embed_snippet
+from newsletter.web.signup import CourierFactory, DispatchFactory, Offer, Signups, embed_snippet
 
 TEMPLATES = Path(__file__).parent / "templates" / "public"
 STEM = re.compile(r"^[A-Za-z0-9_-]+-\d{4}-\d{2}-\d{2}$")
@@ -246,6 +246,7 @@ def create_app(
     *,
     clock: Clock | None = None,
     courier_for: CourierFactory | None = None,
+    dispatch_for: DispatchFactory | None = None,
 ) -> Starlette:
     """The public app for the project at `root`. Raises ConfigError when
     NEWSLETTER_SECRET_KEY is missing or short, NewsletterError when `root`
@@ -253,13 +254,15 @@ def create_app(
     project = Project(root, environ=None if environ is None else dict(environ))
     try:
         tokens = Tokens(secret_key(project.environ))
+        pages = Pages(project, tokens, clock or utc_now)
+        # Signup mails are queued in the outbox and sent after the answer by the dispatcher
+        # the command line made, through its courier (web imports no transport).
+        courier = courier_for(project.transport_url(), project.environ) if courier_for else None
+        dispatcher = dispatch_for(project, courier, pages.clock) if dispatch_for else None
     except Exception:
         project.close()
         raise
-    pages = Pages(project, tokens, clock or utc_now)
-    # Signup mails go through the courier the command line made (web imports no transport).
-    courier = courier_for(project.transport_url(), project.environ) if courier_for else None
-    signups = Signups(project, tokens.purposes, tokens.make, courier, pages.clock, pages.page)
+    signups = Signups(project, tokens.purposes, dispatcher, pages.clock, pages.page)
     preferences = Preferences(project, tokens.purposes, pages.clock, pages.page)
 
     @asynccontextmanager
@@ -292,6 +295,7 @@ def create_app(
         exception_handlers={HTTPException: pages.http_error, Exception: pages.crash},
     )
     app.state.project = project
+    app.state.dispatcher = dispatcher
     return app
 
 
@@ -309,7 +313,12 @@ class RedactTokens(logging.Filter):
 
 
 def serve(
-    root: Path, host: str, port: int, courier_for: CourierFactory | None = None, embed: bool = False
+    root: Path,
+    host: str,
+    port: int,
+    courier_for: CourierFactory | None = None,
+    embed: bool = False,
+    dispatch_for: DispatchFactory | None = None,
 ) -> None:
     """Run the public pages until Ctrl+C, binding `host`:`port` as given.
     A missing secret or a directory that is not a project fails before binding.
@@ -321,7 +330,7 @@ def serve(
         finally:
             embedded.close()
         return
-    app = create_app(root, courier_for=courier_for)
+    app = create_app(root, courier_for=courier_for, dispatch_for=dispatch_for)
     project: Project = app.state.project
     try:  # a port in use is one error, before anything claims to start
         sock = listen.bind(host, port)

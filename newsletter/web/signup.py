@@ -7,24 +7,32 @@
   per-address limits counted in the store, and at most one confirmation mail per address
   an hour. A post without a valid form token (an embedded form on another site) is shown
   our form again, filled in, for one more press.
-- Mail goes out through the `Courier` the command line hands in: the web app imports no
-  transport (contract `web-sending`).
+- No timing either: a request never renders or sends a mail. What it decides (the signup,
+  its limits, the mail to send) is one transaction, serialised on the IP and the address
+  (limits.py), and the mail is a row of the outbox (outbox.py) that the dispatcher the
+  command line hands in sends after the answer, in a background task (the web app imports
+  no transport: contract `web-sending`); `newsletter run` drains what is left.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from newsletter import notices
+from newsletter import limits, outbox
 from newsletter.ledger import Choices, Consent, Ledger, Subscriber
-from newsletter.models import Schedule
+from newsletter.mail import sender
+from newsletter.models import Schedule, SubscriberStatus
 from newsletter.project import Project
 from newsletter.text import person_name
 from newsletter.tokens import BadToken, Expired, Purposes
@@ -41,7 +49,7 @@ from newsletter.web.forms import (
 
 FORM_LIFETIME = timedelta(days=1)  # a form (and its CSRF token) left open longer is shown again
 ADDRESS_WINDOW = timedelta(days=1)
-CONFIRM_MAIL_EVERY = timedelta(hours=1)
+ACTIVE = SubscriberStatus.ACTIVE
 CHECK_INBOX = "If this address can be subscribed, a mail is on its way: open its link to confirm."
 Page = Callable[..., HTMLResponse]
 log = logging.getLogger("newsletter.public")
@@ -54,6 +62,17 @@ class Courier(Protocol):
 
 
 CourierFactory = Callable[[str, dict[str, str]], Courier]  # (transport URL, environ)
+
+
+class Dispatcher(Protocol):
+    """Sends what the outbox holds (dispatch.Dispatch): `kick` drains it now, or makes a
+    drain at work go round once more."""
+
+    def kick(self) -> None: ...
+
+
+# (project, courier, clock): cli.py passes dispatch.for_serve.
+DispatchFactory = Callable[[Project, Courier | None, Callable[[], datetime]], Dispatcher]
 
 
 @dataclass(frozen=True)
@@ -86,6 +105,13 @@ def wanted(schedule: Schedule, subscriber: Subscriber) -> tuple[str, ...]:
     return tuple(c for c in schedule.categories if not chosen or c in chosen)
 
 
+def after(response: Response, dispatcher: Dispatcher | None) -> Response:
+    """The outbox drained once the answer has gone out: its time is nobody's business."""
+    if dispatcher is not None:
+        response.background = BackgroundTask(dispatcher.kick)
+    return response
+
+
 class Signups:
     """The handlers of /subscribe and /confirm; the store is used from the thread pool."""
 
@@ -93,19 +119,18 @@ class Signups:
         self,
         project: Project,
         purposes: Purposes,
-        unsubscribe_token: Callable[[int], str],
-        courier: Courier | None,
+        dispatcher: Dispatcher | None,
         clock: Callable[[], datetime],
         page: Page,
     ) -> None:
-        self.project, self.purposes, self.courier, self.clock, self.page = (
+        self.project, self.purposes, self.dispatcher, self.clock, self.page = (
             project,
             purposes,
-            courier,
+            dispatcher,
             clock,
             page,
         )
-        self.unsubscribe_token = unsubscribe_token  # Tokens.make: the links in the welcome mail
+        self.domain = sender(project.settings.email.from_).domain  # of the queued Message-IDs
         self.settings = project.settings.signup
         self.secret = purposes.form.secret_keys[-1]
 
@@ -154,7 +179,8 @@ class Signups:
         )
 
     async def subscribe(self, request: Request) -> Response:
-        return await handle_post(request, lambda fields: self._subscribe(request, fields))
+        answer = await handle_post(request, lambda fields: self._subscribe(request, fields))
+        return after(answer, self.dispatcher)
 
     def _subscribe(self, request: Request, fields: Fields) -> Response:
         now = self.clock()
@@ -166,17 +192,52 @@ class Signups:
             return self.refused(fields, 400, "form", "Please press Subscribe once more to continue.")
         if (now - rendered).total_seconds() < self.settings.min_seconds:
             return self.refused(fields, 400, "too-fast", "That was quick: please press Subscribe once more.")
+        email = checked_address(fields.one("email", 400))
         ip = client_ip(request)
-        if not self._counted("ip", ip, self.settings.ip_limit, self.settings.ip_window, now):
+        choices, consent = self._asked(fields, ip)  # for every address alike: the same work
+        try:
+            refusal = self._take(email, choices, consent, ip, now)
+        except sa.exc.IntegrityError as e:  # an import of the same address at the same moment
+            log.warning("signup of %s not recorded: %s", mask(email or ""), e.orig)
+            refusal = ""
+        if refusal == "ip":
             return self.refused(
                 fields, 429, "rate-limited", "Too many signups from your network. Try again later."
             )
-        email = checked_address(fields.one("email", 400))
-        if email is None:
+        if refusal == "email":
             return self.refused(fields, 400, "email", "That does not look like an email address.")
-        if self._counted("address", email, self.settings.address_limit, ADDRESS_WINDOW, now):
-            self._record(email, fields, ip, now)
         return self.checking(fields)
+
+    def _take(self, email: str | None, choices: Choices, consent: Consent, ip: str, now: datetime) -> str:
+        """The limits, the signup and its mail, in one transaction serialised on the IP and
+        the address: "ip" or "email" when refused for that, "" when done (or silently not)."""
+        settings = self.settings
+        with limits.serialised(self.project.store.engine) as conn:
+            if not self._counted(conn, "ip", ip, settings.ip_limit, settings.ip_window, now):
+                return "ip"
+            if email is None:
+                return "email"
+            if self._counted(conn, "address", email, settings.address_limit, ADDRESS_WINDOW, now):
+                asked = self._payload(email, choices, consent)
+                outbox.queue(conn, outbox.SIGNUP, None, "", now, email=email, payload=asked)
+        return ""
+
+    def _payload(self, email: str, choices: Choices, consent: Consent) -> str:
+        """What dispatch.py records for a signup: the form's choices and consent, opt-in,
+        and the key its confirmation mail is limited by (the form secret stays here)."""
+        return json.dumps(
+            {
+                "name": choices.name,
+                "categories": list(choices.categories),
+                "schedules": list(choices.schedules),
+                "form": consent.form,
+                "consent_text": consent.text,
+                "ip": consent.ip,
+                "double": self.settings.double_opt_in,
+                "confirm_key": rate_key(self.secret, "confirm-mail", email),
+            },
+            ensure_ascii=False,
+        )
 
     def _form_time(self, fields: Fields, now: datetime) -> datetime | None:
         try:
@@ -184,15 +245,14 @@ class Signups:
         except BadToken:
             return None
 
-    def _counted(self, kind: str, value: str, limit: int, window: timedelta, now: datetime) -> bool:
+    def _counted(
+        self, conn: Connection, kind: str, value: str, limit: int, window: timedelta, now: datetime
+    ) -> bool:
         """Count one event; False (and nothing counted) once `limit` are in the window."""
         key = rate_key(self.secret, kind, value)
-        if self.ledger.count_events(kind, key, now - window) >= limit:
-            return False
-        self.ledger.add_event(kind, key, now, now - max(window, ADDRESS_WINDOW))
-        return True
+        return limits.take(conn, kind, key, limit, window, now, max(window, ADDRESS_WINDOW))
 
-    def _record(self, email: str, fields: Fields, ip: str, now: datetime) -> None:
+    def _asked(self, fields: Fields, ip: str) -> tuple[Choices, Consent]:
         offer = self.offer()
         categories, schedules = offer.choose(fields.many("categories"), fields.many("schedules"))
         choices = Choices(person_name(fields.one("name")), categories, schedules)
@@ -201,43 +261,7 @@ class Signups:
             self.settings.consent_text,
             ip if self.settings.store_ip else "",
         )
-        done = self.ledger.signup(email, choices, consent, self.settings.double_opt_in, now)
-        if done.active and done.subscriber_id is not None:
-            found = self.ledger.subscriber(done.subscriber_id)
-            if found is not None:
-                self.welcome(found, now)
-        elif done.consent_id is not None:
-            if self._counted("confirm-mail", email, 1, CONFIRM_MAIL_EVERY, now):
-                self._send_confirmation(email, choices.name, done.consent_id, now)
-            else:  # no mail names it: the link sent within the hour stays the one that works
-                self.ledger.withdraw_consent(done.consent_id)
-
-    def _send_confirmation(self, email: str, name: str, consent_id: int, now: datetime) -> None:
-        token = self.purposes.make_confirm(consent_id, now)
-        url = f"{self.project.settings.public_url}/confirm?token={token}"
-        mail = notices.confirmation(
-            self.project.renderer,
-            self.project.settings,
-            email,
-            name,
-            url,
-            self.settings.confirm_lifetime,
-            now,
-        )
-        self.deliver(mail, f"confirmation to {mask(email)}")
-
-    def deliver(self, mail: notices.Outgoing, what: str) -> bool:
-        """Send one mail; a failure is logged, never shown (it would tell who is listed)."""
-        if self.courier is None:
-            log.error("%s not sent: this server was started without a mail transport", what)
-            return False
-        try:
-            self.courier.send(mail.sender, mail.recipient, mail.data)
-        except Exception as e:  # DeliveryError, or a transport's bug: the page still answers
-            log.error("%s not sent: %s", what, e)
-            return False
-        log.info("%s sent", what)
-        return True
+        return choices, consent
 
     def checking(self, fields: Fields) -> Response:
         if fields.as_json:
@@ -286,7 +310,7 @@ class Signups:
         )
 
     async def confirm(self, request: Request) -> Response:
-        return await handle_post(request, self._confirm)
+        return after(await handle_post(request, self._confirm), self.dispatcher)
 
     def _confirm(self, fields: Fields) -> Response:
         now = self.clock()
@@ -322,60 +346,18 @@ class Signups:
             "signup_invalid.html", 400, title="This confirmation link is not valid", reason="void"
         )
 
-    # -- welcome -----------------------------------------------------------------
-
-    def links(self, person: Subscriber, unsubscribe: str) -> notices.Links:
-        public = self.project.settings.public_url
-        return notices.Links(
-            f"{public}/preferences?token={self.purposes.make_preferences(person.id)}",
-            f"{public}/unsubscribe?token={unsubscribe}",
-        )
+    # -- welcome ---------------------------------------------------------------
 
     def welcome(self, person: Subscriber, now: datetime) -> None:
-        """The welcome mail and the latest issue of each chosen schedule, each at most once."""
-        token = self.unsubscribe_token(person.id)
-        links = self.links(person, token)
-        schedules = [
-            s for s in self.project.schedules() if not person.schedules or s.name in person.schedules
-        ]
-        if self.settings.welcome and self.ledger.claim_notice(person.id, "welcome", now):
-            mail = notices.welcome(
-                self.project.renderer,
-                self.project.settings,
-                person.email,
-                person.name,
-                [s.title for s in schedules],
-                links,
-                now,
-            )
-            if not self.deliver(mail, f"welcome to {mask(person.email)}"):
-                self.ledger.release_notice(person.id, "welcome")
-        if not self.settings.send_latest:
-            return
-        for schedule in schedules:
-            self._latest(person, schedule, token, links, now)
-
-    def _latest(
-        self, person: Subscriber, schedule: Schedule, token: str, links: notices.Links, now: datetime
-    ) -> None:
-        kind = f"latest:{schedule.name}"
-        variant = self.ledger.latest_variant(schedule.name, wanted(schedule, person))
-        if variant is None or not self.ledger.claim_notice(person.id, kind, now):
-            return
-        tokens = (token, self.purposes.make_preferences(person.id))
-        mail = notices.issue(
-            self.project.settings,
-            variant.subject,
-            variant.html,
-            variant.text,
-            person.email,
-            person.name,
-            tokens,
-            links,
-            now,
-        )
-        if not self.deliver(mail, f"latest {schedule.name} issue to {mask(person.email)}"):
-            self.ledger.release_notice(person.id, kind)
+        """Queue the welcome mail and the latest issue of each chosen schedule, each at most once."""
+        latest = []
+        for schedule in self.project.schedules() if self.settings.send_latest else []:
+            if person.schedules and schedule.name not in person.schedules:
+                continue
+            if self.ledger.latest_variant(schedule.name, wanted(schedule, person)) is not None:
+                latest.append(schedule.name)  # none sent yet: nothing to queue (nor the one chance)
+        with self.project.store.engine.begin() as conn:
+            outbox.queue_welcome(conn, person.id, self.settings.welcome, latest, self.domain, now)
 
 
 def embed_snippet(public_url: str, offer: Offer) -> str:
