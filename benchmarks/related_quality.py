@@ -21,8 +21,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter import neighbours, scaffold
+from newsletter import scaffold
 from newsletter.project import Project
+from newsletter.related import neighbours
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 Ranker = Callable[[int], list[int]]

@@ -30,11 +30,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from newsletter import neighbours, scaffold
-from newsletter.models import Article, Block
+from newsletter import scaffold
+from newsletter.core.models import Article, Block
 from newsletter.project import Project
-from newsletter.schema import articles, meta
-from newsletter.store import _article_row
+from newsletter.related import neighbours
+from newsletter.storage.schema import articles, meta
+from newsletter.storage.store import _article_row
 
 DATA = Path(__file__).parent / "scale-data"
 SIZES = (10_000, 100_000, 1_000_000)

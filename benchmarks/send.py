@@ -18,12 +18,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from newsletter import scaffold, signing
-from newsletter.ledger import Ledger
-from newsletter.mail import MessageTemplate, Recipient
+from newsletter import scaffold
+from newsletter.audience.subscribers import SubscriberRow
+from newsletter.delivery import signing
+from newsletter.delivery.mail import MessageTemplate, Recipient
+from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.send import SendOptions, send_schedule
-from newsletter.subscribers import SubscriberRow
+from newsletter.storage.ledger import Ledger
 
 SUBSCRIBERS = 2000
 SECRET = {"NEWSLETTER_SECRET_KEY": "benchmark-secret-key-0123456789"}

@@ -19,8 +19,8 @@ import httpx
 import uvicorn
 
 from newsletter import scaffold
-from newsletter.dispatch import for_serve
-from newsletter.transports import Courier
+from newsletter.delivery.dispatch import for_serve
+from newsletter.delivery.transports import Courier
 from newsletter.web.public import create_app
 
 REQUESTS = 2000

@@ -24,13 +24,14 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from newsletter import __version__, clock
-from newsletter.errors import NewsletterError
+from newsletter import __version__
+from newsletter.core import clock
+from newsletter.core.errors import NewsletterError
 
 if TYPE_CHECKING:
-    from newsletter.ingest import IngestReport
+    from newsletter.delivery.send import SendSummary
     from newsletter.project import Build, Project
-    from newsletter.send import SendSummary
+    from newsletter.sources.ingest import IngestReport
 
 
 class Group(click.Group):
@@ -61,8 +62,8 @@ def parse_moment(value: str | None, zone: ZoneInfo, param: str = "--at") -> date
 def checked_transport(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """--transport checked as `[email] transport` is when the settings load (one reading of
     the URL, transport_url.parse): a bad one is a config error, exit 1, before anything runs."""
-    from newsletter import transport_url
-    from newsletter.errors import ConfigError
+    from newsletter.core import transport_url
+    from newsletter.core.errors import ConfigError
 
     if value is None:
         return None
@@ -92,7 +93,7 @@ def warn_environment(ctx: click.Context) -> None:
     """A misspelt NEWSLETTER_ variable would be ignored without a word: say so, once."""
     import os
 
-    from newsletter.config import environment_warnings
+    from newsletter.core.config import environment_warnings
 
     root = ctx.find_root()
     if not root.obj.get("environment_checked"):
@@ -226,7 +227,7 @@ def articles(ctx: click.Context, category: str | None, since: str | None, as_jso
 @click.pass_context
 def sources_list(ctx: click.Context, as_json: bool) -> None:
     """List the [[sources]] of newsletter.toml: last poll, status, articles stored."""
-    from newsletter import polls
+    from newsletter.storage import polls
 
     project = open_project(ctx)
     states, counts = polls.states(project.store), polls.article_counts(project.store)
@@ -272,7 +273,8 @@ def sources_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def fetch(ctx: click.Context, names: tuple[str, ...], as_json: bool) -> None:
     """Poll the [[sources]] now (all, or those NAMEd), whenever they were last polled."""
-    from newsletter import polls, sources
+    from newsletter.sources import polling as sources
+    from newsletter.storage import polls
 
     project = open_project(ctx)
     chosen = sources.chosen(project.settings, names)
@@ -352,7 +354,8 @@ def show_build(result: Build, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the built issues as JSON.")
 def demo(directory: str, as_json: bool) -> None:
     """Make a demo project from the sample articles and build its issues."""
-    from newsletter import audience, scaffold
+    from newsletter import scaffold
+    from newsletter.audience import files as audience
     from newsletter.project import Project, build_json
 
     root = Path(directory)
@@ -430,7 +433,7 @@ def subscribers_import(
     ctx: click.Context, csv_file: str, double_opt_in: bool, transport: str | None, as_json: bool
 ) -> None:
     """Import `email,name,categories` rows (categories separated by ';', empty = all)."""
-    from newsletter import audience
+    from newsletter.audience import files as audience
 
     project = open_project(ctx)
     if double_opt_in:
@@ -465,9 +468,9 @@ def subscribers_import(
 
 def invite(ctx: click.Context, project: Project, path: Path, transport: str | None, as_json: bool) -> None:
     """`subscribers import --double-opt-in`: pending rows and confirmation mails."""
-    from newsletter import audience
-    from newsletter.dispatch import Dispatch
-    from newsletter.transports import Courier
+    from newsletter.audience import files as audience
+    from newsletter.delivery.dispatch import Dispatch
+    from newsletter.delivery.transports import Courier
 
     # The secret, the transport and the DKIM key are checked before anything is recorded.
     courier = Courier.for_url(project.transport_url(transport), project.environ)
@@ -500,7 +503,7 @@ def invite(ctx: click.Context, project: Project, path: Path, transport: str | No
 @click.pass_context
 def subscribers_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
     """List subscribers with their categories and status."""
-    from newsletter.ledger import Ledger
+    from newsletter.storage.ledger import Ledger
 
     people = Ledger(open_project(ctx).store).subscribers(status)
     if as_json:
@@ -521,7 +524,7 @@ def subscribers_list(ctx: click.Context, status: str | None, as_json: bool) -> N
 @click.pass_context
 def subscribers_remove(ctx: click.Context, email: str) -> None:
     """Take an address off the list (unsubscribes and bounces stay suppressed)."""
-    from newsletter.ledger import Ledger
+    from newsletter.storage.ledger import Ledger
 
     if not Ledger(open_project(ctx).store).remove(email, now()):
         raise NewsletterError(f"no active subscriber {email!r}", "See `newsletter subscribers list`.")
@@ -548,8 +551,8 @@ def subscribers_export(
 ) -> None:
     """Everything stored about each person: the subscriber row, deliveries with dates and
     statuses, bounce reports, consent records and any other row that names them."""
-    from newsletter import audience
-    from newsletter.ledger import Ledger
+    from newsletter.audience import files as audience
+    from newsletter.storage.ledger import Ledger
 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
@@ -571,7 +574,7 @@ def subscribers_export(
 def subscribers_forget(ctx: click.Context, email: str, yes: bool) -> None:
     """Erase an address and its name from every table (right to erasure); keep only a keyed
     hash so it is never imported, signed up or mailed again, and the delivery counts."""
-    from newsletter.ledger import Ledger
+    from newsletter.storage.ledger import Ledger
 
     ledger = Ledger(open_project(ctx).store)
     if not yes:
@@ -657,7 +660,7 @@ def send(
     as_json: bool,
 ) -> None:
     """Send a schedule's issue to its subscribers; run again to resume."""
-    from newsletter import send as sending
+    from newsletter.delivery import send as sending
 
     project = open_project(ctx)
     zone = project.schedule(schedule).zone
@@ -742,8 +745,8 @@ def show_send(summary: SendSummary, as_json: bool) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, embed: bool) -> None:
     """Serve the public pages: signup and confirmation, preferences, unsubscribe, and issues."""
-    from newsletter.dispatch import for_serve
-    from newsletter.transports import Courier
+    from newsletter.delivery.dispatch import for_serve
+    from newsletter.delivery.transports import Courier
     from newsletter.web.public import serve as serve_public
 
     # The web app queues its signup mails; these send them (it imports no transport itself).
@@ -788,7 +791,7 @@ def bounces(ctx: click.Context, mailbox: str | None, as_json: bool) -> None:
     Hard bounces (5.x.x) and complaints suppress at once, soft bounces (4.x.x) after
     [bounces] soft_limit in a row. Mails acted on are moved (Maildir: .Processed) or flagged
     (IMAP); a mail that cannot be read is left in place and reported (exit 1)."""
-    from newsletter.bounces import read_mailbox
+    from newsletter.delivery.bounces import read_mailbox
 
     summary = read_mailbox(open_project(ctx), mailbox, now())
     if as_json:
@@ -815,7 +818,7 @@ def reindex(ctx: click.Context, quiet: bool, as_json: bool) -> None:
 
     Needed after changing `neighbours` or `language`, or after an upgrade that changes the
     method; ingest keeps the index up to date otherwise. Works in batches: memory stays flat."""
-    from newsletter import neighbours
+    from newsletter.related import neighbours
 
     project = open_project(ctx)
     if quiet or as_json:
@@ -874,8 +877,9 @@ def dkim_keygen(
     """Write a new private key and print the DNS TXT record and newsletter.toml lines for it."""
     import os
 
-    from newsletter import config, signing
-    from newsletter.addresses import parse_mailbox
+    from newsletter.core import config
+    from newsletter.core.addresses import parse_mailbox
+    from newsletter.delivery import signing
 
     root = project_root(ctx)
     if domain is None:

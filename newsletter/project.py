@@ -15,15 +15,17 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from newsletter import config, enrich, neighbours
-from newsletter.enrich import Candidate
-from newsletter.models import Digest, Issue, IssueStatus, Period, Schedule, StoredArticle
-from newsletter.output import write_files
-from newsletter.store import GONE_OUT, Store
+from newsletter.core import config
+from newsletter.core.models import Digest, Issue, IssueStatus, Period, Schedule, StoredArticle
+from newsletter.core.output import write_files
+from newsletter.digest import enrich
+from newsletter.digest.enrich import Candidate
+from newsletter.related import neighbours
+from newsletter.storage.store import GONE_OUT, Store
 
 if TYPE_CHECKING:
-    from newsletter.ingest import IngestReport
-    from newsletter.render import Links, Renderer
+    from newsletter.digest.render import Links, Renderer
+    from newsletter.sources.ingest import IngestReport
 
 # How many similar articles a card offers the issue's link sharing (`enrich.assign`):
 # enough that 3 survive the filters (self, same issue, future) and the other cards.
@@ -61,7 +63,7 @@ class Project:
     @cached_property
     def renderer(self) -> Renderer:
         """The project's templates, then the bundled ones."""
-        from newsletter.render import Renderer, default_templates
+        from newsletter.digest.render import Renderer, default_templates
 
         return Renderer([self.root / "templates", default_templates()])
 
@@ -133,7 +135,7 @@ class Project:
 
     def ingest(self, sources: Iterable[str], now: datetime, category: str | None = None) -> IngestReport:
         """A one-off import; stored, like every poll's articles, by `ingest.store_entries`."""
-        from newsletter.ingest import ingest
+        from newsletter.sources.ingest import ingest
 
         warnings: list[str] = []
         if category is not None:
@@ -149,7 +151,7 @@ class Project:
     def period(self, schedule: Schedule, at: datetime) -> Period:
         """The period of the issue going out at the next fire time: from the end of the
         schedule's last issue that went out, when sends were missed since."""
-        from newsletter import select
+        from newsletter.digest import selection as select
 
         last_end = self.store.last_issue_end(schedule.name, select.send_time(schedule, at))
         return select.period_for(schedule, at, last_end)
@@ -157,12 +159,12 @@ class Project:
     def left_out(self, schedule: Schedule, period: Period) -> str | None:
         """One line when the period, bounded by `catch_up` (or `lookback`), starts after the
         end of the schedule's last issue that went out: what it leaves out, and why."""
-        from newsletter import select
+        from newsletter.digest import selection as select
 
         return select.left_out(schedule, period, self.store.last_issue_end(schedule.name, period.end))
 
     def digest(self, schedule: Schedule, at: datetime) -> Digest:
-        from newsletter import select
+        from newsletter.digest import selection as select
 
         period = self.period(schedule, at)
         candidates = self.store.candidates(
@@ -210,7 +212,7 @@ class Project:
         return self.store.keep_issue_links(issue_id, _link_ids(digest))
 
     def links(self, schedule: Schedule, period: Period) -> Links:
-        from newsletter.render import Links
+        from newsletter.digest.render import Links
 
         public = self.settings.public_url
         return Links(
@@ -245,7 +247,7 @@ class Project:
 
     def parts(self, issue: Issue, now: datetime) -> dict[str, bytes]:
         """The issue's files: HTML, text, and an .eml addressed to the readers at large."""
-        from newsletter.mail import MessageTemplate, Recipient, archive_message_id
+        from newsletter.delivery.mail import MessageTemplate, Recipient, archive_message_id
 
         template = MessageTemplate(issue.subject, issue.text, issue.html, self.settings.email.from_, now)
         origin = template.origin

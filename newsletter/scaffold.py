@@ -8,9 +8,9 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from newsletter.config import SCHEDULES_DIR, SETTINGS_FILE
-from newsletter.output import atomic_write
-from newsletter.resources import bundled
+from newsletter.core.config import SCHEDULES_DIR, SETTINGS_FILE
+from newsletter.core.output import atomic_write
+from newsletter.core.resources import bundled
 
 SETTINGS_TEMPLATE = """\
 # newsletter project settings. Environment variables override any key:

@@ -18,22 +18,23 @@ from zoneinfo import ZoneInfo
 from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from newsletter import config, select
-from newsletter.clock import utc_now as utc_now  # re-exported: the daemon's clock
-from newsletter.dispatch import drain_project
-from newsletter.durations import format_duration, parse_duration
-from newsletter.errors import ConfigError, NewsletterError
-from newsletter.ledger import Ledger
-from newsletter.models import IssueStatus, Schedule
-from newsletter.periods import AheadTrigger, CrontabTrigger
-from newsletter.project import Project
-from newsletter.send import (
+from newsletter.core import config
+from newsletter.core.clock import utc_now as utc_now  # re-exported: the daemon's clock
+from newsletter.core.durations import format_duration, parse_duration
+from newsletter.core.errors import ConfigError, NewsletterError
+from newsletter.core.models import IssueStatus, Schedule
+from newsletter.delivery.dispatch import drain_project
+from newsletter.delivery.send import (
     SendSummary,
     allowed_placeholders,
     check_placeholders,
     send_schedule,
     stop_on_signals,
 )
+from newsletter.digest import selection as select
+from newsletter.digest.periods import AheadTrigger, CrontabTrigger
+from newsletter.project import Project
+from newsletter.storage.ledger import Ledger
 
 log = logging.getLogger("newsletter.scheduler")
 
@@ -130,7 +131,7 @@ def refresh_sources(project: Project, schedule: Schedule, fire_time: datetime, n
     """Poll the schedule's sources not polled within their `every`, unless its issue for
     `fire_time` is already going out (its articles are chosen). A source that fails is
     logged and the issue goes out with what is stored."""
-    from newsletter import sources
+    from newsletter.sources import polling as sources
 
     issue = project.store.issue(schedule.name, fire_time)
     if not project.settings.sources or (issue is not None and issue.status != IssueStatus.BUILT):
@@ -493,8 +494,8 @@ def serve(
         max_instances=1,
         args=(root, transport, stop, grace),
     )
-    if bounces.mailbox:  # bounces, complaints and mailto: unsubscribes (newsletter/bounces.py)
-        from newsletter.bounces import scheduled as read_bounces
+    if bounces.mailbox:  # bounces, complaints and mailto: unsubscribes (newsletter/delivery/bounces.py)
+        from newsletter.delivery.bounces import scheduled as read_bounces
 
         scheduler.add_job(
             read_bounces,
@@ -529,7 +530,7 @@ def serve(
 def _read_bounces(root: Path) -> bool:
     """`run --once` reads the bounce mailbox once, as the daemon's job does every
     `[bounces] every`; False when it could not (logged)."""
-    from newsletter.bounces import scheduled as read_bounces
+    from newsletter.delivery.bounces import scheduled as read_bounces
 
     return read_bounces(root, log) is not None
 

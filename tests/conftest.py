@@ -16,10 +16,10 @@ from aiosmtpd.controller import Controller
 from click.testing import CliRunner, Result
 
 from newsletter import scaffold
+from newsletter.audience.subscribers import SubscriberRow
 from newsletter.cli import main
-from newsletter.ledger import Ledger
 from newsletter.project import Project
-from newsletter.subscribers import SubscriberRow
+from newsletter.storage.ledger import Ledger
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The envelope sender of a delivery from the scaffold's project: its own return path (VERP).

@@ -18,10 +18,10 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from newsletter import scaffold
-from newsletter.ledger import Ledger
+from newsletter.audience.subscribers import SubscriberRow
+from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.send import SendOptions, send_schedule
-from newsletter.subscribers import SubscriberRow
+from newsletter.storage.ledger import Ledger
 from newsletter.web.archive import clean
 from newsletter.web.public import create_app
 from tests.conftest import NOW, write_article

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from newsletter import scaffold
-from newsletter.ledger import Ledger
+from newsletter.audience.subscribers import SubscriberRow
+from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.send import SendOptions, send_schedule
-from newsletter.subscribers import SubscriberRow
+from newsletter.storage.ledger import Ledger
 from newsletter.web.public import create_app
 from tests.browser import ARTIFACTS, AppServer, chromium, require_chromium
 from tests.conftest import NOW, write_article

@@ -19,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import newsletter
-from newsletter import config, transport_url
 from newsletter.cli import main
+from newsletter.core import config, transport_url
 from tests.conftest import write_article
 
 SECRET = {"NEWSLETTER_SECRET_KEY": "a-test-secret-of-enough-length"}

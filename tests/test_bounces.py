@@ -19,8 +19,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from newsletter import bounces, scaffold, signing
-from newsletter.bounces import (
+from newsletter import scaffold
+from newsletter.core.errors import ConfigError
+from newsletter.core.tokens import BadToken, Tokens
+from newsletter.delivery import bounces, signing
+from newsletter.delivery.bounces import (
     IMAPSettings,
     MailboxError,
     MaildirBox,
@@ -31,12 +34,10 @@ from newsletter.bounces import (
     read_mailbox,
     uids,
 )
-from newsletter.errors import ConfigError
-from newsletter.ledger import Ledger
+from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.schema import bounce_reports, deliveries
-from newsletter.send import SendOptions, send_schedule
-from newsletter.tokens import BadToken, Tokens
+from newsletter.storage.ledger import Ledger
+from newsletter.storage.schema import bounce_reports, deliveries
 from tests.conftest import NOW, SECRET, SECRET_KEY, THREE_READERS, VERP, CliRunnerForProject, SMTPServer
 
 KEY = SECRET_KEY

@@ -26,13 +26,13 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from newsletter import bounces
-from newsletter.bounces import read_mailbox
-from newsletter.errors import StoreError
-from newsletter.ledger import Ledger
+from newsletter.core.errors import StoreError
+from newsletter.core.tokens import Tokens
+from newsletter.delivery import bounces
+from newsletter.delivery.bounces import read_mailbox
 from newsletter.project import Project
-from newsletter.schema import bounce_reports, deliveries
-from newsletter.tokens import Tokens
+from newsletter.storage.ledger import Ledger
+from newsletter.storage.schema import bounce_reports, deliveries
 from tests.conftest import NOW, SECRET, SECRET_KEY, SMTPServer
 from tests.test_bounces import arf, deliver, drop, dsn, read, return_path, status_of
 

@@ -224,7 +224,7 @@ def test_every_command_has_help_and_is_documented(name: str, command):
 
 
 def test_init_quotes_a_name_with_commas_and_quotes(tmp_path: Path) -> None:
-    from newsletter.config import load_settings
+    from newsletter.core.config import load_settings
 
     result = CliRunner().invoke(main, ["init", str(tmp_path / "p"), "--name", 'Health, Mind & "Body"'])
     assert result.exit_code == 0, result.output

@@ -20,13 +20,14 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from newsletter import scaffold, schema
+from newsletter import scaffold
+from newsletter.audience.subscribers import SubscriberRow
 from newsletter.cli import main
-from newsletter.ledger import BounceRecord, Choices, Consent, Ledger
+from newsletter.core.tokens import Purposes
+from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.send import SendOptions, send_schedule
-from newsletter.subscribers import SubscriberRow
-from newsletter.tokens import Purposes
+from newsletter.storage import schema
+from newsletter.storage.ledger import BounceRecord, Choices, Consent, Ledger
 from tests.conftest import NOW, CliRunnerForProject, free_port
 
 KEY = "test-secret-key-0123456789"

@@ -24,13 +24,13 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from newsletter import scaffold
+from newsletter.audience.subscribers import SubscriberRow
 from newsletter.cli import main
-from newsletter.errors import StoreError
-from newsletter.ledger import Ledger
+from newsletter.core.errors import StoreError
 from newsletter.project import Project
-from newsletter.schema import meta
-from newsletter.store import Store
-from newsletter.subscribers import SubscriberRow
+from newsletter.storage.ledger import Ledger
+from newsletter.storage.schema import meta
+from newsletter.storage.store import Store
 from tests.conftest import NOW, SMTPServer, write_article
 from tests.test_store import article
 

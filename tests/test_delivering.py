@@ -19,13 +19,10 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter import scaffold
-from newsletter.ledger import Ledger
-from newsletter.project import Project
-from newsletter.schema import deliveries
-from newsletter.send import SendOptions, SendSummary, send, utc_now
-from newsletter.subscribers import SubscriberRow
-from newsletter.tokens import Tokens
-from newsletter.transports import (
+from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.tokens import Tokens
+from newsletter.delivery.send import SendOptions, SendSummary, send, utc_now
+from newsletter.delivery.transports import (
     DeliveryError,
     Envelope,
     MemoryTransport,
@@ -35,6 +32,9 @@ from newsletter.transports import (
     UnknownOutcome,
     transport_factory,
 )
+from newsletter.project import Project
+from newsletter.storage.ledger import Ledger
+from newsletter.storage.schema import deliveries
 from tests.conftest import NOW, THREE_READERS, VERP
 
 SECRET = "test-secret-key-0123456789"

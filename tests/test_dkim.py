@@ -19,13 +19,14 @@ from dkim.canonicalization import Relaxed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter import scaffold, signing
-from newsletter.config import load_settings
-from newsletter.errors import ConfigError
-from newsletter.ledger import Ledger
-from newsletter.mail import ListId, MessageTemplate, Recipient
+from newsletter import scaffold
+from newsletter.core.config import load_settings
+from newsletter.core.errors import ConfigError
+from newsletter.delivery import signing
+from newsletter.delivery.mail import ListId, MessageTemplate, Recipient
+from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.send import SendOptions, send_schedule
+from newsletter.storage.ledger import Ledger
 from tests.conftest import NOW, THREE_READERS, CliRunnerForProject, SMTPServer
 
 SECRET = "test-secret-key-0123456789"

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from newsletter.enrich import (
+from newsletter.core.models import Article, Block, LinkTarget, Period, Schedule, StoredArticle
+from newsletter.digest.enrich import (
     Candidate,
     assign,
     enrich,
@@ -12,7 +13,6 @@ from newsletter.enrich import (
     safe_url,
     summarize,
 )
-from newsletter.models import Article, Block, LinkTarget, Period, Schedule, StoredArticle
 
 T0 = datetime(2026, 11, 16, tzinfo=UTC)
 

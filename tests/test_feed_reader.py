@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.errors import SourceError
-from newsletter.models import Article
-from newsletter.readers import ReadOptions, ReadResult, feed
+from newsletter.core.errors import SourceError
+from newsletter.core.models import Article
+from newsletter.sources.readers import ReadOptions, ReadResult, feed
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 LONDON = ZoneInfo("Europe/London")
@@ -645,7 +645,7 @@ def test_atom_author_names_and_the_feeds_author() -> None:
 
 def test_image_and_author_are_cleaned_by_ingest() -> None:
     # Every reader's fields meet ingest.clean: no control character reaches a template.
-    from newsletter.ingest import clean
+    from newsletter.sources.ingest import clean
 
     dirty = Article("T", NOW, "s", image=" https://s.example.com/a.jpg\r\n", author="Jo\x00\tBloggs\x85")
     cleaned, _ = clean(dirty)

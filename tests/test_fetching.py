@@ -1,4 +1,4 @@
-"""Fetching feeds over HTTP(S) (newsletter/fetching.py), against a real server on 127.0.0.1.
+"""Fetching feeds over HTTP(S) (newsletter/sources/fetching.py), against a real server on 127.0.0.1.
 
 The server is http.server in a thread; each path is one behaviour (a 301 chain, a
 gzip bomb, a body that never ends, ...). httpx.MockTransport only stands in for
@@ -27,11 +27,11 @@ import httpx
 import pytest
 
 import newsletter
-from newsletter import fetching
-from newsletter.errors import SourceError
-from newsletter.fetching import Validators, fetch
-from newsletter.ingest import read_source
-from newsletter.readers import ReadOptions
+from newsletter.core.errors import SourceError
+from newsletter.sources import fetching
+from newsletter.sources.fetching import Validators, fetch
+from newsletter.sources.ingest import read_source
+from newsletter.sources.readers import ReadOptions
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 LONDON = ZoneInfo("Europe/London")

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from newsletter.mail import ListId, MessageTemplate, Recipient, feedback_id, header_name
-from newsletter.text import plain_line
+from newsletter.core.text import plain_line
+from newsletter.delivery.mail import ListId, MessageTemplate, Recipient, feedback_id, header_name
 
 DATE = datetime(2026, 11, 23, 8, tzinfo=UTC)
 ADDRESS = "digest@news.example.net"

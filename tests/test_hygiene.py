@@ -17,11 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.errors import OutputError
-from newsletter.output import write_files
+from newsletter.audience.subscribers import parse_csv
+from newsletter.core.errors import OutputError
+from newsletter.core.output import write_files
+from newsletter.core.text import CONTROL_CHARS, NAME_MAX
 from newsletter.project import Project
-from newsletter.subscribers import parse_csv
-from newsletter.text import CONTROL_CHARS, NAME_MAX
 from tests.conftest import PARAGRAPH, CliRunnerForProject, write_article
 
 WEEK = "2026-11-23T08:00"  # Monday: the sleep issue covers 16-23 November
@@ -224,7 +224,7 @@ def test_parse_csv_never_loses_a_valid_row_after_a_bad_one(groups: list[tuple[li
 CHILD = textwrap.dedent("""
     import os, sys, time
     from pathlib import Path
-    from newsletter.output import write_files
+    from newsletter.core.output import write_files
 
     folder, tag, pause_at = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     steps = [0]
@@ -300,8 +300,8 @@ def test_a_full_disk_leaves_the_previous_set_whole(tmp_path: Path):
     script = textwrap.dedent("""
         import sys
         from pathlib import Path
-        from newsletter.errors import OutputError
-        from newsletter.output import write_files
+        from newsletter.core.errors import OutputError
+        from newsletter.core.output import write_files
         try:
             write_files(Path(sys.argv[1]), "weekly-2026-11-23",
                         {"html": b"h" * 100_000, "txt": b"t", "eml": b"e"})

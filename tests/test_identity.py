@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.ingest import article_url, complete, expand, file_key, read_source
 from newsletter.project import Project
-from newsletter.readers import ReadOptions
-from newsletter.schema import meta
+from newsletter.sources.ingest import article_url, complete, expand, file_key, read_source
+from newsletter.sources.readers import ReadOptions
+from newsletter.storage.schema import meta
 from tests.conftest import NOW, CliRunnerForProject, write_article
 
 LONG = (

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.bounces import MailboxError, read_mailbox
+from newsletter.delivery.bounces import MailboxError, read_mailbox
 from newsletter.project import Project
 from tests.conftest import NOW, SECRET, SMTPServer, free_port
 from tests.test_bounces import deliver, dsn, return_path, status_of

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from newsletter.errors import SourceError
-from newsletter.ingest import read_source
-from newsletter.models import Article
-from newsletter.readers import ReadOptions, jsonfeed
+from newsletter.core.errors import SourceError
+from newsletter.core.models import Article
+from newsletter.sources.ingest import read_source
+from newsletter.sources.readers import ReadOptions, jsonfeed
 from tests.conftest import FIXTURES, CliRunnerForProject
 
 OPTIONS = ReadOptions(ZoneInfo("Europe/London"), datetime(2026, 11, 26, 12, tzinfo=UTC))

@@ -6,7 +6,13 @@ from email import message_from_bytes, policy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.mail import PREFERENCES_PLACEHOLDER, TOKEN_PLACEHOLDER, ListId, MessageTemplate, Recipient
+from newsletter.delivery.mail import (
+    PREFERENCES_PLACEHOLDER,
+    TOKEN_PLACEHOLDER,
+    ListId,
+    MessageTemplate,
+    Recipient,
+)
 
 DATE = datetime(2026, 11, 23, 8, tzinfo=UTC)
 FROM = "Mind & Body <digest@example.org>"

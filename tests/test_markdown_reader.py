@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.errors import SourceError
-from newsletter.models import Block
+from newsletter.core.errors import SourceError
+from newsletter.core.models import Block
 from newsletter.project import Project
-from newsletter.readers import ReadOptions, ReadResult, markdown
+from newsletter.sources.readers import ReadOptions, ReadResult, markdown
 from tests.conftest import NOW as INGEST_NOW
 
 MARKDOWN = Path(__file__).parent / "fixtures" / "markdown"

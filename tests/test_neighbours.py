@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter import neighbours, words
-from newsletter.models import IssueStatus
+from newsletter.core.models import IssueStatus
 from newsletter.project import Project
-from newsletter.schema import meta, similar_terms
-from newsletter.schema import neighbours as neighbour_rows
+from newsletter.related import neighbours, words
+from newsletter.storage.schema import meta, similar_terms
+from newsletter.storage.schema import neighbours as neighbour_rows
 from tests.conftest import NOW, write_article
 
 SCHEDULE = """title = "Test Weekly"

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from newsletter import neighbours, scaffold, scheduler
+from newsletter import scaffold, scheduler
 from newsletter.project import Project
-from newsletter.schema import articles, meta
-from newsletter.schema import neighbours as neighbour_rows
+from newsletter.related import neighbours
+from newsletter.storage.schema import articles, meta
+from newsletter.storage.schema import neighbours as neighbour_rows
 from tests.conftest import CliRunnerForProject, write_article
 
 SETTINGS = """

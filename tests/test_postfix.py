@@ -29,12 +29,12 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter import scaffold
-from newsletter.ledger import Ledger
+from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.tokens import Tokens
+from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.schema import deliveries, issue_variants
-from newsletter.send import SendOptions, send_schedule
-from newsletter.subscribers import SubscriberRow
-from newsletter.tokens import Tokens
+from newsletter.storage.ledger import Ledger
+from newsletter.storage.schema import deliveries, issue_variants
 from tests.conftest import NOW, CliRunnerForProject, free_port
 
 POSTFIX = shutil.which("postfix", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
@@ -217,7 +217,7 @@ def alive(pid: int) -> bool:
 
 def dkim_environment() -> tuple[dict[str, str], dict[str, str]]:
     """The [dkim] settings and key (in the environment), and the TXT records to publish."""
-    from newsletter import signing
+    from newsletter.delivery import signing
 
     pair = signing.generate()
     environ = {
@@ -273,7 +273,7 @@ def test_an_issue_through_postfix_bounces_and_complaints_come_back(
             return value.encode("ascii") if value else None
 
         assert dkim.verify(data, dnsfunc=dns), data[:800]  # and so the body arrived intact
-    else:  # TODO: verify the DKIM signature with dkimpy once newsletter/signing.py lands
+    else:  # TODO: verify the DKIM signature with dkimpy once newsletter/delivery/signing.py lands
         pass
 
     # The unknown one: Postfix's own DSN comes back to that delivery's return path.

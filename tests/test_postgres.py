@@ -10,13 +10,13 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter import scaffold
-from newsletter.ledger import Choices, Consent, Ledger
+from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.tokens import Tokens
+from newsletter.delivery.send import SendOptions, send
+from newsletter.delivery.transports import MemoryTransport
 from newsletter.project import Project
-from newsletter.schema import SCHEMA_VERSION, neighbours
-from newsletter.send import SendOptions, send
-from newsletter.subscribers import SubscriberRow
-from newsletter.tokens import Tokens
-from newsletter.transports import MemoryTransport
+from newsletter.storage.ledger import Choices, Consent, Ledger
+from newsletter.storage.schema import SCHEMA_VERSION, neighbours
 from tests.conftest import NOW, SECRET_KEY, write_article
 from tests.postgres import needs_postgres, postgresql  # noqa: F401 (the fixture)
 

@@ -24,13 +24,13 @@ from starlette.exceptions import StarletteDeprecationWarning
 from starlette.types import Message
 
 from newsletter import scaffold
+from newsletter.audience.subscribers import SubscriberRow
 from newsletter.cli import main
-from newsletter.ledger import Ledger
+from newsletter.core.tokens import Tokens
+from newsletter.delivery.send import send
+from newsletter.delivery.transports import MemoryTransport
 from newsletter.project import Project
-from newsletter.send import send
-from newsletter.subscribers import SubscriberRow
-from newsletter.tokens import Tokens
-from newsletter.transports import MemoryTransport
+from newsletter.storage.ledger import Ledger
 from newsletter.web.preview import create_app
 from newsletter.web.views import BadMoment, Size, parse_moment
 from tests.conftest import NOW, write_article

@@ -19,12 +19,12 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from newsletter import scaffold
-from newsletter.errors import ConfigError
-from newsletter.ledger import Ledger
+from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.errors import ConfigError
+from newsletter.core.tokens import Tokens
+from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.send import SendOptions, send_schedule
-from newsletter.subscribers import SubscriberRow
-from newsletter.tokens import Tokens
+from newsletter.storage.ledger import Ledger
 from newsletter.web.public import RedactTokens, create_app, mask
 from tests.conftest import NOW, CliRunnerForProject, SMTPServer, write_article
 

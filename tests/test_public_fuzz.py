@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.exceptions import StarletteDeprecationWarning
 
-from newsletter.dispatch import for_serve
-from newsletter.ledger import Choices, Consent, Ledger
+from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.tokens import Purposes, Tokens
+from newsletter.delivery.dispatch import for_serve
+from newsletter.delivery.transports import Courier, MemoryTransport
 from newsletter.project import Project
-from newsletter.subscribers import SubscriberRow
-from newsletter.tokens import Purposes, Tokens
-from newsletter.transports import Courier, MemoryTransport
+from newsletter.storage.ledger import Choices, Consent, Ledger
 from newsletter.web.public import create_app
 from tests.conftest import NOW
 from tests.postgres import needs_postgres, postgresql  # noqa: F401 (the fixture)

@@ -21,13 +21,14 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from newsletter import claimer, scheduler
-from newsletter.ledger import Ledger
+from newsletter import scheduler
+from newsletter.audience.subscribers import SubscriberRow
+from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.schema import SCHEMA_VERSION, deliveries
-from newsletter.send import SendOptions, send_schedule
-from newsletter.store import Store
-from newsletter.subscribers import SubscriberRow
+from newsletter.storage import claimer
+from newsletter.storage.ledger import Ledger
+from newsletter.storage.schema import SCHEMA_VERSION, deliveries
+from newsletter.storage.store import Store
 from tests.conftest import NOW, SMTPHandler, SMTPServer, free_port
 
 SECRET = {"NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789"}
@@ -286,7 +287,7 @@ def test_resume_takes_over_a_dead_claimers_rows_at_once_and_says_so(sender: Proj
     send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST, stop=stop)
     issue = the_issue(sender)
     gone = subprocess.run(
-        [sys.executable, "-c", "from newsletter import claimer; print(claimer.me())"],
+        [sys.executable, "-c", "from newsletter.storage import claimer; print(claimer.me())"],
         capture_output=True,
         text=True,
         check=True,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import Settings
-from newsletter.errors import TemplateError
-from newsletter.models import Digest, DigestArticle, Link, Period, Schedule, Section
-from newsletter.render import GMAIL_CLIP_BYTES, Links, Renderer, default_templates
+from newsletter.core.config import Settings
+from newsletter.core.errors import TemplateError
+from newsletter.core.models import Digest, DigestArticle, Link, Period, Schedule, Section
+from newsletter.digest.render import GMAIL_CLIP_BYTES, Links, Renderer, default_templates
 
 T0 = datetime(2026, 11, 23, 8, tzinfo=UTC)
 INJECTION = "</mj-text><script>alert('x')</script>"

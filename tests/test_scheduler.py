@@ -21,12 +21,12 @@ from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from newsletter import scheduler
-from newsletter.errors import ConfigError
-from newsletter.ledger import Ledger
-from newsletter.models import Schedule
+from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.errors import ConfigError
+from newsletter.core.models import Schedule
+from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.send import SendOptions, send_schedule
-from newsletter.subscribers import SubscriberRow
+from newsletter.storage.ledger import Ledger
 from tests.conftest import NOW, SMTPServer, write_article
 from tests.test_bounces import dsn
 

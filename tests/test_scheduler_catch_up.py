@@ -12,12 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter import periods, scheduler, select
-from newsletter.errors import ConfigError
-from newsletter.ledger import Ledger
-from newsletter.models import Schedule
+from newsletter import scheduler
+from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.errors import ConfigError
+from newsletter.core.models import Schedule
+from newsletter.digest import periods
+from newsletter.digest import selection as select
 from newsletter.project import Project
-from newsletter.subscribers import SubscriberRow
+from newsletter.storage.ledger import Ledger
 from tests.conftest import NOW, SECRET, CliRunnerForProject, SMTPServer
 
 CATEGORY = "News"

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.models import Article, Schedule, StoredArticle
-from newsletter.select import period_for, previous_send_time, select, send_time
+from newsletter.core.models import Article, Schedule, StoredArticle
+from newsletter.digest.selection import period_for, previous_send_time, select, send_time
 
 LONDON = ZoneInfo("Europe/London")
 

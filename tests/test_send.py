@@ -18,12 +18,12 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter import scaffold, scheduler
-from newsletter.errors import ConfigError, NewsletterError
-from newsletter.ledger import Ledger
+from newsletter.audience.subscribers import SubscriberRow, parse_csv
+from newsletter.core.errors import ConfigError, NewsletterError
+from newsletter.delivery.send import ALLOW_PLACEHOLDERS, SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.schema import deliveries, issue_variants, issues
-from newsletter.send import ALLOW_PLACEHOLDERS, SendOptions, send_schedule
-from newsletter.subscribers import SubscriberRow, parse_csv
+from newsletter.storage.ledger import Ledger
+from newsletter.storage.schema import deliveries, issue_variants, issues
 from tests.conftest import NOW, SECRET, THREE_READERS, VERP, SMTPServer, write_article
 
 FAST = SendOptions(retry_base=0.05, retry_cap=0.2)
@@ -104,7 +104,7 @@ def test_crlf_in_name_and_title_never_adds_a_header(sender: Project, smtp_server
 
 
 def test_plaintext_auth_is_refused_off_loopback(sender: Project):
-    from newsletter.errors import ConfigError
+    from newsletter.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="without TLS"):
         send_schedule(

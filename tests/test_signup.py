@@ -21,14 +21,14 @@ import sqlalchemy as sa
 from starlette.exceptions import StarletteDeprecationWarning
 
 from newsletter import scaffold
-from newsletter.dispatch import for_serve
-from newsletter.ledger import Ledger
+from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.tokens import Purposes, Tokens
+from newsletter.delivery.dispatch import for_serve
+from newsletter.delivery.send import SendOptions, send
+from newsletter.delivery.transports import Courier, MemoryTransport
 from newsletter.project import Project
-from newsletter.schema import consents, signup_events
-from newsletter.send import SendOptions, send
-from newsletter.subscribers import SubscriberRow
-from newsletter.tokens import Purposes, Tokens
-from newsletter.transports import Courier, MemoryTransport
+from newsletter.storage.ledger import Ledger
+from newsletter.storage.schema import consents, signup_events
 from newsletter.web.public import create_app
 from newsletter.web.signup import Offer, embed_snippet
 from tests.conftest import NOW, CliRunnerForProject

@@ -21,11 +21,11 @@ import pytest
 from starlette.types import ASGIApp
 
 from newsletter import scaffold
-from newsletter.dispatch import for_serve
-from newsletter.ledger import Ledger
+from newsletter.delivery.dispatch import for_serve
+from newsletter.delivery.send import SendOptions, send_schedule
+from newsletter.delivery.transports import Courier
 from newsletter.project import Project
-from newsletter.send import SendOptions, send_schedule
-from newsletter.transports import Courier
+from newsletter.storage.ledger import Ledger
 from newsletter.web.public import create_app
 from tests.browser import ARTIFACTS, AppServer, chromium, require_chromium
 from tests.conftest import SMTPServer

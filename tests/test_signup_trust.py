@@ -24,15 +24,15 @@ import pytest
 import sqlalchemy as sa
 from starlette.types import ASGIApp
 
-from newsletter.dispatch import for_serve
-from newsletter.ledger import Choices, Consent, Ledger
-from newsletter.models import SubscriberStatus
-from newsletter.outbox import Outbox
+from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.models import SubscriberStatus
+from newsletter.core.tokens import Tokens
+from newsletter.delivery.dispatch import for_serve
+from newsletter.delivery.transports import Courier
 from newsletter.project import Project
-from newsletter.schema import outbox, signup_events, subscribers
-from newsletter.subscribers import SubscriberRow
-from newsletter.tokens import Tokens
-from newsletter.transports import Courier
+from newsletter.storage.ledger import Choices, Consent, Ledger
+from newsletter.storage.outbox import Outbox
+from newsletter.storage.schema import outbox, signup_events, subscribers
 from newsletter.web.public import create_app
 from tests.browser import AppServer
 from tests.conftest import CliRunnerForProject, SMTPServer

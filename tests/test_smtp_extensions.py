@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import pytest
 from aiosmtpd.controller import Controller
 
-from newsletter.errors import ConfigError
-from newsletter.transports import PermanentFailure, SMTPTransport, transport_factory
+from newsletter.core.errors import ConfigError
+from newsletter.delivery.transports import PermanentFailure, SMTPTransport, transport_factory
 from tests.conftest import free_port
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"

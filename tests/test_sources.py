@@ -20,16 +20,18 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from newsletter import polls, scaffold, scheduler, sources
+from newsletter import scaffold, scheduler
+from newsletter.audience.subscribers import SubscriberRow
 from newsletter.cli import main
-from newsletter.errors import ConfigError
-from newsletter.ingest import Origin
-from newsletter.ledger import Ledger
-from newsletter.models import Article
-from newsletter.periods import AheadTrigger, cron_trigger
+from newsletter.core.errors import ConfigError
+from newsletter.core.models import Article
+from newsletter.digest.periods import AheadTrigger, cron_trigger
 from newsletter.project import Project
-from newsletter.schema import articles
-from newsletter.subscribers import SubscriberRow
+from newsletter.sources import polling as sources
+from newsletter.sources.ingest import Origin
+from newsletter.storage import polls
+from newsletter.storage.ledger import Ledger
+from newsletter.storage.schema import articles
 from tests.conftest import SMTPServer
 
 ENV = {"NEWSLETTER_SECRET_KEY": "a-test-secret-of-enough-length"}

@@ -8,11 +8,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from newsletter import neighbours
-from newsletter.ledger import Audience, Ledger, Variant
-from newsletter.models import Article, Block, Period, RelatedRef
-from newsletter.schema import articles, similar_articles
-from newsletter.store import SCHEMA_VERSION, Store
+from newsletter.core.models import Article, Block, Period, RelatedRef
+from newsletter.related import neighbours
+from newsletter.storage.ledger import Audience, Ledger, Variant
+from newsletter.storage.schema import articles, similar_articles
+from newsletter.storage.store import SCHEMA_VERSION, Store
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 

@@ -1,13 +1,13 @@
 """The one cleaner of a person's name (CSV import, signup, preference centre) and the
-header-safe line it builds on (newsletter/text.py)."""
+header-safe line it builds on (newsletter/core/text.py)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from newsletter.subscribers import parse_csv
-from newsletter.text import CONTROL_CHARS, NAME_MAX, person_name, plain_line, storable
+from newsletter.audience.subscribers import parse_csv
+from newsletter.core.text import CONTROL_CHARS, NAME_MAX, person_name, plain_line, storable
 
 # Every code point, lone surrogates (JSON's "\ud800") and the characters that matter most.
 ANY_TEXT = st.text(

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.errors import SourceError
-from newsletter.readers import ReadOptions
-from newsletter.readers.text import read
+from newsletter.core.errors import SourceError
+from newsletter.sources.readers import ReadOptions
+from newsletter.sources.readers.text import read
 from tests.conftest import FIXTURES
 
 OPTIONS = ReadOptions(ZoneInfo("Europe/London"), datetime(2026, 11, 26, tzinfo=UTC))

@@ -6,7 +6,7 @@ import smtplib
 
 import pytest
 
-from newsletter.transports import PermanentFailure, TemporaryFailure, _classify
+from newsletter.delivery.transports import PermanentFailure, TemporaryFailure, _classify
 
 
 @pytest.mark.parametrize(

@@ -33,10 +33,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from newsletter.errors import NewsletterError
-from newsletter.models import IssueStatus, Schedule
+from newsletter.core.errors import NewsletterError
+from newsletter.core.models import IssueStatus, Schedule
 from newsletter.project import Project, issue_stem
-from newsletter.store import IssueRecord
+from newsletter.storage.store import IssueRecord
 
 ATOM = "http://www.w3.org/2005/Atom"
 ATOM_TYPE = "application/atom+xml; charset=utf-8"

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Message
 
-from newsletter.text import storable
+from newsletter.core.text import storable
 
 MAX_BODY = 16 * 1024  # a signup or preferences form is well under 2 KB
 MAX_FIELDS = 60

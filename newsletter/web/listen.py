@@ -13,7 +13,7 @@ import socket
 
 import uvicorn
 
-from newsletter.errors import NewsletterError
+from newsletter.core.errors import NewsletterError
 
 
 class PortError(NewsletterError):

@@ -15,11 +15,11 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.ledger import Choices, Ledger, Subscriber
-from newsletter.models import SubscriberStatus
+from newsletter.core.models import SubscriberStatus
+from newsletter.core.text import person_name
+from newsletter.core.tokens import BadToken, Purposes
 from newsletter.project import Project
-from newsletter.text import person_name
-from newsletter.tokens import BadToken, Purposes
+from newsletter.storage.ledger import Choices, Ledger, Subscriber
 from newsletter.web.forms import Fields, handle_post, mask
 from newsletter.web.signup import FORM_LIFETIME, Offer, Page
 

@@ -50,11 +50,11 @@ from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from newsletter.clock import utc_now as utc_now  # the one clock; re-exported
-from newsletter.ledger import SUPPRESSED, Ledger, Subscriber
-from newsletter.models import SubscriberStatus
+from newsletter.core.clock import utc_now as utc_now  # the one clock; re-exported
+from newsletter.core.models import SubscriberStatus
+from newsletter.core.tokens import BadToken, Tokens, secret_key
 from newsletter.project import Project
-from newsletter.tokens import BadToken, Tokens, secret_key
+from newsletter.storage.ledger import SUPPRESSED, Ledger, Subscriber
 from newsletter.web import listen
 from newsletter.web.archive import Archive
 from newsletter.web.forms import TooLarge, capped_body, form_values

@@ -29,13 +29,13 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from newsletter import limits, outbox
-from newsletter.ledger import Choices, Consent, Ledger, Subscriber
-from newsletter.mail import sender
-from newsletter.models import Schedule, SubscriberStatus
+from newsletter.core.models import Schedule, SubscriberStatus
+from newsletter.core.text import person_name
+from newsletter.core.tokens import BadToken, Expired, Purposes
+from newsletter.delivery.mail import sender
 from newsletter.project import Project
-from newsletter.text import person_name
-from newsletter.tokens import BadToken, Expired, Purposes
+from newsletter.storage import limits, outbox
+from newsletter.storage.ledger import Choices, Consent, Ledger, Subscriber
 from newsletter.web.forms import (
     HONEYPOT,
     Fields,

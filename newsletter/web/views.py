@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from newsletter import clock, select
-from newsletter.config import NAME, schedule_names
-from newsletter.errors import ConfigError, NewsletterError, TemplateError, UnknownScheduleError
-from newsletter.models import IssueStatus, Period, Schedule
+from newsletter.core import clock
+from newsletter.core.config import NAME, schedule_names
+from newsletter.core.errors import ConfigError, NewsletterError, TemplateError, UnknownScheduleError
+from newsletter.core.models import IssueStatus, Period, Schedule
+from newsletter.digest import selection as select
+from newsletter.digest.render import GMAIL_CLIP_BYTES
 from newsletter.project import Build, Project, issue_stem
-from newsletter.render import GMAIL_CLIP_BYTES
-from newsletter.store import IssueRecord
+from newsletter.storage.store import IssueRecord
 from newsletter.web.workspace import Workspace
 
 # Amber from 80% of Gmail's clip: a few more articles would cross it.

@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from newsletter.config import SCHEDULES_DIR, SETTINGS_FILE
-from newsletter.errors import NewsletterError
+from newsletter.core.config import SCHEDULES_DIR, SETTINGS_FILE
+from newsletter.core.errors import NewsletterError
+from newsletter.digest.render import default_templates
 from newsletter.project import Project
-from newsletter.render import default_templates
 
 Clock = Callable[[], datetime]
 # (path, mtime_ns, size, inode): an edit, an atomic rename-over or a new file all change it.

@@ -1,0 +1,1 @@
+"""The people on the list: the subscribers file, imports and exports, signup notices."""

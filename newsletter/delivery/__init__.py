@@ -1,0 +1,1 @@
+"""Mail on its way: MIME, DKIM, the delivery run, transports, send, bounces."""

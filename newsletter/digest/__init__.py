@@ -1,0 +1,1 @@
+"""From archive to email: periods, the selection of an issue, enrichment, rendering."""

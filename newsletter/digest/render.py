@@ -1,0 +1,209 @@
+"""Rendering: Jinja2 fills the MJML template, mjml-python makes the HTML,
+premailer inlines the CSS; the text part has its own template.
+
+mjml and premailer (with lxml and cssutils) load with the first issue rendered."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from newsletter.core.errors import TemplateError
+from newsletter.core.models import Digest, Issue
+from newsletter.core.resources import bundled
+from newsletter.core.text import plain_line
+
+if TYPE_CHECKING:
+    from newsletter.core.config import Settings
+
+GMAIL_CLIP_BYTES = 102 * 1024
+DOCTYPE = "<!doctype html>"
+
+
+def default_templates() -> Path:
+    return bundled("templates")
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where the footer points: per recipient once sending exists."""
+
+    unsubscribe: str
+    browser: str
+    preferences: str = ""  # the preference centre ("" before sending: the page is the unsubscribe one)
+
+
+class Renderer:
+    """Renders digests with templates from `folders`, first match wins."""
+
+    def __init__(self, folders: Sequence[Path]) -> None:
+        self.folders = [str(f) for f in folders]
+        loader = jinja2.FileSystemLoader(self.folders)
+        common: dict[str, Any] = {
+            "loader": loader,
+            "undefined": jinja2.StrictUndefined,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+            "auto_reload": True,
+        }
+        # select_autoescape's defaults miss .mjml, so name every markup extension.
+        self.markup = jinja2.Environment(
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html", "htm", "xml", "mjml", "mjml.j2", "html.j2"),
+                default_for_string=False,
+            ),
+            **common,
+        )
+        self.plain = jinja2.Environment(autoescape=False, **common)
+        for env in (self.markup, self.plain):
+            env.filters.update(longdate=_long_date_filter, shortdate=_short_date_filter)
+
+    def render(self, digest: Digest, settings: Settings, links: Links) -> Issue:
+        context = self.context(digest, settings, links)
+        subject = self.subject(digest, context)
+        context["subject"] = subject
+        name = digest.schedule.template
+        html = self.html(f"{name}.mjml.j2", context)
+        text = self._template(self.plain, f"{name}.txt.j2", context)
+        issue = Issue(digest, subject, context["preheader"], html, text)
+        return _with_warnings(issue)
+
+    def notice(self, name: str, context: dict[str, Any]) -> tuple[str, str]:
+        """A one-off mail (`confirm`, `welcome`): its HTML through MJML, and its text."""
+        return self.html(f"{name}.mjml.j2", context), self._template(self.plain, f"{name}.txt.j2", context)
+
+    def context(self, digest: Digest, settings: Settings, links: Links) -> dict[str, Any]:
+        zone = digest.schedule.zone
+        articles = digest.articles
+        return {
+            "site": settings.site,
+            "schedule": digest.schedule,
+            "digest": digest,
+            "title": digest.schedule.title,
+            "lead": digest.lead,
+            "sections": digest.sections,
+            "article_count": len(articles),
+            "issue_date": long_date(digest.period.end, zone),
+            "date": long_date(digest.period.end, zone),
+            "preheader": preheader(digest),
+            "unsubscribe_url": links.unsubscribe,
+            "browser_url": links.browser,
+            "preferences_url": links.preferences or links.unsubscribe,
+            "zone": zone,
+        }
+
+    def subject(self, digest: Digest, context: dict[str, Any]) -> str:
+        where = f"{Path(digest.schedule.source).name or digest.schedule.name}: subject"
+        try:
+            raw = self.plain.from_string(digest.schedule.subject).render(context)
+        except jinja2.TemplateError as e:
+            if not (digest.is_empty and isinstance(e, jinja2.UndefinedError)):
+                raise TemplateError(where, _reason(e), getattr(e, "lineno", None)) from e
+            raw = digest.schedule.title  # an empty issue has no lead to name
+        return plain_line(raw)
+
+    def html(self, name: str, context: dict[str, Any]) -> str:
+        import mjml
+
+        source = self._template(self.markup, name, context)
+        try:
+            html = mjml.mjml2html(source, fonts={})
+        except ValueError as e:
+            raise TemplateError(name, f"MJML: {e}") from e
+        return inline_css(html)
+
+    def _template(self, env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
+        try:
+            return env.get_template(name).render(context)
+        except jinja2.TemplateNotFound as e:
+            raise TemplateError(name, f"not found (looked in {', '.join(self.folders)})") from e
+        except jinja2.TemplateSyntaxError as e:
+            raise TemplateError(e.name or name, e.message or str(e), e.lineno) from e
+        except jinja2.TemplateError as e:
+            template, line = _failing_line(e, name, self.folders)
+            raise TemplateError(template, _reason(e), line) from e
+
+
+def _reason(error: jinja2.TemplateError) -> str:
+    return getattr(error, "message", None) or str(error)
+
+
+def _failing_line(error: BaseException, fallback: str, folders: Sequence[str] = ()) -> tuple[str, int | None]:
+    """Jinja puts template frames into the traceback; the innermost names the line.
+    The name is relative to its templates folder (partials/article.mjml.j2)."""
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        if frame.filename.endswith(".j2"):
+            path = Path(frame.filename)
+            for folder in map(Path, folders):
+                if path.is_relative_to(folder):
+                    return path.relative_to(folder).as_posix(), frame.lineno
+            return path.name, frame.lineno
+    return fallback, None
+
+
+def inline_css(html: str) -> str:
+    """premailer inlines the CSS; media queries stay in <style>; the doctype stays."""
+    import premailer
+
+    inlined: str = premailer.Premailer(
+        html,
+        allow_network=False,
+        strip_important=False,
+        keep_style_tags=True,
+        remove_classes=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+    ).transform()
+    if not inlined.lstrip().lower().startswith("<!doctype"):
+        inlined = f"{DOCTYPE}\n{inlined}"
+    return inlined
+
+
+def preheader(digest: Digest) -> str:
+    """What the inbox shows beside the subject: the lead's title and how many more."""
+    articles = digest.articles
+    if not articles:
+        return plain_line(f"{digest.schedule.title}: nothing new this time")
+    more = len(articles) - 1
+    tail = f" + {more} more" if more else ""
+    return plain_line(f"{articles[0].title}{tail}")
+
+
+@jinja2.pass_context
+def _long_date_filter(context: Any, value: datetime) -> str:
+    """Dates in templates are in the schedule's time zone (the context's `zone`)."""
+    return long_date(value, context["zone"])
+
+
+@jinja2.pass_context
+def _short_date_filter(context: Any, value: datetime) -> str:
+    return short_date(value, context["zone"])
+
+
+def long_date(value: datetime, zone: ZoneInfo) -> str:
+    local = value.astimezone(zone)
+    return f"{local:%A} {local.day} {local:%B %Y}"
+
+
+def short_date(value: datetime, zone: ZoneInfo) -> str:
+    local = value.astimezone(zone)
+    return f"{local.day} {local:%b %Y}"
+
+
+def _with_warnings(issue: Issue) -> Issue:
+    warnings = list(issue.warnings)
+    if issue.html_size > GMAIL_CLIP_BYTES:
+        warnings.append(
+            f"HTML is {issue.html_size / 1024:.1f} KB: Gmail clips messages over "
+            f"{GMAIL_CLIP_BYTES // 1024} KB; lower max_per_category or "
+            "related_per_article"
+        )
+    return Issue(issue.digest, issue.subject, issue.preheader, issue.html, issue.text, tuple(warnings))

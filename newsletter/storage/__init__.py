@@ -1,0 +1,1 @@
+"""The database: schema, migrations, the archive store, the ledger, source polls."""

@@ -1,0 +1,749 @@
+"""The store: the archive's queries over the tables of `schema`.
+
+Portable SQL only (SQLite is the embedded default, PostgreSQL a URL away).
+Datetimes are stored as naive UTC and come back timezone-aware.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from newsletter.core.config import check_database_url
+from newsletter.core.errors import StoreError
+from newsletter.core.models import Article, Block, IssueStatus, LinkTarget, Period, RelatedRef, StoredArticle
+from newsletter.core.transport_url import shown
+from newsletter.storage import dberrors, migrations
+from newsletter.storage.schema import (
+    SCHEMA_VERSION as SCHEMA_VERSION,  # re-exported: the version a store writes
+)
+from newsletter.storage.schema import (
+    articles,
+    issue_articles,
+    issue_links,
+    issues,
+    meta,
+    metadata,
+    related_refs,
+)
+
+# Issues that went (or are going) out: never rewritten, and their articles never repeated.
+GONE_OUT = (IssueStatus.SENDING, IssueStatus.SENT)
+CHUNK = 500  # bound parameters per IN (...) query; SQLite allows 32766
+# What an upsert reads of a stored article: id, key, content_hash, published, first_seen, backlog.
+ExistingRow = sa.Row[int, str, str, datetime, datetime, bool]
+
+
+def text_key(text: str) -> str:
+    """Standfirsts match related summaries whatever their case and spacing."""
+    normal = " ".join(text.casefold().split())
+    return hashlib.blake2b(normal.encode(), digest_size=16).hexdigest()
+
+
+def _content_hash(article: Article) -> str:
+    fields = [
+        article.title,
+        article.standfirst,
+        article.category,
+        article.url,
+        article.published.isoformat(),
+        _body_json(article.body),
+        json.dumps(article.tags),
+        json.dumps([(r.category, r.summary, str(r.published)) for r in article.related]),
+    ]
+    # Appended only when set, so the hashes of articles stored before these fields stay the same.
+    extra = (("image", article.image), ("author", article.author))
+    fields += [f"{name}={value}" for name, value in extra if value]
+    return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
+
+
+def _body_json(body: Sequence[Block]) -> str:
+    return json.dumps([[b.kind, b.text] for b in body], ensure_ascii=False)
+
+
+@dataclass
+class UpsertCounts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    written: list[int] = field(default_factory=list)  # ids of the added and updated rows
+
+
+@dataclass(frozen=True)
+class IssueRecord:
+    id: int
+    schedule: str
+    period: Period
+    status: str
+    subject: str
+    sent_at: datetime | None
+    queued_at: datetime | None = None  # when it went to sending; the queue lifetime counts from it
+
+
+class Store:
+    """The archive of articles and issues behind one SQLAlchemy URL."""
+
+    def __init__(self, url: str) -> None:
+        try:  # checked as the settings check it: a driver's import error would say nothing useful
+            check_database_url(url)
+        except ValueError as e:
+            raise StoreError(f"database URL: expected {e}") from e
+        try:
+            self.engine: Engine = sa.create_engine(_with_driver(url))
+        except (sa.exc.ArgumentError, ImportError) as e:
+            raise StoreError(f"cannot use database URL {shown(url)!r}: {e}") from e
+        self.url = url
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        dberrors.install(self.engine)  # disk full, read-only, locked: StoreError naming the database
+        self._migrate()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _migrate(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                metadata.create_all(conn)
+                version = conn.scalar(sa.select(meta.c.value).where(meta.c.key == "schema_version"))
+                if version is None:
+                    conn.execute(
+                        meta.insert(),
+                        [
+                            {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                            {"key": "revision", "value": "0"},
+                            # Made with file keys: no row of an older identity rule to adopt.
+                            {"key": "legacy_keys", "value": "0"},
+                        ],
+                    )
+                elif int(version) > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"database schema version {version} is newer than this program's {SCHEMA_VERSION}",
+                        "Upgrade newsletter.",
+                    )
+                elif int(version) < SCHEMA_VERSION:
+                    migrations.upgrade(conn, int(version), SCHEMA_VERSION)
+                    conn.execute(
+                        meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
+                    )
+        except sa.exc.OperationalError as e:  # a kind dberrors does not know: still name the database
+            raise dberrors.open_error(self.engine, e) from e
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._meta("schema_version"))
+
+    @property
+    def revision(self) -> int:
+        """Grows with every change to the articles: a cache key for derived data."""
+        return int(self._meta("revision"))
+
+    def _meta(self, key: str) -> str:
+        with self.engine.connect() as conn:
+            return str(conn.scalar(sa.select(meta.c.value).where(meta.c.key == key)))
+
+    # -- articles ---------------------------------------------------------
+
+    def upsert(
+        self,
+        batch: Sequence[Article],
+        now: datetime,
+        index: Callable[[Connection, list[int]], object] | None = None,
+        chunk: int | None = None,
+    ) -> UpsertCounts:
+        """Add new articles, update edited ones, count the unchanged (the last copy of a
+        key wins). One transaction per `chunk` articles (all in one without), in which
+        `index` (the related links) runs on the ids written: each chunk's articles are kept
+        with their links or not at all, and a big ingest never holds the write lock for
+        long (a send running beside it waits at most one chunk)."""
+        latest = list({a.key: a for a in batch}.values())
+        counts = UpsertCounts(unchanged=len(batch) - len(latest))
+        step = chunk or len(latest) or 1
+        for start in range(0, len(latest), step):
+            with self.engine.begin() as conn:
+                self._upsert_chunk(conn, latest[start : start + step], now, index, counts)
+        return counts
+
+    def _upsert_chunk(
+        self,
+        conn: Connection,
+        batch: Sequence[Article],
+        now: datetime,
+        index: Callable[[Connection, list[int]], object] | None,
+        counts: UpsertCounts,
+    ) -> None:
+        existing = self._existing(conn, [a.key for a in batch])
+        added, changed = _split_batch(batch, existing, counts)
+        ids = self._insert_articles(conn, added, now) + self._update_articles(conn, changed, now)
+        written = [a for a, _ in added] + [a for a, _ in changed]
+        self._write_related(conn, list(zip(ids, written, strict=True)))
+        self._resolve_pending(conn, list(zip(ids, written, strict=True)))
+        counts.written += ids
+        if ids:
+            conn.execute(
+                meta.update()
+                .where(meta.c.key == "revision")
+                .values(value=sa.cast(sa.cast(meta.c.value, sa.Integer) + 1, sa.String))
+            )
+            if index is not None:
+                index(conn, ids)
+
+    def _existing(self, conn: Connection, keys: list[str]) -> dict[str, ExistingRow]:
+        found: dict[str, ExistingRow] = {}
+        cols = (
+            articles.c.id,
+            articles.c.key,
+            articles.c.content_hash,
+            articles.c.published,
+            articles.c.first_seen,
+            articles.c.backlog,
+        )
+        for chunk in _chunks(keys):
+            for row in conn.execute(sa.select(*cols).where(articles.c.key.in_(chunk))):
+                found[row.key] = row
+        return found
+
+    def adopt_legacy(self, batch: Sequence[Article], place: Callable[[str], str]) -> int:
+        """Rows stored under an old rule's key (the source path as typed, or the generated
+        URL) take the key of the batch article they hold, so that a re-ingest finds them
+        instead of adding a copy. Only for batch keys not stored yet; first the row whose
+        source is the same place (`place(source)`, "" for none: the resolved path), else a
+        row with the same URL and content. One transaction; returns the rows re-keyed."""
+        with self.engine.begin() as conn:
+            if conn.scalar(sa.select(meta.c.value).where(meta.c.key == "legacy_keys")) == "0":
+                return 0  # a database made under these rules: skip the scan
+            stored = self._existing(conn, [a.key for a in batch])
+            wanted = list({a.key: a for a in batch if a.key not in stored}.values())
+            if not wanted:
+                return 0
+            cols = (articles.c.id, articles.c.source, articles.c.url, articles.c.content_hash)
+            legacy = conn.execute(
+                sa.select(*cols)
+                .where(sa.or_(articles.c.key == articles.c.source, articles.c.key == articles.c.url))
+                .order_by(articles.c.id)
+            ).all()
+            by_place: dict[str, int] = {}
+            by_content: dict[tuple[str, str], int] = {}
+            for row in legacy:
+                where = place(row.source)
+                if where:
+                    by_place.setdefault(where, row.id)
+                by_content.setdefault((row.url, row.content_hash), row.id)
+            moves: dict[int, str] = {}
+            for article in wanted:  # the same file first: an edited one is still itself
+                found = by_place.get(place(article.source)) if place(article.source) else None
+                if found is not None and found not in moves:
+                    moves[found] = article.key
+            placed = set(moves.values())
+            for article in (a for a in wanted if a.key not in placed):
+                found = by_content.get((article.url, _content_hash(article)))
+                if found is not None and found not in moves:
+                    moves[found] = article.key
+            if moves:
+                conn.execute(
+                    articles.update()
+                    .where(articles.c.id == sa.bindparam("b_id"))
+                    .values(key=sa.bindparam("b_key")),
+                    [{"b_id": id_, "b_key": key} for id_, key in moves.items()],
+                )
+        return len(moves)
+
+    def urls_held(self, urls: Iterable[str], keys: Iterable[str] = ()) -> dict[str, str]:
+        """URL → key of the stored articles with one of `urls` or one of `keys`."""
+        found: dict[str, str] = {}
+        cols = (articles.c.url, articles.c.key)
+        with self.engine.connect() as conn:
+            for column, values in ((articles.c.url, urls), (articles.c.key, keys)):
+                for chunk in _chunks(sorted(set(values))):
+                    rows = conn.execute(sa.select(*cols).where(column.in_(chunk)))
+                    found.update({url: key for url, key in rows})
+        return found
+
+    def _insert_articles(
+        self, conn: Connection, added: list[tuple[Article, Any]], now: datetime
+    ) -> list[int]:
+        if not added:
+            return []
+        rows = [_article_row(a, now, now) for a, _ in added]
+        # A plain executemany, then the ids by key (unique): on SQLite, RETURNING with the
+        # rows' order costs as much again as the insert.
+        conn.execute(articles.insert(), rows)
+        stored = self._existing(conn, [a.key for a, _ in added])
+        return [stored[a.key].id for a, _ in added]
+
+    def _update_articles(
+        self, conn: Connection, changed: list[tuple[Article, Any]], now: datetime
+    ) -> list[int]:
+        if not changed:
+            return []
+        rows = [{"b_id": old.id, **_article_row(a, old.first_seen, now)} for a, old in changed]
+        statement = articles.update().where(articles.c.id == sa.bindparam("b_id"))
+        conn.execute(statement, rows)
+        conn.execute(related_refs.delete().where(related_refs.c.article_id.in_([o.id for _, o in changed])))
+        return [old.id for _, old in changed]
+
+    def _write_related(self, conn: Connection, written: list[tuple[int, Article]]) -> None:
+        summaries = [r.summary for _, a in written for r in a.related]
+        targets = self._standfirst_ids(conn, [text_key(s) for s in summaries])
+        rows = [
+            _ref_row(article_id, position, ref, targets)
+            for article_id, a in written
+            for position, ref in enumerate(a.related)
+        ]
+        if rows:
+            conn.execute(related_refs.insert(), rows)
+
+    def _standfirst_ids(self, conn: Connection, keys: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in _chunks(sorted(set(keys))):
+            query = (
+                sa.select(articles.c.standfirst_key, articles.c.id)
+                .where(articles.c.standfirst_key.in_(chunk))
+                .order_by(articles.c.id)
+            )
+            found.update({key: id_ for key, id_ in conn.execute(query)})
+        return found
+
+    def _resolve_pending(self, conn: Connection, written: list[tuple[int, Article]]) -> None:
+        """Related entries that named an article not yet stored point at it now."""
+        rows = [{"b_id": id_, "b_key": text_key(a.standfirst)} for id_, a in written if a.standfirst]
+        if rows:
+            conn.execute(
+                related_refs.update()
+                .where(
+                    related_refs.c.target_id.is_(None),
+                    related_refs.c.summary_key == sa.bindparam("b_key"),
+                )
+                .values(target_id=sa.bindparam("b_id")),
+                rows,
+            )
+
+    def articles(
+        self, *, category: str | None = None, since: datetime | None = None, until: datetime | None = None
+    ) -> list[StoredArticle]:
+        query = sa.select(articles).order_by(articles.c.published.desc(), articles.c.id.desc())
+        if category is not None:
+            query = query.where(articles.c.category == category)
+        if since is not None:
+            query = query.where(articles.c.published >= since)
+        if until is not None:
+            query = query.where(articles.c.published <= until)
+        return self._fetch(query)
+
+    def candidates(
+        self, schedule: str, categories: Iterable[str], period: Period, at: datetime, per_category: int
+    ) -> list[StoredArticle]:
+        """Per category, the newest `per_category` articles published in the period
+        and by `at` that no earlier sent issue of `schedule` carried."""
+        sent = self._sent_query(schedule, period.end)
+        found: list[StoredArticle] = []
+        for category in dict.fromkeys(categories):
+            query = (
+                sa.select(articles)
+                .where(
+                    articles.c.category == category,
+                    articles.c.published >= period.start,
+                    articles.c.published < period.end,
+                    articles.c.published <= at,
+                    articles.c.backlog.is_(False),  # a first read's undated entries are not news
+                    articles.c.id.not_in(sent),
+                )
+                .order_by(articles.c.published.desc(), articles.c.id.desc())
+                .limit(per_category)
+            )
+            found += self._fetch(query)
+        return found
+
+    def category_names(self) -> tuple[str, ...]:
+        """Every category of the archive, by name (the category index answers it)."""
+        query = sa.select(articles.c.category).distinct().order_by(articles.c.category)
+        with self.engine.connect() as conn:
+            return tuple(conn.scalars(query))
+
+    def link_targets(self, ids: Iterable[int]) -> dict[int, LinkTarget]:
+        cols = (articles.c.id, articles.c.title, articles.c.url, articles.c.published)
+        found: dict[int, LinkTarget] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(ids))):
+                for row in conn.execute(sa.select(*cols).where(articles.c.id.in_(chunk))):
+                    found[row.id] = LinkTarget(row.id, row.title, row.url, row.published)
+        return found
+
+    def _fetch(self, query: sa.Select[Any]) -> list[StoredArticle]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            related = self._related_of(conn, [r.id for r in rows])
+        return [StoredArticle(r.id, _article(r, related.get(r.id, ()))) for r in rows]
+
+    def _related_of(self, conn: Connection, ids: list[int]) -> dict[int, tuple[RelatedRef, ...]]:
+        found: dict[int, list[RelatedRef]] = {}
+        cols = (
+            related_refs.c.article_id,
+            related_refs.c.category,
+            related_refs.c.summary,
+            related_refs.c.published,
+        )
+        for chunk in _chunks(ids):
+            query = (
+                sa.select(*cols)
+                .where(related_refs.c.article_id.in_(chunk))
+                .order_by(related_refs.c.article_id, related_refs.c.position)
+            )
+            for row in conn.execute(query):
+                found.setdefault(row.article_id, []).append(
+                    RelatedRef(row.category, row.summary, row.published)
+                )
+        return {k: tuple(v) for k, v in found.items()}
+
+    def related_targets(self, ids: Iterable[int]) -> dict[int, list[int]]:
+        """Each article's resolved explicit related entries, in the source's order."""
+        found: dict[int, list[int]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(ids))):
+                query = (
+                    sa.select(related_refs.c.article_id, related_refs.c.target_id)
+                    .where(
+                        related_refs.c.article_id.in_(chunk),
+                        related_refs.c.target_id.is_not(None),
+                    )
+                    .order_by(related_refs.c.article_id, related_refs.c.position)
+                )
+                for article_id, target_id in conn.execute(query):
+                    found.setdefault(article_id, []).append(target_id)
+        return found
+
+    def related_counts(self) -> tuple[int, int]:
+        """(resolved, unresolved) explicit related entries."""
+        with self.engine.connect() as conn:
+            total = conn.scalar(sa.select(sa.func.count()).select_from(related_refs)) or 0
+            open_ = (
+                conn.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(related_refs)
+                    .where(related_refs.c.target_id.is_(None))
+                )
+                or 0
+            )
+        return total - open_, open_
+
+    # -- issues -----------------------------------------------------------
+
+    def record_issue(
+        self,
+        schedule: str,
+        period: Period,
+        status: str,
+        subject: str,
+        article_ids: Sequence[int],
+        now: datetime,
+    ) -> IssueRecord:
+        """Record a built or skipped issue; a sent issue is never rewritten."""
+        try:
+            return self._record_issue(schedule, period, status, subject, article_ids, now)
+        except sa.exc.IntegrityError:
+            # Another process inserted this (schedule, period end) between our read and our
+            # insert: the row exists now, so the second try updates or keeps it.
+            return self._record_issue(schedule, period, status, subject, article_ids, now)
+
+    def _record_issue(
+        self,
+        schedule: str,
+        period: Period,
+        status: str,
+        subject: str,
+        article_ids: Sequence[int],
+        now: datetime,
+    ) -> IssueRecord:
+        with self.engine.begin() as conn:
+            row = self.issue_row(conn, schedule, period.end)
+            if row is None:
+                conn.execute(
+                    issues.insert().values(
+                        schedule=schedule,
+                        period_start=period.start,
+                        period_end=period.end,
+                        status=status,
+                        subject=subject,
+                        created_at=now,
+                    )
+                )
+                row = self.issue_row(conn, schedule, period.end)
+            elif row.status not in GONE_OUT:
+                conn.execute(
+                    issues.update()
+                    .where(issues.c.id == row.id)
+                    .values(status=status, subject=subject, period_start=period.start)
+                )
+                conn.execute(issue_articles.delete().where(issue_articles.c.issue_id == row.id))
+            else:
+                return issue_record(row)
+            if article_ids:
+                conn.execute(
+                    issue_articles.insert(),
+                    [{"issue_id": row.id, "article_id": i} for i in dict.fromkeys(article_ids)],
+                )
+            return issue_record(self.issue_row(conn, schedule, period.end))
+
+    def sent_article_ids(self, schedule: str, before: datetime) -> set[int]:
+        """Articles of this schedule's issues sent (or being sent) that went out before
+        `before`: an issue's own articles never count against it, a rebuild is faithful."""
+        with self.engine.connect() as conn:
+            return set(conn.scalars(self._sent_query(schedule, before)))
+
+    def _sent_query(self, schedule: str, before: datetime) -> sa.Select[Any]:
+        return (
+            sa.select(issue_articles.c.article_id)
+            .join(issues)
+            .where(issues.c.schedule == schedule, issues.c.status.in_(GONE_OUT), issues.c.period_end < before)
+        )
+
+    def issues(self, schedule: str | None = None) -> list[IssueRecord]:
+        query = sa.select(issues).order_by(issues.c.period_end.desc())
+        if schedule is not None:
+            query = query.where(issues.c.schedule == schedule)
+        with self.engine.connect() as conn:
+            return [issue_record(r) for r in conn.execute(query)]
+
+    def issue_article_ids(self, issue_id: int) -> list[int]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.scalars(
+                    sa.select(issue_articles.c.article_id).where(issue_articles.c.issue_id == issue_id)
+                )
+            )
+
+    def issue_links(self, issue_id: int) -> dict[int, list[int]] | None:
+        """The related links an issue went out with (article → targets, in order);
+        None when none were kept for it."""
+        query = (
+            sa.select(issue_links.c.article_id, issue_links.c.target_id)
+            .where(issue_links.c.issue_id == issue_id)
+            .order_by(issue_links.c.article_id, issue_links.c.position)
+        )
+        found: dict[int, list[int]] = {}
+        with self.engine.connect() as conn:
+            for article_id, target_id in conn.execute(query):
+                found.setdefault(article_id, []).append(target_id)
+        return found or None
+
+    def keep_issue_links(self, issue_id: int, links: dict[int, list[int]]) -> bool:
+        """Keep an issue's related links, once: links already kept are never rewritten."""
+        rows = [
+            {"issue_id": issue_id, "article_id": article_id, "position": n, "target_id": target}
+            for article_id, targets in links.items()
+            for n, target in enumerate(targets)
+        ]
+        if not rows:
+            return False
+        try:
+            with self.engine.begin() as conn:
+                held = conn.scalar(sa.select(sa.func.count()).where(issue_links.c.issue_id == issue_id))
+                if held:
+                    return False
+                conn.execute(issue_links.insert(), rows)
+        except sa.exc.IntegrityError:  # another process kept them first
+            return False
+        return True
+
+    def issue(self, schedule: str, end: datetime) -> IssueRecord | None:
+        """The issue of `schedule` that goes out at `end`, if one was recorded."""
+        with self.engine.connect() as conn:
+            row = self.issue_row(conn, schedule, end)
+        return issue_record(row) if row is not None else None
+
+    def claim_issue(
+        self, conn: Connection, schedule: str, period: Period, subject: str, now: datetime
+    ) -> int | None:
+        """Take the issue going out at `period.end` into `sending`, inside the ledger's
+        transaction: a built row is taken over, a missing one inserted. It starts with a
+        write, so two senders serialise here. Returns the id if ours, None if another's."""
+        taken = conn.execute(
+            issues.update()
+            .where(
+                issues.c.schedule == schedule,
+                issues.c.period_end == period.end,
+                issues.c.status == IssueStatus.BUILT,
+            )
+            .values(status=IssueStatus.SENDING, subject=subject, period_start=period.start, queued_at=now)
+        )
+        row = self.issue_row(conn, schedule, period.end)
+        if taken.rowcount == 1:
+            conn.execute(issue_articles.delete().where(issue_articles.c.issue_id == row.id))
+            return int(row.id)
+        if row is not None:
+            return None
+        result = conn.execute(
+            issues.insert().values(
+                schedule=schedule,
+                period_start=period.start,
+                period_end=period.end,
+                status=IssueStatus.SENDING,
+                subject=subject,
+                created_at=now,
+                queued_at=now,
+            )
+        )
+        key = result.inserted_primary_key
+        assert key is not None  # an insert of one row always has one
+        return int(key[0])
+
+    def move_issue(
+        self, conn: Connection, issue_id: int, from_: Sequence[IssueStatus], to: IssueStatus, **values: Any
+    ) -> None:
+        """Change an issue's status if it is in one of `from_`, in the caller's transaction."""
+        conn.execute(
+            issues.update()
+            .where(issues.c.id == issue_id, issues.c.status.in_(from_))
+            .values(status=to, **values)
+        )
+
+    def issue_row_by_id(self, conn: Connection, issue_id: int) -> Any:
+        return conn.execute(sa.select(issues).where(issues.c.id == issue_id)).one()
+
+    def issue_row(self, conn: Connection, schedule: str, end: datetime) -> Any:
+        """The raw issue row, inside a caller's transaction. Only the store writes issue rows;
+        the ledger asks it to, inside its own transactions (claim_issue, move_issue)."""
+        return conn.execute(
+            sa.select(issues).where(issues.c.schedule == schedule, issues.c.period_end == end)
+        ).first()
+
+    def last_issue_end(self, schedule: str, before: datetime) -> datetime | None:
+        """The end of this schedule's latest issue that went out (sent, being sent, or
+        skipped as empty) before `before`: the next period starts there, so no article
+        falls between sends the daemon missed."""
+        query = sa.select(sa.func.max(issues.c.period_end)).where(
+            issues.c.schedule == schedule,
+            issues.c.status.in_((*GONE_OUT, IssueStatus.SKIPPED)),
+            issues.c.period_end < before,
+        )
+        with self.engine.connect() as conn:
+            end: datetime | None = conn.scalar(query)
+        return end
+
+
+def _with_driver(url: str) -> str:
+    """`postgresql://` is psycopg 3, the driver installed with newsletter (SQLAlchemy's own
+    default would be psycopg2); a URL naming its driver is left as it is."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers (preview) never block the writer
+    # In WAL mode NORMAL keeps every commit through a process crash (SIGKILL);
+    # only a power cut may lose the last few. FULL would fsync twice per delivery.
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    # A freed cell's bytes zeroed in the page being written anyway (no extra I/O): an old
+    # version of an updated row never lingers in a page (erasure.py: ON for a forget).
+    cursor.execute("PRAGMA secure_delete=FAST")
+    cursor.close()
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def _split_batch(
+    batch: Sequence[Article], existing: dict[str, Any], counts: UpsertCounts
+) -> tuple[list[tuple[Article, Any]], list[tuple[Article, Any]]]:
+    """Sort a batch of distinct keys into new and changed articles, counting each."""
+    added, changed = [], []
+    for article in batch:
+        old = existing.get(article.key)
+        if old is not None and article.undated:
+            # Keep the first-seen time, and whether that was a first read's backlog.
+            article = replace(article, published=old.published, backlog=old.backlog)
+        if old is None:
+            added.append((article, None))
+        elif old.content_hash != _content_hash(article):
+            changed.append((article, old))
+        else:
+            counts.unchanged += 1
+    counts.added += len(added)
+    counts.updated += len(changed)
+    return added, changed
+
+
+def _article_row(a: Article, first_seen: datetime, now: datetime) -> dict[str, Any]:
+    return {
+        "key": a.key,
+        "title": a.title,
+        "standfirst": a.standfirst,
+        "standfirst_key": text_key(a.standfirst) if a.standfirst else "",
+        "category": a.category,
+        "url": a.url,
+        "published": a.published,
+        "undated": a.undated,
+        "backlog": a.backlog,
+        "origin": a.origin,
+        "image": a.image,
+        "author": a.author,
+        "source": a.source,
+        "body": _body_json(a.body),
+        "tags": json.dumps(list(a.tags)),
+        "content_hash": _content_hash(a),
+        "first_seen": first_seen,
+        "updated_at": now,
+    }
+
+
+def _ref_row(article_id: int, position: int, ref: RelatedRef, targets: dict[str, int]) -> dict[str, Any]:
+    key = text_key(ref.summary)
+    target = targets.get(key)
+    return {
+        "article_id": article_id,
+        "position": position,
+        "category": ref.category,
+        "summary": ref.summary,
+        "summary_key": key,
+        "published": ref.published,
+        "target_id": target if target != article_id else None,
+    }
+
+
+def _article(row: Any, related: tuple[RelatedRef, ...]) -> Article:
+    return Article(
+        title=row.title,
+        published=row.published,
+        source=row.source,
+        standfirst=row.standfirst,
+        category=row.category,
+        url=row.url,
+        related=related,
+        key=row.key,
+        undated=row.undated,
+        backlog=row.backlog,
+        origin=row.origin,
+        image=row.image,
+        author=row.author,
+        body=tuple(Block(kind, text) for kind, text in json.loads(row.body)),
+        tags=tuple(json.loads(row.tags)),
+    )
+
+
+def issue_record(row: Any) -> IssueRecord:
+    return IssueRecord(
+        row.id,
+        row.schedule,
+        Period(row.period_start, row.period_end),
+        row.status,
+        row.subject,
+        row.sent_at,
+        row.queued_at or row.created_at,
+    )
+
+
+__all__ = ["Store", "UpsertCounts", "IssueRecord", "text_key", "date"]
