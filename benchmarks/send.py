@@ -21,8 +21,8 @@ from pathlib import Path
 from newsletter import scaffold
 from newsletter.audience.subscribers import SubscriberRow
 from newsletter.delivery import signing
-from newsletter.delivery.mail import MessageTemplate, Recipient
 from newsletter.delivery.send import SendOptions, send_schedule
+from newsletter.digest.mail import MessageTemplate, Recipient
 from newsletter.project import Project
 from newsletter.storage.ledger import Ledger
 

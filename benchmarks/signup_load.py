@@ -19,7 +19,7 @@ import httpx
 import uvicorn
 
 from newsletter import scaffold
-from newsletter.delivery.dispatch import for_serve
+from newsletter.audience.dispatch import for_serve
 from newsletter.delivery.transports import Courier
 from newsletter.web.public import create_app
 

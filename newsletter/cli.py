@@ -469,7 +469,7 @@ def subscribers_import(
 def invite(ctx: click.Context, project: Project, path: Path, transport: str | None, as_json: bool) -> None:
     """`subscribers import --double-opt-in`: pending rows and confirmation mails."""
     from newsletter.audience import files as audience
-    from newsletter.delivery.dispatch import Dispatch
+    from newsletter.audience.dispatch import Dispatch
     from newsletter.delivery.transports import Courier
 
     # The secret, the transport and the DKIM key are checked before anything is recorded.
@@ -745,7 +745,7 @@ def show_send(summary: SendSummary, as_json: bool) -> None:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, embed: bool) -> None:
     """Serve the public pages: signup and confirmation, preferences, unsubscribe, and issues."""
-    from newsletter.delivery.dispatch import for_serve
+    from newsletter.audience.dispatch import for_serve
     from newsletter.delivery.transports import Courier
     from newsletter.web.public import serve as serve_public
 

@@ -247,7 +247,7 @@ class Project:
 
     def parts(self, issue: Issue, now: datetime) -> dict[str, bytes]:
         """The issue's files: HTML, text, and an .eml addressed to the readers at large."""
-        from newsletter.delivery.mail import MessageTemplate, Recipient, archive_message_id
+        from newsletter.digest.mail import MessageTemplate, Recipient, archive_message_id
 
         template = MessageTemplate(issue.subject, issue.text, issue.html, self.settings.email.from_, now)
         origin = template.origin

@@ -18,12 +18,13 @@ from zoneinfo import ZoneInfo
 from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from newsletter.audience.dispatch import drain_project
 from newsletter.core import config
 from newsletter.core.clock import utc_now as utc_now  # re-exported: the daemon's clock
 from newsletter.core.durations import format_duration, parse_duration
 from newsletter.core.errors import ConfigError, NewsletterError
 from newsletter.core.models import IssueStatus, Schedule
-from newsletter.delivery.dispatch import drain_project
+from newsletter.core.periods import AheadTrigger, CrontabTrigger
 from newsletter.delivery.send import (
     SendSummary,
     allowed_placeholders,
@@ -32,7 +33,6 @@ from newsletter.delivery.send import (
     stop_on_signals,
 )
 from newsletter.digest import selection as select
-from newsletter.digest.periods import AheadTrigger, CrontabTrigger
 from newsletter.project import Project
 from newsletter.storage.ledger import Ledger
 

@@ -17,9 +17,8 @@ from croniter import croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.core import config
+from newsletter.core import config, periods
 from newsletter.core.errors import ConfigError
-from newsletter.digest import periods
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 FIRES = 12

@@ -23,8 +23,8 @@ from newsletter import scaffold
 from newsletter.core.config import load_settings
 from newsletter.core.errors import ConfigError
 from newsletter.delivery import signing
-from newsletter.delivery.mail import ListId, MessageTemplate, Recipient
 from newsletter.delivery.send import SendOptions, send_schedule
+from newsletter.digest.mail import ListId, MessageTemplate, Recipient
 from newsletter.project import Project
 from newsletter.storage.ledger import Ledger
 from tests.conftest import NOW, THREE_READERS, CliRunnerForProject, SMTPServer

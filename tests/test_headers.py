@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from newsletter.core.text import plain_line
-from newsletter.delivery.mail import ListId, MessageTemplate, Recipient, feedback_id, header_name
+from newsletter.digest.mail import ListId, MessageTemplate, Recipient, feedback_id, header_name
 
 DATE = datetime(2026, 11, 23, 8, tzinfo=UTC)
 ADDRESS = "digest@news.example.net"

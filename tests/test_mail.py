@@ -6,7 +6,7 @@ from email import message_from_bytes, policy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.delivery.mail import (
+from newsletter.digest.mail import (
     PREFERENCES_PLACEHOLDER,
     TOKEN_PLACEHOLDER,
     ListId,

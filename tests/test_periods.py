@@ -15,12 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newsletter import scheduler
-from newsletter.core import config
+from newsletter.core import config, periods
 from newsletter.core.errors import ConfigError
 from newsletter.core.models import Period, Schedule
-from newsletter.digest import periods
+from newsletter.core.periods import CrontabTrigger, cron_trigger, fire_times, next_fire, previous_fire
 from newsletter.digest import selection as select
-from newsletter.digest.periods import CrontabTrigger, cron_trigger, fire_times, next_fire, previous_fire
 from newsletter.project import Project
 
 LONDON, NEW_YORK, SYDNEY = (ZoneInfo(z) for z in ("Europe/London", "America/New_York", "Australia/Sydney"))

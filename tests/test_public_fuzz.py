@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.exceptions import StarletteDeprecationWarning
 
+from newsletter.audience.dispatch import for_serve
 from newsletter.audience.subscribers import SubscriberRow
 from newsletter.core.tokens import Purposes, Tokens
-from newsletter.delivery.dispatch import for_serve
 from newsletter.delivery.transports import Courier, MemoryTransport
 from newsletter.project import Project
 from newsletter.storage.ledger import Choices, Consent, Ledger

@@ -21,7 +21,7 @@ import pytest
 from starlette.types import ASGIApp
 
 from newsletter import scaffold
-from newsletter.delivery.dispatch import for_serve
+from newsletter.audience.dispatch import for_serve
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.delivery.transports import Courier
 from newsletter.project import Project

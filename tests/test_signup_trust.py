@@ -24,10 +24,10 @@ import pytest
 import sqlalchemy as sa
 from starlette.types import ASGIApp
 
+from newsletter.audience.dispatch import for_serve
 from newsletter.audience.subscribers import SubscriberRow
 from newsletter.core.models import SubscriberStatus
 from newsletter.core.tokens import Tokens
-from newsletter.delivery.dispatch import for_serve
 from newsletter.delivery.transports import Courier
 from newsletter.project import Project
 from newsletter.storage.ledger import Choices, Consent, Ledger

@@ -25,7 +25,7 @@ from newsletter.audience.subscribers import SubscriberRow
 from newsletter.cli import main
 from newsletter.core.errors import ConfigError
 from newsletter.core.models import Article
-from newsletter.digest.periods import AheadTrigger, cron_trigger
+from newsletter.core.periods import AheadTrigger, cron_trigger
 from newsletter.project import Project
 from newsletter.sources import polling as sources
 from newsletter.sources.ingest import Origin

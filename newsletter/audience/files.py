@@ -19,7 +19,7 @@ from newsletter.storage import outbox
 from newsletter.storage.ledger import ImportCounts, Ledger
 
 if TYPE_CHECKING:
-    from newsletter.delivery.dispatch import Dispatch
+    from newsletter.audience.dispatch import Dispatch
 
 
 def import_csv(project: Project, path: Path, now: datetime) -> tuple[ParsedCsv, ImportCounts]:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from newsletter.core.config import Settings
 from newsletter.core.text import plain_line
-from newsletter.delivery.mail import MessageTemplate, Recipient, sender
+from newsletter.digest.mail import MessageTemplate, Recipient, sender
 from newsletter.digest.render import Renderer
 
 

@@ -26,7 +26,7 @@ from newsletter.core.errors import ConfigError, UnknownScheduleError
 from newsletter.core.models import Schedule
 
 if TYPE_CHECKING:
-    from newsletter.digest.periods import CrontabTrigger
+    from newsletter.core.periods import CrontabTrigger
 
 SETTINGS_FILE = "newsletter.toml"
 SCHEDULES_DIR = "schedules"
@@ -556,7 +556,7 @@ def _cron(parsed: ScheduleFile, path: Path) -> str:
 def cron_trigger(expression: str, timezone: str) -> CrontabTrigger:
     """A schedule's trigger (periods.cron_trigger). APScheduler loads with the first
     schedule, not with the settings: commands that read no schedule never import it."""
-    from newsletter.digest import periods
+    from newsletter.core import periods
 
     return periods.cron_trigger(expression, timezone)
 
@@ -564,7 +564,7 @@ def cron_trigger(expression: str, timezone: str) -> CrontabTrigger:
 def _check_cron(expression: str, timezone: str, path: Path) -> None:
     """At load, so a cron that cannot be scheduled is one config error in every command
     (and a schedule the daemon leaves out), never a traceback at build time."""
-    from newsletter.digest.periods import check_fires
+    from newsletter.core.periods import check_fires
 
     fields = expression.split()
     if len(fields) == 5 and fields[2] != "*" and fields[4] != "*":
@@ -605,7 +605,7 @@ def _lookback(value: str | None, path: Path) -> timedelta | None:
 
 def _catch_up(value: str | None, path: Path) -> timedelta | None:
     """How far back an issue after missed sends reaches; None: four of its periods."""
-    from newsletter.digest.periods import MAX_CATCH_UP
+    from newsletter.core.periods import MAX_CATCH_UP
 
     if value is None:
         return None

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 from newsletter.core.durations import format_duration
 from newsletter.core.models import DeliveryStatus, SubscriberStatus
-from newsletter.delivery.mail import ListId, MessageTemplate, Recipient, feedback_id, new_message_id, sender
 from newsletter.delivery.transports import (
     DeliveryError,
     PermanentFailure,
@@ -33,6 +32,7 @@ from newsletter.delivery.transports import (
     TransportFactory,
     UnknownOutcome,
 )
+from newsletter.digest.mail import ListId, MessageTemplate, Recipient, feedback_id, new_message_id, sender
 from newsletter.storage import claimer
 from newsletter.storage.ledger import EXPIRED, Delivery, Ledger
 

@@ -29,9 +29,9 @@ from newsletter.core.models import DeliveryStatus, Digest, IssueStatus, Schedule
 from newsletter.core.output import write_files
 from newsletter.core.tokens import Tokens, secret_key
 from newsletter.delivery.delivering import Clock, Delivering, Notify, Progress, list_headers
-from newsletter.delivery.mail import PREFERENCES_PLACEHOLDER, TOKEN_PLACEHOLDER, MessageTemplate, sender
 from newsletter.delivery.signing import preflight as dkim_preflight
 from newsletter.delivery.transports import TransportFactory, timeout_of, transport_factory
+from newsletter.digest.mail import PREFERENCES_PLACEHOLDER, TOKEN_PLACEHOLDER, MessageTemplate, sender
 from newsletter.digest.render import Links
 from newsletter.project import Project, issue_stem
 from newsletter.storage.ledger import EXPIRED, Audience, Ledger, Subscriber, Variant

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from newsletter.core import periods
 from newsletter.core.durations import format_duration
 from newsletter.core.models import Period, Schedule, StoredArticle
-from newsletter.digest import periods
 
 
 def send_time(schedule: Schedule, at: datetime) -> datetime:

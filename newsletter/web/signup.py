@@ -32,7 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from newsletter.core.models import Schedule, SubscriberStatus
 from newsletter.core.text import person_name
 from newsletter.core.tokens import BadToken, Expired, Purposes
-from newsletter.delivery.mail import sender
+from newsletter.digest.mail import sender
 from newsletter.project import Project
 from newsletter.storage import limits, outbox
 from newsletter.storage.ledger import Choices, Consent, Ledger, Subscriber

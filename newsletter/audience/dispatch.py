@@ -29,11 +29,11 @@ from newsletter.core.clock import utc_now
 from newsletter.core.models import Schedule, SubscriberStatus
 from newsletter.core.tokens import Tokens, secret_key
 from newsletter.delivery.delivering import sealed
-from newsletter.delivery.mail import sender
 from newsletter.delivery.send import wanted_categories
 from newsletter.delivery.signing import prepare
 from newsletter.delivery.transports import Courier as TransportCourier
 from newsletter.delivery.transports import DeliveryError, PermanentFailure, UnknownOutcome
+from newsletter.digest.mail import sender
 from newsletter.project import Project
 from newsletter.storage import limits, outbox
 from newsletter.storage.ledger import Choices, Consent, Ledger, Subscriber
