@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from newsletter import scaffold
-from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.models import SubscriberRow
 from newsletter.delivery import signing
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.digest.mail import MessageTemplate, Recipient

@@ -16,8 +16,8 @@ from aiosmtpd.controller import Controller
 from click.testing import CliRunner, Result
 
 from newsletter import scaffold
-from newsletter.audience.subscribers import SubscriberRow
 from newsletter.cli import main
+from newsletter.core.models import SubscriberRow
 from newsletter.project import Project
 from newsletter.storage.ledger import Ledger
 

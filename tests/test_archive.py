@@ -18,7 +18,7 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from newsletter import scaffold
-from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.models import SubscriberRow
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
 from newsletter.storage.ledger import Ledger

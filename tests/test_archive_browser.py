@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from newsletter import scaffold
-from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.models import SubscriberRow
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
 from newsletter.storage.ledger import Ledger

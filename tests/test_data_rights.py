@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from newsletter import scaffold
-from newsletter.audience.subscribers import SubscriberRow
 from newsletter.cli import main
+from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Purposes
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project

@@ -24,9 +24,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from newsletter import scaffold
-from newsletter.audience.subscribers import SubscriberRow
 from newsletter.cli import main
 from newsletter.core.errors import StoreError
+from newsletter.core.models import SubscriberRow
 from newsletter.project import Project
 from newsletter.storage.ledger import Ledger
 from newsletter.storage.schema import meta

@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter import scaffold
-from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Tokens
 from newsletter.delivery.send import SendOptions, SendSummary, send, utc_now
 from newsletter.delivery.transports import (

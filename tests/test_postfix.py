@@ -29,7 +29,7 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter import scaffold
-from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Tokens
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project

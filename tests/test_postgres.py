@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter import scaffold
-from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Tokens
 from newsletter.delivery.send import SendOptions, send
 from newsletter.delivery.transports import MemoryTransport

@@ -24,8 +24,8 @@ from starlette.exceptions import StarletteDeprecationWarning
 from starlette.types import Message
 
 from newsletter import scaffold
-from newsletter.audience.subscribers import SubscriberRow
 from newsletter.cli import main
+from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Tokens
 from newsletter.delivery.send import send
 from newsletter.delivery.transports import MemoryTransport

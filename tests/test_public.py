@@ -19,8 +19,8 @@ import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
 from newsletter import scaffold
-from newsletter.audience.subscribers import SubscriberRow
 from newsletter.core.errors import ConfigError
+from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Tokens
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project

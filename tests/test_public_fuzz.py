@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from starlette.exceptions import StarletteDeprecationWarning
 
 from newsletter.audience.dispatch import for_serve
-from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Purposes, Tokens
 from newsletter.delivery.transports import Courier, MemoryTransport
 from newsletter.project import Project

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
 from newsletter import scheduler
-from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.models import SubscriberRow
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
 from newsletter.storage import claimer

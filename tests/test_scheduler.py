@@ -21,9 +21,8 @@ from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from newsletter import scheduler
-from newsletter.audience.subscribers import SubscriberRow
 from newsletter.core.errors import ConfigError
-from newsletter.core.models import Schedule
+from newsletter.core.models import Schedule, SubscriberRow
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
 from newsletter.storage.ledger import Ledger

@@ -13,10 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newsletter import scheduler
-from newsletter.audience.subscribers import SubscriberRow
 from newsletter.core import periods
 from newsletter.core.errors import ConfigError
-from newsletter.core.models import Schedule
+from newsletter.core.models import Schedule, SubscriberRow
 from newsletter.digest import selection as select
 from newsletter.project import Project
 from newsletter.storage.ledger import Ledger

@@ -18,8 +18,9 @@ import pytest
 import sqlalchemy as sa
 
 from newsletter import scaffold, scheduler
-from newsletter.audience.subscribers import SubscriberRow, parse_csv
+from newsletter.audience.subscribers import parse_csv
 from newsletter.core.errors import ConfigError, NewsletterError
+from newsletter.core.models import SubscriberRow
 from newsletter.delivery.send import ALLOW_PLACEHOLDERS, SendOptions, send_schedule
 from newsletter.project import Project
 from newsletter.storage.ledger import Ledger

@@ -22,7 +22,7 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from newsletter import scaffold
 from newsletter.audience.dispatch import for_serve
-from newsletter.audience.subscribers import SubscriberRow
+from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Purposes, Tokens
 from newsletter.delivery.send import SendOptions, send
 from newsletter.delivery.transports import Courier, MemoryTransport

@@ -25,8 +25,7 @@ import sqlalchemy as sa
 from starlette.types import ASGIApp
 
 from newsletter.audience.dispatch import for_serve
-from newsletter.audience.subscribers import SubscriberRow
-from newsletter.core.models import SubscriberStatus
+from newsletter.core.models import SubscriberRow, SubscriberStatus
 from newsletter.core.tokens import Tokens
 from newsletter.delivery.transports import Courier
 from newsletter.project import Project

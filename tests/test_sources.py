@@ -21,10 +21,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from newsletter import scaffold, scheduler
-from newsletter.audience.subscribers import SubscriberRow
 from newsletter.cli import main
 from newsletter.core.errors import ConfigError
-from newsletter.core.models import Article
+from newsletter.core.models import Article, SubscriberRow
 from newsletter.core.periods import AheadTrigger, cron_trigger
 from newsletter.project import Project
 from newsletter.sources import polling as sources

@@ -15,15 +15,9 @@ from dataclasses import dataclass, field
 
 from newsletter.core.addresses import normalize_email
 from newsletter.core.errors import SourceError
+from newsletter.core.models import SubscriberRow
 from newsletter.core.text import CONTROL_CHARS, NAME_MAX, person_name, plain_line
 from newsletter.sources.readers import decode_utf8
-
-
-@dataclass(frozen=True)
-class SubscriberRow:
-    email: str  # lower-cased: duplicates differing only in case are one subscriber
-    name: str = ""
-    categories: tuple[str, ...] = ()  # empty: every category of a schedule
 
 
 @dataclass

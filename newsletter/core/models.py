@@ -221,3 +221,12 @@ class Issue:
     @property
     def html_size(self) -> int:
         return len(self.html.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class SubscriberRow:
+    """One person as a subscribers file (or a test) gives them, before the ledger has them."""
+
+    email: str  # lower-cased: duplicates differing only in case are one subscriber
+    name: str = ""
+    categories: tuple[str, ...] = ()  # empty: every category of a schedule

@@ -22,8 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from newsletter.audience.subscribers import SubscriberRow
-from newsletter.core.models import DeliveryStatus, IssueStatus, Period, SubscriberStatus
+from newsletter.core.models import DeliveryStatus, IssueStatus, Period, SubscriberRow, SubscriberStatus
 from newsletter.core.text import person_name, storable
 from newsletter.storage import claimer, erasure, schema
 from newsletter.storage.schema import (
