@@ -24,7 +24,7 @@ from newsletter.delivery import signing
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.digest.mail import MessageTemplate, Recipient
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.roster import Roster
 
 SUBSCRIBERS = 2000
 SECRET = {"NEWSLETTER_SECRET_KEY": "benchmark-secret-key-0123456789"}
@@ -65,7 +65,7 @@ def demo_project(root: Path, dkim: str = "") -> Project:
     project = Project(root, environ=SECRET)
     project.ingest([str(scaffold.demo_articles())], NOW)
     people = [SubscriberRow(f"reader{i}@example.org", f"Reader {i}") for i in range(SUBSCRIBERS)]
-    Ledger(project.store).import_subscribers(people, NOW)
+    Roster(project.store).import_subscribers(people, NOW)
     return project
 
 

@@ -503,9 +503,9 @@ def invite(ctx: click.Context, project: Project, path: Path, transport: str | No
 @click.pass_context
 def subscribers_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
     """List subscribers with their categories and status."""
-    from newsletter.storage.ledger import Ledger
+    from newsletter.storage.roster import Roster
 
-    people = Ledger(open_project(ctx).store).subscribers(status)
+    people = Roster(open_project(ctx).store).subscribers(status)
     if as_json:
         emit_json(
             [
@@ -524,9 +524,9 @@ def subscribers_list(ctx: click.Context, status: str | None, as_json: bool) -> N
 @click.pass_context
 def subscribers_remove(ctx: click.Context, email: str) -> None:
     """Take an address off the list (unsubscribes and bounces stay suppressed)."""
-    from newsletter.storage.ledger import Ledger
+    from newsletter.storage.roster import Roster
 
-    if not Ledger(open_project(ctx).store).remove(email, now()):
+    if not Roster(open_project(ctx).store).remove(email, now()):
         raise NewsletterError(f"no active subscriber {email!r}", "See `newsletter subscribers list`.")
     click.echo(f"removed {email}")
 
@@ -552,11 +552,11 @@ def subscribers_export(
     """Everything stored about each person: the subscriber row, deliveries with dates and
     statuses, bounce reports, consent records and any other row that names them."""
     from newsletter.audience import files as audience
-    from newsletter.storage.ledger import Ledger
+    from newsletter.storage.rights import DataRights
 
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
-    people = Ledger(open_project(ctx).store).export_people(email)
+    people = DataRights(open_project(ctx).store).export_people(email)
     if email is not None and not people:
         raise NewsletterError(f"no subscriber {email!r}", "See `newsletter subscribers list`.")
     data = audience.export_csv(people) if as_csv else audience.export_json(people)
@@ -574,12 +574,12 @@ def subscribers_export(
 def subscribers_forget(ctx: click.Context, email: str, yes: bool) -> None:
     """Erase an address and its name from every table (right to erasure); keep only a keyed
     hash so it is never imported, signed up or mailed again, and the delivery counts."""
-    from newsletter.storage.ledger import Ledger
+    from newsletter.storage.rights import DataRights
 
-    ledger = Ledger(open_project(ctx).store)
+    rights = DataRights(open_project(ctx).store)
     if not yes:
         click.confirm(f"Erase {email} for good? This cannot be undone", abort=True, err=True)
-    done = ledger.forget(email, now())
+    done = rights.forget(email, now())
     if done.subscriber or done.rows:
         click.echo(f"forgot {email}: {done.rows} rows erased or anonymised; the address stays suppressed")
     elif done.already:

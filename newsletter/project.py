@@ -21,7 +21,8 @@ from newsletter.core.output import write_files
 from newsletter.digest import enrich
 from newsletter.digest.enrich import Candidate
 from newsletter.related import neighbours
-from newsletter.storage.store import GONE_OUT, Store
+from newsletter.storage.issues import GONE_OUT, Issues
+from newsletter.storage.store import Store
 
 if TYPE_CHECKING:
     from newsletter.digest.render import Links, Renderer
@@ -153,7 +154,7 @@ class Project:
         schedule's last issue that went out, when sends were missed since."""
         from newsletter.digest import selection as select
 
-        last_end = self.store.last_issue_end(schedule.name, select.send_time(schedule, at))
+        last_end = Issues(self.store).last_issue_end(schedule.name, select.send_time(schedule, at))
         return select.period_for(schedule, at, last_end)
 
     def left_out(self, schedule: Schedule, period: Period) -> str | None:
@@ -161,7 +162,7 @@ class Project:
         end of the schedule's last issue that went out: what it leaves out, and why."""
         from newsletter.digest import selection as select
 
-        return select.left_out(schedule, period, self.store.last_issue_end(schedule.name, period.end))
+        return select.left_out(schedule, period, Issues(self.store).last_issue_end(schedule.name, period.end))
 
     def digest(self, schedule: Schedule, at: datetime) -> Digest:
         from newsletter.digest import selection as select
@@ -172,11 +173,11 @@ class Project:
         )
         # The query already narrows to unsent articles (for speed); `select` is where
         # the rules live and are property-tested, so it gets the sent set too.
-        sent = self.store.sent_article_ids(schedule.name, period.end)
+        sent = Issues(self.store).sent_article_ids(schedule.name, period.end)
         sections = select.select(schedule, period, at, candidates, sent)
-        issue = self.store.issue(schedule.name, period.end)
+        issue = Issues(self.store).issue(schedule.name, period.end)
         gone = issue if issue is not None and issue.status in GONE_OUT else None
-        kept = self.store.issue_links(gone.id) if gone is not None else None
+        kept = Issues(self.store).issue_links(gone.id) if gone is not None else None
         related = self.related_candidates([c for _, chosen in sections for c in chosen], at, kept or {})
         archive = self.store.link_targets({c.target for found in related.values() for c in found})
         digest = enrich.enrich(schedule, period, at, sections, related, archive)
@@ -209,7 +210,7 @@ class Project:
         """Keep the related links a gone-out issue carries, so its rebuilds show them:
         `send` calls it with the digest it just recorded; `digest` for an older issue
         whose links were never kept. False when links were kept already."""
-        return self.store.keep_issue_links(issue_id, _link_ids(digest))
+        return Issues(self.store).keep_issue_links(issue_id, _link_ids(digest))
 
     def links(self, schedule: Schedule, period: Period) -> Links:
         from newsletter.digest.render import Links
@@ -235,7 +236,7 @@ class Project:
         if out is not None:
             build.files = write_files(out, issue_stem(schedule, digest.period), self.parts(issue, now))
         if record:
-            self.store.record_issue(
+            Issues(self.store).record_issue(
                 schedule.name,
                 digest.period,
                 IssueStatus.BUILT,

@@ -34,7 +34,8 @@ from newsletter.delivery.send import (
 )
 from newsletter.digest import selection as select
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.issues import Issues
+from newsletter.storage.queue import DeliveryQueue
 
 log = logging.getLogger("newsletter.scheduler")
 
@@ -133,7 +134,7 @@ def refresh_sources(project: Project, schedule: Schedule, fire_time: datetime, n
     logged and the issue goes out with what is stored."""
     from newsletter.sources import polling as sources
 
-    issue = project.store.issue(schedule.name, fire_time)
+    issue = Issues(project.store).issue(schedule.name, fire_time)
     if not project.settings.sources or (issue is not None and issue.status != IssueStatus.BUILT):
         return
     try:  # as the file names them: "*" is every category, also those not stored yet
@@ -227,7 +228,7 @@ def unfinished_sends(project: Project, schedule: Schedule, now: datetime, grace:
     one recorded but never started only within `grace`, like a missed period."""
     lifetime = project.settings.sending.queue_lifetime
     ends = []
-    for issue in sorted(project.store.issues(schedule.name), key=lambda i: i.period.end):
+    for issue in sorted(Issues(project.store).issues(schedule.name), key=lambda i: i.period.end):
         if issue.status != IssueStatus.SENDING or not _resumable(schedule, issue.period.end):
             continue
         if issue.queued_at is not None and now - issue.queued_at > lifetime:
@@ -241,7 +242,7 @@ def unfinished_sends(project: Project, schedule: Schedule, now: datetime, grace:
                 issue.period.end.isoformat(),
             )
             continue
-        if now - issue.period.end > grace and not Ledger(project.store).started(issue.id):
+        if now - issue.period.end > grace and not DeliveryQueue(project.store).started(issue.id):
             # Nobody has it yet (recorded by an older version, or a crash before the first
             # message): sending it now would be a missed period sent late, so the grace rules.
             log.warning(
@@ -280,10 +281,10 @@ def retry_queued(
 
 
 def _due(project: Project, schedule: Schedule, end: datetime, now: datetime) -> bool:
-    issue = project.store.issue(schedule.name, end)
+    issue = Issues(project.store).issue(schedule.name, end)
     if issue is None:
         return False
-    due = Ledger(project.store).next_due(issue.id, now)
+    due = DeliveryQueue(project.store).next_due(issue.id, now)
     return due is not None and due <= now
 
 

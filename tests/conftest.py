@@ -19,7 +19,7 @@ from newsletter import scaffold
 from newsletter.cli import main
 from newsletter.core.models import SubscriberRow
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.roster import Roster
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The envelope sender of a delivery from the scaffold's project: its own return path (VERP).
@@ -97,7 +97,7 @@ def sender(demo_project: Project) -> Iterator[Project]:
     """The demo archive, opened with a signing key, and three subscribers. (Modules that
     need another audience define their own `sender`.)"""
     project = Project(demo_project.root, environ=SECRET)
-    Ledger(project.store).import_subscribers(THREE_READERS, NOW)
+    Roster(project.store).import_subscribers(THREE_READERS, NOW)
     yield project
     project.close()
 

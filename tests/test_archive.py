@@ -21,7 +21,8 @@ from newsletter import scaffold
 from newsletter.core.models import SubscriberRow
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.issues import Issues
+from newsletter.storage.roster import Roster
 from newsletter.web.archive import clean
 from newsletter.web.public import create_app
 from tests.conftest import NOW, write_article
@@ -48,7 +49,7 @@ def archive(demo_project: Project, tmp_path: Path) -> Iterator[Project]:
     """Two sent weekly issues; the first reader (by address) wants one category only, so
     the issue row's subject is that variant's; a third week built but never sent."""
     project = Project(demo_project.root, environ=ENV)
-    Ledger(project.store).import_subscribers(
+    Roster(project.store).import_subscribers(
         [
             SubscriberRow("aaa@example.org", "Aaa", ("Movement & fitness",)),
             SubscriberRow("bob@example.org", "Bob"),
@@ -88,7 +89,7 @@ def test_index_lists_sent_issues_newest_first(client: TestClient, archive: Proje
 
 
 def test_the_archive_subject_is_the_full_digests_not_a_variants(client: TestClient, archive: Project):
-    [_, first] = [r for r in archive.store.issues("weekly") if r.status == "sent"]
+    [_, first] = [r for r in Issues(archive.store).issues("weekly") if r.status == "sent"]
     with (archive.root / "issues" / "weekly-2026-11-23.eml").open("rb") as f:
         full_subject = str(BytesHeaderParser(policy=policy.default).parse(f)["subject"])
     assert first.subject != full_subject  # the row holds the one-category variant's subject

@@ -14,7 +14,7 @@ from newsletter import scaffold
 from newsletter.core.models import SubscriberRow
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.roster import Roster
 from newsletter.web.public import create_app
 from tests.browser import ARTIFACTS, AppServer, chromium, require_chromium
 from tests.conftest import NOW, write_article
@@ -36,7 +36,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = Project(root, environ=ENV)
     try:
         project.ingest([str(scaffold.demo_articles())], NOW)
-        Ledger(project.store).import_subscribers([SubscriberRow("ann@example.org", "Ann")], NOW)
+        Roster(project.store).import_subscribers([SubscriberRow("ann@example.org", "Ann")], NOW)
         for week in range(3):
             at = scaffold.DEMO_AT + timedelta(days=7 * week)
             if week:

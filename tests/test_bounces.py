@@ -36,7 +36,7 @@ from newsletter.delivery.bounces import (
 )
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.roster import Roster
 from newsletter.storage.schema import bounce_reports, deliveries
 from tests.conftest import NOW, SECRET, SECRET_KEY, THREE_READERS, VERP, CliRunnerForProject, SMTPServer
 
@@ -150,7 +150,7 @@ def delivery_of(project: Project, address: str, issue: int | None = None):
 
 
 def status_of(project: Project, address: str) -> str:
-    return next(s.status for s in Ledger(project.store).subscribers() if s.email == address)
+    return next(s.status for s in Roster(project.store).subscribers() if s.email == address)
 
 
 def read(project: Project, folder: Path) -> bounces.Summary:
@@ -180,7 +180,7 @@ def test_each_delivery_goes_out_with_its_own_signed_return_path(sender: Project,
 def test_the_return_path_follows_the_setting(demo_project: Project, smtp_server: SMTPServer):
     pattern = {"NEWSLETTER_BOUNCES_RETURN_PATH": "returns-{token}@mail.example.org"}
     project = Project(demo_project.root, environ={**SECRET, **pattern})
-    Ledger(project.store).import_subscribers(THREE_READERS[:1], NOW)
+    Roster(project.store).import_subscribers(THREE_READERS[:1], NOW)
     try:
         deliver(project, smtp_server)
     finally:
@@ -370,7 +370,7 @@ def test_a_feedback_loop_complaint_suppresses_the_address(
     assert summary.suppressed == ["cat@example.org: complained"]
     assert status_of(sender, "cat@example.org") == "complained"
     assert delivery_of(sender, "cat@example.org").status == "sent"  # it did arrive
-    assert Ledger(sender.store).subscribers("complained")[0].email == "cat@example.org"
+    assert Roster(sender.store).subscribers("complained")[0].email == "cat@example.org"
 
 
 def test_a_mail_to_the_mailto_address_unsubscribes(sender: Project, smtp_server: SMTPServer, maildir: Path):
@@ -401,7 +401,7 @@ def test_a_forged_token_or_an_unreadable_mail_is_left_in_place_and_reported(
     assert "new/2.chatter: not a bounce, complaint or unsubscribe that can be read" in result.stderr
     assert "Error: 2 mails in" in result.stderr
     assert sorted(os.listdir(maildir / "new")) == ["1.forged", "2.chatter"]
-    assert {s.status for s in Ledger(sender.store).subscribers()} == {"active"}
+    assert {s.status for s in Roster(sender.store).subscribers()} == {"active"}
 
 
 def test_the_command_reads_the_configured_mailbox(

@@ -31,7 +31,7 @@ from newsletter.core.tokens import Tokens
 from newsletter.delivery import bounces
 from newsletter.delivery.bounces import read_mailbox
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.roster import Roster
 from newsletter.storage.schema import bounce_reports, deliveries
 from tests.conftest import NOW, SECRET, SECRET_KEY, SMTPServer
 from tests.test_bounces import arf, deliver, drop, dsn, read, return_path, status_of
@@ -66,7 +66,7 @@ def test_a_forged_token_and_a_real_address_suppress_nobody(
     drop(maildir, "3.none", dsn("postmaster@example.org", "ann@example.org", "5.1.1"))  # no token at all
     summary = read(sender, maildir)
     assert summary.suppressed == [] and not summary.counts
-    assert {s.status for s in Ledger(sender.store).subscribers()} == {"active"}
+    assert {s.status for s in Roster(sender.store).subscribers()} == {"active"}
     assert {d.status for d in _deliveries(sender)} == {"sent"}
     assert sorted(os.listdir(maildir / "new")) == ["1.dsn", "2.arf", "3.none"]  # left in place
     assert [line.split(":", 1)[0] for line in summary.left] == ["new/1.dsn", "new/2.arf", "new/3.none"]
@@ -350,7 +350,7 @@ def test_no_mail_escapes_the_reader_and_nothing_is_acted_on_without_proof(
             assert proof.token.encode() in data.lower() or proof.message_id.encode() in data
             assert record.subscriber_id == proof.subscriber_id
         acted_on = {r.subscriber_id for r in records}
-        for subscriber in Ledger(sender.store).subscribers():
+        for subscriber in Roster(sender.store).subscribers():
             assert subscriber.status == "active" or subscriber.id in acted_on
 
     check()

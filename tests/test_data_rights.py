@@ -27,7 +27,12 @@ from newsletter.core.tokens import Purposes
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
 from newsletter.storage import schema
-from newsletter.storage.ledger import BounceRecord, Choices, Consent, Ledger
+from newsletter.storage.consents import Consents
+from newsletter.storage.queue import DeliveryQueue
+from newsletter.storage.records import Choices, Consent
+from newsletter.storage.rights import DataRights
+from newsletter.storage.roster import Roster
+from newsletter.storage.suppression import BounceRecord, Suppression
 from tests.conftest import NOW, CliRunnerForProject, free_port
 
 KEY = "test-secret-key-0123456789"
@@ -43,11 +48,10 @@ def sent(demo_project: Project, tmp_path: Path) -> Iterator[Project]:
     """One weekly issue sent to Ann and Bob; Bob's delivery then bounced with his address
     in the diagnostic; a consent record for Bob when the store has that table."""
     project = Project(demo_project.root, environ=ENV)
-    ledger = Ledger(project.store)
-    ledger.import_subscribers(READERS, NOW)
+    Roster(project.store).import_subscribers(READERS, NOW)
     summary = send_schedule(project, "weekly", scaffold.DEMO_AT, f"file:{tmp_path / 'outbox'}", FAST)
     assert summary.outcome == "sent" and summary.counts["sent"] == 2
-    bob = next(s for s in ledger.subscribers() if s.email == BOB)
+    bob = next(s for s in Roster(project.store).subscribers() if s.email == BOB)
     with project.store.engine.begin() as conn:
         delivery = conn.scalar(sa.select(schema.deliveries.c.id).where(schema.deliveries.c.email == BOB))
         consents = getattr(schema, "consents", None)
@@ -64,7 +68,9 @@ def sent(demo_project: Project, tmp_path: Path) -> Iterator[Project]:
                 )
             )
     detail = f"550 5.1.1 <{BOB}>: no such user ({NAME})"
-    ledger.record_bounce(BounceRecord("k" * 64, "hard", delivery, bob.id, "5.1.1", detail), 3, NOW)
+    Suppression(project.store).record_bounce(
+        BounceRecord("k" * 64, "hard", delivery, bob.id, "5.1.1", detail), 3, NOW
+    )
     yield project
     project.close()
 
@@ -130,14 +136,14 @@ def test_export_of_an_unknown_address_and_both_formats(sent: Project, cli: CliRu
 def test_forget_erases_every_trace_and_keeps_counts(sent: Project, cli: CliRunnerForProject):
     engine = sent.store.engine
     assert text_columns_holding(engine, BOB, NAME)  # the check finds what is there
-    before = Ledger(sent.store).counts(1)
+    before = DeliveryQueue(sent.store).counts(1)
     result = cli("subscribers", "forget", BOB, "--yes")
     assert result.exit_code == 0, result.stderr
     assert f"forgot {BOB}" in result.stdout
     assert text_columns_holding(engine, BOB, NAME, "192.0.2.7") == []
-    assert Ledger(sent.store).counts(1) == before  # the delivery rows stay, anonymised
-    assert Ledger(sent.store).is_forgotten(BOB.upper())
-    assert not Ledger(sent.store).is_forgotten("ann@example.org")
+    assert DeliveryQueue(sent.store).counts(1) == before  # the delivery rows stay, anonymised
+    assert DataRights(sent.store).is_forgotten(BOB.upper())
+    assert not DataRights(sent.store).is_forgotten("ann@example.org")
     people = json.loads(cli("subscribers", "export").stdout)
     assert [p["subscriber"]["email"] for p in people] == ["ann@example.org"]
     again = cli("subscribers", "forget", BOB, "--yes")
@@ -154,7 +160,7 @@ def test_a_forgotten_address_is_never_imported_or_mailed_again(
     result = cli("subscribers", "import", str(csv_file))
     assert result.exit_code == 0, result.stderr
     assert "1 added" in result.stdout and "1 left unsubscribed" in result.stdout
-    emails = [s.email for s in Ledger(sent.store).subscribers()]
+    emails = [s.email for s in Roster(sent.store).subscribers()]
     assert BOB not in emails and "new@example.org" in emails
     assert text_columns_holding(sent.store.engine, BOB) == []
 
@@ -163,7 +169,7 @@ def test_forget_an_address_never_stored_suppresses_it(sent: Project, cli: CliRun
     result = cli("subscribers", "forget", "stranger@example.org", "--yes")
     assert result.exit_code == 0
     assert "nothing stored about stranger@example.org" in result.stdout
-    assert Ledger(sent.store).is_forgotten("stranger@example.org")
+    assert DataRights(sent.store).is_forgotten("stranger@example.org")
 
 
 def test_forget_asks_first(sent: Project, project_dir: Path):
@@ -171,14 +177,14 @@ def test_forget_asks_first(sent: Project, project_dir: Path):
     declined = runner.invoke(main, ["--project", str(project_dir), "subscribers", "forget", BOB], input="n\n")
     assert declined.exit_code == 1
     assert "Erase" in declined.stderr and "Aborted" in declined.stderr
-    assert not Ledger(sent.store).is_forgotten(BOB)
+    assert not DataRights(sent.store).is_forgotten(BOB)
     accepted = runner.invoke(main, ["--project", str(project_dir), "subscribers", "forget", BOB], input="y\n")
     assert accepted.exit_code == 0
-    assert Ledger(sent.store).is_forgotten(BOB)
+    assert DataRights(sent.store).is_forgotten(BOB)
 
 
 def test_the_suppression_key_is_per_database_and_not_the_address(sent: Project):
-    Ledger(sent.store).forget(BOB, NOW)
+    DataRights(sent.store).forget(BOB, NOW)
     with sent.store.engine.connect() as conn:
         [stored] = conn.scalars(sa.select(schema.forgotten.c.address_hash))
         key = conn.scalar(sa.select(schema.meta.c.value).where(schema.meta.c.key == "suppression_key"))
@@ -195,11 +201,14 @@ ZED_NAME = "Zedediah Qwfpgj"
 def sign_up_zed(project: Project) -> None:
     """Zed signs up on the form (consent with IP), confirms, changes preferences: copies
     of the address and the name in several pages and several write-ahead log frames."""
-    ledger = Ledger(project.store)
-    done = ledger.signup(ZED, Choices(ZED_NAME), Consent("subscribe", "Yes please", "192.0.2.9"), True, NOW)
+    done = Consents(project.store).signup(
+        ZED, Choices(ZED_NAME), Consent("subscribe", "Yes please", "192.0.2.9"), True, NOW
+    )
     assert done.consent_id is not None and done.subscriber_id is not None
-    ledger.confirm(done.consent_id, NOW)
-    ledger.set_preferences(done.subscriber_id, Choices(ZED_NAME, ("Sleep & recovery",)), True, NOW)
+    Consents(project.store).confirm(done.consent_id, NOW)
+    Roster(project.store).set_preferences(
+        done.subscriber_id, Choices(ZED_NAME, ("Sleep & recovery",)), True, NOW
+    )
 
 
 def files_holding(root: Path, *needles: str) -> list[str]:
@@ -215,13 +224,13 @@ def test_forget_erases_the_bytes_while_another_process_holds_the_database(
     sent: Project, cli: CliRunnerForProject, project_dir: Path
 ):
     sign_up_zed(sent)
-    Ledger(sent.store).subscribers()  # `serve` or `run`: the database open, idle between requests
+    Roster(sent.store).subscribers()  # `serve` or `run`: the database open, idle between requests
     assert files_holding(project_dir, ZED, ZED_NAME)  # the check finds what is there
     for address in (ZED, BOB):
         result = cli("subscribers", "forget", address, "--yes")
         assert result.exit_code == 0, result.stderr
     assert files_holding(project_dir, ZED, ZED_NAME, BOB, NAME) == []
-    assert Ledger(sent.store).is_forgotten(ZED)  # the holder reads on as before
+    assert DataRights(sent.store).is_forgotten(ZED)  # the holder reads on as before
 
 
 @pytest.mark.slow
@@ -229,7 +238,7 @@ def test_forget_erases_the_bytes_while_serve_runs(sent: Project, project_dir: Pa
     """`newsletter serve` as a real process that has read the subscriber, then `forget` as
     another: neither newsletter.db nor newsletter.db-wal holds the address or the name."""
     sign_up_zed(sent)
-    [zed] = [s for s in Ledger(sent.store).subscribers() if s.email == ZED]
+    [zed] = [s for s in Roster(sent.store).subscribers() if s.email == ZED]
     sent.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update({**ENV, "NEWSLETTER_ALLOW_PLACEHOLDERS": "1"})

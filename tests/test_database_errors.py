@@ -28,7 +28,7 @@ from newsletter.cli import main
 from newsletter.core.errors import StoreError
 from newsletter.core.models import SubscriberRow
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.roster import Roster
 from newsletter.storage.schema import meta
 from newsletter.storage.store import Store
 from tests.conftest import NOW, SMTPServer, write_article
@@ -95,7 +95,7 @@ def new_project(root: Path, subscribers: int = 3) -> Path:
     with closing(Project(root, environ={})) as project:
         project.ingest([str(scaffold.demo_articles())], NOW)
         people = [SubscriberRow(f"reader{i}@example.org", f"Reader {i}") for i in range(subscribers)]
-        Ledger(project.store).import_subscribers(people, NOW)
+        Roster(project.store).import_subscribers(people, NOW)
     return root.resolve() / "newsletter.db"
 
 

@@ -33,7 +33,9 @@ from newsletter.delivery.transports import (
     transport_factory,
 )
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.issues import Issues
+from newsletter.storage.queue import DeliveryQueue
+from newsletter.storage.roster import Roster
 from newsletter.storage.schema import deliveries
 from tests.conftest import NOW, THREE_READERS, VERP
 
@@ -98,18 +100,18 @@ def plain(envelope: Envelope) -> str:
 
 def add_readers(project: Project, count: int) -> list[str]:
     emails = [f"reader{i:02}@example.org" for i in range(count)]
-    Ledger(project.store).import_subscribers([SubscriberRow(e, e.split("@")[0]) for e in emails], NOW)
+    Roster(project.store).import_subscribers([SubscriberRow(e, e.split("@")[0]) for e in emails], NOW)
     return emails
 
 
 def statuses(project: Project) -> dict[str, str]:
     """Each subscriber's status on the list (active, bounced, ...)."""
-    return {s.email: s.status for s in Ledger(project.store).subscribers()}
+    return {s.email: s.status for s in Roster(project.store).subscribers()}
 
 
 def outcomes(project: Project) -> dict[str, str]:
     """Each delivery's status in the one issue of the week."""
-    [issue] = project.store.issues("weekly")
+    [issue] = Issues(project.store).issues("weekly")
     query = sa.select(deliveries.c.email, deliveries.c.status).where(deliveries.c.issue_id == issue.id)
     with project.store.engine.connect() as conn:
         return {email: status for email, status in conn.execute(query)}
@@ -118,7 +120,7 @@ def outcomes(project: Project) -> dict[str, str]:
 @pytest.fixture
 def sender(demo_project: Project) -> Iterator[Project]:
     """The demo archive and three subscribers: Ann and Bob want everything, Cat only sleep."""
-    Ledger(demo_project.store).import_subscribers(THREE_READERS, NOW)
+    Roster(demo_project.store).import_subscribers(THREE_READERS, NOW)
     yield demo_project
 
 
@@ -149,7 +151,7 @@ def test_each_subscriber_gets_their_own_categories_once(sender: Project, relay: 
 
 
 def test_subscriber_without_articles_this_period_gets_nothing(sender: Project, relay: Relay):
-    Ledger(sender.store).import_subscribers([SubscriberRow("dan@example.org", "Dan", ("Knitting",))], NOW)
+    Roster(sender.store).import_subscribers([SubscriberRow("dan@example.org", "Dan", ("Knitting",))], NOW)
     summary = deliver(sender, relay)
     assert summary.counts["skipped"] == 1
     assert summary.counts["sent"] == 3
@@ -172,7 +174,7 @@ def test_dry_run_records_and_sends_nothing(sender: Project, relay: Relay):
     assert summary.outcome == "dry run"
     assert summary.counts["pending"] == 3
     assert relay.tried == []
-    assert sender.store.issues("weekly") == []
+    assert Issues(sender.store).issues("weekly") == []
 
 
 # -- what a failure means, from a server that has accepted someone ------------------------
@@ -260,7 +262,7 @@ def test_circuit_breaker_pauses_then_send_resumes(sender: Project, relay: Relay)
 
 def test_a_small_list_at_a_refusing_relay_pauses_too(demo_project: Project, relay: Relay):
     """Two people, a breaker of ten: the first deliveries are the whole list."""
-    Ledger(demo_project.store).import_subscribers(
+    Roster(demo_project.store).import_subscribers(
         [SubscriberRow("a@example.org"), SubscriberRow("b@example.org")], NOW
     )
     relay.everyone = reply("RCPT TO", 550, "5.1.1", "no such user")
@@ -310,7 +312,7 @@ def test_an_outage_over_four_runs_then_recovery_delivers_to_all(sender: Project,
     summary = deliver(sender, relay)
     assert summary.outcome == "sent"
     assert sorted(e.recipient for e in relay.accepted) == sorted([*PEOPLE, *emails])
-    [issue] = sender.store.issues("weekly")
+    [issue] = Issues(sender.store).issues("weekly")
     assert issue.status == "sent"
 
 
@@ -326,7 +328,7 @@ def test_past_the_queue_lifetime_deliveries_expire_and_retry_failed_sends_them(s
     assert "expired after the 3d queue lifetime" in expired.message
     assert expired.counts["expired"] == 3
     assert expired.counts["failed"] == 0
-    [issue] = sender.store.issues("weekly")
+    [issue] = Issues(sender.store).issues("weekly")
     assert issue.status == "sending"  # unfinished, not sent
     tried = len(relay.tried)
     left = deliver(sender, relay, clock=later)
@@ -410,8 +412,8 @@ def test_a_bug_in_the_transport_ends_the_run_and_loses_no_one(sender: Project, r
 
     with pytest.raises(RuntimeError, match="a bug"):
         deliver(sender, broken)
-    [issue] = sender.store.issues("weekly")
-    counts = Ledger(sender.store).counts(issue.id)
+    [issue] = Issues(sender.store).issues("weekly")
+    counts = DeliveryQueue(sender.store).counts(issue.id)
     assert (counts["sent"], counts["sending"], counts["pending"]) == (1, 1, 1)  # Bob stays in flight
     after_the_lease = lambda: utc_now() + timedelta(minutes=10)  # noqa: E731
     resumed = deliver(sender, relay, clock=after_the_lease)

@@ -26,7 +26,7 @@ from newsletter.delivery import signing
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.digest.mail import ListId, MessageTemplate, Recipient
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.roster import Roster
 from tests.conftest import NOW, THREE_READERS, CliRunnerForProject, SMTPServer
 
 SECRET = "test-secret-key-0123456789"
@@ -190,7 +190,7 @@ def test_every_message_of_a_send_verifies(
     keys: Path,
     monkeypatch: pytest.MonkeyPatch,
 ):
-    Ledger(demo_project.store).import_subscribers(THREE_READERS, NOW)
+    Roster(demo_project.store).import_subscribers(THREE_READERS, NOW)
     _, toml, dns = keygen(cli, keys / "k.pem")
     enable(demo_project.root, toml)
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
@@ -213,7 +213,7 @@ def test_a_bad_key_fails_before_anything_is_recorded(
     keys: Path,
     monkeypatch: pytest.MonkeyPatch,
 ):
-    Ledger(demo_project.store).import_subscribers(THREE_READERS, NOW)
+    Roster(demo_project.store).import_subscribers(THREE_READERS, NOW)
     _, toml, _ = keygen(cli, keys / "k.pem")
     enable(demo_project.root, toml)
     (keys / "k.pem").write_text("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
@@ -370,7 +370,7 @@ def test_keygen_outside_a_project_needs_a_domain(tmp_path: Path, keys: Path):
 def test_send_without_dkim_is_unsigned(demo_project: Project, smtp_server: SMTPServer):
     sender = Project(demo_project.root, environ={"NEWSLETTER_SECRET_KEY": SECRET})
     try:
-        Ledger(sender.store).import_subscribers(THREE_READERS[:1], NOW)
+        Roster(sender.store).import_subscribers(THREE_READERS[:1], NOW)
         summary = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
     finally:
         sender.close()

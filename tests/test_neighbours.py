@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from newsletter.core.models import IssueStatus
 from newsletter.project import Project
 from newsletter.related import neighbours, words
+from newsletter.storage.issues import Issues
 from newsletter.storage.schema import meta, similar_terms
 from newsletter.storage.schema import neighbours as neighbour_rows
 from tests.conftest import NOW, write_article
@@ -203,11 +204,11 @@ def test_a_sent_issue_keeps_its_links_after_1000_more_articles(project: Project)
     project.ingest([str(folder)], NOW - timedelta(days=5), "Sleep")
     sent = links_of(project)
     build = project.build("test", AT, NOW)
-    issue = project.store.record_issue(
+    issue = Issues(project.store).record_issue(
         "test", build.period, IssueStatus.SENT, "s", [a.id for a in build.digest.articles], NOW
     )
     project.digest(project.schedule("test"), AT)  # the first look after sending keeps them
-    assert project.store.issue_links(issue.id)
+    assert Issues(project.store).issue_links(issue.id)
     more = project.root / "more"
     for n in range(1000):  # closer to the card than the originals, and published before AT
         write_article(more, f"m{n:04d}.txt", f"Sleep more {n}", "November 19, 2026", body=body(SLEEP, 99))

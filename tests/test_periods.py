@@ -21,6 +21,7 @@ from newsletter.core.models import Period, Schedule
 from newsletter.core.periods import CrontabTrigger, cron_trigger, fire_times, next_fire, previous_fire
 from newsletter.digest import selection as select
 from newsletter.project import Project
+from newsletter.storage.issues import Issues
 
 LONDON, NEW_YORK, SYDNEY = (ZoneInfo(z) for z in ("Europe/London", "America/New_York", "Australia/Sydney"))
 ZONES = [LONDON, NEW_YORK, SYDNEY]
@@ -316,7 +317,7 @@ def hourly(project: Project) -> Iterator[Project]:
     """A project with an hourly schedule whose last issue went out at LAST_SENT, and one
     article in each of the 12 hours after it."""
     (project.root / "schedules" / "hourly.toml").write_text(HOURLY)
-    project.store.record_issue(
+    Issues(project.store).record_issue(
         "hourly", Period(LAST_SENT - timedelta(hours=1), LAST_SENT), "sent", "Hourly", [], LAST_SENT
     )
     folder = project.root.parent / "src"
@@ -342,13 +343,17 @@ def test_the_catch_up_period_after_12_missed_fire_times_covers_all_12(hourly: Pr
 @pytest.mark.timeout(TIMEOUT)
 def test_skipped_issues_count_as_gone_out_and_built_ones_do_not(hourly: Project):
     name, end = "hourly", LAST_SENT + timedelta(hours=12)
-    hourly.store.record_issue(name, Period(LAST_SENT, LAST_SENT + timedelta(hours=3)), "built", "", [], end)
+    Issues(hourly.store).record_issue(
+        name, Period(LAST_SENT, LAST_SENT + timedelta(hours=3)), "built", "", [], end
+    )
     assert hourly.period(hourly.schedule(name), end).start == LAST_SENT
-    hourly.store.record_issue(name, Period(LAST_SENT, LAST_SENT + timedelta(hours=5)), "skipped", "", [], end)
-    assert hourly.store.last_issue_end(name, end) == LAST_SENT + timedelta(hours=5)
+    Issues(hourly.store).record_issue(
+        name, Period(LAST_SENT, LAST_SENT + timedelta(hours=5)), "skipped", "", [], end
+    )
+    assert Issues(hourly.store).last_issue_end(name, end) == LAST_SENT + timedelta(hours=5)
     assert hourly.period(hourly.schedule(name), end).start == LAST_SENT + timedelta(hours=5)
-    assert hourly.store.last_issue_end(name, LAST_SENT) is None  # strictly before
-    assert hourly.store.last_issue_end("other", end) is None
+    assert Issues(hourly.store).last_issue_end(name, LAST_SENT) is None  # strictly before
+    assert Issues(hourly.store).last_issue_end("other", end) is None
 
 
 @pytest.mark.timeout(TIMEOUT)
@@ -356,7 +361,7 @@ def test_without_an_earlier_issue_or_when_it_is_recent_the_period_is_fire_to_fir
     (project.root / "schedules" / "hourly.toml").write_text(HOURLY)
     sched, end = project.schedule("hourly"), utc(2026, 11, 26, 12)
     assert project.period(sched, end) == Period(end - timedelta(hours=1), end)  # a new schedule
-    project.store.record_issue(
+    Issues(project.store).record_issue(
         "hourly", Period(end - timedelta(hours=2), end - timedelta(hours=1)), "sent", "", [], end
     )
     assert project.period(sched, end) == Period(end - timedelta(hours=1), end)

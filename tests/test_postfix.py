@@ -33,7 +33,7 @@ from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Tokens
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.roster import Roster
 from newsletter.storage.schema import deliveries, issue_variants
 from tests.conftest import NOW, CliRunnerForProject, free_port
 
@@ -242,7 +242,7 @@ def test_an_issue_through_postfix_bounces_and_complaints_come_back(
     people = ("ann", "nobody", "cat")  # ann and cat have mailboxes; nobody does not
     project = Project(demo_project.root, environ=environ)
     try:
-        Ledger(project.store).import_subscribers(
+        Roster(project.store).import_subscribers(
             [SubscriberRow(f"{p}@{DOMAIN}", p.title()) for p in people], NOW
         )
         summary = send_schedule(project, "weekly", scaffold.DEMO_AT, postfix.url, SendOptions())
@@ -297,7 +297,7 @@ def test_an_issue_through_postfix_bounces_and_complaints_come_back(
     assert "1 hard bounces, 1 complaints; 2 suppressed" in result.stdout
 
     statuses = {
-        s.email: s.status for s in Ledger(Project(demo_project.root, environ=environ).store).subscribers()
+        s.email: s.status for s in Roster(Project(demo_project.root, environ=environ).store).subscribers()
     }
     assert statuses == {
         f"ann@{DOMAIN}": "active",

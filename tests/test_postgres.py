@@ -15,7 +15,11 @@ from newsletter.core.tokens import Tokens
 from newsletter.delivery.send import SendOptions, send
 from newsletter.delivery.transports import MemoryTransport
 from newsletter.project import Project
-from newsletter.storage.ledger import Choices, Consent, Ledger
+from newsletter.storage.consents import Consents
+from newsletter.storage.issues import Issues
+from newsletter.storage.records import Choices, Consent
+from newsletter.storage.rights import DataRights
+from newsletter.storage.roster import Roster
 from newsletter.storage.schema import SCHEMA_VERSION, neighbours
 from tests.conftest import NOW, SECRET_KEY, write_article
 from tests.postgres import needs_postgres, postgresql  # noqa: F401 (the fixture)
@@ -85,7 +89,7 @@ def test_a_send_on_postgresql_delivers_each_reader_once(projects: tuple[Project,
     _, served = projects
     served.ingest([str(scaffold.demo_articles())], NOW)
     readers = [SubscriberRow(f"{name}@example.org", name.title()) for name in ("ann", "bob", "cat")]
-    Ledger(served.store).import_subscribers(readers, NOW)
+    Roster(served.store).import_subscribers(readers, NOW)
     outbox = MemoryTransport()
     summary = send(
         served, "weekly", scaffold.DEMO_AT, lambda: outbox, lambda: Tokens(SECRET_KEY), SendOptions()
@@ -96,22 +100,21 @@ def test_a_send_on_postgresql_delivers_each_reader_once(projects: tuple[Project,
         served, "weekly", scaffold.DEMO_AT, lambda: outbox, lambda: Tokens(SECRET_KEY), SendOptions()
     )
     assert again.outcome == "already sent" and len(outbox.sent) == 3  # each reader once
-    issue = served.store.issue("weekly", scaffold.DEMO_AT)
-    assert issue is not None and served.store.issue_links(issue.id)  # the links it went out with
+    issue = Issues(served.store).issue("weekly", scaffold.DEMO_AT)
+    assert issue is not None and Issues(served.store).issue_links(issue.id)  # the links it went out with
 
 
 def test_forget_on_postgresql_vacuums_the_tables_it_erased_in(projects: tuple[Project, Project]):
     _, served = projects
-    ledger = Ledger(served.store)
-    done = ledger.signup(
+    done = Consents(served.store).signup(
         "zed@example.org", Choices("Zed Qwfp"), Consent("subscribe", "Yes", "192.0.2.9"), True, NOW
     )
     assert done.consent_id is not None
-    ledger.confirm(done.consent_id, NOW)
-    forgotten = ledger.forget("zed@example.org", NOW)
+    Consents(served.store).confirm(done.consent_id, NOW)
+    forgotten = DataRights(served.store).forget("zed@example.org", NOW)
     assert forgotten.subscriber and forgotten.left is None
     query = sa.text("SELECT relname FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL")
     with served.store.engine.connect() as conn:
         vacuumed = set(conn.scalars(query))
     assert {"subscribers", "consents", "deliveries", "subscriber_notices"} <= vacuumed
-    assert [s.status for s in ledger.subscribers()] == ["forgotten"]
+    assert [s.status for s in Roster(served.store).subscribers()] == ["forgotten"]

@@ -30,7 +30,7 @@ from newsletter.core.tokens import Tokens
 from newsletter.delivery.send import send
 from newsletter.delivery.transports import MemoryTransport
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.roster import Roster
 from newsletter.web.preview import create_app
 from newsletter.web.views import BadMoment, Size, parse_moment
 from tests.conftest import NOW, write_article
@@ -107,7 +107,7 @@ def test_index_shows_last_sent_and_built_issues(client: TestClient, demo_project
     assert "Not sent yet." in text
     assert "Latest issue:" in text
     assert 'href="/schedules/weekly?at=2026-11-23T08%3A00%3A00%2B00%3A00"' in text
-    Ledger(demo_project.store).import_subscribers([SubscriberRow("ann@example.org", "Ann")], NOW)
+    Roster(demo_project.store).import_subscribers([SubscriberRow("ann@example.org", "Ann")], NOW)
     relay = MemoryTransport()
     summary = send(
         demo_project,

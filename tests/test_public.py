@@ -24,7 +24,7 @@ from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Tokens
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.roster import Roster
 from newsletter.web.public import RedactTokens, create_app, mask
 from tests.conftest import NOW, CliRunnerForProject, SMTPServer, write_article
 
@@ -41,8 +41,7 @@ FAST = SendOptions(retry_base=0.05, retry_cap=0.2)
 @pytest.fixture
 def people(project: Project) -> dict[str, int]:
     """Three subscribers in the project's store: email -> id."""
-    ledger = Ledger(project.store)
-    ledger.import_subscribers(
+    Roster(project.store).import_subscribers(
         [
             SubscriberRow("ann@example.org", "Ann"),
             SubscriberRow("bob@example.org", "Bob"),
@@ -50,7 +49,7 @@ def people(project: Project) -> dict[str, int]:
         ],
         NOW,
     )
-    return {s.email: s.id for s in ledger.subscribers()}
+    return {s.email: s.id for s in Roster(project.store).subscribers()}
 
 
 @pytest.fixture
@@ -64,13 +63,13 @@ def token(subscriber_id: int, key: str = KEY) -> str:
 
 
 def status_of(project: Project, subscriber_id: int) -> str:
-    found = Ledger(project.store).subscriber(subscriber_id)
+    found = Roster(project.store).subscriber(subscriber_id)
     assert found is not None
     return found.status
 
 
 def statuses(project: Project) -> dict[str, str]:
-    return {s.email: s.status for s in Ledger(project.store).subscribers()}
+    return {s.email: s.status for s in Roster(project.store).subscribers()}
 
 
 def flip(text: str, index: int) -> str:
@@ -102,7 +101,7 @@ def test_confirm_page_changes_nothing(client: TestClient, project: Project, peop
 def test_confirm_page_of_someone_already_unsubscribed(
     client: TestClient, project: Project, people: dict[str, int]
 ):
-    Ledger(project.store).suppress(people["bob@example.org"], "unsubscribed", NOW)
+    Roster(project.store).suppress(people["bob@example.org"], "unsubscribed", NOW)
     page = client.get("/unsubscribe", params={"token": token(people["bob@example.org"])})
     assert page.status_code == 200
     assert "already unsubscribed" in page.text
@@ -153,7 +152,7 @@ def test_one_click_as_multipart(client: TestClient, project: Project, people: di
 
 
 def test_a_bounced_address_stays_bounced(client: TestClient, project: Project, people: dict[str, int]):
-    Ledger(project.store).suppress(people["cat@example.org"], "bounced", NOW)
+    Roster(project.store).suppress(people["cat@example.org"], "bounced", NOW)
     response = client.post(f"/unsubscribe?token={token(people['cat@example.org'])}", data=ONE_CLICK)
     assert response.status_code == 200
     assert status_of(project, people["cat@example.org"]) == "bounced"
@@ -162,7 +161,7 @@ def test_a_bounced_address_stays_bounced(client: TestClient, project: Project, p
 def test_a_removed_subscriber_who_unsubscribes_is_suppressed_for_good(
     client: TestClient, project: Project, people: dict[str, int]
 ):
-    Ledger(project.store).remove("ann@example.org", NOW)
+    Roster(project.store).remove("ann@example.org", NOW)
     response = client.post(f"/unsubscribe?token={token(people['ann@example.org'])}", data=ONE_CLICK)
     assert response.status_code == 200
     assert status_of(project, people["ann@example.org"]) == "unsubscribed"
@@ -393,7 +392,7 @@ def test_unsubscribe_end_to_end(demo_project: Project, smtp_server: SMTPServer, 
     next send skips that subscriber."""
     sender = Project(demo_project.root, environ=ENV)
     try:
-        Ledger(sender.store).import_subscribers(
+        Roster(sender.store).import_subscribers(
             [
                 SubscriberRow("ann@example.org", "Ann"),
                 SubscriberRow("bob@example.org", "Bob"),
@@ -423,7 +422,7 @@ def test_unsubscribe_end_to_end(demo_project: Project, smtp_server: SMTPServer, 
             parts = urlsplit(url)  # https://example.org/newsletter/unsubscribe?token=...
             scanned = client.get(f"{parts.path}?{parts.query}")  # a link scanner: changes nothing
             assert scanned.status_code == 200
-            assert Ledger(sender.store).subscribers(status="unsubscribed") == []
+            assert Roster(sender.store).subscribers(status="unsubscribed") == []
             done = client.post(
                 f"{parts.path}?{parts.query}",
                 data=ONE_CLICK,

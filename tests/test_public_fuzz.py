@@ -25,7 +25,9 @@ from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Purposes, Tokens
 from newsletter.delivery.transports import Courier, MemoryTransport
 from newsletter.project import Project
-from newsletter.storage.ledger import Choices, Consent, Ledger
+from newsletter.storage.consents import Consents
+from newsletter.storage.records import Choices, Consent
+from newsletter.storage.roster import Roster
 from newsletter.web.public import create_app
 from tests.conftest import NOW
 from tests.postgres import needs_postgres, postgresql  # noqa: F401 (the fixture)
@@ -162,10 +164,11 @@ def requests(draw: st.DrawFn, tokens: list[str]) -> dict[str, Any]:
 def valid_tokens(project: Project) -> list[str]:
     """Tokens of every kind for a subscriber and a pending signup, so requests get past
     the token checks and into the store."""
-    ledger = Ledger(project.store)
-    ledger.import_subscribers([SubscriberRow("ann@example.org", "Ann")], NOW)
-    [ann] = ledger.subscribers()
-    signup = ledger.signup("ben@example.org", Choices("Ben"), Consent("subscribe", "Yes"), True, NOW)
+    Roster(project.store).import_subscribers([SubscriberRow("ann@example.org", "Ann")], NOW)
+    [ann] = Roster(project.store).subscribers()
+    signup = Consents(project.store).signup(
+        "ben@example.org", Choices("Ben"), Consent("subscribe", "Yes"), True, NOW
+    )
     assert signup.consent_id is not None
     purposes, confirm = Purposes(KEY), Purposes(KEY).make_confirm(signup.consent_id, NOW)
     return [
@@ -252,7 +255,10 @@ def test_a_name_with_nul_and_line_breaks_is_stored_clean_on_postgresql(
         ]
         assert [a.status_code for a in answers] == [200, 202]
     project = Project(project_dir, environ=environ)
-    ledger = Ledger(project.store)
-    stored = [(p.name, c["name"]) for p in ledger.subscribers() for c in ledger.consents_of(p.id)]
+    stored = [
+        (p.name, c["name"])
+        for p in Roster(project.store).subscribers()
+        for c in Consents(project.store).consents_of(p.id)
+    ]
     project.close()
     assert stored == [("Ann Bcc: x@example.org", "Ann Bcc: x@example.org")] * 2

@@ -26,7 +26,9 @@ from newsletter.core.models import SubscriberRow
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
 from newsletter.storage import claimer
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.issues import Issues
+from newsletter.storage.queue import DeliveryQueue
+from newsletter.storage.roster import Roster
 from newsletter.storage.schema import SCHEMA_VERSION, deliveries
 from newsletter.storage.store import Store
 from tests.conftest import NOW, SMTPHandler, SMTPServer, free_port
@@ -41,7 +43,7 @@ PEOPLE = 30
 def sender(demo_project: Project) -> Iterator[Project]:
     project = Project(demo_project.root, environ=SECRET)
     people = [SubscriberRow(f"reader{i:02}@example.org", f"Reader {i}") for i in range(PEOPLE)]
-    Ledger(project.store).import_subscribers(people, NOW)
+    Roster(project.store).import_subscribers(people, NOW)
     yield project
     project.close()
 
@@ -79,13 +81,13 @@ def relay() -> Iterator[tuple[RefusingHandler, str]]:
 
 def statuses(project: Project) -> dict[str, int]:
     found: dict[str, int] = {}
-    for person in Ledger(project.store).subscribers():
+    for person in Roster(project.store).subscribers():
         found[person.status] = found.get(person.status, 0) + 1
     return found
 
 
 def the_issue(project: Project):
-    [issue] = project.store.issues("weekly")
+    [issue] = Issues(project.store).issues("weekly")
     return issue
 
 
@@ -135,9 +137,9 @@ def test_run_once_through_a_twelve_run_outage_then_delivers(sender: Project):
     finally:
         controller.stop()
     assert [r.outcome if r else None for r in results] == ["sent", "sent"]
-    weekly = sender.store.issue("weekly", start)
+    weekly = Issues(sender.store).issue("weekly", start)
     assert weekly is not None
-    assert Ledger(sender.store).counts(weekly.id)["sent"] == PEOPLE
+    assert DeliveryQueue(sender.store).counts(weekly.id)["sent"] == PEOPLE
 
 
 @pytest.mark.slow
@@ -281,7 +283,6 @@ def test_a_self_signed_tls_relay_pauses_and_fails_no_one(sender: Project, tmp_pa
 
 
 def test_resume_takes_over_a_dead_claimers_rows_at_once_and_says_so(sender: Project, smtp_server: SMTPServer):
-    ledger = Ledger(sender.store)
     stop = threading.Event()
     stop.set()  # record the issue, deliver nothing
     send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST, stop=stop)
@@ -313,7 +314,7 @@ def test_resume_takes_over_a_dead_claimers_rows_at_once_and_says_so(sender: Proj
     assert any(
         "3 deliveries in flight from a previous run" in n and "taking them over now" in n for n in notes
     )
-    assert ledger.in_flight(issue.id) == []
+    assert DeliveryQueue(sender.store).in_flight(issue.id) == []
 
 
 @pytest.mark.slow
@@ -322,13 +323,12 @@ def test_a_live_claimers_rows_wait_for_its_own_lease(sender: Project, smtp_serve
         (sender.root / "newsletter.toml").read_text() + '\n[sending]\nlease = "7s"\n'
     )
     project = Project(sender.root, environ=SECRET)
-    ledger = Ledger(project.store)
     stop = threading.Event()
     stop.set()
     send_schedule(project, "weekly", WEEK, smtp_server.url, FAST, stop=stop)
     issue = the_issue(project)
     now = scheduler.utc_now()
-    claimed = ledger.claim(issue.id, now, timedelta(seconds=7))
+    claimed = DeliveryQueue(project.store).claim(issue.id, now, timedelta(seconds=7))
     assert claimed is not None
     with project.store.engine.connect() as conn:
         row = conn.execute(sa.select(deliveries).where(deliveries.c.id == claimed.id)).one()
@@ -391,7 +391,7 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
         "df",
         "postings",
     }
-    (old,) = Ledger(store).subscribers()
+    (old,) = Roster(store).subscribers()
     assert (old.email, old.status, old.schedules) == ("old@example.org", "active", ())
     assert "chosen_at" in {c["name"] for c in sa.inspect(store.engine).get_columns("subscribers")}
     columns = {c["name"] for c in sa.inspect(store.engine).get_columns("deliveries")}

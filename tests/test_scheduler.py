@@ -25,7 +25,8 @@ from newsletter.core.errors import ConfigError
 from newsletter.core.models import Schedule, SubscriberRow
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.issues import Issues
+from newsletter.storage.roster import Roster
 from tests.conftest import NOW, SMTPServer, write_article
 from tests.test_bounces import dsn
 
@@ -149,7 +150,7 @@ def write_markdown(folder: Path, slug: str, published: datetime) -> None:
 
 def subscribe(project: Project, count: int) -> list[str]:
     emails = [f"reader{i}@example.com" for i in range(count)]
-    Ledger(project.store).import_subscribers(
+    Roster(project.store).import_subscribers(
         [SubscriberRow(e, f"Reader {i}") for i, e in enumerate(emails)], NOW
     )
     return emails
@@ -160,8 +161,8 @@ def recipients(smtp: SMTPServer) -> list[str]:
 
 
 def issue_titles(project: Project, name: str) -> set[str]:
-    [issue] = project.store.issues(name)
-    ids = set(project.store.issue_article_ids(issue.id))
+    [issue] = Issues(project.store).issues(name)
+    ids = set(Issues(project.store).issue_article_ids(issue.id))
     return {s.article.title for s in project.store.articles() if s.id in ids}
 
 
@@ -181,7 +182,7 @@ def test_catch_up_after_downtime_sends_once(
     assert again is not None
     assert again.outcome == "already sent"
     assert recipients(smtp_server) == emails
-    assert [i.status for i in sender.store.issues("daily")] == ["sent"]
+    assert [i.status for i in Issues(sender.store).issues("daily")] == ["sent"]
 
 
 def test_catch_up_leaves_a_fire_time_older_than_grace(
@@ -194,7 +195,7 @@ def test_catch_up_leaves_a_fire_time_older_than_grace(
     with caplog.at_level("INFO", "newsletter.scheduler"):
         assert scheduler.catch_up(sender, NOW, timedelta(hours=1), smtp_server.url) == []
     assert smtp_server.handler.messages == []
-    assert sender.store.issues("daily") == []
+    assert Issues(sender.store).issues("daily") == []
     assert "daily: nothing due; next send 2026-11-27 10:00 UTC" in caplog.text
 
 
@@ -222,7 +223,7 @@ def test_catch_up_resumes_an_interrupted_send_whatever_its_age(
     assert resumed is not None
     assert resumed.outcome == "sent"
     assert recipients(smtp_server) == emails  # part of the list has it: the rest gets it too
-    assert [i.status for i in sender.store.issues("daily")] == ["sent"]
+    assert [i.status for i in Issues(sender.store).issues("daily")] == ["sent"]
 
 
 def test_a_recorded_but_unstarted_issue_waits_for_the_grace_like_a_missed_one(
@@ -273,7 +274,7 @@ def test_skip_if_empty_records_a_skipped_issue(root: Path, sender: Project, smtp
     [summary] = scheduler.catch_up(sender, NOW, GRACE, smtp_server.url)
     assert summary is not None
     assert summary.outcome == "skipped"
-    assert sender.store.issues("daily")[0].status == "skipped"
+    assert Issues(sender.store).issues("daily")[0].status == "skipped"
     [again] = scheduler.catch_up(sender, NOW, GRACE, smtp_server.url)
     assert again is not None
     assert again.outcome == "skipped"
@@ -427,13 +428,16 @@ def test_a_job_past_its_time_still_runs_within_grace(
     background.start()
     try:
         deadline = time.monotonic() + 10
-        while sender.store.issues("daily") == [] or sender.store.issues("daily")[0].status != "sent":
+        while (
+            Issues(sender.store).issues("daily") == []
+            or Issues(sender.store).issues("daily")[0].status != "sent"
+        ):
             assert time.monotonic() < deadline, "the job did not run"
             time.sleep(0.05)
     finally:
         background.shutdown(wait=True)
     assert recipients(smtp_server) == emails
-    assert sender.store.issues("daily")[0].period.end == fire
+    assert Issues(sender.store).issues("daily")[0].period.end == fire
 
 
 def daemon(root: Path, *args: str, secret: bool = True) -> subprocess.Popen[str]:
@@ -459,7 +463,7 @@ def test_two_daemons_on_one_database_send_each_message_once(
     logs = [p.communicate(timeout=60)[1] for p in both]
     assert [p.returncode for p in both] == [0, 0], logs
     assert recipients(smtp_server) == sorted(emails)
-    [issue] = sender.store.issues("daily")
+    [issue] = Issues(sender.store).issues("daily")
     assert issue.status == "sent"
     # Each logs its run; between them they sent each message once (usually about half each).
     by_each = [int(n) for log in logs for n in re.findall(r"(\d+) sent by this run", log)]
@@ -542,14 +546,14 @@ def test_sigterm_mid_send_finishes_the_message_in_flight_and_a_restart_sends_the
     assert ": stopped (" in log
     assert "INFO running" not in log
     assert 2 <= len(smtp_server.handler.messages) < 20
-    assert sender.store.issues("daily")[0].status == "sending"
+    assert Issues(sender.store).issues("daily")[0].status == "sending"
     smtp_server.handler.delay = 0
     again = daemon(root, "--once", "--transport", smtp_server.url)
     _, log = again.communicate(timeout=30)
     assert again.returncode == 0, log
     assert ": sent (20 sent;" in log, log
     assert recipients(smtp_server) == sorted(emails)  # each exactly once
-    assert sender.store.issues("daily")[0].status == "sent"
+    assert Issues(sender.store).issues("daily")[0].status == "sent"
 
 
 @pytest.mark.slow
@@ -612,7 +616,7 @@ def test_a_catch_up_after_twelve_missed_fire_times_carries_all_their_articles(
     assert caught_up is not None
     assert caught_up.outcome == "sent"
     assert (caught_up.period_start, caught_up.period_end) == (last, last + timedelta(hours=12))
-    newest = sender.store.issues("hourly")[0]
-    carried = set(sender.store.issue_article_ids(newest.id))
+    newest = Issues(sender.store).issues("hourly")[0]
+    carried = set(Issues(sender.store).issue_article_ids(newest.id))
     titles = {s.article.title for s in sender.store.articles() if s.id in carried}
     assert titles == {f"hour-{h:02}" for h in range(1, 13)}  # none fell between the missed hours

@@ -18,7 +18,8 @@ from newsletter.core.errors import ConfigError
 from newsletter.core.models import Schedule, SubscriberRow
 from newsletter.digest import selection as select
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.issues import Issues
+from newsletter.storage.roster import Roster
 from tests.conftest import NOW, SECRET, CliRunnerForProject, SMTPServer
 
 CATEGORY = "News"
@@ -56,9 +57,9 @@ def write_markdown(folder: Path, slug: str, published: datetime) -> None:
 
 
 def carried(project: Project, end: datetime) -> set[str]:
-    issue = project.store.issue("weekly", end)
+    issue = Issues(project.store).issue("weekly", end)
     assert issue is not None
-    ids = set(project.store.issue_article_ids(issue.id))
+    ids = set(Issues(project.store).issue_article_ids(issue.id))
     return {s.article.title for s in project.store.articles() if s.id in ids}
 
 
@@ -81,7 +82,7 @@ def test_a_past_send_at_does_not_make_the_daemon_send_a_year_of_news(
     write_markdown(src, "four-weeks-old", utc(2026, 11, 10, 9))
     write_markdown(src, "this-week", utc(2026, 12, 2, 9))
     sender.ingest([str(src)], NOW_MONDAY - timedelta(hours=1), CATEGORY)
-    Ledger(sender.store).import_subscribers([SubscriberRow(f"r{i}@example.com", "") for i in range(3)], NOW)
+    Roster(sender.store).import_subscribers([SubscriberRow(f"r{i}@example.com", "") for i in range(3)], NOW)
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET["NEWSLETTER_SECRET_KEY"])
     test_send = CliRunnerForProject(root)(
         "send", "weekly", "--at", "2025-07-21T08:00", "--transport", smtp_server.url
@@ -106,7 +107,7 @@ def test_a_past_send_at_does_not_make_the_daemon_send_a_year_of_news(
 
 
 def test_build_says_what_a_bounded_catch_up_leaves_out(root: Path, sender: Project, cli: CliRunnerForProject):
-    sender.store.record_issue(
+    Issues(sender.store).record_issue(
         "weekly", select.period_for(sender.schedule("weekly"), utc(2025, 7, 21)), "sent", "", [], NOW
     )
     (root / "schedules" / "weekly.toml").write_text(WEEKLY + 'catch_up = "10d"\nskip_if_empty = false\n')
@@ -144,7 +145,9 @@ def test_a_custom_catch_up_from_the_schedule_file(sender: Project, root: Path):
     (root / "schedules" / "weekly.toml").write_text(WEEKLY + 'catch_up = "3w"\n')
     weekly = sender.schedule("weekly")
     assert weekly.catch_up == timedelta(weeks=3)
-    sender.store.record_issue("weekly", select.period_for(weekly, utc(2025, 7, 21)), "sent", "", [], NOW)
+    Issues(sender.store).record_issue(
+        "weekly", select.period_for(weekly, utc(2025, 7, 21)), "sent", "", [], NOW
+    )
     assert sender.period(weekly, END - timedelta(hours=1)).start == END - timedelta(weeks=3)
     (root / "schedules" / "weekly.toml").write_text(WEEKLY + 'catch_up = "1d"\n')
     # Shorter than a period: the issue still covers its own week.

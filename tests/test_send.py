@@ -23,7 +23,9 @@ from newsletter.core.errors import ConfigError, NewsletterError
 from newsletter.core.models import SubscriberRow
 from newsletter.delivery.send import ALLOW_PLACEHOLDERS, SendOptions, send_schedule
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.issues import Issues
+from newsletter.storage.queue import DeliveryQueue
+from newsletter.storage.roster import Roster
 from newsletter.storage.schema import deliveries, issue_variants, issues
 from tests.conftest import NOW, SECRET, THREE_READERS, VERP, SMTPServer, write_article
 
@@ -62,7 +64,7 @@ def test_permanent_failure_for_one_address(sender: Project, smtp_server: SMTPSer
     summary = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
     assert summary.outcome == "sent"
     assert (summary.counts["sent"], summary.counts["failed"]) == (2, 1)
-    statuses = {s.email: s.status for s in Ledger(sender.store).subscribers()}
+    statuses = {s.email: s.status for s in Roster(sender.store).subscribers()}
     assert statuses == {
         "ann@example.org": "active",
         "bob@example.org": "active",
@@ -87,7 +89,7 @@ def test_disconnect_after_data_is_unknown_and_not_resent(sender: Project, smtp_s
 
 def test_crlf_in_name_and_title_never_adds_a_header(sender: Project, smtp_server: SMTPServer, tmp_path: Path):
     csv = b'email,name,categories\neve@example.org,"Eve\rBcc: victim@example.org",\n'
-    Ledger(sender.store).import_subscribers(parse_csv("s.csv", csv).rows, NOW)
+    Roster(sender.store).import_subscribers(parse_csv("s.csv", csv).rows, NOW)
     write_article(tmp_path, "x.txt", "Title\rBcc: victim@example.org", "November 22, 2026")
     sender.ingest([str(tmp_path / "x.txt")], NOW, "Sleep & recovery")
     sleep = sender.root / "schedules/sleep.toml"
@@ -147,7 +149,7 @@ def test_a_failed_preflight_records_nothing_and_a_later_subscriber_gets_the_issu
     assert not (sender.root / "issues").exists()  # not even the browser copy
     assert smtp_server.handler.messages == []
 
-    Ledger(sender.store).import_subscribers([SubscriberRow("dan@example.org", "Dan")], NOW)
+    Roster(sender.store).import_subscribers([SubscriberRow("dan@example.org", "Dan")], NOW)
     summary = send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST)
     assert (summary.outcome, summary.counts["sent"]) == ("sent", 4)
     assert len(smtp_server.handler.received_by("dan@example.org")) == 1
@@ -184,7 +186,7 @@ def test_feedback_id_names_issue_and_schedule_and_no_precedence_bulk(
 def test_send_refuses_the_scaffold_placeholders_unless_allowed(
     demo_project: Project, cli, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
 ):
-    Ledger(demo_project.store).import_subscribers(THREE_READERS, NOW)
+    Roster(demo_project.store).import_subscribers(THREE_READERS, NOW)
     monkeypatch.delenv(ALLOW_PLACEHOLDERS)
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET["NEWSLETTER_SECRET_KEY"])
     args = ("send", "weekly", "--at", WEEK.isoformat(), "--transport", smtp_server.url)
@@ -212,7 +214,7 @@ def test_send_refuses_the_scaffold_placeholders_unless_allowed(
 def test_placeholders_go_to_a_local_outbox_or_with_allow_placeholders(
     demo_project: Project, cli, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
-    Ledger(demo_project.store).import_subscribers(THREE_READERS, NOW)
+    Roster(demo_project.store).import_subscribers(THREE_READERS, NOW)
     monkeypatch.delenv(ALLOW_PLACEHOLDERS)
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET["NEWSLETTER_SECRET_KEY"])
     outbox = cli("send", "weekly", "--at", WEEK.isoformat(), "--transport", f"file:{tmp_path / 'out'}")
@@ -254,7 +256,7 @@ def cli(project: Project, *args: str, **kwargs) -> subprocess.Popen:
 @pytest.mark.slow
 def test_sigkill_then_resume_skips_no_one(sender: Project, smtp_server: SMTPServer):
     people = [SubscriberRow(f"reader{i}@example.org", f"Reader {i}") for i in range(300)]
-    Ledger(sender.store).import_subscribers(people, NOW)
+    Roster(sender.store).import_subscribers(people, NOW)
     smtp_server.handler.delay = 0.01
     url = f"smtp://127.0.0.1:{smtp_server.port}?timeout=1"
     first = cli(sender, "send", "weekly", "--at", WEEK.isoformat(), "--transport", url, "--connections", "2")
@@ -283,7 +285,7 @@ def test_sigkill_then_resume_skips_no_one(sender: Project, smtp_server: SMTPServ
 @pytest.mark.slow
 def test_sigterm_finishes_in_flight_and_exits_cleanly(sender: Project, smtp_server: SMTPServer):
     people = [SubscriberRow(f"reader{i}@example.org", f"Reader {i}") for i in range(200)]
-    Ledger(sender.store).import_subscribers(people, NOW)
+    Roster(sender.store).import_subscribers(people, NOW)
     smtp_server.handler.delay = 0.02
     process = cli(
         sender, "send", "weekly", "--at", WEEK.isoformat(), "--transport", smtp_server.url, "--json"
@@ -294,6 +296,6 @@ def test_sigterm_finishes_in_flight_and_exits_cleanly(sender: Project, smtp_serv
     out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert b'"outcome": "stopped"' in out
-    counts = Ledger(sender.store).counts(sender.store.issues("weekly")[0].id)
+    counts = DeliveryQueue(sender.store).counts(Issues(sender.store).issues("weekly")[0].id)
     assert counts["sending"] == 0  # nothing left in flight
     assert counts["sent"] == len(smtp_server.handler.messages)

@@ -27,7 +27,9 @@ from newsletter.core.tokens import Purposes, Tokens
 from newsletter.delivery.send import SendOptions, send
 from newsletter.delivery.transports import Courier, MemoryTransport
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.consents import Consents
+from newsletter.storage.rights import DataRights
+from newsletter.storage.roster import Roster
 from newsletter.storage.schema import consents, signup_events
 from newsletter.web.public import create_app
 from newsletter.web.signup import Offer, embed_snippet
@@ -113,7 +115,7 @@ def hidden(page: str, name: str) -> str:
 
 
 def status(project: Project, email: str) -> str | None:
-    found = {s.email: s.status for s in Ledger(project.store).subscribers()}
+    found = {s.email: s.status for s in Roster(project.store).subscribers()}
     return found.get(email)
 
 
@@ -155,10 +157,10 @@ def test_double_opt_in_from_signup_to_welcome(
     done = client.post("/confirm", data={"token": token, "form_token": hidden(shown.text, "form_token")})
     assert done.status_code == 200 and "You are subscribed" in done.text
     assert status(project, "ann@example.org") == "active"
-    [ann] = Ledger(project.store).subscribers()
+    [ann] = Roster(project.store).subscribers()
     assert ann.categories == ("Sleep & recovery",)
     assert ann.name == INJECTION  # kept as typed, escaped wherever shown
-    [consent] = Ledger(project.store).consents_of(ann.id)
+    [consent] = Consents(project.store).consents_of(ann.id)
     assert consent["form"] == "subscribe" and consent["ip"] == "testclient"
     assert "I agree" in consent["consent_text"]
     assert consent["created_at"] == NOW + timedelta(seconds=5) and consent["confirmed_at"] == clock.now
@@ -175,7 +177,7 @@ def test_double_opt_in_from_signup_to_welcome(
 def test_a_signup_of_a_listed_address_sends_nothing_and_reveals_nothing(
     client: TestClient, clock: Clock, outbox: MemoryTransport, project: Project
 ):
-    Ledger(project.store).import_subscribers([SubscriberRow("bob@example.org", "Bob")], NOW)
+    Roster(project.store).import_subscribers([SubscriberRow("bob@example.org", "Bob")], NOW)
     new = sign_up(client, clock, "new@example.org")
     listed = sign_up(client, clock, "bob@example.org")
     assert (new.status_code, new.text) == (listed.status_code, listed.text)
@@ -241,7 +243,7 @@ def test_bots_and_bad_input_change_nothing(
         assert page.status_code == 400 and "does not look like an email address" in page.text
     else:  # an embedded form, or a quick hand: our form again, filled in, one more press
         assert "once more" in page.text and 'value="fay@example.org"' in page.text
-    assert outbox.sent == [] and Ledger(project.store).subscribers() == []
+    assert outbox.sent == [] and Roster(project.store).subscribers() == []
 
 
 def test_tokens_work_for_their_own_purpose_only(
@@ -250,7 +252,7 @@ def test_tokens_work_for_their_own_purpose_only(
     sign_up(client, clock, "gus@example.org")
     [mail] = mails_to(outbox, "gus@example.org")
     confirm = parse_qs(urlsplit(confirm_link(mail)).query)["token"][0]
-    [gus] = Ledger(project.store).subscribers()
+    [gus] = Roster(project.store).subscribers()
     purposes = Purposes(KEY)
     unsubscribe, preferences = Tokens(KEY).make(gus.id), purposes.make_preferences(gus.id)
     assert client.get("/preferences", params={"token": confirm}).status_code == 400
@@ -289,7 +291,7 @@ def test_an_unsubscribe_voids_the_confirmation_links_sent_before_it(
 ):
     sign_up(client, clock, "ida@example.org")
     [mail] = mails_to(outbox, "ida@example.org")
-    [ida] = Ledger(project.store).subscribers()
+    [ida] = Roster(project.store).subscribers()
     clock.tick(minutes=5)
     assert client.post("/unsubscribe", params={"token": Tokens(KEY).make(ida.id)}).status_code == 200
     clock.tick(minutes=5)
@@ -307,9 +309,9 @@ def test_a_confirmed_link_replayed_after_an_unsubscribe_changes_nothing(
     sign_up(client, clock, "jo@example.org")
     link = confirm_link(mails_to(outbox, "jo@example.org")[0])
     assert press_confirm(client, link).status_code == 200
-    [jo] = Ledger(project.store).subscribers()
+    [jo] = Roster(project.store).subscribers()
     clock.tick(minutes=5)
-    Ledger(project.store).suppress(jo.id, "unsubscribed", clock.now)
+    Roster(project.store).suppress(jo.id, "unsubscribed", clock.now)
     clock.tick(minutes=5)
     assert press_confirm(client, link).status_code == 400
     assert status(project, "jo@example.org") == "unsubscribed"
@@ -327,9 +329,9 @@ def test_a_newer_signup_voids_the_older_link_and_its_own_works(
     assert status(project, "kim@example.org") == "pending"
     assert client.get(second).status_code == 200
     assert press_confirm(client, second).status_code == 200
-    [kim] = Ledger(project.store).subscribers()
+    [kim] = Roster(project.store).subscribers()
     assert kim.status == "active" and kim.categories == ("Sleep & recovery",)
-    assert len(Ledger(project.store).consents_of(kim.id)) == 2  # the two whose links went out
+    assert len(Consents(project.store).consents_of(kim.id)) == 2  # the two whose links went out
 
 
 def test_within_the_hour_the_one_link_sent_still_works(
@@ -347,9 +349,9 @@ def test_forget_voids_a_confirmation_link(
 ):
     sign_up(client, clock, "max@example.org")
     link = confirm_link(mails_to(outbox, "max@example.org")[0])
-    Ledger(project.store).forget("max@example.org", clock.now)
+    DataRights(project.store).forget("max@example.org", clock.now)
     assert client.get(link).status_code == 404 and press_confirm(client, link).status_code == 404
-    assert [s.status for s in Ledger(project.store).subscribers()] == ["forgotten"]
+    assert [s.status for s in Roster(project.store).subscribers()] == ["forgotten"]
     assert len(mails_to(outbox, "max@example.org")) == 1
 
 
@@ -357,8 +359,8 @@ def test_signup_names_are_stored_as_one_clean_line(
     client: TestClient, clock: Clock, outbox: MemoryTransport, project: Project
 ):
     sign_up(client, clock, "ned@example.org", name="Ned\x00\r\nBcc: x@example.org\u2028" + "e" * 400)
-    [ned] = Ledger(project.store).subscribers()
-    [consent] = Ledger(project.store).consents_of(ned.id)
+    [ned] = Roster(project.store).subscribers()
+    [consent] = Consents(project.store).consents_of(ned.id)
     for name in (ned.name, consent["name"]):
         assert name.startswith("Ned Bcc: x@example.org e") and len(name) == 200
         assert not any(c in name for c in "\x00\r\n\u2028")
@@ -377,10 +379,9 @@ def save(client: TestClient, page: str, **fields: Any) -> Any:
 
 
 def test_preferences_change_what_the_next_send_gives(client: TestClient, demo_project: Project):
-    ledger = Ledger(demo_project.store)
     people = ["ann@example.org", "bob@example.org", "cat@example.org", "dan@example.org"]
-    ledger.import_subscribers([SubscriberRow(p, p[:3].title()) for p in people], NOW)
-    ids = {s.email: s.id for s in ledger.subscribers()}
+    Roster(demo_project.store).import_subscribers([SubscriberRow(p, p[:3].title()) for p in people], NOW)
+    ids = {s.email: s.id for s in Roster(demo_project.store).subscribers()}
     page = preferences_page(client, ids["ann@example.org"]).text
     assert "a***@example.org" in page and 'value="Sleep &amp; recovery" checked' in page
     assert save(client, page, action="save").status_code == 400  # nothing ticked
@@ -393,7 +394,7 @@ def test_preferences_change_what_the_next_send_gives(client: TestClient, demo_pr
     save(client, page, action="save", schedules=both, categories=["Sleep & recovery"], paused="yes")
     page = preferences_page(client, ids["dan@example.org"]).text
     assert "Unsubscribed" not in save(client, page, action="unsubscribe").text
-    assert {s.email: s.status for s in ledger.subscribers()} == {
+    assert {s.email: s.status for s in Roster(demo_project.store).subscribers()} == {
         "ann@example.org": "active",
         "bob@example.org": "active",
         "cat@example.org": "paused",
@@ -433,7 +434,7 @@ def test_a_reimport_keeps_the_categories_readers_chose(
     people = tmp_path / "people.csv"
     people.write_text("email,name,categories\nann@example.org,Ann,\nbob@example.org,Bob,\n")
     assert cli("subscribers", "import", str(people)).exit_code == 0
-    ann = next(s for s in Ledger(project.store).subscribers() if s.email == "ann@example.org")
+    ann = next(s for s in Roster(project.store).subscribers() if s.email == "ann@example.org")
     page = preferences_page(client, ann.id).text
     save(client, page, action="save", schedules=["weekly"], categories=["Mindfulness & stress"])
     sign_up(client, clock, "cat@example.org", categories=["Sleep & recovery"])
@@ -448,7 +449,7 @@ def test_a_reimport_keeps_the_categories_readers_chose(
     assert result.exit_code == 0, result.output
     assert "0 added, 3 updated, 0 unchanged" in result.stdout
     assert "2 kept the categories they chose" in result.stdout
-    found = {s.email: (s.name, s.categories) for s in Ledger(project.store).subscribers()}
+    found = {s.email: (s.name, s.categories) for s in Roster(project.store).subscribers()}
     assert found == {
         "ann@example.org": ("Ann Smith", ("Mindfulness & stress",)),  # renamed, her choice kept
         "bob@example.org": ("Bob", ("Sleep & recovery",)),  # never chose: the file's
@@ -468,8 +469,9 @@ def test_pending_addresses_get_no_issue(client: TestClient, clock: Clock, demo_p
 def test_the_latest_issue_goes_to_a_new_reader_once(project_dir: Path, demo_project: Project, clock: Clock):
     settings = project_dir / "newsletter.toml"
     settings.write_text(settings.read_text() + "\n[signup]\nsend_latest = true\n")
-    ledger = Ledger(demo_project.store)
-    ledger.import_subscribers([SubscriberRow("old@example.org", "Old", ("Sleep & recovery",))], NOW)
+    Roster(demo_project.store).import_subscribers(
+        [SubscriberRow("old@example.org", "Old", ("Sleep & recovery",))], NOW
+    )
     sent = MemoryTransport()
     send(demo_project, "sleep", scaffold.DEMO_AT, lambda: sent, lambda: Tokens(KEY), SendOptions())
     assert len(sent.sent) == 1
@@ -530,7 +532,7 @@ def test_a_double_opt_in_import_asks_each_new_address_to_confirm(
     monkeypatch: pytest.MonkeyPatch,
 ):
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
-    Ledger(project.store).import_subscribers([SubscriberRow("bob@example.org", "Bob")], NOW)
+    Roster(project.store).import_subscribers([SubscriberRow("bob@example.org", "Bob")], NOW)
     people = tmp_path / "people.csv"
     people.write_text("email,name,categories\nann@example.org,Ann,Sleep & recovery\nbob@example.org,Bob,\n")
     outbox = tmp_path / "sent"
@@ -548,12 +550,12 @@ def test_a_double_opt_in_import_asks_each_new_address_to_confirm(
     )
     assert done.status_code == 200 and "You are subscribed" in done.text
     assert status(project, "ann@example.org") == "active"
-    ann = next(s for s in Ledger(project.store).subscribers() if s.email == "ann@example.org")
-    [consent] = Ledger(project.store).consents_of(ann.id)
+    ann = next(s for s in Roster(project.store).subscribers() if s.email == "ann@example.org")
+    [consent] = Consents(project.store).consents_of(ann.id)
     assert consent["form"] == "import:people.csv" and consent["ip"] == ""
     people.write_text("email,name,categories\nann@example.org,Ann,Fitness & movement\n")
     assert cli("subscribers", "import", str(people)).exit_code == 0
-    ann = next(s for s in Ledger(project.store).subscribers() if s.email == "ann@example.org")
+    ann = next(s for s in Roster(project.store).subscribers() if s.email == "ann@example.org")
     assert ann.categories == ("Fitness & movement",)  # confirmed, but the file's choice, not hers
 
 

@@ -25,7 +25,7 @@ from newsletter.audience.dispatch import for_serve
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.delivery.transports import Courier
 from newsletter.project import Project
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.roster import Roster
 from newsletter.web.public import create_app
 from tests.browser import ARTIFACTS, AppServer, chromium, require_chromium
 from tests.conftest import SMTPServer
@@ -88,7 +88,7 @@ def wait_for_mail(smtp: SMTPServer, address: str, count: int) -> list[EmailMessa
 def statuses(root: Path) -> list[str]:
     project = Project(root, environ={})
     try:
-        return [s.status for s in Ledger(project.store).subscribers()]
+        return [s.status for s in Roster(project.store).subscribers()]
     finally:
         project.close()
 
@@ -161,7 +161,7 @@ def test_signup_confirm_welcome_preferences_and_the_next_send(
 
     project = Project(root, environ=server.environ)
     try:
-        [ann] = Ledger(project.store).subscribers()
+        [ann] = Roster(project.store).subscribers()
         assert (ann.status, ann.schedules, ann.name) == ("active", ("weekly",), NAME)
         assert ann.categories == ("Mindfulness & stress",)
         assert send_schedule(project, "weekly", scaffold.DEMO_AT, smtp_server.url, FAST).outcome == "sent"

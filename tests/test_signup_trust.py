@@ -29,8 +29,11 @@ from newsletter.core.models import SubscriberRow, SubscriberStatus
 from newsletter.core.tokens import Tokens
 from newsletter.delivery.transports import Courier
 from newsletter.project import Project
-from newsletter.storage.ledger import Choices, Consent, Ledger
+from newsletter.storage.consents import Consents
 from newsletter.storage.outbox import Outbox
+from newsletter.storage.records import Choices, Consent
+from newsletter.storage.rights import DataRights
+from newsletter.storage.roster import Roster
 from newsletter.storage.schema import outbox, signup_events, subscribers
 from newsletter.web.public import create_app
 from tests.browser import AppServer
@@ -93,13 +96,13 @@ def drained(project: Project, server: Public | None = None, timeout: float = 20.
 
 def known_addresses(project: Project) -> dict[str, str]:
     """One address of each kind a signup may meet (besides a new one)."""
-    ledger, now = Ledger(project.store), datetime.now(UTC)
+    now = datetime.now(UTC)
     rows = [SubscriberRow(f"{k}@example.org") for k in ("active", "unsubscribed", "forgotten")]
-    ledger.import_subscribers(rows, now)
-    gone = next(s for s in ledger.subscribers() if s.email == "unsubscribed@example.org")
-    ledger.suppress(gone.id, SubscriberStatus.UNSUBSCRIBED, now)
-    ledger.forget("forgotten@example.org", now)
-    ledger.signup("pending@example.org", Choices(), Consent("subscribe", "yes"), True, now)
+    Roster(project.store).import_subscribers(rows, now)
+    gone = next(s for s in Roster(project.store).subscribers() if s.email == "unsubscribed@example.org")
+    Roster(project.store).suppress(gone.id, SubscriberStatus.UNSUBSCRIBED, now)
+    DataRights(project.store).forget("forgotten@example.org", now)
+    Consents(project.store).signup("pending@example.org", Choices(), Consent("subscribe", "yes"), True, now)
     return {k: f"{k}@example.org" for k in ("active", "pending", "unsubscribed", "forgotten")}
 
 

@@ -29,7 +29,8 @@ from newsletter.project import Project
 from newsletter.sources import polling as sources
 from newsletter.sources.ingest import Origin
 from newsletter.storage import polls
-from newsletter.storage.ledger import Ledger
+from newsletter.storage.issues import Issues
+from newsletter.storage.roster import Roster
 from newsletter.storage.schema import articles
 from tests.conftest import SMTPServer
 
@@ -171,7 +172,7 @@ def root(tmp_path: Path, server: str) -> Path:
 @pytest.fixture
 def project(root: Path) -> Iterator[Project]:
     opened = Project(root, environ=ENV)
-    Ledger(opened.store).import_subscribers(
+    Roster(opened.store).import_subscribers(
         [SubscriberRow("ann@example.org", "Ann")], WEEK_1 - timedelta(days=30)
     )
     yield opened
@@ -179,9 +180,9 @@ def project(root: Path) -> Iterator[Project]:
 
 
 def issue_titles(project: Project, end: datetime) -> set[str]:
-    issue = project.store.issue("weekly", end)
+    issue = Issues(project.store).issue("weekly", end)
     assert issue is not None, f"no issue for {end}"
-    ids = set(project.store.issue_article_ids(issue.id))
+    ids = set(Issues(project.store).issue_article_ids(issue.id))
     return {s.article.title for s in project.store.articles() if s.id in ids}
 
 

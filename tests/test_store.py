@@ -10,7 +10,9 @@ from sqlalchemy.engine import Connection
 
 from newsletter.core.models import Article, Block, Period, RelatedRef
 from newsletter.related import neighbours
-from newsletter.storage.ledger import Audience, Ledger, Variant
+from newsletter.storage.issues import Issues, Variant
+from newsletter.storage.queue import DeliveryQueue
+from newsletter.storage.records import Audience
 from newsletter.storage.schema import articles, similar_articles
 from newsletter.storage.store import SCHEMA_VERSION, Store
 
@@ -87,27 +89,26 @@ def test_sent_articles_are_remembered_per_schedule(tmp_path: Path):
     db.upsert([article("a"), article("b")], T0)
     ids = [s.id for s in db.articles()]
     period = Period(T0, T0 + timedelta(days=7))
-    issue = db.record_issue("weekly", period, "built", "Subject", ids, T0)
+    issue = Issues(db).record_issue("weekly", period, "built", "Subject", ids, T0)
     later = period.end + timedelta(days=7)
-    assert db.sent_article_ids("weekly", later) == set()
+    assert Issues(db).sent_article_ids("weekly", later) == set()
     # What `send` does with a built issue: open it (the built row becomes `sending`, with
     # its articles), deliver to its audience (nobody here), then complete it.
-    ledger = Ledger(db)
-    opened = ledger.open_issue(
+    opened = DeliveryQueue(db).open_issue(
         "weekly", period, ids, [Variant("", "Subject", "<p>Hi</p>", "Hi")], Audience([]), T0
     )
     assert (opened.id, opened.status) == (issue.id, "sending")
-    assert db.sent_article_ids("weekly", later) == set(ids)  # being sent counts already
-    assert ledger.complete(issue.id, T0)
-    sent = db.issue("weekly", period.end)
+    assert Issues(db).sent_article_ids("weekly", later) == set(ids)  # being sent counts already
+    assert DeliveryQueue(db).complete(issue.id, T0)
+    sent = Issues(db).issue("weekly", period.end)
     assert sent is not None
     assert sent.status == "sent"
-    assert db.sent_article_ids("weekly", later) == set(ids)
-    assert db.sent_article_ids("other", later) == set()
-    assert db.sent_article_ids("weekly", period.end) == set()  # its own issue never counts
-    again = db.record_issue("weekly", period, "built", "Changed", [], T0)
+    assert Issues(db).sent_article_ids("weekly", later) == set(ids)
+    assert Issues(db).sent_article_ids("other", later) == set()
+    assert Issues(db).sent_article_ids("weekly", period.end) == set()  # its own issue never counts
+    again = Issues(db).record_issue("weekly", period, "built", "Changed", [], T0)
     assert again.status == "sent"
-    assert sorted(db.issue_article_ids(issue.id)) == sorted(ids)
+    assert sorted(Issues(db).issue_article_ids(issue.id)) == sorted(ids)
 
 
 def test_revision_grows_only_on_change(tmp_path: Path):

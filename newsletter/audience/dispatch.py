@@ -36,8 +36,11 @@ from newsletter.delivery.transports import DeliveryError, PermanentFailure, Unkn
 from newsletter.digest.mail import sender
 from newsletter.project import Project
 from newsletter.storage import limits, outbox
-from newsletter.storage.ledger import Choices, Consent, Ledger, Subscriber
+from newsletter.storage.consents import Consents
+from newsletter.storage.issues import Issues
 from newsletter.storage.outbox import CONFIRM, FAILED, LATEST, SENT, SIGNUP, UNKNOWN, WELCOME, Notice, Outbox
+from newsletter.storage.records import Choices, Consent, Subscriber
+from newsletter.storage.roster import Roster
 
 MAX_ATTEMPTS = 8
 MAX_AGE = timedelta(days=2)
@@ -70,7 +73,8 @@ class Dispatch:
         self.tokens = Tokens(secret_key(project.environ))
         self.signer = prepare(self.settings, project.environ, project.root)
         self.outbox = Outbox(project.store.engine)
-        self.ledger = Ledger(project.store)
+        self.consents, self.roster = Consents(project.store), Roster(project.store)
+        self.issues = Issues(project.store)
         self.domain = sender(self.settings.email.from_).domain
         self.lock = threading.Lock()
         self.again = threading.Event()
@@ -154,7 +158,9 @@ class Dispatch:
         try:
             with limits.serialised(self.project.store.engine) as conn:
                 limits.lock(conn, "address", key)
-                done = self.ledger.signup_in(conn, notice.email, choices, consent, bool(asked["double"]), at)
+                done = self.consents.signup_in(
+                    conn, notice.email, choices, consent, bool(asked["double"]), at
+                )
                 if done.active and done.subscriber_id is not None:  # single opt-in
                     person = Subscriber(
                         done.subscriber_id,
@@ -182,7 +188,7 @@ class Dispatch:
             message_id = outbox.new_message_id(self.domain)
             outbox.queue(conn, CONFIRM, subscriber_id, message_id, at, consent_id)
         else:
-            self.ledger.withdraw_consent(conn, consent_id)
+            self.consents.withdraw_consent(conn, consent_id)
 
     def _latest_of(self, person: Subscriber) -> list[str]:
         """The schedules whose latest issue a new reader gets ([signup] send_latest)."""
@@ -191,13 +197,13 @@ class Dispatch:
         return [
             s.name
             for s in self._schedules(person)
-            if self.ledger.latest_variant(s.name, wanted_categories(s, person)) is not None
+            if self.issues.latest_variant(s.name, wanted_categories(s, person)) is not None
         ]
 
     # -- what each kind says ----------------------------------------------------
 
     def _render(self, notice: Notice) -> notices.Outgoing:
-        person = None if notice.subscriber_id is None else self.ledger.subscriber(notice.subscriber_id)
+        person = None if notice.subscriber_id is None else self.roster.subscriber(notice.subscriber_id)
         if person is None or person.status == "forgotten":
             raise LookupError("the subscriber is gone")
         if notice.kind == CONFIRM:
@@ -214,7 +220,9 @@ class Dispatch:
         lifetime = self.settings.signup.confirm_lifetime
         if self.clock() - notice.created_at >= lifetime:
             raise LookupError("its link expired before it could be sent")
-        consent = next((c for c in self.ledger.consents_of(person.id) if c["id"] == notice.consent_id), None)
+        consent = next(
+            (c for c in self.consents.consents_of(person.id) if c["id"] == notice.consent_id), None
+        )
         if consent is None:
             raise LookupError("the consent record is gone")
         token = self.tokens.purposes.make_confirm(
@@ -256,7 +264,7 @@ class Dispatch:
         schedule = next((s for s in self.project.schedules() if s.name == notice.detail), None)
         if schedule is None:
             raise LookupError(f"no schedule {notice.detail!r}")
-        variant = self.ledger.latest_variant(schedule.name, wanted_categories(schedule, person))
+        variant = self.issues.latest_variant(schedule.name, wanted_categories(schedule, person))
         if variant is None:
             raise LookupError(f"no sent issue of {schedule.name} for their categories")
         links, token = self._links(person)

@@ -16,7 +16,8 @@ from newsletter.audience.subscribers import ParsedCsv, parse_csv
 from newsletter.core.errors import NewsletterError, OutputError, SourceError
 from newsletter.project import Project
 from newsletter.storage import outbox
-from newsletter.storage.ledger import ImportCounts, Ledger
+from newsletter.storage.records import ImportCounts
+from newsletter.storage.roster import Roster
 
 if TYPE_CHECKING:
     from newsletter.audience.dispatch import Dispatch
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 def import_csv(project: Project, path: Path, now: datetime) -> tuple[ParsedCsv, ImportCounts]:
     """Single opt-in: the rows are active at once (the list already consented)."""
     parsed = _parsed(project, path)
-    return parsed, Ledger(project.store).import_subscribers(parsed.rows, now)
+    return parsed, Roster(project.store).import_subscribers(parsed.rows, now)
 
 
 @dataclass
@@ -45,15 +46,18 @@ def invite_csv(
     naming the file, and gets the signup form's confirmation mail, queued in the outbox with
     the row and sent as every notice is (dispatch.py); nobody gets an issue before
     confirming. Addresses already on the list are left as they are."""
-    from newsletter.storage.ledger import IMPORT_FORM, Choices, Consent
+    from newsletter.storage.consents import Consents
+    from newsletter.storage.records import IMPORT_FORM, Choices, Consent
 
     parsed = _parsed(project, path)
-    ledger, done = Ledger(project.store), Invitations()
+    consents, done = Consents(project.store), Invitations()
     consent = Consent(f"{IMPORT_FORM}{path.name}", project.settings.signup.consent_text)
     queued: dict[int, str] = {}  # outbox row -> the address it asks
     for row in parsed.rows:
         with project.store.engine.begin() as conn:
-            signup = ledger.signup_in(conn, row.email, Choices(row.name, row.categories), consent, True, now)
+            signup = consents.signup_in(
+                conn, row.email, Choices(row.name, row.categories), consent, True, now
+            )
             if signup.consent_id is None or signup.subscriber_id is None:
                 done.listed += 1
                 continue

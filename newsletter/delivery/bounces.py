@@ -22,7 +22,7 @@ fields, the returned message), or else the returned message's Message-ID equal t
 one stored for a delivery, its 128 random bits included.
 
 Each mail acted on is recorded by a digest of its bytes, in one transaction with what it
-did (`Ledger.record_bounce`), and only then moved away (Maildir: into its `.Processed`
+did (`Suppression.record_bounce`), and only then moved away (Maildir: into its `.Processed`
 folder; IMAP: flagged \\Seen and `NewsletterProcessed`): reading a mail twice changes
 nothing, and none is lost. A mail that is none of these, or proves nothing, is left
 where it is and reported; so is one that cannot be read at all (raw bytes no parser or
@@ -54,7 +54,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from newsletter.core.errors import ConfigError, NewsletterError
 from newsletter.core.tokens import RETURN_PATH_TOKEN, BadToken, Tokens
-from newsletter.storage.ledger import (
+from newsletter.storage.suppression import (
     COMPLAINT,
     DELAYED,
     HARD,
@@ -62,7 +62,7 @@ from newsletter.storage.ledger import (
     UNSUBSCRIBE,
     BounceRecord,
     BounceTarget,
-    Ledger,
+    Suppression,
 )
 
 if TYPE_CHECKING:
@@ -320,7 +320,7 @@ def _one_line(text: str) -> str:
 # -- which delivery ---------------------------------------------------------
 
 
-def target_of(reading: Reading, ledger: Ledger, tokens: Tokens) -> BounceTarget | None:
+def target_of(reading: Reading, ledger: Suppression, tokens: Tokens) -> BounceTarget | None:
     """The delivery a bounce or complaint proves it is about: a return-path token whose
     HMAC checks out, else a Message-ID equal to a stored one, random part and all. Never
     the recipient the mail names: anyone can write a DSN about anyone."""
@@ -335,7 +335,7 @@ def target_of(reading: Reading, ledger: Ledger, tokens: Tokens) -> BounceTarget 
     return ledger.delivery_by_message_id(reading.message_id) if reading.message_id else None
 
 
-def unsubscriber_of(reading: Reading, ledger: Ledger, tokens: Tokens) -> int | None:
+def unsubscriber_of(reading: Reading, ledger: Suppression, tokens: Tokens) -> int | None:
     try:
         subscriber_id = tokens.read(reading.unsubscribe_token)
     except BadToken:
@@ -588,7 +588,7 @@ LABELS = {
 }
 
 
-def process(mailbox: Mailbox, ledger: Ledger, tokens: Tokens, soft_limit: int, now: datetime) -> Summary:
+def process(mailbox: Mailbox, ledger: Suppression, tokens: Tokens, soft_limit: int, now: datetime) -> Summary:
     """Act on every mail in the mailbox that proves which delivery or subscriber it is
     about; move each one acted on, leave the others. Each mail on its own: one that cannot
     be read is left and reported, and the next is read. Acting is not guarded: a database
@@ -646,7 +646,7 @@ def _unproven(reading: Reading) -> str:
     )
 
 
-def _record(key: str, reading: Reading, ledger: Ledger, tokens: Tokens) -> BounceRecord | None:
+def _record(key: str, reading: Reading, ledger: Suppression, tokens: Tokens) -> BounceRecord | None:
     if reading.kind == UNSUBSCRIBE:
         subscriber_id = unsubscriber_of(reading, ledger, tokens)
         if subscriber_id is None:
@@ -673,7 +673,7 @@ def read_mailbox(project: Project, spec: str | None, now: datetime) -> Summary:
         )
     tokens = Tokens(secret_key(project.environ))
     with closing(open_mailbox(chosen, project.root, project.environ)) as mailbox:
-        return process(mailbox, Ledger(project.store), tokens, project.settings.bounces.soft_limit, now)
+        return process(mailbox, Suppression(project.store), tokens, project.settings.bounces.soft_limit, now)
 
 
 def scheduled(root: Path, log: logging.Logger) -> Summary | None:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from newsletter.core.durations import format_duration
 from newsletter.core.models import DeliveryStatus, SubscriberStatus
@@ -34,7 +34,8 @@ from newsletter.delivery.transports import (
 )
 from newsletter.digest.mail import ListId, MessageTemplate, Recipient, feedback_id, new_message_id, sender
 from newsletter.storage import claimer
-from newsletter.storage.ledger import EXPIRED, Delivery, Ledger
+from newsletter.storage.issues import IssueRecord, Variant
+from newsletter.storage.records import EXPIRED, Delivery, InFlight
 
 if TYPE_CHECKING:
     from newsletter.core.config import Settings
@@ -66,13 +67,39 @@ class RateLimiter:
         time.sleep(max(0.0, slot - time.monotonic()))
 
 
+class Queue(Protocol):
+    """What delivering asks of the delivery queue (storage/queue.py's DeliveryQueue), and
+    nothing more: an issue's deliveries claimed one by one, their outcomes, its counts."""
+
+    def issue_by_id(self, issue_id: int) -> IssueRecord: ...
+    def variants(self, issue_id: int) -> dict[int, Variant]: ...
+    def sweep_suppressed(self, issue_id: int, now: datetime) -> int: ...
+    def claim(
+        self,
+        issue_id: int,
+        now: datetime,
+        lease: timedelta,
+        gone: Sequence[str] = (),
+        message_id: Callable[[int], str] = ...,
+    ) -> Delivery | None: ...
+    def finish(self, delivery_id: int, status: str, now: datetime, error: str = "") -> None: ...
+    def retry_later(self, delivery_id: int, not_before: datetime, now: datetime, error: str) -> None: ...
+    def release(self, delivery_ids: Iterable[int], now: datetime) -> None: ...
+    def suppress(self, subscriber_id: int, status: str, now: datetime) -> bool: ...
+    def in_flight(self, issue_id: int) -> list[InFlight]: ...
+    def next_due(self, issue_id: int, now: datetime, gone: Sequence[str] = ()) -> datetime | None: ...
+    def counts(self, issue_id: int) -> dict[str, int]: ...
+    def waiting(self, issue_id: int) -> int: ...
+    def complete(self, issue_id: int, now: datetime) -> bool: ...
+
+
 class Delivering:
     """One run over an issue's ledger with N connections (one thread each)."""
 
     def __init__(
         self,
         settings: Settings,
-        ledger: Ledger,
+        ledger: Queue,
         issue_id: int,
         schedule: Schedule,
         factory: TransportFactory,

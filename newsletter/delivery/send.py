@@ -34,7 +34,10 @@ from newsletter.delivery.transports import TransportFactory, timeout_of, transpo
 from newsletter.digest.mail import PREFERENCES_PLACEHOLDER, TOKEN_PLACEHOLDER, MessageTemplate, sender
 from newsletter.digest.render import Links
 from newsletter.project import Project, issue_stem
-from newsletter.storage.ledger import EXPIRED, Audience, Ledger, Subscriber, Variant
+from newsletter.storage.issues import Issues, Variant
+from newsletter.storage.queue import DeliveryQueue
+from newsletter.storage.records import EXPIRED, Audience, Subscriber
+from newsletter.storage.roster import Roster
 
 
 @dataclass(frozen=True)
@@ -270,14 +273,14 @@ def send(
     Every check comes before the first write: a failed one records nothing."""
     started = time.monotonic()
     options = options.resolved(project.settings.sending)
-    ledger = Ledger(project.store)
+    ledger = DeliveryQueue(project.store)
     schedule = project.schedule(name)
     dkim = dkim_preflight(project.settings, project.environ, project.root, notify)  # before any record
     signer = None if options.dry_run else tokens()  # no secret, no send: say so first
     check_categories(project, schedule, notify)
     digest = project.digest(schedule, at)
     summary = SendSummary(name, digest.period.start, digest.period.end, "sent")
-    existing = project.store.issue(name, digest.period.end)
+    existing = Issues(project.store).issue(name, digest.period.end)
     again = options.retry_unknown or options.retry_failed
     if existing is not None and existing.status in (IssueStatus.SENT, IssueStatus.SKIPPED) and not again:
         return _finished(
@@ -293,9 +296,9 @@ def send(
         if digest.is_empty and schedule.skip_if_empty:
             if options.dry_run:
                 return _finished(summary, ledger, None, "skipped", started)
-            record = ledger.record_skipped(name, digest.period, clock())
+            record = Issues(project.store).record_skipped(name, digest.period, clock())
             return _finished(summary, ledger, record.id, "skipped", started)
-        digests, audience = plan_audience(digest, ledger.subscribers())
+        digests, audience = plan_audience(digest, Roster(project.store).subscribers())
         if options.dry_run:
             return _dry_run(summary, digests, audience, started)
         variants = render_variants(project, digests)
@@ -334,7 +337,7 @@ def send(
 
 def _finished(
     summary: SendSummary,
-    ledger: Ledger,
+    ledger: DeliveryQueue,
     issue_id: int | None,
     outcome: str,
     started: float,

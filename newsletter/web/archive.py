@@ -36,7 +36,7 @@ from starlette.routing import Route
 from newsletter.core.errors import NewsletterError
 from newsletter.core.models import IssueStatus, Schedule
 from newsletter.project import Project, issue_stem
-from newsletter.storage.store import IssueRecord
+from newsletter.storage.issues import IssueRecord, Issues
 
 ATOM = "http://www.w3.org/2005/Atom"
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
@@ -137,7 +137,7 @@ class Archive:
         """Each schedule with at least one issue out, by name; issues newest first."""
         found: dict[str, list[Entry]] = {}
         schedules: dict[str, Schedule | None] = {}
-        for record in self.project.store.issues():  # newest period end first
+        for record in Issues(self.project.store).issues():  # newest period end first
             if not went_out(record):
                 continue
             if record.schedule not in schedules:

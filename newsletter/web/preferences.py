@@ -19,7 +19,8 @@ from newsletter.core.models import SubscriberStatus
 from newsletter.core.text import person_name
 from newsletter.core.tokens import BadToken, Purposes
 from newsletter.project import Project
-from newsletter.storage.ledger import Choices, Ledger, Subscriber
+from newsletter.storage.records import Choices, Subscriber
+from newsletter.storage.roster import Roster
 from newsletter.web.forms import Fields, handle_post, mask
 from newsletter.web.signup import FORM_LIFETIME, Offer, Page
 
@@ -40,7 +41,7 @@ class Preferences:
             return self.page(
                 "signup_invalid.html", 400, title="This preferences link is not valid", reason="bad"
             )
-        found = Ledger(self.project.store).subscriber(subscriber_id)
+        found = Roster(self.project.store).subscriber(subscriber_id)
         if found is None:
             return self.page(
                 "signup_invalid.html", 404, title="This subscription no longer exists", reason="gone"
@@ -89,9 +90,9 @@ class Preferences:
             self.purposes.read_form(fields.one("form_token"), "preferences", token, now, FORM_LIFETIME)
         except BadToken:
             return self.page("signup_invalid.html", 403, title="Please save from the page", reason="csrf")
-        ledger = Ledger(self.project.store)
+        roster = Roster(self.project.store)
         if fields.one("action") == "unsubscribe":
-            if ledger.suppress(reader.id, SubscriberStatus.UNSUBSCRIBED, now):
+            if roster.suppress(reader.id, SubscriberStatus.UNSUBSCRIBED, now):
                 log.info("subscriber %d unsubscribed (preferences)", reader.id)
             return self.page("unsubscribed.html", title="You are unsubscribed", address=mask(reader.email))
         offer = Offer.of(self.project.schedules())
@@ -100,9 +101,9 @@ class Preferences:
             return self._form(reader, token, 400, error=error)
         categories, schedules = offer.choose(fields.many("categories"), fields.many("schedules"))
         paused = fields.one("paused") == "yes"
-        ledger.set_preferences(
+        roster.set_preferences(
             reader.id, Choices(person_name(reader.name), categories, schedules), paused, now
         )
         log.info("subscriber %d changed preferences", reader.id)
-        updated = ledger.subscriber(reader.id)
+        updated = roster.subscriber(reader.id)
         return self._form(updated or reader, token, saved=True)

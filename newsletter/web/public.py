@@ -54,7 +54,8 @@ from newsletter.core.clock import utc_now as utc_now  # the one clock; re-export
 from newsletter.core.models import SubscriberStatus
 from newsletter.core.tokens import BadToken, Tokens, secret_key
 from newsletter.project import Project
-from newsletter.storage.ledger import SUPPRESSED, Ledger, Subscriber
+from newsletter.storage.records import SUPPRESSED, Subscriber
+from newsletter.storage.roster import Roster
 from newsletter.web import listen
 from newsletter.web.archive import Archive
 from newsletter.web.forms import TooLarge, capped_body, form_values
@@ -146,7 +147,7 @@ class Pages:
             subscriber_id = self.tokens.read(token)
         except BadToken:
             return self.invalid("tampered")
-        found = Ledger(self.project.store).subscriber(subscriber_id)
+        found = Roster(self.project.store).subscriber(subscriber_id)
         if found is None:
             return self.page(
                 "invalid.html", 404, title="This subscription no longer exists", reason="unknown"
@@ -185,7 +186,7 @@ class Pages:
         subscriber = self.subscriber_for(token)
         if isinstance(subscriber, Response):
             return subscriber
-        changed = Ledger(self.project.store).suppress(
+        changed = Roster(self.project.store).suppress(
             subscriber.id, SubscriberStatus.UNSUBSCRIBED, self.clock()
         )
         if changed:

@@ -35,7 +35,9 @@ from newsletter.core.tokens import BadToken, Expired, Purposes
 from newsletter.digest.mail import sender
 from newsletter.project import Project
 from newsletter.storage import limits, outbox
-from newsletter.storage.ledger import Choices, Consent, Ledger, Subscriber
+from newsletter.storage.consents import Consents
+from newsletter.storage.issues import Issues
+from newsletter.storage.records import Choices, Consent, Subscriber
 from newsletter.web.forms import (
     HONEYPOT,
     Fields,
@@ -135,8 +137,8 @@ class Signups:
         self.secret = purposes.form.secret_keys[-1]
 
     @property
-    def ledger(self) -> Ledger:
-        return Ledger(self.project.store)
+    def consents(self) -> Consents:
+        return Consents(self.project.store)
 
     def offer(self) -> Offer:
         return Offer.of(self.project.schedules())
@@ -296,10 +298,10 @@ class Signups:
         consent_id = self._consent_of(token, now)
         if isinstance(consent_id, Response):
             return consent_id
-        person = self.ledger.consent_subscriber(consent_id)
+        person = self.consents.consent_subscriber(consent_id)
         if person is None:
             return self.page("signup_invalid.html", 404, title="This signup no longer exists", reason="gone")
-        if not self.ledger.is_current(consent_id):
+        if not self.consents.is_current(consent_id):
             return self.void()
         return self.page(
             "confirm_signup.html",
@@ -322,7 +324,7 @@ class Signups:
             self.purposes.read_form(fields.one("form_token"), "confirm", token, now, FORM_LIFETIME)
         except BadToken:
             return self.page("signup_invalid.html", 403, title="Please confirm from the page", reason="csrf")
-        done = self.ledger.confirm(consent_id, now)
+        done = self.consents.confirm(consent_id, now)
         if done is None:
             return self.page("signup_invalid.html", 404, title="This signup no longer exists", reason="gone")
         if done.void:
@@ -354,7 +356,7 @@ class Signups:
         for schedule in self.project.schedules() if self.settings.send_latest else []:
             if person.schedules and schedule.name not in person.schedules:
                 continue
-            if self.ledger.latest_variant(schedule.name, wanted(schedule, person)) is not None:
+            if Issues(self.project.store).latest_variant(schedule.name, wanted(schedule, person)) is not None:
                 latest.append(schedule.name)  # none sent yet: nothing to queue (nor the one chance)
         with self.project.store.engine.begin() as conn:
             outbox.queue_welcome(conn, person.id, self.settings.welcome, latest, self.domain, now)

@@ -15,7 +15,7 @@ from newsletter.core.models import IssueStatus, Period, Schedule
 from newsletter.digest import selection as select
 from newsletter.digest.render import GMAIL_CLIP_BYTES
 from newsletter.project import Build, Project, issue_stem
-from newsletter.storage.store import IssueRecord
+from newsletter.storage.issues import IssueRecord, Issues
 from newsletter.web.workspace import Workspace
 
 # Amber from 80% of Gmail's clip: a few more articles would cross it.
@@ -197,7 +197,7 @@ def _row(project: Project, name: str, now: datetime) -> ScheduleRow:
         row.period = digest.period
         found = {s.category: len(s.articles) for s in digest.sections}
         row.counts = [(c, found.get(c, 0)) for c in row.schedule.categories]
-        records = project.store.issues(name)
+        records = Issues(project.store).issues(name)
         row.last_sent = next((r for r in records if r.status == IssueStatus.SENT), None)
         row.last_built = next((r for r in records if r.status != IssueStatus.SENT), None)
     except NewsletterError as e:

@@ -21,6 +21,7 @@ from newsletter.core.config import SCHEDULES_DIR, SETTINGS_FILE
 from newsletter.core.errors import NewsletterError
 from newsletter.digest.render import default_templates
 from newsletter.project import Project
+from newsletter.storage.issues import Issues
 
 Clock = Callable[[], datetime]
 # (path, mtime_ns, size, inode): an edit, an atomic rename-over or a new file all change it.
@@ -59,7 +60,7 @@ class Workspace:
             parts: list[object] = [self._stamp_files()]
             try:
                 store = self._current().store
-                parts += [store.revision, [(i.id, i.status, i.subject) for i in store.issues()]]
+                parts += [store.revision, [(i.id, i.status, i.subject) for i in Issues(store).issues()]]
             except NewsletterError as e:
                 parts.append(str(e))  # a broken project is a state too: fixing it changes the version
         return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
