@@ -1,0 +1,7 @@
+"""`python -m newsletter.cli`."""
+
+import sys
+
+from newsletter.cli import main
+
+sys.exit(main())
