@@ -17,50 +17,25 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from newsletter.core.clock import utc_now as utc_now  # the one clock; re-exported
-from newsletter.core.config import SendingSettings, Settings
+from newsletter.core.config import Settings
 from newsletter.core.errors import ConfigError, NewsletterError
 from newsletter.core.models import DeliveryStatus, Digest, IssueStatus, Schedule, SubscriberStatus
 from newsletter.core.output import write_files
 from newsletter.core.tokens import Tokens, secret_key
 from newsletter.delivery.delivering import Clock, Delivering, Notify, Progress, list_headers
+from newsletter.delivery.delivering import SendOptions as SendOptions  # where it is used; re-exported
 from newsletter.delivery.mail import PREFERENCES_PLACEHOLDER, TOKEN_PLACEHOLDER, MessageTemplate, sender
 from newsletter.delivery.signing import preflight as dkim_preflight
 from newsletter.delivery.transports import TransportFactory, timeout_of, transport_factory
 from newsletter.digest.render import Links
 from newsletter.project import Project, issue_stem
 from newsletter.storage.ledger import EXPIRED, Audience, Ledger, Subscriber, Variant
-
-
-@dataclass(frozen=True)
-class SendOptions:
-    connections: int = 1
-    rate: float | None = None  # messages per second over all connections
-    dry_run: bool = False
-    retry_unknown: bool = False
-    retry_failed: bool = False  # queue `expired` deliveries (server-wide failures) again
-    max_attempts: int = 5  # tries of one delivery within a run before it waits for a later run
-    retry_base: float = 2.0  # seconds; doubled per try, capped, with full jitter
-    retry_cap: float = 120.0  # also: a run waits for retries due within this many seconds
-    # None: from [sending] in newsletter.toml (see config.SendingSettings for the defaults).
-    retry_interval: timedelta | None = None  # a queued delivery's wait for the next run
-    breaker: int | None = None  # the first N of a run all failing, or N failures in a row, pause
-    queue_lifetime: timedelta | None = None  # how long failures are retried, from queueing
-    lease: timedelta | None = None  # stored with each claim; after it, a row is an orphan
-
-    def resolved(self, sending: SendingSettings, lease: timedelta = timedelta(minutes=2)) -> SendOptions:
-        return replace(
-            self,
-            retry_interval=self.retry_interval or sending.retry_interval,
-            breaker=self.breaker or sending.breaker,
-            queue_lifetime=self.queue_lifetime or sending.queue_lifetime,
-            lease=self.lease or sending.lease or lease,
-        )
 
 
 @dataclass
