@@ -170,10 +170,10 @@ class Project:
         candidates = self.store.candidates(
             schedule.name, schedule.categories, period, at, schedule.max_per_category
         )
-        # The query already narrows to unsent articles (for speed); `select` is where
+        # The query already narrows to unsent articles (for speed); `pick_articles` is where
         # the rules live and are property-tested, so it gets the sent set too.
         sent = self.store.sent_article_ids(schedule.name, period.end)
-        sections = select.select(schedule, period, at, candidates, sent)
+        sections = select.pick_articles(schedule, period, at, candidates, sent)
         issue = self.store.issue(schedule.name, period.end)
         gone = issue if issue is not None and issue.status in GONE_OUT else None
         kept = self.store.issue_links(gone.id) if gone is not None else None
