@@ -253,6 +253,7 @@ def send(
     digest = project.digest(schedule, at)
     summary = SendSummary(name, digest.period.start, digest.period.end, "sent")
     existing = project.store.issue(name, digest.period.end)
+    project.keep_links(existing, digest)  # gone out before its links were kept (a crash): now
     again = options.retry_unknown or options.retry_failed
     if existing is not None and existing.status in (IssueStatus.SENT, IssueStatus.SKIPPED) and not again:
         return _finished(
@@ -281,7 +282,7 @@ def send(
         existing = ledger.open_issue(
             name, digest.period, [a.id for a in digest.articles], variants, audience, clock()
         )
-        project.keep_links(existing.id, digest)  # its rebuilds show the links that went out
+        project.keep_links(existing, digest)  # its rebuilds show the links that went out
     if options.dry_run or signer is None:
         return _finished(summary, ledger, existing.id, "dry run", started)
     if options.retry_unknown:
