@@ -21,7 +21,7 @@ from newsletter.core.output import write_files
 from newsletter.digest import enrich
 from newsletter.digest.enrich import Candidate
 from newsletter.related import neighbours
-from newsletter.storage.issues import GONE_OUT, Issues
+from newsletter.storage.issues import GONE_OUT, IssueRecord, Issues
 from newsletter.storage.store import Store
 
 if TYPE_CHECKING:
@@ -165,25 +165,22 @@ class Project:
         return select.left_out(schedule, period, Issues(self.store).last_issue_end(schedule.name, period.end))
 
     def digest(self, schedule: Schedule, at: datetime) -> Digest:
+        """The issue going out after `at`, as it reads now. Only reads: whoever records the
+        issue as gone out keeps its links (`keep_links`), so its rebuilds show them."""
         from newsletter.digest import selection as select
 
-        period = self.period(schedule, at)
+        past = Issues(self.store).issue_history(schedule.name, select.send_time(schedule, at))
+        period = select.period_for(schedule, at, past.last_end)
         candidates = self.store.candidates(
             schedule.name, schedule.categories, period, at, schedule.max_per_category
         )
-        # The query already narrows to unsent articles (for speed); `select` is where
+        # The query already narrows to unsent articles (for speed); `pick_articles` is where
         # the rules live and are property-tested, so it gets the sent set too.
-        sent = Issues(self.store).sent_article_ids(schedule.name, period.end)
-        sections = select.select(schedule, period, at, candidates, sent)
-        issue = Issues(self.store).issue(schedule.name, period.end)
-        gone = issue if issue is not None and issue.status in GONE_OUT else None
-        kept = Issues(self.store).issue_links(gone.id) if gone is not None else None
-        related = self.related_candidates([c for _, chosen in sections for c in chosen], at, kept or {})
+        sections = select.pick_articles(schedule, period, at, candidates, past.sent)
+        cards = [c for _, chosen in sections for c in chosen]
+        related = self.related_candidates(cards, at, past.links or {})
         archive = self.store.link_targets({c.target for found in related.values() for c in found})
-        digest = enrich.enrich(schedule, period, at, sections, related, archive)
-        if gone is not None and kept is None:  # gone out, its links not kept yet: keep them now
-            self.keep_links(gone.id, digest)
-        return digest
+        return enrich.enrich(schedule, period, at, sections, related, archive)
 
     def related_candidates(
         self, cards: list[StoredArticle], at: datetime, kept: dict[int, list[int]]
@@ -206,11 +203,14 @@ class Project:
             found[card.id] = [*(Candidate(t) for t in explicit.get(card.id, [])), *near]
         return found
 
-    def keep_links(self, issue_id: int, digest: Digest) -> bool:
-        """Keep the related links a gone-out issue carries, so its rebuilds show them:
-        `send` calls it with the digest it just recorded; `digest` for an older issue
-        whose links were never kept. False when links were kept already."""
-        return Issues(self.store).keep_issue_links(issue_id, _link_ids(digest))
+    def keep_links(self, issue: IssueRecord | None, digest: Digest) -> bool:
+        """Keep the related links of `digest`, if `issue` went out (is being sent or was
+        sent), so its rebuilds show them: `send` calls it with the issue it records or
+        resumes, `build` with the one it finds gone out (an older issue whose links were
+        never kept). False when it did not go out or its links were kept already."""
+        if issue is None or issue.status not in GONE_OUT:
+            return False
+        return Issues(self.store).keep_issue_links(issue.id, _link_ids(digest))
 
     def links(self, schedule: Schedule, period: Period) -> Links:
         from newsletter.digest.render import Links
@@ -236,7 +236,7 @@ class Project:
         if out is not None:
             build.files = write_files(out, issue_stem(schedule, digest.period), self.parts(issue, now))
         if record:
-            Issues(self.store).record_issue(
+            recorded = Issues(self.store).record_issue(
                 schedule.name,
                 digest.period,
                 IssueStatus.BUILT,
@@ -244,6 +244,7 @@ class Project:
                 [a.id for a in digest.articles],
                 now,
             )
+            self.keep_links(recorded, digest)  # a sent issue's row is kept as it was
         return build
 
     def parts(self, issue: Issue, now: datetime) -> dict[str, bytes]:

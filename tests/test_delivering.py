@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from newsletter import scaffold
 from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Tokens
-from newsletter.delivery.send import SendOptions, SendSummary, send, utc_now
+from newsletter.delivery.send import SendOptions, SendPlan, SendSummary, send, utc_now
 from newsletter.delivery.transports import (
     DeliveryError,
     Envelope,
@@ -85,7 +85,8 @@ def deliver(
     clock: Callable[[], datetime] = utc_now,
     schedule: str = "weekly",
 ) -> SendSummary:
-    return send(project, schedule, at, lambda: MockTransport(handler), lambda: Tokens(SECRET), options, clock)
+    plan = SendPlan(project, schedule, at, options, clock)
+    return send(plan, lambda: MockTransport(handler), lambda: Tokens(SECRET))
 
 
 def parse(envelope: Envelope) -> EmailMessage:
@@ -354,7 +355,7 @@ def test_each_connection_has_its_own_transport_and_closes_it(sender: Project, re
         return transport
 
     options = SendOptions(connections=2)
-    summary = send(sender, "weekly", WEEK, factory, lambda: Tokens(SECRET), options)
+    summary = send(SendPlan(sender, "weekly", WEEK, options), factory, lambda: Tokens(SECRET))
     assert summary.counts["sent"] == 30
     assert sorted(relay.tried) == sorted([*PEOPLE, *emails])  # everyone once
     assert len(opened) == 2
@@ -386,7 +387,9 @@ def test_a_421_for_too_many_connections_closes_that_connection_and_the_rest_carr
 
     notes: list[str] = []
     options = SendOptions(connections=4, retry_base=0.001, retry_cap=0.01)
-    summary = send(sender, "weekly", WEEK, factory, lambda: Tokens(SECRET), options, notify=notes.append)
+    summary = send(
+        SendPlan(sender, "weekly", WEEK, options, notify=notes.append), factory, lambda: Tokens(SECRET)
+    )
     assert (summary.outcome, summary.counts["sent"]) == ("sent", 30)
     assert sorted(relay.tried) == sorted([*PEOPLE, *emails])  # everyone once, by the two that work
     assert notes.count(f"the server refused another connection ({refused.reason}); going on with 3") == 1
@@ -425,7 +428,9 @@ def test_the_memory_url_keeps_every_connections_messages_in_one_list(sender: Pro
     factory = transport_factory("memory:", {})
     shared = factory()
     assert isinstance(shared, MemoryTransport)
-    summary = send(sender, "weekly", WEEK, factory, lambda: Tokens(SECRET), SendOptions(connections=2))
+    summary = send(
+        SendPlan(sender, "weekly", WEEK, SendOptions(connections=2)), factory, lambda: Tokens(SECRET)
+    )
     assert summary.outcome == "sent"
     assert sorted(recipient for _, recipient, _ in shared.sent) == list(PEOPLE)
     assert all(VERP.fullmatch(origin) for origin, _, _ in shared.sent)

@@ -207,7 +207,7 @@ def test_a_sent_issue_keeps_its_links_after_1000_more_articles(project: Project)
     issue = Issues(project.store).record_issue(
         "test", build.period, IssueStatus.SENT, "s", [a.id for a in build.digest.articles], NOW
     )
-    project.digest(project.schedule("test"), AT)  # the first look after sending keeps them
+    project.build("test", AT, NOW)  # the first build after sending keeps them
     assert Issues(project.store).issue_links(issue.id)
     more = project.root / "more"
     for n in range(1000):  # closer to the card than the originals, and published before AT

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from newsletter import scaffold
 from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Tokens
-from newsletter.delivery.send import SendOptions, send
+from newsletter.delivery.send import SendOptions, SendPlan, send
 from newsletter.delivery.transports import MemoryTransport
 from newsletter.project import Project
 from newsletter.storage.consents import Consents
@@ -92,12 +92,16 @@ def test_a_send_on_postgresql_delivers_each_reader_once(projects: tuple[Project,
     Roster(served.store).import_subscribers(readers, NOW)
     outbox = MemoryTransport()
     summary = send(
-        served, "weekly", scaffold.DEMO_AT, lambda: outbox, lambda: Tokens(SECRET_KEY), SendOptions()
+        SendPlan(served, "weekly", scaffold.DEMO_AT, SendOptions()),
+        lambda: outbox,
+        lambda: Tokens(SECRET_KEY),
     )
     assert summary.outcome == "sent" and summary.counts["sent"] == 3
     assert sorted(to for _, to, _ in outbox.sent) == [r.email for r in readers]
     again = send(
-        served, "weekly", scaffold.DEMO_AT, lambda: outbox, lambda: Tokens(SECRET_KEY), SendOptions()
+        SendPlan(served, "weekly", scaffold.DEMO_AT, SendOptions()),
+        lambda: outbox,
+        lambda: Tokens(SECRET_KEY),
     )
     assert again.outcome == "already sent" and len(outbox.sent) == 3  # each reader once
     issue = Issues(served.store).issue("weekly", scaffold.DEMO_AT)

@@ -27,7 +27,7 @@ from newsletter import scaffold
 from newsletter.cli import main
 from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Tokens
-from newsletter.delivery.send import send
+from newsletter.delivery.send import SendPlan, send
 from newsletter.delivery.transports import MemoryTransport
 from newsletter.project import Project
 from newsletter.storage.roster import Roster
@@ -110,12 +110,9 @@ def test_index_shows_last_sent_and_built_issues(client: TestClient, demo_project
     Roster(demo_project.store).import_subscribers([SubscriberRow("ann@example.org", "Ann")], NOW)
     relay = MemoryTransport()
     summary = send(
-        demo_project,
-        "weekly",
-        scaffold.DEMO_AT,
+        SendPlan(demo_project, "weekly", scaffold.DEMO_AT, clock=lambda: NOW),
         lambda: relay,
         lambda: Tokens("test-secret-key-0123456789"),
-        clock=lambda: NOW,
     )
     assert summary.outcome == "sent"
     assert [recipient for _, recipient, _ in relay.sent] == ["ann@example.org"]

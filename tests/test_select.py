@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from newsletter.core.models import Article, Schedule, StoredArticle
-from newsletter.digest.selection import period_for, previous_send_time, select, send_time
+from newsletter.digest.selection import period_for, pick_articles, previous_send_time, send_time
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -79,7 +79,7 @@ def test_selection_stays_in_period_by_at_under_cap_and_unsent(items, at, cap, se
     sched = schedule(max_per_category=cap)
     period = period_for(sched, at)
     candidates = [stored(i, c, p) for i, (c, p) in enumerate(items)]
-    sections = select(sched, period, at, candidates, sent)
+    sections = pick_articles(sched, period, at, candidates, sent)
     for category, chosen in sections:
         assert category in sched.categories
         assert 0 < len(chosen) <= cap

@@ -24,7 +24,7 @@ from newsletter import scaffold
 from newsletter.audience.dispatch import for_serve
 from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Purposes, Tokens
-from newsletter.delivery.send import SendOptions, send
+from newsletter.delivery.send import SendOptions, SendPlan, send
 from newsletter.delivery.transports import Courier, MemoryTransport
 from newsletter.project import Project
 from newsletter.storage.consents import Consents
@@ -404,7 +404,7 @@ def test_preferences_change_what_the_next_send_gives(client: TestClient, demo_pr
 
     outbox = MemoryTransport()
     summary = send(
-        demo_project, "weekly", scaffold.DEMO_AT, lambda: outbox, lambda: Tokens(KEY), SendOptions()
+        SendPlan(demo_project, "weekly", scaffold.DEMO_AT, SendOptions()), lambda: outbox, lambda: Tokens(KEY)
     )
     assert summary.outcome == "sent"
     got = {to: message_from_bytes(m, policy=policy.default) for _, to, m in outbox.sent}
@@ -461,7 +461,7 @@ def test_pending_addresses_get_no_issue(client: TestClient, clock: Clock, demo_p
     sign_up(client, clock, "pen@example.org")
     outbox = MemoryTransport()
     summary = send(
-        demo_project, "weekly", scaffold.DEMO_AT, lambda: outbox, lambda: Tokens(KEY), SendOptions()
+        SendPlan(demo_project, "weekly", scaffold.DEMO_AT, SendOptions()), lambda: outbox, lambda: Tokens(KEY)
     )
     assert outbox.sent == [] and sum(summary.counts.get(k, 0) for k in ("sent", "skipped", "suppressed")) == 0
 
@@ -473,7 +473,7 @@ def test_the_latest_issue_goes_to_a_new_reader_once(project_dir: Path, demo_proj
         [SubscriberRow("old@example.org", "Old", ("Sleep & recovery",))], NOW
     )
     sent = MemoryTransport()
-    send(demo_project, "sleep", scaffold.DEMO_AT, lambda: sent, lambda: Tokens(KEY), SendOptions())
+    send(SendPlan(demo_project, "sleep", scaffold.DEMO_AT, SendOptions()), lambda: sent, lambda: Tokens(KEY))
     assert len(sent.sent) == 1
     outbox = MemoryTransport()
     app = create_app(

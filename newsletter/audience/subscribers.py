@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from newsletter.core.addresses import normalize_email
 from newsletter.core.errors import SourceError
 from newsletter.core.models import SubscriberRow
-from newsletter.core.text import CONTROL_CHARS, NAME_MAX, person_name, plain_line
-from newsletter.sources.readers import decode_utf8
+from newsletter.core.text import CONTROL_CHARS, NAME_MAX, decode_utf8, person_name, plain_line
 
 
 @dataclass

@@ -19,6 +19,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -38,16 +39,43 @@ from newsletter.storage.issues import IssueRecord, Variant
 from newsletter.storage.records import EXPIRED, Delivery, InFlight
 
 if TYPE_CHECKING:
-    from newsletter.core.config import Settings
+    from newsletter.core.config import SendingSettings, Settings
     from newsletter.core.models import Schedule
     from newsletter.core.tokens import Tokens
-    from newsletter.delivery.send import SendOptions
     from newsletter.delivery.signing import Signer
 
 Clock = Callable[[], datetime]
 Progress = Callable[[int, int], None]  # (messages just finished, messages this run started with)
 Notify = Callable[[str], None]
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """How one send runs: `send`'s and `Delivering`'s options, `resolved()` from [sending]."""
+
+    connections: int = 1
+    rate: float | None = None  # messages per second over all connections
+    dry_run: bool = False
+    retry_unknown: bool = False
+    retry_failed: bool = False  # queue `expired` deliveries (server-wide failures) again
+    max_attempts: int = 5  # tries of one delivery within a run before it waits for a later run
+    retry_base: float = 2.0  # seconds; doubled per try, capped, with full jitter
+    retry_cap: float = 120.0  # also: a run waits for retries due within this many seconds
+    # None: from [sending] in newsletter.toml (see config.SendingSettings for the defaults).
+    retry_interval: timedelta | None = None  # a queued delivery's wait for the next run
+    breaker: int | None = None  # the first N of a run all failing, or N failures in a row, pause
+    queue_lifetime: timedelta | None = None  # how long failures are retried, from queueing
+    lease: timedelta | None = None  # stored with each claim; after it, a row is an orphan
+
+    def resolved(self, sending: SendingSettings, lease: timedelta = timedelta(minutes=2)) -> SendOptions:
+        return replace(
+            self,
+            retry_interval=self.retry_interval or sending.retry_interval,
+            breaker=self.breaker or sending.breaker,
+            queue_lifetime=self.queue_lifetime or sending.queue_lifetime,
+            lease=self.lease or sending.lease or lease,
+        )
 
 
 class RateLimiter:

@@ -23,47 +23,23 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from newsletter.core.clock import utc_now as utc_now  # the one clock; re-exported
-from newsletter.core.config import SendingSettings, Settings
+from newsletter.core.config import Settings
 from newsletter.core.errors import ConfigError, NewsletterError
 from newsletter.core.models import DeliveryStatus, Digest, IssueStatus, Schedule, SubscriberStatus
 from newsletter.core.output import write_files
 from newsletter.core.tokens import Tokens, secret_key
 from newsletter.delivery.delivering import Clock, Delivering, Notify, Progress, list_headers
+from newsletter.delivery.delivering import SendOptions as SendOptions  # where it is used; re-exported
+from newsletter.delivery.signing import Signer
 from newsletter.delivery.signing import preflight as dkim_preflight
 from newsletter.delivery.transports import TransportFactory, timeout_of, transport_factory
 from newsletter.digest.mail import PREFERENCES_PLACEHOLDER, TOKEN_PLACEHOLDER, MessageTemplate, sender
 from newsletter.digest.render import Links
 from newsletter.project import Project, issue_stem
-from newsletter.storage.issues import Issues, Variant
+from newsletter.storage.issues import IssueRecord, Issues, Variant
 from newsletter.storage.queue import DeliveryQueue
 from newsletter.storage.records import EXPIRED, Audience, Subscriber
 from newsletter.storage.roster import Roster
-
-
-@dataclass(frozen=True)
-class SendOptions:
-    connections: int = 1
-    rate: float | None = None  # messages per second over all connections
-    dry_run: bool = False
-    retry_unknown: bool = False
-    retry_failed: bool = False  # queue `expired` deliveries (server-wide failures) again
-    max_attempts: int = 5  # tries of one delivery within a run before it waits for a later run
-    retry_base: float = 2.0  # seconds; doubled per try, capped, with full jitter
-    retry_cap: float = 120.0  # also: a run waits for retries due within this many seconds
-    # None: from [sending] in newsletter.toml (see config.SendingSettings for the defaults).
-    retry_interval: timedelta | None = None  # a queued delivery's wait for the next run
-    breaker: int | None = None  # the first N of a run all failing, or N failures in a row, pause
-    queue_lifetime: timedelta | None = None  # how long failures are retried, from queueing
-    lease: timedelta | None = None  # stored with each claim; after it, a row is an orphan
-
-    def resolved(self, sending: SendingSettings, lease: timedelta = timedelta(minutes=2)) -> SendOptions:
-        return replace(
-            self,
-            retry_interval=self.retry_interval or sending.retry_interval,
-            breaker=self.breaker or sending.breaker,
-            queue_lifetime=self.queue_lifetime or sending.queue_lifetime,
-            lease=self.lease or sending.lease or lease,
-        )
 
 
 @dataclass
@@ -222,6 +198,30 @@ def encode_variants(project: Project, schedule: Schedule, variants: Sequence[Var
 # -- the send ----------------------------------------------------------------
 
 
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """One send: the issue of schedule `name` going out after `at`, how it goes out
+    (`options`), and the clock and the hooks that watch it."""
+
+    project: Project
+    name: str
+    at: datetime
+    options: SendOptions = SendOptions()
+    clock: Clock = utc_now
+    progress: Progress | None = None
+    stop: threading.Event | None = None
+    notify: Notify = _quiet
+
+    @property
+    def again(self) -> bool:
+        """Retry deliveries of an issue that went out already."""
+        return self.options.retry_unknown or self.options.retry_failed
+
+
 def send_schedule(
     project: Project,
     name: str,
@@ -231,7 +231,7 @@ def send_schedule(
     clock: Clock = utc_now,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
-    notify: Notify = lambda _: None,
+    notify: Notify = _quiet,
 ) -> SendSummary:
     """`send` with the project's transport and secrets: what the CLI and the daemon call.
     The transport URL and the secret are checked here, before anything is recorded (a dry
@@ -243,116 +243,140 @@ def send_schedule(
     lease = timedelta(seconds=2 * timeout_of(url) + 5)
     secret = "" if options.dry_run else secret_key(project.environ)
     tokens = lambda: Tokens(secret or secret_key(project.environ))  # noqa: E731
-    return send(
-        project,
-        name,
-        at,
-        factory,
-        tokens,
-        options.resolved(project.settings.sending, lease),
-        clock,
-        progress,
-        stop,
-        notify,
-    )
+    resolved = options.resolved(project.settings.sending, lease)
+    return send(SendPlan(project, name, at, resolved, clock, progress, stop, notify), factory, tokens)
 
 
-def send(
-    project: Project,
-    name: str,
-    at: datetime,
-    factory: TransportFactory,
-    tokens: Callable[[], Tokens],
-    options: SendOptions = SendOptions(),
-    clock: Clock = utc_now,
-    progress: Progress | None = None,
-    stop: threading.Event | None = None,
-    notify: Notify = lambda _: None,
-) -> SendSummary:
-    """Record (or resume) the issue of `name` going out after `at`, and deliver it.
+def send(plan: SendPlan, factory: TransportFactory, tokens: Callable[[], Tokens]) -> SendSummary:
+    """Record (or resume) the issue of `plan.name` going out after `plan.at`, and deliver it.
     Every check comes before the first write: a failed one records nothing."""
     started = time.monotonic()
-    options = options.resolved(project.settings.sending)
-    ledger = DeliveryQueue(project.store)
-    schedule = project.schedule(name)
-    dkim = dkim_preflight(project.settings, project.environ, project.root, notify)  # before any record
-    signer = None if options.dry_run else tokens()  # no secret, no send: say so first
-    check_categories(project, schedule, notify)
-    digest = project.digest(schedule, at)
-    summary = SendSummary(name, digest.period.start, digest.period.end, "sent")
-    existing = Issues(project.store).issue(name, digest.period.end)
-    again = options.retry_unknown or options.retry_failed
-    if existing is not None and existing.status in (IssueStatus.SENT, IssueStatus.SKIPPED) and not again:
-        return _finished(
-            summary,
-            ledger,
-            existing.id,
-            "already sent" if existing.status == IssueStatus.SENT else "skipped",
-            started,
-        )
-    if existing is None or existing.status == IssueStatus.BUILT:
-        if note := project.left_out(schedule, digest.period):  # said once, when it is recorded
-            notify(f"warning: {note}")
-        if digest.is_empty and schedule.skip_if_empty:
-            if options.dry_run:
-                return _finished(summary, ledger, None, "skipped", started)
-            record = Issues(project.store).record_skipped(name, digest.period, clock())
-            return _finished(summary, ledger, record.id, "skipped", started)
-        digests, audience = plan_audience(digest, Roster(project.store).subscribers())
-        if options.dry_run:
-            return _dry_run(summary, digests, audience, started)
-        variants = render_variants(project, digests)
-        encode_variants(project, schedule, variants)
-        # Written before recording: a folder that cannot take it fails the send, not the
-        # "view in browser" link of every message. A concurrent sender's copy is the same.
-        write_browser_copy(project, digest, clock())
-        existing = ledger.open_issue(
-            name, digest.period, [a.id for a in digest.articles], variants, audience, clock()
-        )
-        project.keep_links(existing.id, digest)  # its rebuilds show the links that went out
-    if options.dry_run or signer is None:
-        return _finished(summary, ledger, existing.id, "dry run", started)
-    if options.retry_unknown:
-        ledger.requeue(existing.id, DeliveryStatus.UNKNOWN, clock())
-    if options.retry_failed:
-        ledger.requeue(existing.id, EXPIRED, clock())
-    run = Delivering(
-        project.settings,
-        ledger,
-        existing.id,
-        schedule,
-        factory,
-        signer,
-        options,
-        clock,
-        progress,
-        stop or threading.Event(),
-        notify,
-        dkim,
-    )
-    summary.sent_now = run.deliver()
-    summary.outcome = run.outcome
-    return _finished(summary, ledger, existing.id, run.outcome, started, run.message)
-
-
-def _finished(
-    summary: SendSummary,
-    ledger: DeliveryQueue,
-    issue_id: int | None,
-    outcome: str,
-    started: float,
-    message: str = "",
-) -> SendSummary:
-    summary.issue_id, summary.outcome, summary.message = issue_id, outcome, message
-    if issue_id is not None:
-        summary.counts = ledger.counts(issue_id)
+    plan = replace(plan, options=plan.options.resolved(plan.project.settings.sending))
+    schedule = plan.project.schedule(plan.name)
+    dkim, link_tokens = preflight(plan, schedule, tokens)
+    digest = plan.project.digest(schedule, plan.at)
+    summary = SendSummary(plan.name, digest.period.start, digest.period.end, "sent")
+    ledger = DeliveryQueue(plan.project.store)
+    issue = record_or_resume(plan, schedule, digest, ledger, summary)
+    if issue is not None and link_tokens is None:  # a dry run of an issue recorded before
+        summarise(summary, ledger, issue.id, "dry run")
+    elif issue is not None and link_tokens is not None:
+        deliver(plan, schedule, ledger, issue.id, Courier(factory, link_tokens, dkim), summary)
     summary.seconds = time.monotonic() - started
     return summary
 
 
-def _dry_run(
-    summary: SendSummary, digests: dict[str, Digest], audience: Audience, started: float
-) -> SendSummary:
+def preflight(
+    plan: SendPlan, schedule: Schedule, tokens: Callable[[], Tokens]
+) -> tuple[Signer | None, Tokens | None]:
+    """The checks before any record: DKIM, the secret (none for a dry run), the categories.
+    Returns the DKIM signer (None: unsigned) and the tokens (None: a dry run)."""
+    project = plan.project
+    dkim = dkim_preflight(project.settings, project.environ, project.root, plan.notify)
+    link_tokens = None if plan.options.dry_run else tokens()  # no secret, no send: say so first
+    check_categories(project, schedule, plan.notify)
+    return dkim, link_tokens
+
+
+def record_or_resume(
+    plan: SendPlan, schedule: Schedule, digest: Digest, ledger: DeliveryQueue, summary: SendSummary
+) -> IssueRecord | None:
+    """The issue to deliver: the one recorded before (resumed), or recorded now. None when
+    there is nothing to deliver (already sent, skipped, a dry run): `summary` says why."""
+    existing = Issues(plan.project.store).issue(plan.name, digest.period.end)
+    plan.project.keep_links(existing, digest)  # gone out before its links were kept (a crash): now
+    if existing is None or existing.status == IssueStatus.BUILT:
+        return record(plan, schedule, digest, ledger, summary)
+    if existing.status in (IssueStatus.SENT, IssueStatus.SKIPPED) and not plan.again:
+        outcome = "already sent" if existing.status == IssueStatus.SENT else "skipped"
+        summarise(summary, ledger, existing.id, outcome)
+        return None
+    return existing
+
+
+def record(
+    plan: SendPlan, schedule: Schedule, digest: Digest, ledger: DeliveryQueue, summary: SendSummary
+) -> IssueRecord | None:
+    """Record the issue: skipped when empty (if the schedule says so), else its rendered
+    variants and the audience snapshot. None when nothing is to be delivered."""
+    if note := plan.project.left_out(schedule, digest.period):  # said once, when it is recorded
+        plan.notify(f"warning: {note}")
+    if digest.is_empty and schedule.skip_if_empty:
+        skipped = (
+            None
+            if plan.options.dry_run
+            else Issues(plan.project.store).record_skipped(plan.name, digest.period, plan.clock())
+        )
+        summarise(summary, ledger, skipped.id if skipped else None, "skipped")
+        return None
+    digests, audience = plan_audience(digest, Roster(plan.project.store).subscribers())
+    if plan.options.dry_run:
+        dry_run(summary, digests, audience)
+        return None
+    variants = render_variants(plan.project, digests)
+    encode_variants(plan.project, schedule, variants)
+    # Written before recording: a folder that cannot take it fails the send, not the
+    # "view in browser" link of every message. A concurrent sender's copy is the same.
+    write_browser_copy(plan.project, digest, plan.clock())
+    articles = [a.id for a in digest.articles]
+    issue = ledger.open_issue(plan.name, digest.period, articles, variants, audience, plan.clock())
+    plan.project.keep_links(issue, digest)  # its rebuilds show the links that went out
+    return issue
+
+
+@dataclass(frozen=True)
+class Courier:
+    """What carries and seals the messages: the transport, the tokens of each reader's
+    links, the DKIM signer (None: unsigned)."""
+
+    factory: TransportFactory
+    tokens: Tokens
+    dkim: Signer | None
+
+
+def deliver(
+    plan: SendPlan,
+    schedule: Schedule,
+    ledger: DeliveryQueue,
+    issue_id: int,
+    courier: Courier,
+    summary: SendSummary,
+) -> None:
+    """Queue again what `--retry-unknown` / `--retry-failed` ask for, then one delivering run."""
+    options = plan.options
+    if options.retry_unknown:
+        ledger.requeue(issue_id, DeliveryStatus.UNKNOWN, plan.clock())
+    if options.retry_failed:
+        ledger.requeue(issue_id, EXPIRED, plan.clock())
+    run = Delivering(
+        plan.project.settings,
+        ledger,
+        issue_id,
+        schedule,
+        courier.factory,
+        courier.tokens,
+        options,
+        plan.clock,
+        plan.progress,
+        plan.stop or threading.Event(),
+        plan.notify,
+        courier.dkim,
+    )
+    summary.sent_now = run.deliver()
+    summarise(summary, ledger, issue_id, run.outcome, run.message)
+
+
+def summarise(
+    summary: SendSummary, ledger: DeliveryQueue, issue_id: int | None, outcome: str, message: str = ""
+) -> None:
+    """The outcome, and the issue's deliveries counted by state."""
+    summary.issue_id, summary.outcome, summary.message = issue_id, outcome, message
+    if issue_id is not None:
+        summary.counts = ledger.counts(issue_id)
+
+
+def dry_run(summary: SendSummary, digests: dict[str, Digest], audience: Audience) -> None:
+    """What a send would queue, counted from the audience: nothing is recorded."""
     statuses = [
         "pending" if key else "skipped"
         for person, key in audience.members
@@ -365,8 +389,7 @@ def _dry_run(
         "suppressed": suppressed,
         "variants": len(digests),
     }
-    summary.outcome, summary.seconds = "dry run", time.monotonic() - started
-    return summary
+    summary.outcome = "dry run"
 
 
 def write_browser_copy(project: Project, digest: Digest, now: datetime) -> None:

@@ -55,7 +55,7 @@ def _trigger(schedule: Schedule) -> periods.CrontabTrigger:
     return periods.cron_trigger(schedule.cron, schedule.timezone)
 
 
-def select(
+def pick_articles(
     schedule: Schedule,
     period: Period,
     at: datetime,

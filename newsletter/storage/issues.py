@@ -45,6 +45,18 @@ class Variant:
     text: str
 
 
+@dataclass(frozen=True)
+class IssueHistory:
+    """What a schedule's past issues say about the one going out at `end` (read at once):
+    where its period may start, which articles went out already, and, if this issue went
+    out itself, the links it went out with."""
+
+    last_end: datetime | None  # see last_issue_end
+    sent: set[int]  # see sent_article_ids
+    gone_out: IssueRecord | None  # the issue at `end`, if it is being sent or was sent
+    links: dict[int, list[int]] | None  # its kept links (see issue_links); None if none kept
+
+
 class Issues:
     """The issue rows of one store."""
 
@@ -131,16 +143,21 @@ class Issues:
     def issue_links(self, issue_id: int) -> dict[int, list[int]] | None:
         """The related links an issue went out with (article → targets, in order);
         None when none were kept for it."""
-        query = (
-            sa.select(issue_links.c.article_id, issue_links.c.target_id)
-            .where(issue_links.c.issue_id == issue_id)
-            .order_by(issue_links.c.article_id, issue_links.c.position)
-        )
-        found: dict[int, list[int]] = {}
         with self.engine.connect() as conn:
-            for article_id, target_id in conn.execute(query):
-                found.setdefault(article_id, []).append(target_id)
-        return found or None
+            return _links_of(conn, issue_id)
+
+    def issue_history(self, schedule: str, end: datetime) -> IssueHistory:
+        """Everything a digest of the issue going out at `end` reads of the issues, in one
+        transaction: a send recorded meanwhile shows in all of it or in none."""
+        with self.engine.begin() as conn:
+            row = self.issue_row(conn, schedule, end)
+            gone = issue_record(row) if row is not None and row.status in GONE_OUT else None
+            return IssueHistory(
+                last_end=conn.scalar(_last_end_query(schedule, end)),
+                sent=set(conn.scalars(sent_articles(schedule, end))),
+                gone_out=gone,
+                links=_links_of(conn, gone.id) if gone is not None else None,
+            )
 
     def keep_issue_links(self, issue_id: int, links: dict[int, list[int]]) -> bool:
         """Keep an issue's related links, once: links already kept are never rewritten."""
@@ -227,13 +244,8 @@ class Issues:
         """The end of this schedule's latest issue that went out (sent, being sent, or
         skipped as empty) before `before`: the next period starts there, so no article
         falls between sends the daemon missed."""
-        query = sa.select(sa.func.max(issues.c.period_end)).where(
-            issues.c.schedule == schedule,
-            issues.c.status.in_((*GONE_OUT, IssueStatus.SKIPPED)),
-            issues.c.period_end < before,
-        )
         with self.engine.connect() as conn:
-            end: datetime | None = conn.scalar(query)
+            end: datetime | None = conn.scalar(_last_end_query(schedule, before))
         return end
 
     def record_skipped(self, schedule: str, period: Period, now: datetime) -> IssueRecord:
@@ -316,3 +328,23 @@ def sent_articles(schedule: str, before: datetime) -> sa.Select[Any]:
         .join(issues)
         .where(issues.c.schedule == schedule, issues.c.status.in_(GONE_OUT), issues.c.period_end < before)
     )
+
+
+def _last_end_query(schedule: str, before: datetime) -> sa.Select[Any]:
+    return sa.select(sa.func.max(issues.c.period_end)).where(
+        issues.c.schedule == schedule,
+        issues.c.status.in_((*GONE_OUT, IssueStatus.SKIPPED)),
+        issues.c.period_end < before,
+    )
+
+
+def _links_of(conn: Connection, issue_id: int) -> dict[int, list[int]] | None:
+    query = (
+        sa.select(issue_links.c.article_id, issue_links.c.target_id)
+        .where(issue_links.c.issue_id == issue_id)
+        .order_by(issue_links.c.article_id, issue_links.c.position)
+    )
+    found: dict[int, list[int]] = {}
+    for article_id, target_id in conn.execute(query):
+        found.setdefault(article_id, []).append(target_id)
+    return found or None

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from newsletter.core.errors import SourceError
 from newsletter.core.models import Article
 
 WEB_SCHEMES = ("http", "https")
@@ -41,16 +40,6 @@ class ReadResult:
 
     articles: list[Article] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-
-
-def decode_utf8(source: str, data: bytes) -> str:
-    """UTF-8 text (a BOM is fine); anything else is an error naming the line."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        reason = f"not UTF-8 text (byte 0x{data[e.start]:02x}); save the file as UTF-8"
-        raise SourceError(source, reason, line) from None
 
 
 def is_web(url: str) -> bool:

@@ -17,7 +17,8 @@ from typing import Any
 
 from newsletter.core.errors import SourceError
 from newsletter.core.models import Article, Block
-from newsletter.sources.readers import ReadOptions, ReadResult, decode_utf8, is_web
+from newsletter.core.text import decode_utf8
+from newsletter.sources.readers import ReadOptions, ReadResult, is_web
 from newsletter.sources.readers.dates import parse_datetime
 from newsletter.sources.readers.feed import clean, join, plain_name, text_blocks, title_from_text, web_url
 

@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from newsletter.core.errors import SourceError
 from newsletter.core.models import Article, Block, BlockKind
-from newsletter.sources.readers import ReadOptions, ReadResult, decode_utf8, is_web
+from newsletter.core.text import decode_utf8
+from newsletter.sources.readers import ReadOptions, ReadResult, is_web
 from newsletter.sources.readers.dates import midnight, parse_datetime, to_utc
 from newsletter.sources.readers.feed import plain_name
 

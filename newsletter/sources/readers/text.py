@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 from newsletter.core.errors import SourceError
 from newsletter.core.models import Article, Block, RelatedRef
-from newsletter.sources.readers import ReadOptions, ReadResult, decode_utf8
+from newsletter.core.text import decode_utf8
+from newsletter.sources.readers import ReadOptions, ReadResult
 from newsletter.sources.readers.dates import midnight, parse_date
 
 SHARE_BAR = "Facebook X Reddit Pinterest Email"
