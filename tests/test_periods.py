@@ -14,7 +14,7 @@ from apscheduler.triggers.cron import CronTrigger
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter import scheduler
+from newsletter import due_sends
 from newsletter.core import config
 from newsletter.core.errors import ConfigError
 from newsletter.core.models import Period, Schedule
@@ -280,7 +280,7 @@ def test_a_cron_that_never_fires_is_one_error_line_and_the_daemon_skips_it(
     assert "cron: expected a crontab expression that fires at least once every 8 years" in result.stderr
     project = Project(project_dir, environ={})
     try:
-        results = scheduler.catch_up(project, utc(2026, 11, 26, 12), timedelta(hours=6))
+        results = due_sends.catch_up(project, utc(2026, 11, 26, 12), timedelta(hours=6))
     finally:
         project.close()
     assert None in results  # counted as a failure by `run --once`; the others still ran
