@@ -23,15 +23,16 @@ from newsletter import scaffold
 from newsletter.core.errors import ConfigError
 from newsletter.core.tokens import BadToken, Tokens
 from newsletter.delivery import bounces, signing
-from newsletter.delivery.bounces import (
+from newsletter.delivery.bounce_reading import read_mail
+from newsletter.delivery.bounces import read_mailbox
+from newsletter.delivery.mailbox import (
+    IMAPBox,
     IMAPSettings,
     MailboxError,
     MaildirBox,
     fetched,
     keeps_keywords,
     open_mailbox,
-    read_mail,
-    read_mailbox,
     uids,
 )
 from newsletter.delivery.send import SendOptions, send_schedule
@@ -476,7 +477,7 @@ def test_imap_urls_passwords_and_tls(tmp_path: Path):
         IMAPSettings.from_url("imaps://h/INBOX", env)
     with pytest.raises(MailboxError, match="expected a Maildir path or imaps://"):
         open_mailbox("imap://u@h/INBOX", tmp_path, env)
-    assert isinstance(open_mailbox("imaps://u@h/INBOX", tmp_path, env), bounces.IMAPBox)  # connects lazily
+    assert isinstance(open_mailbox("imaps://u@h/INBOX", tmp_path, env), IMAPBox)  # connects lazily
 
 
 def test_imap_answers_are_read():

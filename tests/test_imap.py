@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.delivery.bounces import MailboxError, read_mailbox
+from newsletter.delivery.bounces import read_mailbox
+from newsletter.delivery.mailbox import MailboxError
 from newsletter.project import Project
 from tests.conftest import NOW, SECRET, SMTPServer, free_port
 from tests.test_bounces import deliver, dsn, return_path, status_of

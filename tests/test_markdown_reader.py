@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from newsletter.core.errors import SourceError
 from newsletter.core.models import Block
 from newsletter.project import Project
-from newsletter.sources.readers import ReadOptions, ReadResult, markdown
+from newsletter.sources.readers import ReadOptions, ReadResult, markdown, markdown_body
 from tests.conftest import NOW as INGEST_NOW
 
 MARKDOWN = Path(__file__).parent / "fixtures" / "markdown"
@@ -605,4 +605,4 @@ TEMPLATE_PIECES = st.sampled_from(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(TEMPLATE_PIECES, max_size=8).map("".join))
 def test_no_template_tag_survives(text: str) -> None:
-    assert markdown._TEMPLATE_TAG.search(markdown._strip_templates(text)) is None
+    assert markdown_body._TEMPLATE_TAG.search(markdown_body.strip_templates(text)) is None

@@ -23,6 +23,7 @@ from aiosmtpd.controller import Controller
 
 from newsletter import scheduler
 from newsletter.core.models import SubscriberRow
+from newsletter.delivery import due_sends
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
 from newsletter.storage import claimer
@@ -126,14 +127,14 @@ def test_run_once_through_a_twelve_run_outage_then_delivers(sender: Project):
     url = f"smtp://127.0.0.1:{port}?timeout=1"
     start = WEEK
     for run in range(12):  # `run --once` every 5 minutes from cron, for both demo schedules
-        results = scheduler.catch_up(sender, start + timedelta(minutes=5 * run), timedelta(hours=6), url)
+        results = due_sends.catch_up(sender, start + timedelta(minutes=5 * run), timedelta(hours=6), url)
         assert [r.outcome if r else None for r in results] == ["paused", "paused"]
     assert statuses(sender) == {"active": PEOPLE}
     handler = SMTPHandler()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     try:
-        results = scheduler.catch_up(sender, start + timedelta(hours=1), timedelta(hours=6), url)
+        results = due_sends.catch_up(sender, start + timedelta(hours=1), timedelta(hours=6), url)
     finally:
         controller.stop()
     assert [r.outcome if r else None for r in results] == ["sent", "sent"]
@@ -157,7 +158,7 @@ def test_a_greylisted_address_is_queued_and_the_retry_timer_delivers_it(sender: 
     time.sleep(1.1)  # the retry interval is 1 s
     os.environ.update(SECRET)
     try:
-        [result] = scheduler.retry_queued(project.root, url, threading.Event())
+        [result] = due_sends.retry_queued(project.root, url, threading.Event())
     finally:
         del os.environ["NEWSLETTER_SECRET_KEY"]
     assert result is not None
@@ -412,7 +413,7 @@ def test_run_leaves_an_unfinished_send_past_its_queue_lifetime(
     send_schedule(sender, "weekly", WEEK, smtp_server.url, FAST, stop=stop)
     later = scheduler.utc_now() + timedelta(days=4)
     with caplog.at_level("INFO", "newsletter.scheduler"):
-        results = scheduler.catch_up(sender, later, timedelta(seconds=1), smtp_server.url)
+        results = due_sends.catch_up(sender, later, timedelta(seconds=1), smtp_server.url)
     assert results == []
     assert smtp_server.handler.messages == []
     assert "left unfinished past its 3d queue lifetime" in caplog.text

@@ -23,6 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from newsletter import scheduler
 from newsletter.core.errors import ConfigError
 from newsletter.core.models import Schedule, SubscriberRow
+from newsletter.delivery import due_sends
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
 from newsletter.storage.issues import Issues
@@ -87,17 +88,17 @@ def test_parse_grace_rejects(text: str):
 def test_due_fire_time_is_the_latest_fire_within_grace():
     fire = datetime(2026, 11, 23, 8, tzinfo=LONDON)
     weekly = schedule()
-    assert scheduler.due_fire_time(weekly, fire, GRACE) == fire
-    assert scheduler.due_fire_time(weekly, fire + timedelta(hours=2), GRACE) == fire
-    assert scheduler.due_fire_time(weekly, fire + GRACE, GRACE) == fire  # the boundary is in
-    assert scheduler.due_fire_time(weekly, fire + GRACE + timedelta(seconds=1), GRACE) is None
-    assert scheduler.due_fire_time(weekly, fire - timedelta(seconds=1), GRACE) is None
-    assert scheduler.due_fire_time(weekly, fire + timedelta(days=6), timedelta(weeks=2)) == fire
+    assert due_sends.due_fire_time(weekly, fire, GRACE) == fire
+    assert due_sends.due_fire_time(weekly, fire + timedelta(hours=2), GRACE) == fire
+    assert due_sends.due_fire_time(weekly, fire + GRACE, GRACE) == fire  # the boundary is in
+    assert due_sends.due_fire_time(weekly, fire + GRACE + timedelta(seconds=1), GRACE) is None
+    assert due_sends.due_fire_time(weekly, fire - timedelta(seconds=1), GRACE) is None
+    assert due_sends.due_fire_time(weekly, fire + timedelta(days=6), timedelta(weeks=2)) == fire
 
 
 def test_due_fire_time_picks_only_the_latest_of_many():
     every_minute = schedule(cron="* * * * *", timezone="UTC")
-    assert scheduler.due_fire_time(every_minute, utc(2026, 11, 26, 12, 0, 30), timedelta(days=30)) == utc(
+    assert due_sends.due_fire_time(every_minute, utc(2026, 11, 26, 12, 0, 30), timedelta(days=30)) == utc(
         2026, 11, 26, 12, 0
     )
 
@@ -105,11 +106,11 @@ def test_due_fire_time_picks_only_the_latest_of_many():
 def test_due_fire_time_across_the_clock_changes():
     london = schedule(cron="0 8 * * sun")
     # 25 Oct 2026: BST ends at 02:00. 08:00 is 08:00Z that day, not 07:00Z.
-    assert scheduler.due_fire_time(london, utc(2026, 10, 25, 7, 30), GRACE) is None
-    assert scheduler.due_fire_time(london, utc(2026, 10, 25, 8, 0), GRACE) == utc(2026, 10, 25, 8)
-    assert scheduler.due_fire_time(london, utc(2026, 10, 25, 7), timedelta(days=8)) == utc(2026, 10, 18, 7)
+    assert due_sends.due_fire_time(london, utc(2026, 10, 25, 7, 30), GRACE) is None
+    assert due_sends.due_fire_time(london, utc(2026, 10, 25, 8, 0), GRACE) == utc(2026, 10, 25, 8)
+    assert due_sends.due_fire_time(london, utc(2026, 10, 25, 7), timedelta(days=8)) == utc(2026, 10, 18, 7)
     new_york = schedule(cron="0 9 * * sun", timezone="America/New_York")
-    assert scheduler.due_fire_time(new_york, utc(2026, 11, 1, 14, 1), GRACE) == utc(2026, 11, 1, 14)
+    assert due_sends.due_fire_time(new_york, utc(2026, 11, 1, 14, 1), GRACE) == utc(2026, 11, 1, 14)
 
 
 # -- catch-up with a fixed "now" ----------------------------------------------------
@@ -173,12 +174,12 @@ def test_catch_up_after_downtime_sends_once(
     write_article(tmp_path / "src", "a.txt", "Fresh news", "November 26, 2026")
     sender.ingest([str(tmp_path / "src")], NOW, CATEGORY)
     emails = subscribe(sender, 3)
-    [summary] = scheduler.catch_up(sender, NOW, GRACE, smtp_server.url)
+    [summary] = due_sends.catch_up(sender, NOW, GRACE, smtp_server.url)
     assert summary is not None
     assert summary.outcome == "sent"
     assert summary.period_end == utc(2026, 11, 26, 10)
     assert recipients(smtp_server) == emails
-    [again] = scheduler.catch_up(sender, NOW + timedelta(minutes=5), GRACE, smtp_server.url)
+    [again] = due_sends.catch_up(sender, NOW + timedelta(minutes=5), GRACE, smtp_server.url)
     assert again is not None
     assert again.outcome == "already sent"
     assert recipients(smtp_server) == emails
@@ -193,7 +194,7 @@ def test_catch_up_leaves_a_fire_time_older_than_grace(
     sender.ingest([str(tmp_path / "src")], NOW, CATEGORY)
     subscribe(sender, 2)
     with caplog.at_level("INFO", "newsletter.scheduler"):
-        assert scheduler.catch_up(sender, NOW, timedelta(hours=1), smtp_server.url) == []
+        assert due_sends.catch_up(sender, NOW, timedelta(hours=1), smtp_server.url) == []
     assert smtp_server.handler.messages == []
     assert Issues(sender.store).issues("daily") == []
     assert "daily: nothing due; next send 2026-11-27 10:00 UTC" in caplog.text
@@ -219,7 +220,7 @@ def test_catch_up_resumes_an_interrupted_send_whatever_its_age(
     assert first.outcome == "stopped"
     assert (first.counts["sent"], first.counts["pending"]) == (1, 2)
     later = NOW + timedelta(days=1, hours=3)  # the next fire (27th 10:00) is past grace too
-    [resumed] = scheduler.catch_up(sender, later, timedelta(hours=1), smtp_server.url)
+    [resumed] = due_sends.catch_up(sender, later, timedelta(hours=1), smtp_server.url)
     assert resumed is not None
     assert resumed.outcome == "sent"
     assert recipients(smtp_server) == emails  # part of the list has it: the rest gets it too
@@ -240,13 +241,13 @@ def test_a_recorded_but_unstarted_issue_waits_for_the_grace_like_a_missed_one(
     assert first.outcome == "stopped"
     later = NOW + timedelta(days=1, hours=3)  # the 27th's fire is past the grace too
     with caplog.at_level("INFO", "newsletter.scheduler"):
-        assert scheduler.catch_up(sender, later, timedelta(hours=1), smtp_server.url) == []
-        assert scheduler.retry_queued(root, smtp_server.url, threading.Event(), timedelta(hours=1)) == []
+        assert due_sends.catch_up(sender, later, timedelta(hours=1), smtp_server.url) == []
+        assert due_sends.retry_queued(root, smtp_server.url, threading.Event(), timedelta(hours=1)) == []
     assert smtp_server.handler.messages == []
     assert "daily 2026-11-26 10:00 UTC: recorded but never started, and past the 1h grace" in caplog.text
     assert f"`newsletter send daily --at {fire.isoformat()}`" in caplog.text
     # Within the grace it goes, as it would have; and an explicit send works whenever.
-    [resumed] = scheduler.catch_up(sender, fire + timedelta(minutes=30), timedelta(hours=1), smtp_server.url)
+    [resumed] = due_sends.catch_up(sender, fire + timedelta(minutes=30), timedelta(hours=1), smtp_server.url)
     assert resumed is not None and resumed.outcome == "sent"
     assert recipients(smtp_server) == emails
 
@@ -262,7 +263,7 @@ def test_an_explicit_send_of_an_unstarted_issue_sends_it_late(
     stopped.set()
     fire = utc(2026, 11, 26, 10)
     send_schedule(sender, "daily", fire, smtp_server.url, SendOptions(), stop=stopped)
-    assert scheduler.catch_up(sender, fire + timedelta(days=8, hours=7), GRACE, smtp_server.url) == []
+    assert due_sends.catch_up(sender, fire + timedelta(days=8, hours=7), GRACE, smtp_server.url) == []
     summary = send_schedule(sender, "daily", fire, smtp_server.url, SendOptions())
     assert summary.outcome == "sent"
     assert recipients(smtp_server) == emails
@@ -271,11 +272,11 @@ def test_an_explicit_send_of_an_unstarted_issue_sends_it_late(
 def test_skip_if_empty_records_a_skipped_issue(root: Path, sender: Project, smtp_server: SMTPServer):
     write_schedule(root, "daily", "0 10 * * *")
     subscribe(sender, 2)
-    [summary] = scheduler.catch_up(sender, NOW, GRACE, smtp_server.url)
+    [summary] = due_sends.catch_up(sender, NOW, GRACE, smtp_server.url)
     assert summary is not None
     assert summary.outcome == "skipped"
     assert Issues(sender.store).issues("daily")[0].status == "skipped"
-    [again] = scheduler.catch_up(sender, NOW, GRACE, smtp_server.url)
+    [again] = due_sends.catch_up(sender, NOW, GRACE, smtp_server.url)
     assert again is not None
     assert again.outcome == "skipped"
     assert smtp_server.handler.messages == []
@@ -292,7 +293,7 @@ def test_broken_schedules_are_logged_and_the_others_still_go(
     write_article(tmp_path / "src", "a.txt", "Fresh news", "November 26, 2026")
     sender.ingest([str(tmp_path / "src")], NOW, CATEGORY)
     subscribe(sender, 1)
-    results = scheduler.catch_up(sender, NOW, GRACE, smtp_server.url)
+    results = due_sends.catch_up(sender, NOW, GRACE, smtp_server.url)
     assert results[:2] == [None, None]
     assert results[2] is not None
     assert results[2].outcome == "sent"
@@ -346,12 +347,12 @@ def test_a_dst_week_is_sent_once_with_its_own_articles(
         write_markdown(tmp_path / "src", f"outside-{n}", moment)
     sender.ingest([str(tmp_path / "src")], now)
     subscribe(sender, 1)
-    [summary] = scheduler.catch_up(sender, now, GRACE, smtp_server.url)
+    [summary] = due_sends.catch_up(sender, now, GRACE, smtp_server.url)
     assert summary is not None
     assert summary.outcome == "sent"
     assert (summary.period_start, summary.period_end) == (start, end)
     assert issue_titles(sender, "sunday") == {f"inside-{n}" for n in range(len(inside))}
-    [again] = scheduler.catch_up(sender, now + timedelta(hours=1), GRACE, smtp_server.url)
+    [again] = due_sends.catch_up(sender, now + timedelta(hours=1), GRACE, smtp_server.url)
     assert again is not None
     assert again.outcome == "already sent"
     assert len(smtp_server.handler.messages) == 1
@@ -606,11 +607,11 @@ def test_a_catch_up_after_twelve_missed_fire_times_carries_all_their_articles(
         published = last - timedelta(minutes=30) + timedelta(hours=hour)
         write_markdown(tmp_path / "src", f"hour-{hour:02}", published)
     sender.ingest([str(tmp_path / "src")], last + timedelta(hours=13), CATEGORY)
-    [first] = scheduler.catch_up(sender, last, GRACE, smtp_server.url)
+    [first] = due_sends.catch_up(sender, last, GRACE, smtp_server.url)
     assert first is not None
     assert first.outcome == "sent"
     # Down for the 12 fire times after `last`; back within a grace that covers them all.
-    [caught_up] = scheduler.catch_up(
+    [caught_up] = due_sends.catch_up(
         sender, last + timedelta(hours=12, minutes=5), timedelta(hours=13), smtp_server.url
     )
     assert caught_up is not None

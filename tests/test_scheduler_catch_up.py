@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter import scheduler
 from newsletter.core import periods
 from newsletter.core.errors import ConfigError
 from newsletter.core.models import Schedule, SubscriberRow
+from newsletter.delivery import due_sends
 from newsletter.digest import selection as select
 from newsletter.project import Project
 from newsletter.storage.issues import Issues
@@ -91,7 +91,7 @@ def test_a_past_send_at_does_not_make_the_daemon_send_a_year_of_news(
     assert carried(sender, utc(2025, 7, 21, 7)) == {"july-test"}
 
     with caplog.at_level("INFO", "newsletter.scheduler"):
-        [summary] = scheduler.catch_up(sender, NOW_MONDAY, timedelta(hours=24), smtp_server.url)
+        [summary] = due_sends.catch_up(sender, NOW_MONDAY, timedelta(hours=24), smtp_server.url)
     assert summary is not None
     assert summary.outcome == "sent"
     # Four weeks back (the default: four periods), not to the test send of July 2025.

@@ -25,6 +25,7 @@ from newsletter.cli import main
 from newsletter.core.errors import ConfigError
 from newsletter.core.models import Article, SubscriberRow
 from newsletter.core.periods import AheadTrigger, cron_trigger
+from newsletter.delivery import due_sends
 from newsletter.project import Project
 from newsletter.sources import polling as sources
 from newsletter.sources.ingest import Origin
@@ -200,8 +201,8 @@ def test_run_keeps_two_sources_current_over_two_weeks(
     blog_week_1(root / "blog")
 
     # Week 1: the poll job ten minutes ahead of the send, then the send at its time.
-    scheduler.refresh_sources(project, project.schedule("weekly"), WEEK_1, WEEK_1 - scheduler.POLL_AHEAD)
-    [first] = scheduler.catch_up(project, WEEK_1 + timedelta(minutes=1), GRACE, smtp_server.url)
+    due_sends.refresh_sources(project, project.schedule("weekly"), WEEK_1, WEEK_1 - scheduler.POLL_AHEAD)
+    [first] = due_sends.catch_up(project, WEEK_1 + timedelta(minutes=1), GRACE, smtp_server.url)
     assert first is not None and first.outcome == "sent"
     assert issue_titles(project, WEEK_1) == {"Bridge reopens", "Race results", "Fix a bike", "Trail guide"}
 
@@ -225,8 +226,8 @@ def test_run_keeps_two_sources_current_over_two_weeks(
         "_posts/2026-11-26-winter-tyres.md",
         "---\ntitle: Winter tyres\ncategories: howto\n---" + BODY,
     )
-    scheduler.refresh_sources(project, project.schedule("weekly"), WEEK_2, WEEK_2 - scheduler.POLL_AHEAD)
-    [second] = scheduler.catch_up(project, WEEK_2 + timedelta(minutes=1), GRACE, smtp_server.url)
+    due_sends.refresh_sources(project, project.schedule("weekly"), WEEK_2, WEEK_2 - scheduler.POLL_AHEAD)
+    [second] = due_sends.catch_up(project, WEEK_2 + timedelta(minutes=1), GRACE, smtp_server.url)
     assert second is not None and second.outcome == "sent"
     assert issue_titles(project, WEEK_2) == {"Market day", "A notice with no date", "Winter tyres"}
 
@@ -249,7 +250,7 @@ def test_a_failing_source_is_reported_and_the_issue_still_goes_out(
     assert invoke(root, "fetch", "news", env=ENV).exit_code == 0
     Handler.feed.status = 503
 
-    [summary] = scheduler.catch_up(project, WEEK_1 + timedelta(hours=2), GRACE, smtp_server.url)
+    [summary] = due_sends.catch_up(project, WEEK_1 + timedelta(hours=2), GRACE, smtp_server.url)
 
     assert summary is not None and summary.outcome == "sent"
     assert issue_titles(project, WEEK_1) == {"Bridge reopens", "Fix a bike", "Trail guide"}

@@ -230,3 +230,8 @@ class SubscriberRow:
     email: str  # lower-cased: duplicates differing only in case are one subscriber
     name: str = ""
     categories: tuple[str, ...] = ()  # empty: every category of a schedule
+
+
+# What a mail of the bounce mailbox is (delivery/bounce_reading.py reads it, the
+# suppression ledger acts on it).
+HARD, SOFT, DELAYED, COMPLAINT, UNSUBSCRIBE = "hard", "soft", "delayed", "complaint", "unsubscribe"

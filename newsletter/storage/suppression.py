@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from newsletter.core.models import SubscriberStatus
+from newsletter.core.models import COMPLAINT, DELAYED, HARD, SOFT, UNSUBSCRIBE, SubscriberStatus
 from newsletter.storage.records import (
     SUPPRESSED,
     D,
@@ -77,7 +77,6 @@ class Suppression:
         return BounceOutcome(suppressed=status if suppressed else None)
 
 
-HARD, SOFT, DELAYED, COMPLAINT, UNSUBSCRIBE = "hard", "soft", "delayed", "complaint", "unsubscribe"
 WENT_OUT = (D.SENT, D.UNKNOWN, D.BOUNCED)  # deliveries a bounce may come back for
 # mail.new_message_id's form; an id of at most 18 digits fits SQLite's integers
 STORED_MESSAGE_ID = re.compile(r"<[0-9a-f]{32}\.(\d{1,18})@[^>]+>")
