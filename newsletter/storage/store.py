@@ -14,7 +14,8 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection as Connection  # re-exported: the transaction callers hold
+from sqlalchemy.engine import Engine
 
 from newsletter.core.config import check_database_url
 from newsletter.core.errors import StoreError
