@@ -34,8 +34,8 @@ from newsletter import scaffold
 from newsletter.core.models import Article, Block
 from newsletter.project import Project
 from newsletter.storage import neighbours
+from newsletter.storage.article_rows import article_row
 from newsletter.storage.schema import articles, meta
-from newsletter.storage.store import _article_row
 
 DATA = Path(__file__).parent / "scale-data"
 SIZES = (10_000, 100_000, 1_000_000)
@@ -103,7 +103,7 @@ def generate(root: Path, size: int) -> float:
     for first in range(0, size, 20_000):
         batch = [writer.article(rng, n, size) for n in range(first, min(first + 20_000, size))]
         with engine.begin() as conn:
-            conn.execute(articles.insert(), [_article_row(a, a.published, a.published) for a in batch])
+            conn.execute(articles.insert(), [article_row(a, a.published, a.published) for a in batch])
         print(f"  loaded {first + len(batch):,} articles ({time.perf_counter() - started:.0f} s)", flush=True)
     rate = index_all(project)
     project.close()
