@@ -23,7 +23,7 @@ from pathlib import Path
 
 from newsletter import scaffold
 from newsletter.project import Project
-from newsletter.related import neighbours
+from newsletter.storage import neighbours
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 Ranker = Callable[[int], list[int]]
@@ -38,7 +38,7 @@ def neighbour_ranker(project: Project, category: dict[int, str], same_first: boo
     min_score = project.settings.related.min_similarity
 
     def rank(article: int) -> list[int]:
-        found = neighbours.read(project.store.engine, [article], NOW, min_score).get(article, [])
+        found = neighbours.read(project.store, [article], NOW, min_score).get(article, [])
         if same_first:
             found = sorted(found, key=lambda n: n.category != category[article])  # stable: by score
         return [n.target for n in found]

@@ -33,9 +33,9 @@ import sqlalchemy as sa
 from newsletter import scaffold
 from newsletter.core.models import Article, Block
 from newsletter.project import Project
-from newsletter.related import neighbours
+from newsletter.storage import neighbours
+from newsletter.storage.article_rows import article_row
 from newsletter.storage.schema import articles, meta
-from newsletter.storage.store import _article_row
 
 DATA = Path(__file__).parent / "scale-data"
 SIZES = (10_000, 100_000, 1_000_000)
@@ -103,7 +103,7 @@ def generate(root: Path, size: int) -> float:
     for first in range(0, size, 20_000):
         batch = [writer.article(rng, n, size) for n in range(first, min(first + 20_000, size))]
         with engine.begin() as conn:
-            conn.execute(articles.insert(), [_article_row(a, a.published, a.published) for a in batch])
+            conn.execute(articles.insert(), [article_row(a, a.published, a.published) for a in batch])
         print(f"  loaded {first + len(batch):,} articles ({time.perf_counter() - started:.0f} s)", flush=True)
     rate = index_all(project)
     project.close()
@@ -114,7 +114,7 @@ def index_all(project: Project) -> float:
     """`neighbours.reindex`, the real code, over the whole archive; its rate is kept in meta."""
     engine = project.store.engine
     started = time.perf_counter()
-    done = neighbours.reindex(engine, project.settings.related, _report("  indexed"))
+    done = neighbours.reindex(project.store, project.settings.related, _report("  indexed"))
     rate = done / (time.perf_counter() - started)
     with engine.begin() as conn:
         conn.execute(meta.delete().where(meta.c.key == "scale_reindex_rate"))
@@ -194,7 +194,7 @@ def reindexed(root: Path) -> None:
     """An archive indexed by an older method (data kept across an upgrade) is indexed
     again by the current one, its rate recorded as when it was made."""
     project = Project(root, environ={})
-    if neighbours.adopt(project.store.engine, project.settings.related):
+    if neighbours.adopt(project.store, project.settings.related):
         print(f"  {root}: index of an older method; reindexing ...", flush=True)
         index_all(project)
     project.close()

@@ -20,7 +20,7 @@ from newsletter.core.models import Digest, Issue, IssueStatus, Period, Schedule,
 from newsletter.core.output import write_files
 from newsletter.digest import enrich
 from newsletter.digest.enrich import Candidate
-from newsletter.related import neighbours
+from newsletter.storage import neighbours
 from newsletter.storage.issues import GONE_OUT, IssueRecord, Issues
 from newsletter.storage.store import Store
 
@@ -147,7 +147,7 @@ class Project:
 
     def reindex(self, progress: neighbours.Progress | None = None) -> int:
         """Every article's neighbours again, with the settings' parameters."""
-        return neighbours.reindex(self.store.engine, self.settings.related, progress)
+        return neighbours.reindex(self.store, self.settings.related, progress)
 
     def period(self, schedule: Schedule, at: datetime) -> Period:
         """The period of the issue going out at the next fire time: from the end of the
@@ -189,7 +189,7 @@ class Project:
         sent; else its explicit entries, then its stored neighbours as of `at`."""
         fresh = [c.id for c in cards if c.id not in kept]
         explicit = self.store.related_targets(fresh)
-        similar = neighbours.read(self.store.engine, fresh, at, self.settings.related.min_similarity)
+        similar = neighbours.read(self.store, fresh, at, self.settings.related.min_similarity)
         found = {i: [Candidate(t) for t in targets] for i, targets in kept.items()}
         for card in cards:
             if card.id in kept:

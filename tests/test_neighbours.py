@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from newsletter.core.models import IssueStatus
 from newsletter.project import Project
-from newsletter.related import neighbours, words
+from newsletter.related import words
+from newsletter.storage import neighbours
 from newsletter.storage.issues import Issues
 from newsletter.storage.schema import meta, similar_terms
 from newsletter.storage.schema import neighbours as neighbour_rows
@@ -61,9 +62,9 @@ def test_links_come_from_stored_neighbours_best_first(project: Project):
         write_article(folder, f"f{n}.txt", f"Food story {n}", f"November {10 + n}, 2026", body=body(FOOD, n))
     project.ingest([str(folder / f"s{n}.txt") for n in range(4)], NOW, "Sleep")
     project.ingest([str(folder / f"f{n}.txt") for n in range(4)], NOW, "Food")
-    indexed, stored = neighbours.counts(project.store.engine)
+    indexed, stored = neighbours.counts(project.store)
     assert indexed == 8 and stored > 0
-    found = neighbours.read(project.store.engine, range(1, 9), AT, 0.05)
+    found = neighbours.read(project.store, range(1, 9), AT, 0.05)
     for article, near in found.items():
         assert [n.score for n in near] == sorted((n.score for n in near), reverse=True)
         assert article not in {n.target for n in near}
@@ -79,7 +80,7 @@ def test_no_link_to_an_article_published_after_the_moment(project: Project):
     assert any(a == 1 for a, _, _ in rows(project))  # the forward row exists...
     assert links_of(project)["Sleep old"] == []  # ...and the build at AT does not show it
     later = datetime(2026, 11, 30, 8, tzinfo=UTC)
-    assert [n.target for n in neighbours.read(project.store.engine, [1], later, 0.05)[1]] == [2]
+    assert [n.target for n in neighbours.read(project.store, [1], later, 0.05)[1]] == [2]
 
 
 def test_rows_computed_after_the_moment_are_not_used_for_an_as_of_build(project: Project):
@@ -226,7 +227,7 @@ def test_an_edited_article_leaves_the_terms_it_lost(project: Project):
     project.ingest([str(folder / "a.txt")], NOW + timedelta(hours=1), "Sleep")
     write_article(folder, "d.txt", "Sleep d", "November 20, 2026", body=body(SLEEP, 2))
     project.ingest([str(folder / "d.txt")], NOW + timedelta(hours=2), "Sleep")
-    (near,) = neighbours.read(project.store.engine, [2], NOW + timedelta(days=3), 0.0)[2]
+    (near,) = neighbours.read(project.store, [2], NOW + timedelta(days=3), 0.0)[2]
     assert near.target == 1 and near.score < 0.1  # "shape" and "note" only, not the sleep words it lost
 
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from newsletter import scaffold, scheduler
 from newsletter.project import Project
-from newsletter.related import neighbours
+from newsletter.storage import neighbours
 from newsletter.storage.schema import articles, meta
 from newsletter.storage.schema import neighbours as neighbour_rows
 from tests.conftest import CliRunnerForProject, write_article

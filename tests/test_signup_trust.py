@@ -89,7 +89,7 @@ def drained(project: Project, server: Public | None = None, timeout: float = 20.
     """Until the background task (or a drain) has sent what the outbox held, and is done."""
     deadline = time.monotonic() + timeout
     dispatcher = server.app.state.dispatcher if server else None
-    while Outbox(project.store.engine).waiting() or (dispatcher and dispatcher.lock.locked()):
+    while Outbox(project.store).waiting() or (dispatcher and dispatcher.lock.locked()):
         assert time.monotonic() < deadline, "the outbox was not drained"
         time.sleep(0.002)
 

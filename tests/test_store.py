@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from newsletter.core.models import Article, Block, Period, RelatedRef
-from newsletter.related import neighbours
+from newsletter.storage import neighbours
 from newsletter.storage.issues import Issues, Variant
 from newsletter.storage.queue import DeliveryQueue
 from newsletter.storage.records import Audience

@@ -22,8 +22,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-import sqlalchemy as sa
-
 from newsletter.audience import notices
 from newsletter.core.clock import utc_now
 from newsletter.core.models import Schedule, SubscriberStatus
@@ -37,10 +35,12 @@ from newsletter.digest.mail import sender
 from newsletter.project import Project
 from newsletter.storage import limits, outbox
 from newsletter.storage.consents import Consents
+from newsletter.storage.dberrors import IntegrityError
 from newsletter.storage.issues import Issues
 from newsletter.storage.outbox import CONFIRM, FAILED, LATEST, SENT, SIGNUP, UNKNOWN, WELCOME, Notice, Outbox
 from newsletter.storage.records import Choices, Consent, Subscriber
 from newsletter.storage.roster import Roster
+from newsletter.storage.store import Connection
 
 MAX_ATTEMPTS = 8
 MAX_AGE = timedelta(days=2)
@@ -72,7 +72,7 @@ class Dispatch:
         self.settings = project.settings
         self.tokens = Tokens(secret_key(project.environ))
         self.signer = prepare(self.settings, project.environ, project.root)
-        self.outbox = Outbox(project.store.engine)
+        self.outbox = Outbox(project.store)
         self.consents, self.roster = Consents(project.store), Roster(project.store)
         self.issues = Issues(project.store)
         self.domain = sender(self.settings.email.from_).domain
@@ -98,7 +98,7 @@ class Dispatch:
             done.failed += outcome == FAILED
             done.retried += outcome == "retry"
         keep = max(self.settings.signup.ip_window, EVENTS_KEPT)
-        limits.forget(self.project.store.engine, self.clock() - keep)
+        limits.forget(self.project.store, self.clock() - keep)
         return done
 
     def _send(self, notice: Notice) -> str:
@@ -156,7 +156,7 @@ class Dispatch:
         consent = Consent(asked["form"], asked["consent_text"], asked["ip"])
         at, key = notice.created_at, asked["confirm_key"]
         try:
-            with limits.serialised(self.project.store.engine) as conn:
+            with limits.serialised(self.project.store) as conn:
                 limits.lock(conn, "address", key)
                 done = self.consents.signup_in(
                     conn, notice.email, choices, consent, bool(asked["double"]), at
@@ -175,12 +175,12 @@ class Dispatch:
                 elif done.consent_id is not None and done.subscriber_id is not None:
                     self._confirm_mail(conn, done.subscriber_id, done.consent_id, key, at)
                 outbox.recorded(conn, notice.id, self.clock())
-        except sa.exc.IntegrityError as e:  # an import of the address at the same moment
+        except IntegrityError as e:  # an import of the address at the same moment
             return self._settle(notice, FAILED, f"signup {notice.id} not recorded: {e.orig}")
         return "recorded"
 
     def _confirm_mail(
-        self, conn: sa.Connection, subscriber_id: int, consent_id: int, key: str, at: datetime
+        self, conn: Connection, subscriber_id: int, consent_id: int, key: str, at: datetime
     ) -> None:
         """At most one confirmation mail an hour; a consent no mail names is withdrawn, so
         the link sent within the hour stays the one that works (a double click)."""
@@ -292,7 +292,7 @@ def drain_project(root: Path, transport: str | None = None) -> Drained | None:
     """`run`'s drain, each tick and on `run --once`: None when nothing was queued (no
     secret or transport is needed then); failures are logged, never raised."""
     with closing(Project(root)) as project:
-        if not Outbox(project.store.engine).waiting():
+        if not Outbox(project.store).waiting():
             return None
         try:
             courier = TransportCourier.for_url(project.transport_url(transport), project.environ)

@@ -54,18 +54,11 @@ def invite_csv(
     consent = Consent(f"{IMPORT_FORM}{path.name}", project.settings.signup.consent_text)
     queued: dict[int, str] = {}  # outbox row -> the address it asks
     for row in parsed.rows:
-        with project.store.engine.begin() as conn:
-            signup = consents.signup_in(
-                conn, row.email, Choices(row.name, row.categories), consent, True, now
-            )
-            if signup.consent_id is None or signup.subscriber_id is None:
-                done.listed += 1
-                continue
-            message_id = outbox.new_message_id(dispatch.domain)
-            notice = outbox.queue(
-                conn, outbox.CONFIRM, signup.subscriber_id, message_id, now, signup.consent_id
-            )
-            queued[notice] = row.email
+        notice = consents.invite(row.email, Choices(row.name, row.categories), consent, dispatch.domain, now)
+        if notice is None:
+            done.listed += 1
+            continue
+        queued[notice] = row.email
     dispatch.drain()
     for notice, (status, error) in dispatch.outbox.outcomes(list(queued)).items():
         if status == outbox.SENT:

@@ -206,7 +206,7 @@ def reindex(ctx: click.Context, quiet: bool, as_json: bool) -> None:
 
     Needed after changing `neighbours` or `language`, or after an upgrade that changes the
     method; ingest keeps the index up to date otherwise. Works in batches: memory stays flat."""
-    from newsletter.related import neighbours
+    from newsletter.storage import neighbours
 
     project = open_project(ctx)
     if quiet or as_json:
@@ -219,7 +219,7 @@ def reindex(ctx: click.Context, quiet: bool, as_json: bool) -> None:
                 bar.update(done - bar.pos)
 
             done = project.reindex(advance)
-    indexed, rows = neighbours.counts(project.store.engine)
+    indexed, rows = neighbours.counts(project.store)
     if as_json:
         emit_json({"articles": done, "indexed": indexed, "neighbour_rows": rows})
     else:

@@ -1,1 +1,2 @@
-"""Related links: terms of any script, tf-idf vectors, the neighbour index kept at ingest."""
+"""Related links' arithmetic: terms of any script, tf-idf vectors, best matches (pure;
+the index they fill is storage/neighbours.py)."""

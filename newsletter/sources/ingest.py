@@ -20,9 +20,9 @@ from newsletter.core.config import RelatedSettings, SiteSettings
 from newsletter.core.errors import SourceError
 from newsletter.core.models import Article, Block
 from newsletter.core.text import plain_line
-from newsletter.related import neighbours
 from newsletter.sources import fetching
 from newsletter.sources.readers import ReadOptions, ReadResult, feed, jsonfeed, markdown, text
+from newsletter.storage import neighbours
 from newsletter.storage.store import Store, UpsertCounts
 
 UNCATEGORIZED = "Uncategorized"
@@ -365,7 +365,7 @@ def store_entries(
     daemon's polls all store here, so the similarity index is made with the project's
     `[related]` settings, recorded (`neighbours.adopt`) before the first article."""
     report.articles = len(entries)
-    report.warnings = collapse([*report.warnings, *neighbours.adopt(store.engine, related)])
+    report.warnings = collapse([*report.warnings, *neighbours.adopt(store, related)])
     # Stored under an old rule's key (the generated URL, the path as typed): re-keyed, not copied.
     store.adopt_legacy([a for a, _ in entries if a.key.startswith(FILE_KEY)], _place)
     # Related links computed once, stored in the same transactions as their articles.

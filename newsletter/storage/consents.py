@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from newsletter.core.models import SubscriberStatus
 from newsletter.core.text import storable
+from newsletter.storage import outbox
 from newsletter.storage.records import (
     ACTIVE,
     IMPORT_FORM,
@@ -43,6 +44,21 @@ class Consents:
         pending, unsubscribed or removed one gets a new consent row to confirm."""
         with self.engine.begin() as conn:
             return self.signup_in(conn, email, choices, consent, double, now)
+
+    def invite(
+        self, email: str, choices: Choices, consent: Consent, domain: str, now: datetime
+    ) -> int | None:
+        """A double opt-in import's row: its signup and, when it calls for one, its
+        confirmation mail queued in the outbox, in one transaction. Returns the outbox
+        row, or None when the address needs no confirmation (already on the list)."""
+        with self.engine.begin() as conn:
+            signup = self.signup_in(conn, email, choices, consent, True, now)
+            if signup.consent_id is None or signup.subscriber_id is None:
+                return None
+            message_id = outbox.new_message_id(domain)
+            return outbox.queue(
+                conn, outbox.CONFIRM, signup.subscriber_id, message_id, now, signup.consent_id
+            )
 
     def signup_in(
         self, conn: Any, email: str, choices: Choices, consent: Consent, double: bool, now: datetime

@@ -24,6 +24,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, ExceptionContext
 
+# Re-exported: a unique key taken by a parallel writer (an import of the same address at the
+# same moment) is the one database error the rooms above storage catch and settle themselves.
+from sqlalchemy.exc import IntegrityError as IntegrityError
+
 from newsletter.core.errors import StoreError
 
 # SQLite primary result codes (extended code & 0xff), for drivers that give no name.

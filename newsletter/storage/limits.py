@@ -20,17 +20,18 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from newsletter.storage.schema import signup_events
+from newsletter.storage.store import Store
 
 CONFIRM_MAIL_EVERY = timedelta(hours=1)  # at most one confirmation mail an address an hour
 
 
 @contextmanager
-def serialised(engine: Engine) -> Iterator[Connection]:
+def serialised(store: Store) -> Iterator[Connection]:
     """One write transaction, committed when the block ends, rolled back if it raises."""
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # pysqlite adds no BEGIN of its own now
         try:
@@ -64,9 +65,9 @@ def lock(conn: Connection, kind: str, key: str) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_id(kind, key))))
 
 
-def forget(engine: Engine, before: datetime) -> int:
+def forget(store: Store, before: datetime) -> int:
     """Events of keys not seen since `before` (`take` prunes only its own key's)."""
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         return int(conn.execute(signup_events.delete().where(signup_events.c.at < before)).rowcount)
 
 

@@ -18,9 +18,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from newsletter.storage.schema import outbox, subscriber_notices
+from newsletter.storage.store import Store
 
 CONFIRM, WELCOME, LATEST, SIGNUP = "confirm", "welcome", "latest", "signup"
 QUEUED, SENDING, SENT, FAILED, UNKNOWN = "queued", "sending", "sent", "failed", "unknown"
@@ -129,8 +130,15 @@ def recorded(conn: Connection, notice_id: int, now: datetime) -> None:
 class Outbox:
     """The queue's claims and settlements, each its own committed write."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, store: Store) -> None:
+        self.engine = store.engine
+
+    def welcome(
+        self, subscriber_id: int, welcome: bool, latest: list[str], domain: str, now: datetime
+    ) -> None:
+        """`queue_welcome` in a transaction of its own (a confirmation's)."""
+        with self.engine.begin() as conn:
+            queue_welcome(conn, subscriber_id, welcome, latest, domain, now)
 
     def claim(self, now: datetime, lease: timedelta) -> Notice | None:
         """The next due mail, taken for `lease`; None when nothing is due."""

@@ -6,21 +6,21 @@ Datetimes are stored as naive UTC and come back timezone-aware.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection as Connection  # re-exported: the transaction callers hold
+from sqlalchemy.engine import Engine
 
 from newsletter.core.config import check_database_url
 from newsletter.core.errors import StoreError
-from newsletter.core.models import Article, Block, LinkTarget, Period, RelatedRef, StoredArticle
+from newsletter.core.models import Article, LinkTarget, Period, RelatedRef, StoredArticle
 from newsletter.core.transport_url import shown
 from newsletter.storage import dberrors, issues, migrations
+from newsletter.storage.article_rows import article_from, article_row, content_hash, ref_row, text_key
 from newsletter.storage.schema import (
     SCHEMA_VERSION as SCHEMA_VERSION,  # re-exported: the version a store writes
 )
@@ -34,33 +34,6 @@ from newsletter.storage.schema import (
 CHUNK = 500  # bound parameters per IN (...) query; SQLite allows 32766
 # What an upsert reads of a stored article: id, key, content_hash, published, first_seen, backlog.
 ExistingRow = sa.Row[int, str, str, datetime, datetime, bool]
-
-
-def text_key(text: str) -> str:
-    """Standfirsts match related summaries whatever their case and spacing."""
-    normal = " ".join(text.casefold().split())
-    return hashlib.blake2b(normal.encode(), digest_size=16).hexdigest()
-
-
-def _content_hash(article: Article) -> str:
-    fields = [
-        article.title,
-        article.standfirst,
-        article.category,
-        article.url,
-        article.published.isoformat(),
-        _body_json(article.body),
-        json.dumps(article.tags),
-        json.dumps([(r.category, r.summary, str(r.published)) for r in article.related]),
-    ]
-    # Appended only when set, so the hashes of articles stored before these fields stay the same.
-    extra = (("image", article.image), ("author", article.author))
-    fields += [f"{name}={value}" for name, value in extra if value]
-    return hashlib.sha256("\x1f".join(fields).encode()).hexdigest()
-
-
-def _body_json(body: Sequence[Block]) -> str:
-    return json.dumps([[b.kind, b.text] for b in body], ensure_ascii=False)
 
 
 @dataclass
@@ -227,7 +200,7 @@ class Store:
                     moves[found] = article.key
             placed = set(moves.values())
             for article in (a for a in wanted if a.key not in placed):
-                found = by_content.get((article.url, _content_hash(article)))
+                found = by_content.get((article.url, content_hash(article)))
                 if found is not None and found not in moves:
                     moves[found] = article.key
             if moves:
@@ -255,7 +228,7 @@ class Store:
     ) -> list[int]:
         if not added:
             return []
-        rows = [_article_row(a, now, now) for a, _ in added]
+        rows = [article_row(a, now, now) for a, _ in added]
         # A plain executemany, then the ids by key (unique): on SQLite, RETURNING with the
         # rows' order costs as much again as the insert.
         conn.execute(articles.insert(), rows)
@@ -267,7 +240,7 @@ class Store:
     ) -> list[int]:
         if not changed:
             return []
-        rows = [{"b_id": old.id, **_article_row(a, old.first_seen, now)} for a, old in changed]
+        rows = [{"b_id": old.id, **article_row(a, old.first_seen, now)} for a, old in changed]
         statement = articles.update().where(articles.c.id == sa.bindparam("b_id"))
         conn.execute(statement, rows)
         conn.execute(related_refs.delete().where(related_refs.c.article_id.in_([o.id for _, o in changed])))
@@ -277,7 +250,7 @@ class Store:
         summaries = [r.summary for _, a in written for r in a.related]
         targets = self._standfirst_ids(conn, [text_key(s) for s in summaries])
         rows = [
-            _ref_row(article_id, position, ref, targets)
+            ref_row(article_id, position, ref, targets)
             for article_id, a in written
             for position, ref in enumerate(a.related)
         ]
@@ -364,7 +337,7 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
             related = self._related_of(conn, [r.id for r in rows])
-        return [StoredArticle(r.id, _article(r, related.get(r.id, ()))) for r in rows]
+        return [StoredArticle(r.id, article_from(r, related.get(r.id, ()))) for r in rows]
 
     def _related_of(self, conn: Connection, ids: list[int]) -> dict[int, tuple[RelatedRef, ...]]:
         found: dict[int, list[RelatedRef]] = {}
@@ -458,70 +431,13 @@ def _split_batch(
             article = replace(article, published=old.published, backlog=old.backlog)
         if old is None:
             added.append((article, None))
-        elif old.content_hash != _content_hash(article):
+        elif old.content_hash != content_hash(article):
             changed.append((article, old))
         else:
             counts.unchanged += 1
     counts.added += len(added)
     counts.updated += len(changed)
     return added, changed
-
-
-def _article_row(a: Article, first_seen: datetime, now: datetime) -> dict[str, Any]:
-    return {
-        "key": a.key,
-        "title": a.title,
-        "standfirst": a.standfirst,
-        "standfirst_key": text_key(a.standfirst) if a.standfirst else "",
-        "category": a.category,
-        "url": a.url,
-        "published": a.published,
-        "undated": a.undated,
-        "backlog": a.backlog,
-        "origin": a.origin,
-        "image": a.image,
-        "author": a.author,
-        "source": a.source,
-        "body": _body_json(a.body),
-        "tags": json.dumps(list(a.tags)),
-        "content_hash": _content_hash(a),
-        "first_seen": first_seen,
-        "updated_at": now,
-    }
-
-
-def _ref_row(article_id: int, position: int, ref: RelatedRef, targets: dict[str, int]) -> dict[str, Any]:
-    key = text_key(ref.summary)
-    target = targets.get(key)
-    return {
-        "article_id": article_id,
-        "position": position,
-        "category": ref.category,
-        "summary": ref.summary,
-        "summary_key": key,
-        "published": ref.published,
-        "target_id": target if target != article_id else None,
-    }
-
-
-def _article(row: Any, related: tuple[RelatedRef, ...]) -> Article:
-    return Article(
-        title=row.title,
-        published=row.published,
-        source=row.source,
-        standfirst=row.standfirst,
-        category=row.category,
-        url=row.url,
-        related=related,
-        key=row.key,
-        undated=row.undated,
-        backlog=row.backlog,
-        origin=row.origin,
-        image=row.image,
-        author=row.author,
-        body=tuple(Block(kind, text) for kind, text in json.loads(row.body)),
-        tags=tuple(json.loads(row.tags)),
-    )
 
 
 __all__ = ["Store", "UpsertCounts", "text_key", "date"]

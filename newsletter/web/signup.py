@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -36,8 +34,11 @@ from newsletter.digest.mail import sender
 from newsletter.project import Project
 from newsletter.storage import limits, outbox
 from newsletter.storage.consents import Consents
+from newsletter.storage.dberrors import IntegrityError
 from newsletter.storage.issues import Issues
+from newsletter.storage.outbox import Outbox
 from newsletter.storage.records import Choices, Consent, Subscriber
+from newsletter.storage.store import Connection
 from newsletter.web.forms import (
     HONEYPOT,
     Fields,
@@ -199,7 +200,7 @@ class Signups:
         choices, consent = self._asked(fields, ip)  # for every address alike: the same work
         try:
             refusal = self._take(email, choices, consent, ip, now)
-        except sa.exc.IntegrityError as e:  # an import of the same address at the same moment
+        except IntegrityError as e:  # an import of the same address at the same moment
             log.warning("signup of %s not recorded: %s", mask(email or ""), e.orig)
             refusal = ""
         if refusal == "ip":
@@ -214,7 +215,7 @@ class Signups:
         """The limits, the signup and its mail, in one transaction serialised on the IP and
         the address: "ip" or "email" when refused for that, "" when done (or silently not)."""
         settings = self.settings
-        with limits.serialised(self.project.store.engine) as conn:
+        with limits.serialised(self.project.store) as conn:
             if not self._counted(conn, "ip", ip, settings.ip_limit, settings.ip_window, now):
                 return "ip"
             if email is None:
@@ -358,8 +359,7 @@ class Signups:
                 continue
             if Issues(self.project.store).latest_variant(schedule.name, wanted(schedule, person)) is not None:
                 latest.append(schedule.name)  # none sent yet: nothing to queue (nor the one chance)
-        with self.project.store.engine.begin() as conn:
-            outbox.queue_welcome(conn, person.id, self.settings.welcome, latest, self.domain, now)
+        Outbox(self.project.store).welcome(person.id, self.settings.welcome, latest, self.domain, now)
 
 
 def embed_snippet(public_url: str, offer: Offer) -> str:

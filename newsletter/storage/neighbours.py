@@ -43,12 +43,13 @@ from functools import cache
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from newsletter.core.config import RelatedSettings
 from newsletter.related import similar, words
 from newsletter.storage.schema import articles, meta, neighbours, similar_articles, similar_terms
+from newsletter.storage.store import Store
 
 METHOD = 3  # bump when the scoring changes: a stored index of another method needs `reindex`
 STORE_FLOOR = 0.02  # no neighbour row below this score (the lowest min_similarity allowed)
@@ -102,11 +103,11 @@ def stored_params(conn: Connection) -> Params | None:
     return Params(int(data["k"]), str(data["language"]), int(data["method"]))
 
 
-def adopt(engine: Engine, settings: RelatedSettings) -> list[str]:
+def adopt(store: Store, settings: RelatedSettings) -> list[str]:
     """The index keeps the parameters it was made with; a new one takes the settings'.
     Returns a warning when the settings changed since (the stored ones stay in use)."""
     wanted = Params.of(settings)
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         found = stored_params(conn)
         if found is None:
             _set_meta(conn, PARAMS_KEY, wanted.dumps())
@@ -137,10 +138,10 @@ def index(conn: Connection, ids: Iterable[int]) -> int:
     return len(todo)
 
 
-def reindex(engine: Engine, settings: RelatedSettings, progress: Progress | None = None) -> int:
+def reindex(store: Store, settings: RelatedSettings, progress: Progress | None = None) -> int:
     """Forget the index and make it again from every article, in id order, with the
     settings' parameters: one batch in memory at a time."""
-    with engine.begin() as conn:
+    with store.engine.begin() as conn:
         for table in (neighbours, similar_articles, similar_terms):
             conn.execute(table.delete())
         _set_meta(conn, PARAMS_KEY, Params.of(settings).dumps())
@@ -148,7 +149,7 @@ def reindex(engine: Engine, settings: RelatedSettings, progress: Progress | None
         total = conn.scalar(sa.select(sa.func.count()).select_from(articles)) or 0
     done, last = 0, 0
     while True:
-        with engine.begin() as conn:
+        with store.engine.begin() as conn:
             batch = list(
                 conn.scalars(
                     sa.select(articles.c.id).where(articles.c.id > last).order_by(articles.c.id).limit(BATCH)
@@ -405,7 +406,7 @@ def _compiled(dialect: sa.Dialect, statement: sa.sql.ClauseElement) -> SQLCompil
 # -- reading --------------------------------------------------------------
 
 
-def read(engine: Engine, ids: Iterable[int], at: datetime, min_score: float) -> dict[int, list[Neighbour]]:
+def read(store: Store, ids: Iterable[int], at: datetime, min_score: float) -> dict[int, list[Neighbour]]:
     """The neighbours of `ids` as of `at`, best first: published by `at`, scoring at least
     `min_score`, and computed by `at`, unless the article itself was indexed later (an
     archive loaded after the moment): then its own rows count, not those computed after."""
@@ -422,7 +423,7 @@ def read(engine: Engine, ids: Iterable[int], at: datetime, min_score: float) -> 
         .order_by(neighbours.c.article_id, neighbours.c.score.desc(), neighbours.c.neighbour_id.desc())
     )
     found: dict[int, list[Neighbour]] = {}
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         for chunk in _chunks(sorted(set(ids))):
             for row in conn.execute(query.where(neighbours.c.article_id.in_(chunk))):
                 found.setdefault(row.article_id, []).append(
@@ -431,9 +432,9 @@ def read(engine: Engine, ids: Iterable[int], at: datetime, min_score: float) -> 
     return found
 
 
-def counts(engine: Engine) -> tuple[int, int]:
+def counts(store: Store) -> tuple[int, int]:
     """(article versions indexed since the last `reindex`, neighbour rows)."""
-    with engine.connect() as conn:
+    with store.engine.connect() as conn:
         indexed = _docs_counted(conn)
         rows = conn.scalar(sa.select(sa.func.count()).select_from(neighbours)) or 0
     return indexed, rows
