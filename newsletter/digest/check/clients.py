@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ HEADINGS = {f"h{n}" for n in range(1, 7)}
 
 
 def data_path() -> Path:
-    return Path(os.environ.get("NEWSLETTER_CANIEMAIL", DATA))
+    return DATA
 
 
 @cache
