@@ -6,7 +6,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench bench-scale golden docs clean chromium postfix postgresql dovecot
+.PHONY: demo test test-fast lint bench bench-scale golden docs clean chromium postfix postgresql dovecot caniemail spamassassin mjml-spec
+
+CANIEMAIL_VERSION := 2.0.2
+CANIEMAIL := .cache/caniemail/caniemail.json
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +21,7 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)   ## make a demo project in ./demo from the sample articles and build its issues
 	$(BIN)/newsletter demo demo
 
-test: $(STAMP) lint chromium postfix postgresql dovecot   ## lint, then the whole test suite
+test: $(STAMP) lint chromium postfix postgresql dovecot caniemail spamassassin   ## lint, then the whole test suite
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)   ## the suite without the tests marked slow (browser, killed processes, full disk)
@@ -40,6 +43,22 @@ postgresql:   ## the portability tests run a private server from Debian's postgr
 	  echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf && \
 	  apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; }
+
+caniemail: $(CANIEMAIL)   ## client support data for `newsletter check` (caniemail, MIT) into a git-ignored cache
+
+$(CANIEMAIL):
+	mkdir -p .cache/caniemail
+	cd .cache/caniemail && npm pack --silent caniemail@$(CANIEMAIL_VERSION) >/dev/null && \
+	  tar xzf caniemail-$(CANIEMAIL_VERSION).tgz package/data/caniemail.json && \
+	  mv package/data/caniemail.json caniemail.json && rm -rf package caniemail-$(CANIEMAIL_VERSION).tgz
+
+spamassassin:   ## `newsletter check` scores the email with Debian's spamassassin, offline
+	@command -v spamassassin >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends spamassassin; }
+
+mjml-spec:   ## regenerate newsletter/digest/check/mjml_spec.json from MJML's own components (needs npm)
+	rm -rf .cache/mjml && mkdir -p .cache/mjml && cd .cache/mjml && npm install --silent --no-audit --no-fund mjml@4.15.3
+	NODE_PATH=.cache/mjml/node_modules node scripts/mjml_spec.js > newsletter/digest/check/mjml_spec.json
 
 chromium:   ## the browser tests drive Debian's chromium; never a downloaded browser
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \

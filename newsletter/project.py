@@ -19,6 +19,7 @@ from newsletter.core import config
 from newsletter.core.models import Digest, Issue, IssueStatus, Period, Schedule, StoredArticle
 from newsletter.core.output import write_files
 from newsletter.digest import enrich
+from newsletter.digest.check import check_issue
 from newsletter.digest.enrich import Candidate
 from newsletter.storage import neighbours
 from newsletter.storage.issues import GONE_OUT, IssueRecord, Issues
@@ -232,6 +233,9 @@ class Project:
         if digest.is_empty and schedule.skip_if_empty:
             return Build(schedule, digest.period, at, digest, None, warnings=warnings)
         issue = self.renderer.render(digest, self.settings, self.links(schedule, digest.period))
+        warnings += [
+            f"check: {f}" for f in check_issue(issue.subject, issue.preheader, issue.html, issue.text)
+        ]
         build = Build(schedule, digest.period, at, digest, issue, warnings=warnings)
         if out is not None:
             build.files = write_files(out, issue_stem(schedule, digest.period), self.parts(issue, now))

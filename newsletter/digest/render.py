@@ -20,6 +20,7 @@ from newsletter.core.errors import TemplateError
 from newsletter.core.models import Digest, Issue
 from newsletter.core.resources import bundled
 from newsletter.core.text import plain_line
+from newsletter.digest.check.templates import TemplateProblem, blanked, check_rendered, check_source
 
 if TYPE_CHECKING:
     from newsletter.core.config import Settings
@@ -63,6 +64,7 @@ class Renderer:
             **common,
         )
         self.plain = jinja2.Environment(autoescape=False, **common)
+        self.template_warnings: dict[str, list[str]] = {}  # per template: unknown attributes, misplaced tags
         for env in (self.markup, self.plain):
             env.filters.update(longdate=_long_date_filter, shortdate=_short_date_filter)
 
@@ -72,8 +74,9 @@ class Renderer:
         context["subject"] = subject
         name = digest.schedule.template
         html = self.html(f"{name}.mjml.j2", context)
+        self.template_warnings[name] = self.template_warnings.pop(f"{name}.mjml.j2", [])
         text = self._template(self.plain, f"{name}.txt.j2", context)
-        issue = Issue(digest, subject, context["preheader"], html, text)
+        issue = Issue(digest, subject, context["preheader"], html, text, tuple(self.template_warnings[name]))
         return _with_warnings(issue)
 
     def notice(self, name: str, context: dict[str, Any]) -> tuple[str, str]:
@@ -113,12 +116,29 @@ class Renderer:
     def html(self, name: str, context: dict[str, Any]) -> str:
         import mjml
 
+        self.template_warnings[name] = self.validate(name)
         source = self._template(self.markup, name, context)
+        _raise_first(check_rendered(name, source))
         try:
             html = mjml.mjml2html(source, fonts={})
         except ValueError as e:
             raise TemplateError(name, f"MJML: {e}") from e
         return inline_css(html)
+
+    def validate(self, name: str) -> list[str]:
+        """The template's MJML against MJML's components: an unknown or unclosed tag raises
+        TemplateError (file and line); an unknown attribute or a misplaced tag is a warning."""
+
+        def load(template: str) -> str:
+            try:
+                source, _, _ = self.markup.loader.get_source(self.markup, template)  # type: ignore[union-attr]
+            except jinja2.TemplateNotFound as e:
+                raise TemplateError(template, f"not found (looked in {', '.join(self.folders)})") from e
+            return blanked(source, self.markup)
+
+        problems = check_source(name, load)
+        _raise_first(problems)
+        return [str(p) for p in problems]
 
     def _template(self, env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
         try:
@@ -130,6 +150,14 @@ class Renderer:
         except jinja2.TemplateError as e:
             template, line = _failing_line(e, name, self.folders)
             raise TemplateError(template, _reason(e), line) from e
+
+
+def _raise_first(problems: Sequence[TemplateProblem]) -> None:
+    fatal = [p for p in problems if p.fatal]
+    if fatal:
+        first = fatal[0]
+        more = f" (and {len(fatal) - 1} more)" if len(fatal) > 1 else ""
+        raise TemplateError(first.template, first.message + more, first.line)
 
 
 def _reason(error: jinja2.TemplateError) -> str:
