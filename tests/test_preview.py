@@ -428,3 +428,17 @@ def _served_url(server: subprocess.Popen[str]) -> str:
             return found[1]
         assert line or server.poll() is None, "preview exited before serving"
     raise AssertionError("preview did not start")
+
+
+def test_issue_page_shows_the_quality_report(client: TestClient, demo_project: Project):
+    """`newsletter check`'s findings on the built issue (issue 21): a link no reader can
+    follow, written into the project's own template, is on the issue page."""
+    template = demo_project.root / "templates/digest.mjml.j2"
+    bad = '<mj-text><a href="javascript:alert(1)">Win</a></mj-text>'
+    template.write_text(template.read_text().replace("</mj-column>", bad + "</mj-column>", 1))
+    page = client.get("/schedules/weekly", params={"at": "2026-11-23T08:00"})
+    assert page.status_code == 200
+    report = re.search(r'id="quality">(.*?)</section>', page.text, re.S)
+    assert report is not None
+    assert "error: [links]" in report[1]
+    assert "javascript:" in report[1]

@@ -14,6 +14,7 @@ from starlette.templating import Jinja2Templates
 from newsletter.project import Build, issue_stem
 
 TEMPLATES = Path(__file__).parent / "templates"
+CHECKED = "check: "  # how Project.build marks the quality check's findings among its warnings
 
 
 def templates() -> Jinja2Templates:
@@ -25,8 +26,14 @@ def templates() -> Jinja2Templates:
         lstrip_blocks=True,
     )
     env.filters.update(when=when, day=day, clock=clock, picker=picker, relative=relative, zone=ZoneInfo)
+    env.tests["checked"] = checked
     env.globals.update(issue_url=issue_url)
     return Jinja2Templates(env=env)
+
+
+def checked(warning: str) -> bool:
+    """A build warning that comes from `newsletter check` (shown in its own panel)."""
+    return warning.startswith(CHECKED)
 
 
 def issue_url(name: str, at: datetime | None = None, part: str | None = None) -> str:
