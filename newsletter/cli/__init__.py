@@ -12,7 +12,7 @@ that need them. tests/test_startup.py keeps it so.
 they work on: `archive.py`, `issues.py`, `people.py`.
 """
 
-from newsletter.cli import archive, issues, people  # noqa: F401 (each registers its commands)
+from newsletter.cli import archive, health, issues, people  # noqa: F401 (each registers its commands)
 from newsletter.cli.base import main
 
 __all__ = ["main"]

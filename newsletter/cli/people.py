@@ -251,22 +251,25 @@ def bounces(ctx: click.Context, mailbox: str | None, as_json: bool) -> None:
 
     Hard bounces (5.x.x) and complaints suppress at once, soft bounces (4.x.x) after
     [bounces] soft_limit in a row. Mails acted on are moved (Maildir: .Processed) or flagged
-    (IMAP); a mail that cannot be read is left in place and reported (exit 1)."""
+    (IMAP); any other mail (an auto-reply, one that cannot be read) is reported once (exit 1)
+    and put aside (Maildir: .Unhandled; IMAP: flagged NewsletterUnhandled) for a person."""
     from newsletter.delivery.bounces import read_mailbox
+    from newsletter.delivery.mailbox import UNHANDLED
 
     summary = read_mailbox(open_project(ctx), mailbox, now())
     if as_json:
         emit_json(summary.as_json())
     else:
         for left in summary.left:
-            click.echo(f"left in place: {left}", err=True)
+            click.echo(f"put aside: {left}", err=True)
         for line in summary.suppressed:
             click.echo(f"suppressed {line}")
         click.echo(summary.line())
     if summary.left:
         raise NewsletterError(
-            f"{len(summary.left)} mails in {summary.mailbox} were left in place",
-            "Read them: move or delete what is not for the newsletter, then run `newsletter bounces` again.",
+            f"{len(summary.left)} mails in {summary.mailbox} could not be acted on; put aside in {UNHANDLED}",
+            "Read them there: delete what is not for the newsletter; move one back to read it again. "
+            "The next run does not report them again.",
         )
 
 
