@@ -50,24 +50,39 @@ IMPORT_OPT_IN = (
     callback=checked_transport,
     help="With --double-opt-in: override [email] transport.",
 )
+@click.option(
+    "--format",
+    "forced",
+    type=click.Choice(["csv", "mailchimp", "substack", "buttondown", "listmonk", "ghost"]),
+    default=None,
+    help="Whose export the file is (default: told by its header row); csv = email,name,categories.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def subscribers_import(
-    ctx: click.Context, csv_file: str, double_opt_in: bool, transport: str | None, as_json: bool
+    ctx: click.Context,
+    csv_file: str,
+    double_opt_in: bool,
+    transport: str | None,
+    forced: str | None,
+    as_json: bool,
 ) -> None:
-    """Import `email,name,categories` rows (categories separated by ';', empty = all)."""
+    """Import `email,name,categories` rows (categories separated by ';', empty = all), or a
+    Mailchimp, Substack, Buttondown, listmonk or Ghost export as it comes: their tags become
+    categories, and whoever unsubscribed or bounced there is kept unsubscribed or bounced."""
     from newsletter.audience import files as audience
 
     project = open_project(ctx)
     if double_opt_in:
-        invite(ctx, project, Path(csv_file), transport, as_json)
+        invite(ctx, project, Path(csv_file), transport, as_json, forced)
         return
-    parsed, counts = audience.import_csv(project, Path(csv_file), now())
+    parsed, counts = audience.import_csv(project, Path(csv_file), now(), forced)
     if as_json:
         emit_json(
             {
                 **asdict(counts),
                 "merged": parsed.merged,
+                "format": parsed.format,
                 "errors": parsed.errors,
                 "warnings": parsed.warnings,
                 "opt_in": "single",
@@ -81,6 +96,12 @@ def subscribers_import(
         click.echo(
             f"{counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged, "
             f"{counts.suppressed} left unsubscribed, {parsed.merged} duplicates merged"
+            + (
+                f", {counts.kept_off} kept unsubscribed or bounced as the export says"
+                if counts.kept_off
+                else ""
+            )
+            + (f" (read as a {parsed.format} export)" if parsed.format != "csv" else "")
             + (f", {counts.kept_choices} kept the categories they chose" if counts.kept_choices else "")
             + (f", {len(parsed.errors)} rows rejected" if parsed.errors else "")
         )
@@ -89,7 +110,9 @@ def subscribers_import(
         ctx.exit(1)
 
 
-def invite(ctx: click.Context, project: Project, path: Path, transport: str | None, as_json: bool) -> None:
+def invite(
+    ctx: click.Context, project: Project, path: Path, transport: str | None, as_json: bool, forced: str | None
+) -> None:
     """`subscribers import --double-opt-in`: pending rows and confirmation mails."""
     from newsletter.audience import files as audience
     from newsletter.audience.dispatch import Dispatch
@@ -98,7 +121,7 @@ def invite(ctx: click.Context, project: Project, path: Path, transport: str | No
     # The secret, the transport and the DKIM key are checked before anything is recorded.
     courier = Courier.for_url(project.transport_url(transport), project.environ)
     dispatch = Dispatch(project, courier)
-    parsed, done = audience.invite_csv(project, path, now(), dispatch)
+    parsed, done = audience.invite_csv(project, path, now(), dispatch, forced)
     problems = [*parsed.errors, *done.unsent]
     if as_json:
         emit_json({**asdict(done), "errors": parsed.errors, "warnings": parsed.warnings, "opt_in": "double"})
