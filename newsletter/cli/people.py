@@ -296,6 +296,22 @@ def bounces(ctx: click.Context, mailbox: str | None, as_json: bool) -> None:
         )
 
 
+def refuse_placeholder_key(domain: str) -> None:
+    """A key for `init`'s example.org signs mail nobody receives, and its DNS record can
+    never be published: say so, unless NEWSLETTER_ALLOW_PLACEHOLDERS=1 (as `send` does)."""
+    import os
+
+    from newsletter.delivery.send import ALLOW_PLACEHOLDERS, allowed_placeholders, placeholder_domain
+
+    if placeholder_domain(domain) and not allowed_placeholders(dict(os.environ)):
+        raise NewsletterError(
+            f"{domain} is a placeholder domain (as `init` writes [email] from): "
+            "a key for it signs mail nobody receives, and its DNS record cannot be published",
+            f"Set [email] from to your own address, or pass --domain YOUR-DOMAIN "
+            f"({ALLOW_PLACEHOLDERS}=1 for a test).",
+        )
+
+
 @main.group()
 def dkim() -> None:
     """DKIM signing: a key pair and the DNS record to publish (README: DKIM)."""
@@ -352,6 +368,7 @@ def dkim_keygen(
         )
     if not config.DKIM_SELECTOR.match(selector):
         raise click.BadParameter(f"{selector!r}: letters, digits and '-' only", param_hint="--selector")
+    refuse_placeholder_key(domain)
     path = (
         (Path(out) if out else signing.default_key_path(selector, domain, os.environ)).expanduser().absolute()
     )
