@@ -1,10 +1,11 @@
-"""`newsletter status`: how the newsletter is doing, and what needs a person (exit 1)."""
+"""Running it for real: `newsletter status` (how the newsletter is doing, and what needs
+a person: exit 1) and `newsletter db backup`."""
 
 from __future__ import annotations
 
 import click
 
-from newsletter.cli.base import emit_json, main, now, open_project
+from newsletter.cli.base import emit_json, main, now, open_project, project_root
 from newsletter.core.errors import NewsletterError
 
 
@@ -34,3 +35,26 @@ def status(ctx: click.Context, grace: str, as_json: bool) -> None:
             click.echo(line)
     if todo := needs(found):
         raise NewsletterError(f"{len(todo)} things need a person (see above)", "")
+
+
+@main.group()
+def db() -> None:
+    """The database: a backup of it (README: Running it for real)."""
+
+
+@db.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.pass_context
+def db_backup(ctx: click.Context, file: str) -> None:
+    """Copy the SQLite database to FILE while it is in use (never over a file), checked by
+    opening the copy. PostgreSQL: use pg_dump."""
+    from pathlib import Path
+
+    from newsletter.project import Project
+    from newsletter.storage.backup import backup
+
+    project = Project(project_root(ctx))  # settings only: the store is not opened
+    url = project.database_url
+    target = Path(file).expanduser().absolute()
+    version = backup(url, target)
+    click.echo(f"wrote {target} (schema version {version}, integrity ok, mode 0600)")
