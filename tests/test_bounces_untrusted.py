@@ -68,7 +68,11 @@ def test_a_forged_token_and_a_real_address_suppress_nobody(
     assert summary.suppressed == [] and not summary.counts
     assert {s.status for s in Roster(sender.store).subscribers()} == {"active"}
     assert {d.status for d in _deliveries(sender)} == {"sent"}
-    assert sorted(os.listdir(maildir / "new")) == ["1.dsn", "2.arf", "3.none"]  # left in place
+    assert sorted(os.listdir(maildir / ".Unhandled" / "cur")) == [
+        "1.dsn:2,",
+        "2.arf:2,",
+        "3.none:2,",
+    ]  # put aside
     assert [line.split(":", 1)[0] for line in summary.left] == ["new/1.dsn", "new/2.arf", "new/3.none"]
     assert "a hard bounce with neither a valid return-path token of ours nor a Message-ID" in summary.left[0]
     assert "a complaint with neither" in summary.left[1]
@@ -125,7 +129,7 @@ def test_a_utf8_dsn_is_read_and_the_mails_after_it_too(
     assert os.listdir(maildir / "new") == []
 
 
-def test_a_mail_that_cannot_be_read_is_left_and_reported_and_the_rest_read(
+def test_a_mail_that_cannot_be_read_is_put_aside_and_reported_and_the_rest_read(
     sender: Project, smtp_server: SMTPServer, maildir: Path
 ):
     deliver(sender, smtp_server)
@@ -135,7 +139,7 @@ def test_a_mail_that_cannot_be_read_is_left_and_reported_and_the_rest_read(
     assert summary.counts["hard"] == 1 and summary.suppressed == ["bob@example.org: bounced"]
     [left] = summary.left
     assert left.startswith("new/1.broken: cannot be read (")
-    assert os.listdir(maildir / "new") == ["1.broken"]
+    assert os.listdir(maildir / "new") == [] and os.listdir(maildir / ".Unhandled" / "cur") == ["1.broken:2,"]
 
 
 def test_a_database_error_while_acting_stops_the_pass_and_keeps_the_mail(
@@ -334,7 +338,8 @@ def test_no_mail_escapes_the_reader_and_nothing_is_acted_on_without_proof(
             mails[hashlib.sha256(data).hexdigest()] = data
         summary = read(sender, folder)  # no exception escapes
         assert sum(summary.counts.values()) + len(summary.left) == len(batch)  # each mail accounted for
-        assert len(os.listdir(folder / "new")) == len(summary.left)  # the ones left are where they were
+        assert os.listdir(folder / "new") == []  # every mail moved: acted on, or put aside
+        assert summary.unhandled == len(summary.left)  # those left are put aside for a person
         with sender.store.engine.connect() as conn:
             records = list(conn.execute(sa.select(bounce_reports)))
         for record in records:  # each act has its proof in the mail's own bytes

@@ -49,9 +49,14 @@ def test_init_scaffolds_once(tmp_path: Path):
     assert "newsletter.toml" in first.output
     assert (tmp_path / "p/schedules/weekly.toml").exists()
     assert (tmp_path / "p/templates/digest.mjml.j2").exists()
+    # issue 24: init said nothing of what comes next
+    assert (
+        "\nNext:\n  1. edit " in first.output
+        and "newsletter fetch && newsletter build weekly" in first.output
+    )
     again = runner.invoke(main, ["init", str(tmp_path / "p")])
     assert again.exit_code == 0
-    assert "nothing to do" in again.output
+    assert "nothing to do" in again.output and "Next:" not in again.output
 
 
 def test_ingest_reports_bad_file_and_keeps_the_rest(cli: CliRunnerForProject, tmp_path: Path):

@@ -402,3 +402,28 @@ def test_an_ed25519_seed_as_dknewkey_writes_it(cli: CliRunnerForProject, project
 def test_relaxed_body_is_dkimpys(pieces: list[bytes]):
     body = b"".join(pieces)
     assert signing.relaxed_body(body) == Relaxed.canonicalize_body(body)
+
+
+# -- issue 24: a key for init's placeholder domain -------------------------------------
+
+
+@pytest.mark.parametrize("domain", [None, "example.com", "news.example.net", "site.test"])
+def test_keygen_for_a_placeholder_domain_is_an_error(
+    cli: CliRunnerForProject, keys: Path, monkeypatch: pytest.MonkeyPatch, domain: str | None
+):
+    monkeypatch.delenv("NEWSLETTER_ALLOW_PLACEHOLDERS")
+    result = cli("dkim", "keygen", "--out", str(keys / "k.pem"), *(["--domain", domain] if domain else []))
+    assert result.exit_code == 1
+    shown = domain or "example.org"  # init's [email] from
+    assert f"Error: {shown} is a placeholder domain" in result.stderr
+    assert "pass --domain YOUR-DOMAIN" in result.stderr
+    assert not (keys / "k.pem").exists()
+
+
+def test_keygen_for_a_real_domain_needs_no_permission(
+    cli: CliRunnerForProject, keys: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("NEWSLETTER_ALLOW_PLACEHOLDERS")
+    result = cli("dkim", "keygen", "--out", str(keys / "k.pem"), "--domain", "mindandbody.news")
+    assert result.exit_code == 0, result.stderr
+    assert "newsletter._domainkey.mindandbody.news" in result.stdout

@@ -165,14 +165,16 @@ def test_a_bounce_is_read_over_imaps_flagged_and_kept(
     project = reader(sender)
     summary = read_mailbox(project, dovecot.url(), NOW)
     assert summary.counts["hard"] == 1 and summary.suppressed == ["bob@example.org: bounced"]
-    assert len(summary.left) == 1  # the note: left in place, reported
+    assert len(summary.left) == 1 and summary.unhandled == 1  # the note: reported, put aside
     assert status_of(sender, "bob@example.org") == "bounced"
     again = read_mailbox(project, dovecot.url(), NOW)
     assert again.counts.get("hard", 0) == 0  # flagged NewsletterProcessed: not read again
+    assert again.left == [] and again.unhandled == 1  # flagged NewsletterUnhandled: reported once
     box = dovecot.root / "mail" / "bounces"
     flags = sorted(path.name.rsplit(":2,", 1)[1] for path in (box / "cur").iterdir())
-    assert flags == ["", "Sa"]  # nothing deleted: the note untouched, the bounce \\Seen and keyword a
+    assert flags == ["Sa", "b"]  # nothing deleted: the bounce \\Seen and keyword a, the note unseen and b
     assert "0 NewsletterProcessed" in (box / "dovecot-keywords").read_text()
+    assert "1 NewsletterUnhandled" in (box / "dovecot-keywords").read_text()
     project.close()
 
 
@@ -187,8 +189,8 @@ def test_a_mail_that_cannot_be_read_is_reported_by_its_uid_and_the_rest_read(
     assert summary.counts["hard"] == 1 and status_of(sender, "bob@example.org") == "bounced"
     [left] = summary.left  # named by its UID (the order Dovecot numbers new mails in is its own)
     assert re.fullmatch(r"UID \d+: cannot be read \(IndexError: .*\)", left)
-    again = read_mailbox(project, dovecot.url(), NOW)  # left unflagged: reported again, nothing else
-    assert again.left == summary.left and not again.counts
+    again = read_mailbox(project, dovecot.url(), NOW)  # flagged NewsletterUnhandled: counted, not reported
+    assert again.left == [] and again.unhandled == 1 and not again.counts
     project.close()
 
 

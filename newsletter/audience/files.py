@@ -16,16 +16,19 @@ from newsletter.audience.subscribers import ParsedCsv, parse_csv
 from newsletter.core.errors import NewsletterError, OutputError, SourceError
 from newsletter.project import Project
 from newsletter.storage import outbox
-from newsletter.storage.records import ImportCounts
+from newsletter.storage.records import ACTIVE, ImportCounts
 from newsletter.storage.roster import Roster
 
 if TYPE_CHECKING:
     from newsletter.audience.dispatch import Dispatch
 
 
-def import_csv(project: Project, path: Path, now: datetime) -> tuple[ParsedCsv, ImportCounts]:
-    """Single opt-in: the rows are active at once (the list already consented)."""
-    parsed = _parsed(project, path)
+def import_csv(
+    project: Project, path: Path, now: datetime, forced: str | None = None
+) -> tuple[ParsedCsv, ImportCounts]:
+    """Single opt-in: the rows are active at once (the list already consented); those
+    another tool's export says left are kept unsubscribed or bounced."""
+    parsed = _parsed(project, path, forced)
     return parsed, Roster(project.store).import_subscribers(parsed.rows, now)
 
 
@@ -40,7 +43,7 @@ class Invitations:
 
 
 def invite_csv(
-    project: Project, path: Path, now: datetime, dispatch: Dispatch
+    project: Project, path: Path, now: datetime, dispatch: Dispatch, forced: str | None = None
 ) -> tuple[ParsedCsv, Invitations]:
     """`subscribers import --double-opt-in`: each new row is pending, with a consent record
     naming the file, and gets the signup form's confirmation mail, queued in the outbox with
@@ -49,11 +52,13 @@ def invite_csv(
     from newsletter.storage.consents import Consents
     from newsletter.storage.records import IMPORT_FORM, Choices, Consent
 
-    parsed = _parsed(project, path)
+    parsed = _parsed(project, path, forced)
     consents, done = Consents(project.store), Invitations()
     consent = Consent(f"{IMPORT_FORM}{path.name}", project.settings.signup.consent_text)
     queued: dict[int, str] = {}  # outbox row -> the address it asks
-    for row in parsed.rows:
+    gone = [row for row in parsed.rows if row.status != ACTIVE]  # never asked: kept as they left
+    done.listed += Roster(project.store).import_subscribers(gone, now).kept_off
+    for row in (row for row in parsed.rows if row.status == ACTIVE):
         notice = consents.invite(row.email, Choices(row.name, row.categories), consent, dispatch.domain, now)
         if notice is None:
             done.listed += 1
@@ -69,12 +74,12 @@ def invite_csv(
     return parsed, done
 
 
-def _parsed(project: Project, path: Path) -> ParsedCsv:
+def _parsed(project: Project, path: Path, forced: str | None) -> ParsedCsv:
     try:
         data = path.read_bytes()
     except OSError as e:
         raise SourceError(str(path), f"cannot read ({e.strerror})") from e
-    parsed = parse_csv(str(path), data)
+    parsed = parse_csv(str(path), data, forced)
     parsed.warnings += unknown_categories(project, parsed)
     return parsed
 

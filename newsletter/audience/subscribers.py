@@ -1,4 +1,6 @@
-"""Subscribers CSV: `email,name,categories`, categories separated by `;`.
+"""Subscribers CSV: `email,name,categories`, categories separated by `;`, or another
+tool's export as it comes (formats.py: Mailchimp, Substack, Buttondown, listmonk, Ghost),
+told apart by its header row.
 
 Parsing is pure: rows come back validated and merged, bad ones as
 `file:line: reason`, so one bad row never stops the import.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 
+from newsletter.audience.formats import FORMATS, NAMES, Format, Reading
 from newsletter.core.addresses import normalize_email
 from newsletter.core.errors import SourceError
 from newsletter.core.models import SubscriberRow
@@ -26,27 +29,37 @@ class ParsedCsv:
     warnings: list[str] = field(default_factory=list)
     merged: int = 0
     where: dict[str, str] = field(default_factory=dict)  # email -> "file:line" of its first row
+    format: str = "csv"  # whose export it was (formats.NAMES)
 
 
-def parse_csv(source: str, data: bytes) -> ParsedCsv:
+def parse_csv(source: str, data: bytes, forced: str | None = None) -> ParsedCsv:
+    """`forced`: a format name, when the header row should not decide."""
     lines = _physical_lines(decode_utf8(source, data))
-    header = _header(source, lines[0])
-    parsed = ParsedCsv()
+    header, shape = _header(source, lines[0], forced)
+    parsed = ParsedCsv(format=shape.name)
     by_email: dict[str, SubscriberRow] = {}
     for number, line in enumerate(lines[1:], start=2):
         if line.strip():
-            _add_line(f"{source}:{number}", header, line, parsed, by_email)
+            _add_line(f"{source}:{number}", header, line, shape, parsed, by_email)
     parsed.rows = list(by_email.values())
     return parsed
 
 
 def _add_line(
-    where: str, header: list[str], line: str, parsed: ParsedCsv, by_email: dict[str, SubscriberRow]
+    where: str,
+    header: list[str],
+    line: str,
+    shape: Format,
+    parsed: ParsedCsv,
+    by_email: dict[str, SubscriberRow],
 ) -> None:
     """One data line: a subscriber added or merged, or an error naming the line."""
     try:
-        fields = dict(zip(header, _fields(line), strict=False))
-        subscriber = _subscriber(fields, where, parsed.warnings)
+        reading = shape.read(dict(zip(header, _fields(line), strict=False)))
+        if reading.skip:
+            parsed.warnings.append(f"{where}: {reading.email.strip()}: {reading.skip}")
+            return
+        subscriber = _subscriber(reading, where, parsed.warnings)
     except ValueError as e:
         parsed.errors.append(f"{where}: {e}")
         return
@@ -63,14 +76,28 @@ def _physical_lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 
-def _header(source: str, line: str) -> list[str]:
+def _header(source: str, line: str, forced: str | None) -> tuple[list[str], Format]:
+    from newsletter.audience.formats import detect
+
     try:
         names = [name.strip().lower() for name in _fields(line)]
     except ValueError:
         names = []
-    if "email" not in names:
-        raise SourceError(source, "expected a header row with the columns email,name,categories", 1)
-    return names
+    shape = FORMATS[forced] if forced else detect(names)
+    if shape is None or not set(shape.emails) & set(names):
+        raise SourceError(
+            source,
+            f"expected a header row with the columns {_expected(shape)}, or a Mailchimp, Substack, "
+            f"Buttondown, listmonk or Ghost export as it comes (--format {'|'.join(NAMES)} names one)",
+            1,
+        )
+    return names, shape
+
+
+def _expected(shape: Format | None) -> str:
+    if shape is None or shape.name == "csv":
+        return "email,name,categories"
+    return f"of a {shape.name} export ({' or '.join(shape.emails)} at least)"
 
 
 def _fields(line: str) -> list[str]:
@@ -86,17 +113,17 @@ def _fields(line: str) -> list[str]:
         raise ValueError(f"not a CSV row ({e})") from e
 
 
-def _subscriber(fields: dict[str, str], where: str, warnings: list[str]) -> SubscriberRow:
-    email = fields.get("email", "").strip()
+def _subscriber(reading: Reading, where: str, warnings: list[str]) -> SubscriberRow:
+    email = reading.email.strip()
     if not email:
         raise ValueError("email is empty")
     try:
         normalized = normalize_email(email)
     except ValueError as e:
         raise ValueError(f"invalid email {email!r}: {e}") from e
-    categories = tuple(c for c in map(plain_line, fields.get("categories", "").split(";")) if c)
+    categories = tuple(c for c in map(plain_line, reading.categories) if c)
     return SubscriberRow(
-        normalized, _name(fields.get("name", ""), where, warnings), tuple(dict.fromkeys(categories))
+        normalized, _name(reading.name, where, warnings), tuple(dict.fromkeys(categories)), reading.status
     )
 
 
@@ -112,8 +139,10 @@ def _name(raw: str, where: str, warnings: list[str]) -> str:
 
 def _merge(first: SubscriberRow, second: SubscriberRow) -> SubscriberRow:
     """Same address twice: the first name given, and every category either asked for
-    (one row asking for everything means everything)."""
+    (one row asking for everything means everything); unsubscribed or bounced in either
+    row wins (a Mailchimp export lists an address in both files when it left)."""
     categories: tuple[str, ...] = ()
     if first.categories and second.categories:
         categories = tuple(dict.fromkeys(first.categories + second.categories))
-    return SubscriberRow(first.email, first.name or second.name, categories)
+    status = first.status if first.status != "active" else second.status
+    return SubscriberRow(first.email, first.name or second.name, categories, status)

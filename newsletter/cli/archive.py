@@ -40,6 +40,19 @@ def init(directory: str, name: str, base_url: str) -> None:
         click.echo(f"created {path}")
     if not created:
         click.echo(f"{directory} is already a project; nothing to do")
+        return
+    click.echo(NEXT_STEPS.format(directory=directory))
+
+
+# What a newcomer does next, in order (README: Your first newsletter / Running it for real).
+NEXT_STEPS = """
+Next:
+  1. edit {directory}/newsletter.toml: [site], [email] from and transport, [web] public_url,
+     and add your feed or content folder as [[sources]]
+  2. cd {directory} && newsletter fetch && newsletter build weekly    (see the first issue)
+  3. newsletter subscribers import FILE.csv    (or a Mailchimp, Substack, Buttondown,
+     listmonk or Ghost export), then `newsletter dkim keygen`, `newsletter send weekly`,
+     and run `newsletter run` and `newsletter serve` for real; `newsletter status` says how it goes"""
 
 
 @main.command()

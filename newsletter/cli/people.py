@@ -50,24 +50,39 @@ IMPORT_OPT_IN = (
     callback=checked_transport,
     help="With --double-opt-in: override [email] transport.",
 )
+@click.option(
+    "--format",
+    "forced",
+    type=click.Choice(["csv", "mailchimp", "substack", "buttondown", "listmonk", "ghost"]),
+    default=None,
+    help="Whose export the file is (default: told by its header row); csv = email,name,categories.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def subscribers_import(
-    ctx: click.Context, csv_file: str, double_opt_in: bool, transport: str | None, as_json: bool
+    ctx: click.Context,
+    csv_file: str,
+    double_opt_in: bool,
+    transport: str | None,
+    forced: str | None,
+    as_json: bool,
 ) -> None:
-    """Import `email,name,categories` rows (categories separated by ';', empty = all)."""
+    """Import `email,name,categories` rows (categories separated by ';', empty = all), or a
+    Mailchimp, Substack, Buttondown, listmonk or Ghost export as it comes: their tags become
+    categories, and whoever unsubscribed or bounced there is kept unsubscribed or bounced."""
     from newsletter.audience import files as audience
 
     project = open_project(ctx)
     if double_opt_in:
-        invite(ctx, project, Path(csv_file), transport, as_json)
+        invite(ctx, project, Path(csv_file), transport, as_json, forced)
         return
-    parsed, counts = audience.import_csv(project, Path(csv_file), now())
+    parsed, counts = audience.import_csv(project, Path(csv_file), now(), forced)
     if as_json:
         emit_json(
             {
                 **asdict(counts),
                 "merged": parsed.merged,
+                "format": parsed.format,
                 "errors": parsed.errors,
                 "warnings": parsed.warnings,
                 "opt_in": "single",
@@ -81,6 +96,12 @@ def subscribers_import(
         click.echo(
             f"{counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged, "
             f"{counts.suppressed} left unsubscribed, {parsed.merged} duplicates merged"
+            + (
+                f", {counts.kept_off} kept unsubscribed or bounced as the export says"
+                if counts.kept_off
+                else ""
+            )
+            + (f" (read as a {parsed.format} export)" if parsed.format != "csv" else "")
             + (f", {counts.kept_choices} kept the categories they chose" if counts.kept_choices else "")
             + (f", {len(parsed.errors)} rows rejected" if parsed.errors else "")
         )
@@ -89,7 +110,9 @@ def subscribers_import(
         ctx.exit(1)
 
 
-def invite(ctx: click.Context, project: Project, path: Path, transport: str | None, as_json: bool) -> None:
+def invite(
+    ctx: click.Context, project: Project, path: Path, transport: str | None, as_json: bool, forced: str | None
+) -> None:
     """`subscribers import --double-opt-in`: pending rows and confirmation mails."""
     from newsletter.audience import files as audience
     from newsletter.audience.dispatch import Dispatch
@@ -98,7 +121,7 @@ def invite(ctx: click.Context, project: Project, path: Path, transport: str | No
     # The secret, the transport and the DKIM key are checked before anything is recorded.
     courier = Courier.for_url(project.transport_url(transport), project.environ)
     dispatch = Dispatch(project, courier)
-    parsed, done = audience.invite_csv(project, path, now(), dispatch)
+    parsed, done = audience.invite_csv(project, path, now(), dispatch, forced)
     problems = [*parsed.errors, *done.unsent]
     if as_json:
         emit_json({**asdict(done), "errors": parsed.errors, "warnings": parsed.warnings, "opt_in": "double"})
@@ -251,22 +274,41 @@ def bounces(ctx: click.Context, mailbox: str | None, as_json: bool) -> None:
 
     Hard bounces (5.x.x) and complaints suppress at once, soft bounces (4.x.x) after
     [bounces] soft_limit in a row. Mails acted on are moved (Maildir: .Processed) or flagged
-    (IMAP); a mail that cannot be read is left in place and reported (exit 1)."""
+    (IMAP); any other mail (an auto-reply, one that cannot be read) is reported once (exit 1)
+    and put aside (Maildir: .Unhandled; IMAP: flagged NewsletterUnhandled) for a person."""
     from newsletter.delivery.bounces import read_mailbox
+    from newsletter.delivery.mailbox import UNHANDLED
 
     summary = read_mailbox(open_project(ctx), mailbox, now())
     if as_json:
         emit_json(summary.as_json())
     else:
         for left in summary.left:
-            click.echo(f"left in place: {left}", err=True)
+            click.echo(f"put aside: {left}", err=True)
         for line in summary.suppressed:
             click.echo(f"suppressed {line}")
         click.echo(summary.line())
     if summary.left:
         raise NewsletterError(
-            f"{len(summary.left)} mails in {summary.mailbox} were left in place",
-            "Read them: move or delete what is not for the newsletter, then run `newsletter bounces` again.",
+            f"{len(summary.left)} mails in {summary.mailbox} could not be acted on; put aside in {UNHANDLED}",
+            "Read them there: delete what is not for the newsletter; move one back to read it again. "
+            "The next run does not report them again.",
+        )
+
+
+def refuse_placeholder_key(domain: str) -> None:
+    """A key for `init`'s example.org signs mail nobody receives, and its DNS record can
+    never be published: say so, unless NEWSLETTER_ALLOW_PLACEHOLDERS=1 (as `send` does)."""
+    import os
+
+    from newsletter.delivery.send import ALLOW_PLACEHOLDERS, allowed_placeholders, placeholder_domain
+
+    if placeholder_domain(domain) and not allowed_placeholders(dict(os.environ)):
+        raise NewsletterError(
+            f"{domain} is a placeholder domain (as `init` writes [email] from): "
+            "a key for it signs mail nobody receives, and its DNS record cannot be published",
+            f"Set [email] from to your own address, or pass --domain YOUR-DOMAIN "
+            f"({ALLOW_PLACEHOLDERS}=1 for a test).",
         )
 
 
@@ -326,6 +368,7 @@ def dkim_keygen(
         )
     if not config.DKIM_SELECTOR.match(selector):
         raise click.BadParameter(f"{selector!r}: letters, digits and '-' only", param_hint="--selector")
+    refuse_placeholder_key(domain)
     path = (
         (Path(out) if out else signing.default_key_path(selector, domain, os.environ)).expanduser().absolute()
     )

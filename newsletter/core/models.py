@@ -230,6 +230,8 @@ class SubscriberRow:
     email: str  # lower-cased: duplicates differing only in case are one subscriber
     name: str = ""
     categories: tuple[str, ...] = ()  # empty: every category of a schedule
+    # active, or unsubscribed/bounced as another tool's export said: kept, never mailed
+    status: str = "active"
 
 
 # What a mail of the bounce mailbox is (delivery/bounce_reading.py reads it, the

@@ -47,7 +47,7 @@ from newsletter.core.errors import ConfigError, NewsletterError
 from newsletter.core.models import COMPLAINT, DELAYED, HARD, SOFT, UNSUBSCRIBE
 from newsletter.core.tokens import BadToken, Tokens
 from newsletter.delivery.bounce_reading import Reading, one_line, read_mail
-from newsletter.delivery.mailbox import Mail, Mailbox, open_mailbox
+from newsletter.delivery.mailbox import UNHANDLED, Mail, Mailbox, open_mailbox
 from newsletter.storage.suppression import BounceRecord, BounceTarget, Suppression
 
 if TYPE_CHECKING:
@@ -90,16 +90,25 @@ class Summary:
     mailbox: str
     counts: Counter[str] = field(default_factory=Counter)  # by kind; "seen": read before
     suppressed: list[str] = field(default_factory=list)  # "ann@example.org: bounced"
-    left: list[str] = field(default_factory=list)  # mails left in place, and why
+    left: list[str] = field(default_factory=list)  # mails this pass put aside, and why
+    unhandled: int = 0  # all the mails put aside (this pass and before), for a person
 
     def as_json(self) -> dict[str, object]:
-        return {"mailbox": self.mailbox, **self.counts, "suppressed": self.suppressed, "left": self.left}
+        return {
+            "mailbox": self.mailbox,
+            **self.counts,
+            "suppressed": self.suppressed,
+            "left": self.left,
+            "unhandled": self.unhandled,
+        }
 
     def line(self) -> str:
         kinds = (HARD, SOFT, DELAYED, COMPLAINT, UNSUBSCRIBE, "seen")
         shown = ", ".join(f"{self.counts[k]} {LABELS[k]}" for k in kinds if self.counts[k])
         return f"{self.mailbox}: {shown or 'nothing new'}; {len(self.suppressed)} suppressed" + (
-            f", {len(self.left)} left in place" if self.left else ""
+            f", {self.unhandled} unhandled ({len(self.left)} new) put aside in {UNHANDLED}"
+            if self.unhandled
+            else ""
         )
 
 
@@ -127,10 +136,12 @@ def process(mailbox: Mailbox, ledger: Suppression, tokens: Tokens, soft_limit: i
             continue
         reading = _read(mail, summary)
         if reading is None:
+            mailbox.put_aside(mail)
             continue
         record = _record(key, reading, ledger, tokens)
         if record is None:
             summary.left.append(f"{mail}: {_unproven(reading)}")
+            mailbox.put_aside(mail)
             continue
         outcome = ledger.record_bounce(record, soft_limit, now)
         mailbox.done(mail)
@@ -138,6 +149,7 @@ def process(mailbox: Mailbox, ledger: Suppression, tokens: Tokens, soft_limit: i
         if outcome.suppressed is not None and record.subscriber_id is not None:
             subscriber = ledger.subscriber(record.subscriber_id)
             summary.suppressed.append(f"{subscriber.email if subscriber else '?'}: {outcome.suppressed}")
+    summary.unhandled = mailbox.tally().unhandled
     return summary
 
 
@@ -216,6 +228,6 @@ def scheduled(root: Path, log: logging.Logger) -> Summary | None:
         log.exception("bounces: failed")
         return None
     for left in summary.left:
-        log.warning("bounces: %s: %s; left in place", summary.mailbox, left)
+        log.warning("bounces: %s: %s; put aside in %s", summary.mailbox, left, UNHANDLED)
     log.info("bounces: %s", summary.line())
     return summary

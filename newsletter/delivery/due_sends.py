@@ -176,12 +176,39 @@ def _catch_up_times(project: Project, schedule: Schedule, now: datetime, grace: 
     if due is not None and due not in ends:
         ends.append(due)
     if not ends:
-        log.info(
-            "%s: nothing due; next send %s",
-            schedule.name,
-            local_time(select.send_time(schedule, now), schedule.timezone),
-        )
+        missed = missed_send(project, schedule, now, grace)
+        next_send = local_time(select.send_time(schedule, now), schedule.timezone)
+        if missed is None:
+            log.info("%s: nothing due; next send %s", schedule.name, next_send)
+        else:
+            log.warning("%s; next send %s", missed_words(schedule, missed, grace), next_send)
     return ends
+
+
+def missed_send(project: Project, schedule: Schedule, now: datetime, grace: timedelta) -> datetime | None:
+    """The schedule's latest send time, if it passed more than `grace` ago and its issue
+    never went out, while an earlier one did: the list expected it. A schedule that never
+    sent anything has missed nothing yet (a new project's first period is no one's loss)."""
+    latest = select.previous_send_time(schedule, now + timedelta(microseconds=1))
+    if now - latest <= grace:
+        return None
+    gone = [i for i in Issues(project.store).issues(schedule.name) if i.status != IssueStatus.BUILT]
+    if any(i.period.end == latest for i in gone) or not any(i.period.end < latest for i in gone):
+        return None
+    return latest
+
+
+def missed_words(schedule: Schedule, missed: datetime, grace: timedelta) -> str:
+    """How `run` and `status` say it: the period, why it did not go, the command that sends it."""
+    return (
+        f"{schedule.name}: the {local_time(missed, schedule.timezone)} send was missed "
+        f"(past the {format_duration(grace)} grace) and not sent; send it with "
+        f"`{send_command(schedule.name, missed)}`"
+    )
+
+
+def send_command(name: str, end: datetime) -> str:
+    return f"newsletter send {name} --at {end.isoformat()}"
 
 
 def unfinished_sends(project: Project, schedule: Schedule, now: datetime, grace: timedelta) -> list[datetime]:

@@ -20,6 +20,10 @@ from newsletter.core.errors import ConfigError, NewsletterError
 PASSWORD_VARIABLE = "NEWSLETTER_BOUNCES_PASSWORD"
 PROCESSED = ".Processed"  # the Maildir++ sub-folder processed mails are moved to
 KEYWORD = "NewsletterProcessed"  # the IMAP keyword processed mails are flagged with
+# Mails read once and not acted on (an auto-reply, a forged bounce) are put aside here,
+# for a person to read, so the next pass (a cron job) does not report them again.
+UNHANDLED = ".Unhandled"
+UNHANDLED_KEYWORD = "NewsletterUnhandled"
 IMAP_TIMEOUT = 30.0
 
 
@@ -46,7 +50,19 @@ class Mailbox(Protocol):
 
     def done(self, mail: Mail) -> None: ...
 
+    def put_aside(self, mail: Mail) -> None: ...
+
+    def tally(self) -> Tally: ...
+
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What lies in the mailbox: mails not read yet, and those put aside unhandled."""
+
+    waiting: int
+    unhandled: int
 
 
 def open_mailbox(spec: str, root: Path, environ: Mapping[str, str]) -> Mailbox:
@@ -82,20 +98,39 @@ class MaildirBox:
                 yield Mail(f"{sub}/{name}", data)
 
     def done(self, mail: Mail) -> None:
-        folder = self.path / PROCESSED
+        self._move(mail, PROCESSED, "S")
+
+    def put_aside(self, mail: Mail) -> None:
+        """Into .Unhandled, unseen: a person reads it there (move it back to read it again)."""
+        self._move(mail, UNHANDLED, "")
+
+    def _move(self, mail: Mail, name: str, flag: str) -> None:
+        folder = self.path / name
         base, _, flags = mail.id.split("/", 1)[1].partition(":2,")
         try:
             for sub in ("cur", "new", "tmp"):
                 (folder / sub).mkdir(parents=True, exist_ok=True)
             (folder / "maildirfolder").touch()
-            os.replace(self.path / mail.id, folder / "cur" / f"{base}:2,{''.join(sorted({*flags, 'S'}))}")
+            os.replace(self.path / mail.id, folder / "cur" / f"{base}:2,{''.join(sorted({*flags, *flag}))}")
         except FileNotFoundError:
             pass  # moved by another reader meanwhile: it is processed either way
         except OSError as e:
-            raise MailboxError(f"{self.path}: cannot move {mail.id} into {PROCESSED} ({e.strerror})") from e
+            raise MailboxError(f"{self.path}: cannot move {mail.id} into {name} ({e.strerror})") from e
+
+    def tally(self) -> Tally:
+        return Tally(_count(self.path), _count(self.path / UNHANDLED))
 
     def close(self) -> None:
         pass
+
+
+def _count(path: Path) -> int:
+    try:
+        return sum(1 for sub in ("new", "cur") for name in os.listdir(path / sub) if not name.startswith("."))
+    except FileNotFoundError:
+        return 0
+    except OSError as e:
+        raise MailboxError(f"{path}: cannot be listed ({e.strerror})") from e
 
 
 @dataclass(frozen=True)
@@ -149,7 +184,8 @@ class IMAPSettings:
 
 class IMAPBox:
     """An IMAP folder over TLS: mails not yet flagged `NewsletterProcessed`; processed ones
-    flagged \\Seen and `NewsletterProcessed` (kept in the folder, never deleted)."""
+    flagged \\Seen and `NewsletterProcessed` (kept in the folder, never deleted); those
+    read and not acted on flagged `NewsletterUnhandled` (left unseen, for a person)."""
 
     def __init__(self, settings: IMAPSettings) -> None:
         self.settings, self.name = settings, settings.name
@@ -188,13 +224,24 @@ class IMAPBox:
 
     def mails(self) -> Iterator[Mail]:
         client = self._connect()
-        for uid in uids(self._command(client, "SEARCH", "UNKEYWORD", KEYWORD)):
+        for uid in uids(self._command(client, "SEARCH", *WAITING)):
             data = fetched(self._command(client, "FETCH", uid, "(BODY.PEEK[])"))
             if data is not None:
                 yield Mail(uid, data, f"UID {uid}")
 
     def done(self, mail: Mail) -> None:
         self._command(self._connect(), "STORE", mail.id, "+FLAGS.SILENT", f"(\\Seen {KEYWORD})")
+
+    def put_aside(self, mail: Mail) -> None:
+        self._command(self._connect(), "STORE", mail.id, "+FLAGS.SILENT", f"({UNHANDLED_KEYWORD})")
+
+    def tally(self) -> Tally:
+        client = self._connect()
+        aside = ("KEYWORD", UNHANDLED_KEYWORD, "UNKEYWORD", KEYWORD)
+        return Tally(
+            len(uids(self._command(client, "SEARCH", *WAITING))),
+            len(uids(self._command(client, "SEARCH", *aside))),
+        )
 
     def _command(self, client: imaplib.IMAP4_SSL, command: str, *args: str) -> list[object]:
         try:
@@ -210,6 +257,9 @@ class IMAPBox:
             with suppress(OSError, imaplib.IMAP4.error):  # the connection is gone either way
                 self.client.logout()
             self.client = None
+
+
+WAITING = ("UNKEYWORD", KEYWORD, "UNKEYWORD", UNHANDLED_KEYWORD)  # a UID SEARCH for mails not read yet
 
 
 def uids(response: list[object]) -> list[str]:

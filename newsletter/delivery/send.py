@@ -132,6 +132,7 @@ def recipient_links(project: Project, digest: Digest) -> Links:
 # What `init` writes for the user to replace: its From address on an example domain
 # (RFC 2606), and its postal address.
 PLACEHOLDER_DOMAINS = ("example.org", "example.com", "example.net")
+RESERVED_TLDS = ("test", "example", "invalid", "localhost")  # RFC 2606: no real mail there either
 PLACEHOLDER_POSTAL = "1 example street"
 ALLOW_PLACEHOLDERS = "NEWSLETTER_ALLOW_PLACEHOLDERS"  # `send --allow-placeholders`, and `run`
 LOCAL_TRANSPORTS = ("file", "memory")  # nothing leaves the machine
@@ -140,12 +141,19 @@ LOCAL_TRANSPORTS = ("file", "memory")  # nothing leaves the machine
 def placeholders(settings: Settings) -> list[str]:
     """The settings still as `init` wrote them, as `[section] key ('value')`."""
     found = []
-    domain = sender(settings.email.from_).domain.lower()
-    if any(domain == d or domain.endswith(f".{d}") for d in PLACEHOLDER_DOMAINS):
+    if placeholder_domain(sender(settings.email.from_).domain):
         found.append(f"[email] from ({settings.email.from_!r})")
     if PLACEHOLDER_POSTAL in settings.site.postal_address.lower():
         found.append(f"[site] postal_address ({settings.site.postal_address!r})")
     return found
+
+
+def placeholder_domain(domain: str) -> bool:
+    """An example domain (RFC 2606) or under one of its reserved top-level names."""
+    domain = domain.lower().rstrip(".")
+    return domain.rsplit(".", 1)[-1] in RESERVED_TLDS or any(
+        domain == d or domain.endswith(f".{d}") for d in PLACEHOLDER_DOMAINS
+    )
 
 
 def check_placeholders(settings: Settings, transport_url: str) -> None:

@@ -104,6 +104,7 @@ class ImportCounts:
     updated: int = 0
     unchanged: int = 0
     suppressed: int = 0  # in the file but unsubscribed or bounced: left alone
+    kept_off: int = 0  # unsubscribed or bounced in the file (another tool's export): kept so, never mailed
     kept_choices: int = 0  # categories in the file, but the reader chose others: theirs kept
 
 

@@ -65,14 +65,22 @@ class Roster:
                     email=row.email,
                     name=row.name,
                     categories=categories,
-                    status=ACTIVE,
+                    status=row.status,
                     created_at=now,
                     updated_at=now,
                 )
             )
-            counts.added += 1
+            counts.added += row.status == ACTIVE
+            counts.kept_off += row.status != ACTIVE
         elif old.status in SUPPRESSED:
             counts.suppressed += 1
+        elif row.status != ACTIVE:  # they left at the tool the file came from: never mail them
+            conn.execute(
+                subscribers.update()
+                .where(subscribers.c.id == old.id)
+                .values(status=row.status, updated_at=now)
+            )
+            counts.kept_off += 1
         elif old.status == PAUSED or (old.name, old.categories, old.status) == (row.name, categories, ACTIVE):
             counts.unchanged += 1  # a pause is the reader's own choice (the preference centre)
         elif old.chosen_at is not None and old.status == ACTIVE:
