@@ -28,6 +28,7 @@ from newsletter.core.models import (
     Section,
     StoredArticle,
 )
+from newsletter.digest import images
 
 if TYPE_CHECKING:
     import pysbd
@@ -186,8 +187,10 @@ def enrich(
     sections: Sequence[tuple[str, Sequence[StoredArticle]]],
     candidates: Mapping[int, Sequence[Candidate]],
     archive: Mapping[int, LinkTarget],
+    sizes: Mapping[str, tuple[int, int]] | None = None,
 ) -> Digest:
-    """`candidates` lists each article's possible related links (explicit and similar)."""
+    """`candidates` lists each article's possible related links (explicit and similar);
+    `sizes` the stored size of each picture (one not there is left out)."""
     in_issue = {c.id for _, chosen in sections for c in chosen}
     cards = [c.id for _, chosen in sections for c in chosen]
     related = assign(cards, candidates, in_issue, archive, at, schedule.related_per_article)
@@ -203,6 +206,7 @@ def enrich(
             summary=summarize(article, schedule.summary_length),
             reading_minutes=reading_minutes(article),
             related=related[stored.id],
+            image=images.picture(article.image, article.title, (sizes or {}).get(article.image)),
         )
 
     built = tuple(Section(category, tuple(present(c) for c in chosen)) for category, chosen in sections)
