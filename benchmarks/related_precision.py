@@ -62,7 +62,9 @@ def _site(source: str, sites: list[str]) -> int:
     return next((n for n, s in enumerate(sites) if resolved.startswith(str(Path(s).resolve()))), -1)
 
 
-def _top(article: int, found: list[neighbours.Neighbour], category: dict[int, str], minimum: float) -> list[int]:
+def _top(
+    article: int, found: list[neighbours.Neighbour], category: dict[int, str], minimum: float
+) -> list[int]:
     kept = [n for n in found if n.score >= minimum]
     ranked = sorted(kept, key=lambda n: n.category != category[article])  # stable: by score
     return [n.target for n in ranked[:PER_CARD]]

@@ -53,7 +53,8 @@ def test_each_card_of_a_weekly_shows_its_own_picks_even_when_another_card_shows_
         write_article(folder, f"new-{n}.txt", f"New piece {n}", f"{3 + n} November 2026", related=related)
     project.ingest([str(folder)], AT, category="Mind")
     (project.root / "schedules" / "mind.toml").write_text(
-        'title = "Mind"\ncron = "0 8 * * mon"\ntimezone = "UTC"\ncategories = ["Mind"]\nrelated_per_article = 3\n'
+        'title = "Mind"\ncron = "0 8 * * mon"\ntimezone = "UTC"\n'
+        'categories = ["Mind"]\nrelated_per_article = 3\n'
     )
     digest = project.digest(project.schedule("mind"), datetime(2026, 11, 8, 12, tzinfo=UTC))
     cards = {a.title: [link.title for link in a.related] for a in digest.articles}

@@ -125,7 +125,9 @@ def assign(
     wants = {card: _usable(card, candidates.get(card, ()), in_issue, archive, at) for card in cards}
     own = {card: [c for c in wants[card] if c.tier == EXPLICIT][:limit] for card in cards}
     picked = {c.target for chosen in own.values() for c in chosen}
-    similar = {card: [c for c in wants[card] if c.tier != EXPLICIT and c.target not in picked] for card in cards}
+    similar = {
+        card: [c for c in wants[card] if c.tier != EXPLICIT and c.target not in picked] for card in cards
+    }
     room = {card: limit - len(own[card]) for card in cards}
     held = _share(cards, similar, room)
     return {card: _links(wants[card], [*own[card], *held[card]], archive) for card in cards}
