@@ -271,3 +271,26 @@ def test_an_http_picture_whose_host_has_no_https_is_dropped_and_a_build_never_fe
 
 def _refused(url: str) -> bytes:
     raise SourceError(url, "connection refused")
+
+
+def test_a_picture_adds_its_url_and_a_few_hundred_bytes_to_the_html(
+    project: Project, picture_server: str
+) -> None:
+    (project.root / "schedules" / "notes.toml").write_text(
+        'title = "Notes"\ncron = "0 8 * * mon"\ntimezone = "UTC"\ncategories = ["Notes"]\n'
+    )
+    settings = project.settings
+    source = str(IMAGES / "hugo-media-content.xml")
+    ingest.ingest(
+        project.store, [source], settings.site, settings.related, NOW, "Notes", fetch=local(picture_server)
+    )
+    shown = project.build("notes", NOW, NOW, record=False).issue
+    urls = [
+        "https://notes.example.org/posts/moss/cover.jpg",
+        "https://notes.example.org/posts/lichen/cover.png",
+    ]
+    image_sizes.record(project.store, dict.fromkeys(urls, (0, 0)), NOW)  # sizes unknown: no picture
+    plain = project.build("notes", NOW, NOW, record=False).issue
+    assert shown is not None and plain is not None
+    assert "<img" in shown.html and "<img" not in plain.html
+    assert 0 < shown.html_size - plain.html_size < 2 * 600  # the URL, alt and size: never the bytes
