@@ -114,6 +114,21 @@ def test_the_largest_suitable_candidate_is_chosen() -> None:
     )
 
 
+sizes = st.integers(0, 5000)
+paths = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789/-_.", max_size=30)
+
+
+@given(
+    st.lists(st.tuples(paths, sizes, sizes), max_size=6),
+    st.sampled_from(["cdn.example.org", "ir-jp.amazon-adsystem.com"]),
+)
+def test_the_chosen_picture_is_never_refused_and_never_declared_tiny(offered, host: str) -> None:
+    chosen = images.choose((f"https://{host}/{path}", w, h) for path, w, h in offered)
+    if chosen is not None:
+        assert images.refusal(*chosen) == "" and "adsystem" not in chosen[0]
+        assert all(side == 0 or side >= images.MIN_SIDE for side in chosen[1:])
+
+
 # --- sizes from header bytes ---------------------------------------------------
 
 
