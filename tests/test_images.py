@@ -309,3 +309,19 @@ def test_a_picture_adds_its_url_and_a_few_hundred_bytes_to_the_html(
     assert shown is not None and plain is not None
     assert "<img" in shown.html and "<img" not in plain.html
     assert 0 < shown.html_size - plain.html_size < 2 * 600  # the URL, alt and size: never the bytes
+
+
+def test_every_reader_s_picture_passes_the_same_rules_at_ingest(project: Project) -> None:
+    folder = project.root / "posts"
+    folder.mkdir()
+    for name, image in (
+        ("icon", "https://example.org/icons/rss.png"),
+        ("cover", "https://example.org/c.jpg"),
+    ):
+        (folder / f"2026-11-02-{name}.md").write_text(
+            f'---\ntitle: "{name}"\nimage: "{image}"\n---\n\nText.\n'
+        )
+    settings = project.settings
+    ingest.ingest(project.store, [str(folder)], settings.site, settings.related, NOW, "Notes", fetch=None)
+    stored = {s.article.title: s.article.image for s in project.store.articles()}
+    assert stored == {"icon": "", "cover": "https://example.org/c.jpg"}
