@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -21,7 +21,7 @@ from newsletter.core.output import write_files
 from newsletter.digest import enrich
 from newsletter.digest.check import check_issue
 from newsletter.digest.enrich import Candidate
-from newsletter.storage import neighbours
+from newsletter.storage import image_sizes, neighbours
 from newsletter.storage.issues import GONE_OUT, IssueRecord, Issues
 from newsletter.storage.store import Store
 
@@ -181,7 +181,8 @@ class Project:
         cards = [c for _, chosen in sections for c in chosen]
         related = self.related_candidates(cards, at, past.links or {})
         archive = self.store.link_targets({c.target for found in related.values() for c in found})
-        return enrich.enrich(schedule, period, at, sections, related, archive)
+        sizes = image_sizes.known(self.store, {c.article.image for c in cards if c.article.image})
+        return enrich.enrich(schedule, period, at, sections, related, archive, sizes)
 
     def related_candidates(
         self, cards: list[StoredArticle], at: datetime, kept: dict[int, list[int]]
@@ -316,6 +317,7 @@ def build_json(build: Build) -> dict[str, Any]:
                         "summary": a.summary,
                         "reading_minutes": a.reading_minutes,
                         "related": [{"title": r.title, "url": r.url} for r in a.related],
+                        "image": asdict(a.image) if a.image else None,
                     }
                     for a in s.articles
                 ],

@@ -63,6 +63,31 @@ def write_article(
     return path
 
 
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "")
+OUTSIDE: set[str] = set()  # names a test tried to look up, for the guard's report
+
+
+@pytest.fixture(autouse=True, scope="session")
+def loopback_only() -> Iterator[None]:
+    """Tests talk to 127.0.0.1 only. A name elsewhere (a feed's picture on a CDN, an
+    example domain) is refused at once, as on a machine without DNS, and named at the end
+    of the run, instead of a look-up leaving the machine."""
+    real = socket.getaddrinfo
+
+    def guarded(host: object, *args: object, **kwargs: object) -> object:
+        name = host.decode() if isinstance(host, bytes) else str(host or "")
+        if name not in LOOPBACK_NAMES and not name.startswith("127."):
+            OUTSIDE.add(name)
+            raise socket.gaierror(socket.EAI_NONAME, f"tests look up 127.0.0.1 only, not {name}")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    socket.getaddrinfo = guarded  # type: ignore[assignment]
+    yield
+    socket.getaddrinfo = real
+    if OUTSIDE:
+        print(f"\nloopback_only: refused look-ups of {sorted(OUTSIDE)}")
+
+
 @pytest.fixture(autouse=True)
 def allow_placeholders(monkeypatch: pytest.MonkeyPatch) -> None:
     """The tests' projects send from `init`'s placeholder From (example.org) to the test

@@ -366,7 +366,7 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
             ("subscribers", "chosen_at"),  # v7
         ):
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
-        for table in ("consents", "signup_events", "subscriber_notices"):  # v5
+        for table in ("consents", "signup_events", "subscriber_notices", "image_sizes"):  # v5, v9
             conn.exec_driver_sql(f"DROP TABLE {table}")
         # v6: the inverted index as schema 5 kept it, a row per posting
         conn.exec_driver_sql("DROP TABLE similar_terms")
@@ -383,9 +383,9 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
         conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     engine.dispose()
     store = Store(url)
-    assert store.schema_version == SCHEMA_VERSION == 8
+    assert store.schema_version == SCHEMA_VERSION == 9
     tables = set(sa.inspect(store.engine).get_table_names())
-    assert {"consents", "signup_events", "subscriber_notices"} <= tables
+    assert {"consents", "signup_events", "subscriber_notices", "image_sizes"} <= tables
     assert "similar_postings" not in tables  # v6: a row per term, made again by `reindex`
     assert {c["name"] for c in sa.inspect(store.engine).get_columns("similar_terms")} == {
         "term",

@@ -249,8 +249,9 @@ class RelatedSettings(_Strict):
 
     # How many similar articles each article keeps (its top-k), computed at ingest.
     neighbours: int = Field(default=20, ge=3, le=100)
-    # Below this score (0 to 1, the cosine of the articles' term weights) no link is shown.
-    min_similarity: float = Field(default=0.05, ge=0.02, le=1.0)
+    # Below this score (0 to 1, the cosine of the articles' term weights) no similar link is shown:
+    # 0.08 keeps unrelated sites apart (benchmarks/related_precision.py; README: Related links).
+    min_similarity: float = Field(default=0.08, ge=0.02, le=1.0)
     # The site's language, Babel-style ("de", "pt_BR"): its stop words join the English ones.
     language: str = Field(default="", pattern=r"^([A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*)?$")
 

@@ -89,6 +89,9 @@ class Article:
     undated: bool = False
     # A feed entry's picture (media:content, enclosure, first <img>) and byline, for the template.
     image: str = ""
+    # Its size as the source declares it (0: not said); ingest keeps it in the image_sizes table.
+    image_width: int = 0
+    image_height: int = 0
     author: str = ""
     # The source's own slug (Markdown `slug:`): used by the site's URL pattern instead of the title's.
     slug: str = ""
@@ -164,6 +167,19 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class Picture:
+    """An article's picture as a template gets it: an https URL, its alt text, and its
+    display size (fitted to the email's column, ratio kept) beside the file's own."""
+
+    url: str
+    alt: str
+    width: int
+    height: int
+    src_width: int
+    src_height: int
+
+
+@dataclass(frozen=True)
 class DigestArticle:
     """An article as the digest presents it."""
 
@@ -175,6 +191,7 @@ class DigestArticle:
     summary: str
     reading_minutes: int
     related: tuple[Link, ...] = ()
+    image: Picture | None = None  # None: the source has none, or none safe with a known size
 
 
 @dataclass(frozen=True)

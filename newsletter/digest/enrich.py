@@ -2,8 +2,8 @@
 
 Pure: the caller passes the moment, each card's related candidates (explicit
 entries and similar articles with their scores) and the archive rows they
-refer to; `assign` shares the candidates out so that no article is linked
-twice in one issue.
+refer to; `assign` shows each card's own picks and shares the similar ones out so
+that no similar article is linked twice in one issue.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from newsletter.core.models import (
     Section,
     StoredArticle,
 )
+from newsletter.digest import images
 
 if TYPE_CHECKING:
     import pysbd
@@ -115,19 +116,36 @@ def assign(
     at: datetime,
     limit: int,
 ) -> dict[int, tuple[Link, ...]]:
-    """Each card's links, an archive article linked at most once in the issue. A card
-    prefers explicit entries, then the same category, then the rest, best score first;
-    two cards wanting one article: the explicit entry, else the higher score, else the
-    earlier card gets it, and the other takes its next choice (deferred acceptance)."""
-    order = {card: n for n, card in enumerate(cards)}
+    """Each card's links. A card's own picks (explicit entries, in the source's order) are
+    always shown, up to `limit`, even when another card shows the same article: the site
+    chose them. Similar articles fill the places left, each archive article at most once
+    in the issue and never one a card shows as its own pick: same category first, best
+    score first; two cards wanting one article: the higher score, else the earlier card
+    gets it, and the other takes its next choice (deferred acceptance)."""
     wants = {card: _usable(card, candidates.get(card, ()), in_issue, archive, at) for card in cards}
+    own = {card: [c for c in wants[card] if c.tier == EXPLICIT][:limit] for card in cards}
+    picked = {c.target for chosen in own.values() for c in chosen}
+    similar = {
+        card: [c for c in wants[card] if c.tier != EXPLICIT and c.target not in picked] for card in cards
+    }
+    room = {card: limit - len(own[card]) for card in cards}
+    held = _share(cards, similar, room)
+    return {card: _links(wants[card], [*own[card], *held[card]], archive) for card in cards}
+
+
+def _share(
+    cards: Sequence[int], wants: Mapping[int, Sequence[Candidate]], room: Mapping[int, int]
+) -> dict[int, list[Candidate]]:
+    """Deferred acceptance: each card proposes its next wish while it has room; a target
+    held by another card goes to the better claim (`_claim`), the loser proposes again."""
+    order = {card: n for n, card in enumerate(cards)}
     held: dict[int, list[Candidate]] = {card: [] for card in cards}
     holder: dict[int, tuple[int, Candidate]] = {}
     tried = dict.fromkeys(cards, 0)
     queue = deque(cards)
     while queue:
         card = queue.popleft()
-        while len(held[card]) < limit and tried[card] < len(wants[card]):
+        while len(held[card]) < room[card] and tried[card] < len(wants[card]):
             wish = wants[card][tried[card]]
             tried[card] += 1
             owner = holder.get(wish.target)
@@ -138,7 +156,7 @@ def assign(
                 queue.append(owner[0])
             holder[wish.target] = (card, wish)
             held[card].append(wish)
-    return {card: _links(wants[card], held[card], archive) for card in cards}
+    return held
 
 
 def _usable(
@@ -186,8 +204,10 @@ def enrich(
     sections: Sequence[tuple[str, Sequence[StoredArticle]]],
     candidates: Mapping[int, Sequence[Candidate]],
     archive: Mapping[int, LinkTarget],
+    sizes: Mapping[str, tuple[int, int]] | None = None,
 ) -> Digest:
-    """`candidates` lists each article's possible related links (explicit and similar)."""
+    """`candidates` lists each article's possible related links (explicit and similar);
+    `sizes` the stored size of each picture (one not there is left out)."""
     in_issue = {c.id for _, chosen in sections for c in chosen}
     cards = [c.id for _, chosen in sections for c in chosen]
     related = assign(cards, candidates, in_issue, archive, at, schedule.related_per_article)
@@ -203,6 +223,7 @@ def enrich(
             summary=summarize(article, schedule.summary_length),
             reading_minutes=reading_minutes(article),
             related=related[stored.id],
+            image=images.picture(article.image, article.title, (sizes or {}).get(article.image)),
         )
 
     built = tuple(Section(category, tuple(present(c) for c in chosen)) for category, chosen in sections)

@@ -20,7 +20,8 @@ from newsletter.core.config import RelatedSettings, SiteSettings
 from newsletter.core.errors import SourceError
 from newsletter.core.models import Article, Block
 from newsletter.core.text import plain_line
-from newsletter.sources import fetching
+from newsletter.digest import images
+from newsletter.sources import fetching, pictures
 from newsletter.sources.readers import ReadOptions, ReadResult, feed, jsonfeed, markdown, text
 from newsletter.storage import neighbours
 from newsletter.storage.store import Store, UpsertCounts
@@ -197,7 +198,7 @@ def clean(article: Article) -> tuple[Article, list[str]]:
         standfirst=plain_line(article.standfirst),
         category=plain_line(article.category),
         url=plain_line(article.url),
-        image=plain_line(article.image),
+        image=_picture(article),
         author=plain_line(article.author),
         tags=tuple(tag for tag in map(plain_line, article.tags) if tag),
         related=tuple(
@@ -211,6 +212,12 @@ def clean(article: Article) -> tuple[Article, list[str]]:
     if any(BODY_CONTROL.search(text) for text in _texts(article)):
         return cleaned, [f"{article.source}: control characters removed from {cleaned.title!r}"]
     return cleaned, []
+
+
+def _picture(article: Article) -> str:
+    """Whatever reader chose it: never a tracking pixel, an icon or a tiny image."""
+    url = plain_line(article.image)
+    return "" if images.refusal(url, article.image_width, article.image_height) else url
 
 
 def _clean_body(blocks: tuple[Block, ...]) -> tuple[Block, ...]:
@@ -333,9 +340,11 @@ def ingest(
     now: datetime,
     category: str | None = None,
     origin: Origin | None = None,
+    fetch: pictures.FirstBytes | None = pictures.first_bytes,
 ) -> IngestReport:
     """Read files, folders and URLs and store their articles; `origin` is the
-    `[[sources]]` table they belong to (a one-off import: none, and `category`)."""
+    `[[sources]]` table they belong to (a one-off import: none, and `category`);
+    `fetch` reads a picture's first bytes (None: only sizes the sources declare)."""
     origin = origin or Origin(category=category or "")
     report = IngestReport()
     _holding.cache_clear()  # folders moved or relinked since the last ingest resolve afresh
@@ -349,7 +358,7 @@ def ingest(
             report.errors.append(e)
             continue
         entries.extend(completed(result, source, root, site, origin, report))
-    return store_entries(store, site, related, entries, now, report)
+    return store_entries(store, site, related, entries, now, report, fetch)
 
 
 def store_entries(
@@ -359,6 +368,7 @@ def store_entries(
     entries: list[tuple[Article, bool]],
     now: datetime,
     report: IngestReport,
+    fetch: pictures.FirstBytes | None = pictures.first_bytes,
 ) -> IngestReport:
     """Upsert what the sources gave, with unique URLs: a transaction per 2,000 articles
     and their related links. The one way into the archive: `ingest`, `fetch` and the
@@ -369,7 +379,7 @@ def store_entries(
     # Stored under an old rule's key (the generated URL, the path as typed): re-keyed, not copied.
     store.adopt_legacy([a for a, _ in entries if a.key.startswith(FILE_KEY)], _place)
     # Related links computed once, stored in the same transactions as their articles.
-    batch = unique_urls(store, site, entries)
+    batch = pictures.settle(store, unique_urls(store, site, entries), now, fetch)
     report.counts = store.upsert(batch, now, neighbours.index, chunk=neighbours.BATCH)
     return report
 

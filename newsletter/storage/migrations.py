@@ -81,6 +81,11 @@ def _v8(op: Operations) -> None:
     changes: mails a version before this one failed to send are not queued again."""
 
 
+def _v9(op: Operations) -> None:
+    """Article pictures' sizes (the `image_sizes` table is new: create_all made it). Articles
+    stored before keep their image URL; its size is learned at their next ingest."""
+
+
 STEPS: dict[int, Callable[[Operations], None]] = {
     2: _v2,
     3: _v3,
@@ -89,6 +94,7 @@ STEPS: dict[int, Callable[[Operations], None]] = {
     6: _v6,
     7: _v7,
     8: _v8,
+    9: _v9,
 }
 
 

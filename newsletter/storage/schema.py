@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 8  # newsletter/storage/migrations.py brings older databases up to it
+SCHEMA_VERSION = 9  # newsletter/storage/migrations.py brings older databases up to it
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -117,6 +117,19 @@ sources = sa.Table(
     sa.Column("succeeded_at", UTCDateTime, nullable=True),  # the last poll that read the source
     sa.Column("status", sa.String(16), nullable=False, default="new"),  # new | ok | not-modified | failed
     sa.Column("message", sa.Text, nullable=False, default=""),  # counts, or the failure
+)
+
+
+# An article picture's size, learned once at ingest (declared by the source, else read
+# from the file's first bytes); 0 x 0: not known (unreachable, not an image). A build
+# reads only this table: an image whose size is not here is left out.
+image_sizes = sa.Table(
+    "image_sizes",
+    metadata,
+    sa.Column("url", sa.String(2048), primary_key=True),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("checked_at", UTCDateTime, nullable=False),
 )
 
 

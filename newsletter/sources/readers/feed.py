@@ -16,9 +16,11 @@ with none is filed under the source's default category (`ReadOptions.category`),
 else the feed's: its `<category>` (RSS channel or Atom feed), else its
 `itunes:category`.
 
-Images: the first of an entry's `media:content` of an image type (or of no type
-but an image file name), `media:thumbnail`, image enclosures and `<img>` of its
-content or summary that is an absolute http(s) URL once resolved as links are
+Images: the largest suitable (`digest/images.py`: no tracking pixel, icon or image
+declared tiny) of the first kind an entry offers: `media:content` of an image type
+(or of no type but an image file name), `media:thumbnail`, image enclosures,
+`itunes:image`, `<img>` of its content or summary; an absolute http(s) URL once
+resolved as links are
 (feedparser applies `xml:base` to Atom enclosures and content, not to the
 Media RSS elements or RSS enclosures: we do). Authors: the entry's name, else
 the feed's, as plain text without markup or email address.
@@ -41,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from newsletter.core.errors import SourceError
 from newsletter.core.models import Article, Block
+from newsletter.digest import images
 from newsletter.sources.readers import ReadOptions, ReadResult, is_web
 from newsletter.sources.readers.dates import parse_datetime, parse_datetime_any_language
 
@@ -172,6 +175,7 @@ def _article(
         warns.append(f"{source}: entry {title!r} has no usable date ({raw!r}); using first-seen time")
     tags, url = _tags(entry), _url(entry, channel.base)
     key = entry.get("id") or url or entry.get("link") or f"{source}#{title}"
+    image, width, height = _image(entry, channel.base)
     return Article(
         title=title,
         published=published,
@@ -184,7 +188,9 @@ def _article(
         tags=tags,
         key=key,
         undated=undated,
-        image=_image(entry, channel.base),
+        image=image,
+        image_width=width,
+        image_height=height,
         author=_author(entry) or channel.author,
     )
 
@@ -356,11 +362,17 @@ def _url(entry: FeedParserDict, base: str) -> str:
 # --- images ----------------------------------------------------------------
 
 
-def _image(entry: FeedParserDict, base: str) -> str:
-    """The entry's picture: the first candidate that is an http(s) URL once resolved."""
+def _image(entry: FeedParserDict, base: str) -> tuple[str, int, int]:
+    """The entry's picture and its declared size (0: not said): the largest suitable of
+    its first kind of candidate that offers one (`images.choose`: no tracking pixel, icon
+    or tiny image), as an http(s) URL once resolved."""
     within = _xml_base(entry)
-    urls = (web_url(base, join(within, candidate)) for candidate in _image_candidates(entry))
-    return next((url for url in urls if url and not _is_avatar(url)), "")
+    for group in _image_candidates(entry):
+        resolved = ((web_url(base, join(within, url)), w, h) for url, w, h in group if url.strip())
+        chosen = images.choose((url, w, h) for url, w, h in resolved if url and not _is_avatar(url))
+        if chosen:
+            return chosen
+    return "", 0, 0
 
 
 def _is_avatar(url: str) -> bool:
@@ -376,15 +388,32 @@ def _xml_base(entry: FeedParserDict) -> str:
     return next((str(d["base"]) for d in details if d and d.get("base")), "")
 
 
-def _image_candidates(entry: FeedParserDict) -> Iterator[str]:
-    """Picture URLs in order of preference, as written (maybe relative, maybe not web)."""
-    yield from (media.get("url") or "" for media in entry.get("media_content") or [] if _is_image(media))
-    yield from (thumb.get("url") or "" for thumb in entry.get("media_thumbnail") or [])
-    for link in entry.get("links") or []:
-        if link.get("rel") == "enclosure" and _media_type(link).startswith("image/"):
-            yield link.get("href") or ""
-    for value in _html_values(entry):
-        yield from _img_sources(value)
+Candidate = tuple[str, int, int]  # url as written, declared width and height (0: not said)
+
+
+def _image_candidates(entry: FeedParserDict) -> Iterator[list[Candidate]]:
+    """Picture candidates in groups, by order of preference: Media RSS (content, then
+    thumbnails), image enclosures, the podcast's `itunes:image`, `<img>` in the HTML."""
+    media = [m for m in entry.get("media_content") or [] if _is_image(m)]
+    yield [_sized(m.get("url"), m) for m in media]
+    yield [_sized(t.get("url"), t) for t in entry.get("media_thumbnail") or []]
+    links = entry.get("links") or []
+    yield [
+        (link.get("href") or "", 0, 0)
+        for link in links
+        if link.get("rel") == "enclosure" and _media_type(link).startswith("image/")
+    ]
+    yield [(str((entry.get("image") or {}).get("href") or ""), 0, 0)]  # itunes:image
+    yield [found for value in _html_values(entry) for found in _img_sources(value)]
+
+
+def _sized(url: object, element: FeedParserDict) -> Candidate:
+    return str(url or ""), _pixels(element.get("width")), _pixels(element.get("height"))
+
+
+def _pixels(value: object) -> int:
+    text = str(value or "").strip().lower().removesuffix("px")
+    return int(text) if text.isdigit() and len(text) < 7 else 0
 
 
 def _is_image(media: FeedParserDict) -> bool:
@@ -414,7 +443,7 @@ def _html_values(entry: FeedParserDict) -> list[str]:
     return [v for v in dict.fromkeys(values) if "<img" in v.lower()]
 
 
-def _img_sources(value: str) -> list[str]:
+def _img_sources(value: str) -> list[Candidate]:
     collector = _ImageSources()
     collector.feed(value)
     collector.close()
@@ -422,16 +451,18 @@ def _img_sources(value: str) -> list[str]:
 
 
 class _ImageSources(HTMLParser):
-    """The `src` of every `<img>` in some HTML, in order, entities decoded."""
+    """The `src` of every `<img>` in some HTML, in order, entities decoded, with the
+    `width` and `height` it declares (a beacon says 1 by 1)."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.sources: list[str] = []
+        self.sources: list[Candidate] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        src = dict(attrs).get("src") if tag == "img" else None
+        given = dict(attrs)
+        src = given.get("src") if tag == "img" else None
         if src:
-            self.sources.append(src)
+            self.sources.append((src, _pixels(given.get("width")), _pixels(given.get("height"))))
 
 
 # --- authors ---------------------------------------------------------------
