@@ -72,4 +72,5 @@ def weekday_time(day: int, hour: int, minute: int, language: str) -> tuple[str, 
 
     where = babel_locale(language)
     names: Any = get_day_names("wide", locale=where)
-    return str(names[day]), str(format_time(time(hour, minute), format="short", locale=where))
+    shape = "HH:mm" if primary(language) == "en" else "short"  # "08:00", as the schedule files write it
+    return str(names[day]), str(format_time(time(hour, minute), format=shape, locale=where))

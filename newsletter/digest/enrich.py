@@ -37,6 +37,7 @@ WORDS_PER_MINUTE = 230
 # minute for Chinese and Japanese (kanji and kana), 500 for Korean hangul.
 HAN_KANA = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
+CJK_MARKS = re.compile(r"[\u3000-\u303f\uff00-\uffef]")  # 。、「」: not words
 HAN_KANA_PER_MINUTE = 450
 HANGUL_PER_MINUTE = 500
 ELLIPSIS = "…"
@@ -89,7 +90,7 @@ def minutes_to_read(text: str) -> int:
     """Words at 230 a minute; CJK characters by their own rate, whatever the site's
     language (a Japanese quote in an English article counts as Japanese)."""
     han_kana, hangul = len(HAN_KANA.findall(text)), len(HANGUL.findall(text))
-    rest = HANGUL.sub(" ", HAN_KANA.sub(" ", text))
+    rest = CJK_MARKS.sub(" ", HANGUL.sub(" ", HAN_KANA.sub(" ", text)))
     minutes = (
         len(rest.split()) / WORDS_PER_MINUTE + han_kana / HAN_KANA_PER_MINUTE + hangul / HANGUL_PER_MINUTE
     )

@@ -187,6 +187,9 @@ def inline_css(html: str) -> str:
         remove_classes=False,
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
+        # An img keeps the width and height the template gives it (the layout before
+        # it loads); CSS width:100% or height:auto must not overwrite them.
+        disable_basic_attributes=["width", "height"],
     ).transform()
     if not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = f"{DOCTYPE}\n{inlined}"
