@@ -82,8 +82,9 @@ def test_issue_fits_and_every_text_is_readable(browsers: dict[str, Any], name: s
         weak = []
         for item in page.evaluate(TEXT_COLOURS):
             needed = 3.0 if item["large"] else 4.5
-            if ratio(item["fg"], item["bg"]) < needed:
-                weak.append(f"{item['text']!r}: {item['fg']} on {item['bg']} ({ratio(item['fg'], item['bg']):.2f})")
+            found = ratio(item["fg"], item["bg"])
+            if found < needed:
+                weak.append(f"{item['text']!r}: {item['fg']} on {item['bg']} ({found:.2f})")
         assert not weak, f"{name} at {width}px ({mode}): " + "; ".join(weak[:5])
     finally:
         page.close()
@@ -102,7 +103,8 @@ def test_layout_survives_without_style_elements(browsers: dict[str, Any], name: 
             "['h1', 'h3', 'p.m'].map(s => parseFloat(getComputedStyle(document.querySelector(s)).fontSize))"
         )
         assert sizes[0] > sizes[1] > sizes[2]
-        assert page.evaluate("getComputedStyle(document.querySelector('.c')).backgroundColor") == "rgb(255, 255, 255)"
+        card = page.evaluate("getComputedStyle(document.querySelector('.c')).backgroundColor")
+        assert card == "rgb(255, 255, 255)"
         hidden = page.evaluate("document.body.firstElementChild.querySelector('div').getClientRects().length")
         assert hidden == 0  # the preheader stays hidden
     finally:
@@ -113,7 +115,8 @@ def test_right_to_left_issue_reads_from_the_right(browsers: dict[str, Any]):
     page = open_issue(browsers, "weekly.ar.html", 375, "light")
     try:
         assert page.evaluate("document.documentElement.dir") == "rtl"
-        assert page.evaluate("getComputedStyle(document.querySelector('h1').parentElement).textAlign") == "right"
+        align = page.evaluate("getComputedStyle(document.querySelector('h1').parentElement).textAlign")
+        assert align == "right"
         box = page.evaluate("(() => { const r = document.querySelector('h1').getBoundingClientRect(); "
                             "return [r.right, window.innerWidth]; })()")  # fmt: skip
         assert box[1] - box[0] < 40  # the title hugs the right edge

@@ -17,7 +17,7 @@ from newsletter.core.resources import bundled
 from newsletter.core.translations import catalogue, translations
 from newsletter.digest.enrich import minutes_to_read
 from newsletter.digest.render import Renderer, default_templates
-from tests.test_render import LINKS, SETTINGS, digest, schedule
+from tests.test_render import LINKS, SETTINGS, T0, digest, schedule
 
 SUMMARY = (  # as in test_render's size test
     "A growing body of research suggests that small daily habits shape how we feel far "
@@ -147,3 +147,33 @@ def _with_image(article, image):
     made = cls(**{f: getattr(article, f) for f in article.__dataclass_fields__})
     object.__setattr__(made, "image", image)
     return made
+
+
+def test_welcome_says_when_issues_arrive_and_links_the_archive():
+    from email import message_from_bytes, policy
+
+    from newsletter.audience.notices import Links as NoticeLinks
+    from newsletter.audience.notices import welcome
+
+    settings = SETTINGS.model_copy(update={"site": SETTINGS.site.model_copy(update={"language": "de"})})
+    sent = welcome(
+        Renderer([default_templates()]),
+        settings,
+        "ann@example.org",
+        "Ann <b>",
+        [schedule(title="Wochenpost", cron="0 8 * * mon")],
+        NoticeLinks(
+            "https://example.org/newsletter/preferences?t=1", "https://example.org/newsletter/unsubscribe?t=1"
+        ),
+        T0,
+        "<1@example.org>",
+    )
+    mail = message_from_bytes(sent.data, policy=policy.default)
+    assert mail["Subject"] == "Willkommen bei Mind & Body"
+    plain, rich = mail.get_body(("plain",)), mail.get_body(("html",))
+    assert plain is not None and rich is not None
+    text, html = plain.get_content(), rich.get_content()
+    assert "Wochenpost: jeden Montag um 08:00" in text and "jeden Montag um 08:00" in html
+    assert "https://example.org/newsletter/issues/" in text
+    assert '<a href="https://example.org/newsletter/issues/"' in html and "Ann &lt;b&gt;" in html
+    assert '<html lang="de" dir="ltr"' in html
