@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from newsletter.core import config
+from newsletter.core import config, schedules
 from newsletter.core.models import Digest, Issue, IssueStatus, Period, Schedule, StoredArticle
 from newsletter.core.output import write_files
 from newsletter.core.theme import contrast_warnings
@@ -97,10 +97,10 @@ class Project:
             self._store.close()
 
     def schedules(self) -> list[Schedule]:
-        return [self._resolved(s) for s in config.load_schedules(self.root)]
+        return [self._resolved(s) for s in schedules.load_schedules(self.root)]
 
     def schedule(self, name: str) -> Schedule:
-        return self._resolved(config.load_schedule(self.root, name))
+        return self._resolved(schedules.load_schedule(self.root, name))
 
     def _resolved(self, schedule: Schedule) -> Schedule:
         """`categories = ["*"]` is every category the archive has, after any named ones."""

@@ -19,7 +19,7 @@ from apscheduler.job import Job
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from newsletter.audience.dispatch import drain_project
-from newsletter.core import config
+from newsletter.core import config, schedules
 from newsletter.core.clock import utc_now as utc_now  # re-exported: the daemon's clock
 from newsletter.core.durations import parse_duration
 from newsletter.core.errors import ConfigError, NewsletterError
@@ -137,7 +137,7 @@ class ScheduleJobs:
 
     def _update(self, name: str, since: datetime) -> str:
         try:
-            schedule = config.load_schedule(self.root, name)
+            schedule = schedules.load_schedule(self.root, name)
         except (NewsletterError, OSError) as e:  # a half-saved file: wait for the next save
             log.error("%s: schedule not loaded: %s", name, e)
             return f"{name} invalid ({'previous timing kept' if name in self.timing else 'not scheduled'})"
@@ -149,7 +149,7 @@ class ScheduleJobs:
         return f"{name} next {local_time(job.next_run_time, schedule.timezone)}"
 
     def _add(self, schedule: Schedule, since: datetime) -> Job:
-        trigger = config.cron_trigger(schedule.cron, schedule.timezone)
+        trigger = schedules.cron_trigger(schedule.cron, schedule.timezone)
         self._add_poll(schedule, trigger, since)
         return self.scheduler.add_job(
             scheduled_run,
@@ -199,7 +199,7 @@ def scheduled_poll(root: Path, name: str) -> None:
 
 def _fingerprints(root: Path) -> dict[str, tuple[int, int]]:
     found = {}
-    for name in config.schedule_names(root):
+    for name in schedules.schedule_names(root):
         with suppress(FileNotFoundError):  # deleted while we listed the folder
             stat = (root / config.SCHEDULES_DIR / f"{name}.toml").stat()
             found[name] = (stat.st_mtime_ns, stat.st_size)

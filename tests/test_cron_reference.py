@@ -17,7 +17,7 @@ from croniter import croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.core import config, periods
+from newsletter.core import periods, schedules
 from newsletter.core.errors import ConfigError
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -98,4 +98,4 @@ def test_a_day_of_month_with_a_day_of_week_is_refused_at_load(tmp_path: Path):
         'title = "First Monday"\ncron = "0 8 1-7 * mon"\ncategories = ["News"]\n'
     )
     with pytest.raises(ConfigError, match="both a day of the month and a day of the week"):
-        config.load_schedule(tmp_path, "first")
+        schedules.load_schedule(tmp_path, "first")

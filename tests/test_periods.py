@@ -14,7 +14,7 @@ from apscheduler.triggers.cron import CronTrigger
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter.core import config, periods
+from newsletter.core import periods, schedules
 from newsletter.core.errors import ConfigError
 from newsletter.core.models import Period, Schedule
 from newsletter.core.periods import CrontabTrigger, cron_trigger, fire_times, next_fire, previous_fire
@@ -258,13 +258,13 @@ def test_a_cron_that_never_fires_is_a_config_error_at_load(project_dir: Path):
     path = project_dir / "schedules" / "never.toml"
     path.write_text('title = "Never"\ncron = "0 8 30 2 *"\ncategories = ["News"]\n')
     with pytest.raises(ConfigError) as raised:
-        config.load_schedule(project_dir, "never")
+        schedules.load_schedule(project_dir, "never")
     assert (raised.value.path, raised.value.key) == (str(path), "cron")
     assert raised.value.expected == (
         "expected a crontab expression that fires at least once every 8 years, got '0 8 30 2 *'"
     )
     with pytest.raises(ConfigError, match="fires at least once every 8 years"):
-        config.load_schedule(project_dir, "never")  # cached, answered the same
+        schedules.load_schedule(project_dir, "never")  # cached, answered the same
 
 
 @pytest.mark.timeout(TIMEOUT)
@@ -404,7 +404,7 @@ def test_period_start_rules():
 def test_the_daemons_trigger_wakes_at_the_same_fire_times():
     """APScheduler's jobs ask the trigger for the next fire after the previous one: the
     repeated 01:30 on 25 October fires once, as periods are computed."""
-    trigger = config.cron_trigger("30 1 * * *", "Europe/London")
+    trigger = schedules.cron_trigger("30 1 * * *", "Europe/London")
     assert isinstance(trigger, CrontabTrigger)
     fire, woken = trigger.get_next_fire_time(None, utc(2026, 10, 20)), []
     while fire is not None and fire < utc(2026, 10, 30):

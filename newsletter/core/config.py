@@ -1,4 +1,4 @@
-"""newsletter.toml and schedules/NAME.toml, validated into typed settings.
+"""newsletter.toml validated into typed settings (the schedule files: schedules.py).
 
 Every problem names the file, the key and what was expected. Environment
 variables `NEWSLETTER_<SECTION>_<KEY>` override the file; secrets only ever
@@ -14,21 +14,17 @@ import string
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from newsletter.core import transport_url
 from newsletter.core.addresses import parse_mailbox
-from newsletter.core.durations import format_duration, parse_duration
-from newsletter.core.errors import ConfigError, UnknownScheduleError
+from newsletter.core.durations import parse_duration
+from newsletter.core.errors import ConfigError
 from newsletter.core.languages import check_language
-from newsletter.core.models import Schedule
 from newsletter.core.theme import ThemeSettings
-
-if TYPE_CHECKING:
-    from newsletter.core.periods import CrontabTrigger
 
 SETTINGS_FILE = "newsletter.toml"
 SCHEDULES_DIR = "schedules"
@@ -36,11 +32,11 @@ M = TypeVar("M", bound=BaseModel)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-def _check_zone(value: str) -> str:
+def check_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as e:
@@ -89,7 +85,7 @@ def _check_from(value: str) -> str:
     return value
 
 
-class SiteSettings(_Strict):
+class SiteSettings(Strict):
     name: str = Field(min_length=1)
     base_url: str
     timezone: str = "UTC"
@@ -101,7 +97,7 @@ class SiteSettings(_Strict):
     # What the mails and public pages speak (BCP 47); a schedule may say otherwise.
     language: str = "en"
 
-    _zone = field_validator("timezone")(_check_zone)
+    _zone = field_validator("timezone")(check_zone)
     _language = field_validator("language")(check_language)
     _url = field_validator("base_url")(_check_http_url)
     _article_url = field_validator("article_url")(_check_article_url)
@@ -111,7 +107,7 @@ class SiteSettings(_Strict):
         return ZoneInfo(self.timezone)
 
 
-class EmailSettings(_Strict):
+class EmailSettings(Strict):
     from_: str = Field(alias="from", min_length=3)
     transport: str = "file:outbox"
     # The List-Unsubscribe mailto: a mailbox your mail system turns into
@@ -144,13 +140,13 @@ def check_database_url(value: str) -> str:
     return value
 
 
-class DatabaseSettings(_Strict):
+class DatabaseSettings(Strict):
     url: str = "sqlite:///newsletter.db"
 
     _url = field_validator("url")(check_database_url)
 
 
-class WebSettings(_Strict):
+class WebSettings(Strict):
     public_url: str = ""
 
     @field_validator("public_url")
@@ -164,7 +160,7 @@ def _duration(value: object) -> object:
     return parse_duration(value) if isinstance(value, str) else value
 
 
-class SendingSettings(_Strict):
+class SendingSettings(Strict):
     """How `send` and `run` treat a relay that misbehaves (README: Sending)."""
 
     # A run whose first N deliveries all fail (or N in a row later) pauses the send.
@@ -185,7 +181,7 @@ DEFAULT_CONSENT = (
 )
 
 
-class SignupSettings(_Strict):
+class SignupSettings(Strict):
     """`newsletter serve`'s signup form, double opt-in and welcome (README: Subscribers join)."""
 
     consent_text: str = Field(default=DEFAULT_CONSENT, min_length=1, max_length=2000)
@@ -202,7 +198,7 @@ class SignupSettings(_Strict):
     _durations = field_validator("confirm_lifetime", "ip_window", mode="before")(_duration)
 
 
-class SourceSettings(_Strict):
+class SourceSettings(Strict):
     """One `[[sources]]` table: a feed URL, or a feed file or folder of pages (README: Sources)."""
 
     url: str = ""
@@ -248,7 +244,7 @@ def source_name(place: str) -> str:
     return "-".join(words)[:64].strip("-") or "source"
 
 
-class RelatedSettings(_Strict):
+class RelatedSettings(Strict):
     """Related links by similarity (README: Related links). `neighbours` and `language`
     shape the stored index: after changing either, `newsletter reindex`."""
 
@@ -267,7 +263,7 @@ DKIM_SELECTOR = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 DKIM_DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 
 
-class DkimSettings(_Strict):
+class DkimSettings(Strict):
     """DKIM signing (README: DKIM), off until domain and selector are set. The private key
     is read from key_file (outside the project) or NEWSLETTER_DKIM_KEY, never from here."""
 
@@ -328,7 +324,7 @@ def _check_mailbox(value: str) -> str:
     return value
 
 
-class BouncesSettings(_Strict):
+class BouncesSettings(Strict):
     """The return path and the bounce mailbox (README: Bounces and complaints)."""
 
     # The envelope sender (MAIL FROM) of every message; {token} names the delivery (VERP).
@@ -351,7 +347,7 @@ class BouncesSettings(_Strict):
         return (self.return_path or "bounces+{token}@" + from_domain).replace("{token}", token)
 
 
-class Settings(_Strict):
+class Settings(Strict):
     site: SiteSettings
     email: EmailSettings
     database: DatabaseSettings = DatabaseSettings()
@@ -378,48 +374,14 @@ class Settings(_Strict):
         return self.web.public_url or f"{self.site.base_url}/newsletter"
 
 
-class ScheduleFile(_Strict):
-    title: str = Field(min_length=1)
-    cron: str | None = None
-    day_of_week: str | None = None
-    hour: int | None = Field(default=None, ge=0, le=23)
-    minute: int = Field(default=0, ge=0, le=59)
-    timezone: str = "UTC"
-    categories: list[str] = Field(min_length=1)
-    max_per_category: int = Field(default=5, ge=1, le=100)
-    related_per_article: int = Field(default=3, ge=0, le=10)
-    subject: str = "{{ title }}: {{ lead.title }}"
-    template: str = "digest"
-    skip_if_empty: bool = True
-    lookback: str | None = None
-    catch_up: str | None = None
-    summary_length: int = Field(default=280, ge=40, le=2000)
-    language: str = ""  # default: [site] language
-    preheader: str = ""  # Jinja; default: the next titles after the subject's
-
-    _zone = field_validator("timezone")(_check_zone)
-
-    @field_validator("language")
-    @classmethod
-    def _language(cls, value: str) -> str:
-        return check_language(value) if value else value
-
-    @field_validator("template")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        if not NAME.match(value):
-            raise ValueError("a template name of letters, digits, '-' or '_' (no paths)")
-        return value
-
-
 def load_settings(root: Path, environ: dict[str, str] | None = None) -> Settings:
     path = root / SETTINGS_FILE
-    data = _read_toml(path)
+    data = read_toml(path)
     overrides = _apply_environment(data, os.environ if environ is None else environ)
-    return _validate(Settings, data, path, overrides)
+    return validate(Settings, data, path, overrides)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
@@ -489,7 +451,7 @@ def environment_warnings(environ: dict[str, str] | os._Environ[str]) -> list[str
 KEY_HINTS = {"email.transport": transport_url.HINT}
 
 
-def _validate(model: type[M], data: dict[str, Any], path: Path, overrides: dict[str, str] | None = None) -> M:
+def validate(model: type[M], data: dict[str, Any], path: Path, overrides: dict[str, str] | None = None) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -513,124 +475,3 @@ def _expected(error: Any) -> str:
     if ", got " in message or isinstance(shown, dict | list):  # said already, or a whole table
         return f"expected {message}"
     return f"expected {message}, got {shown!r}"
-
-
-def schedule_names(root: Path) -> list[str]:
-    folder = root / SCHEDULES_DIR
-    return sorted(p.stem for p in folder.glob("*.toml") if NAME.match(p.stem))
-
-
-def load_schedule(root: Path, name: str) -> Schedule:
-    if not NAME.match(name) or name not in schedule_names(root):
-        raise UnknownScheduleError(name, schedule_names(root))
-    path = root / SCHEDULES_DIR / f"{name}.toml"
-    parsed = _validate(ScheduleFile, _read_toml(path), path)
-    return _schedule(name, parsed, path)
-
-
-def load_schedules(root: Path) -> list[Schedule]:
-    return [load_schedule(root, name) for name in schedule_names(root)]
-
-
-def _schedule(name: str, parsed: ScheduleFile, path: Path) -> Schedule:
-    cron = _cron(parsed, path)
-    return Schedule(
-        name=name,
-        title=parsed.title,
-        cron=cron,
-        timezone=parsed.timezone,
-        categories=tuple(parsed.categories),
-        max_per_category=parsed.max_per_category,
-        related_per_article=parsed.related_per_article,
-        subject=parsed.subject,
-        template=parsed.template,
-        skip_if_empty=parsed.skip_if_empty,
-        lookback=_lookback(parsed.lookback, path),
-        summary_length=parsed.summary_length,
-        source=str(path),
-        catch_up=_catch_up(parsed.catch_up, path),
-        language=parsed.language,
-        preheader=parsed.preheader,
-    )
-
-
-def _cron(parsed: ScheduleFile, path: Path) -> str:
-    if parsed.cron and (parsed.day_of_week or parsed.hour is not None):
-        raise ConfigError(str(path), "cron", "expected either cron or day_of_week/hour, not both")
-    if parsed.cron:
-        expression = " ".join(parsed.cron.split())
-    elif parsed.day_of_week and parsed.hour is not None:
-        expression = f"{parsed.minute} {parsed.hour} * * {parsed.day_of_week}"
-    else:
-        raise ConfigError(
-            str(path), "cron", 'missing; expected cron = "0 8 * * mon" or day_of_week and hour keys'
-        )
-    _check_cron(expression, parsed.timezone, path)
-    return expression
-
-
-def cron_trigger(expression: str, timezone: str) -> CrontabTrigger:
-    """A schedule's trigger (periods.cron_trigger). APScheduler loads with the first
-    schedule, not with the settings: commands that read no schedule never import it."""
-    from newsletter.core import periods
-
-    return periods.cron_trigger(expression, timezone)
-
-
-def _check_cron(expression: str, timezone: str, path: Path) -> None:
-    """At load, so a cron that cannot be scheduled is one config error in every command
-    (and a schedule the daemon leaves out), never a traceback at build time."""
-    from newsletter.core.periods import check_fires
-
-    fields = expression.split()
-    if len(fields) == 5 and fields[2] != "*" and fields[4] != "*":
-        # crontab fires when either matches, APScheduler only when both do: refuse to guess.
-        raise ConfigError(
-            str(path),
-            "cron",
-            f"expected a day of the month or a day of the week, "
-            f"got both a day of the month and a day of the week in {expression!r} "
-            "(crontab would fire on either); use one, or two schedules",
-        )
-    try:
-        cron_trigger(expression, timezone)
-    except ValueError as e:
-        raise ConfigError(
-            str(path),
-            "cron",
-            f'expected a crontab expression such as "0 8 * * mon" ({e}), got {expression!r}',
-        ) from e
-    try:
-        check_fires(expression, timezone)
-    except ValueError as e:  # e.g. 30 February: it parses, and never comes
-        raise ConfigError(
-            str(path),
-            "cron",
-            f"expected a crontab expression that fires at least once every 8 years, got {expression!r}",
-        ) from e
-
-
-def _lookback(value: str | None, path: Path) -> timedelta | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as e:
-        raise ConfigError(str(path), "lookback", f"expected {e}") from e
-
-
-def _catch_up(value: str | None, path: Path) -> timedelta | None:
-    """How far back an issue after missed sends reaches; None: four of its periods."""
-    from newsletter.core.periods import MAX_CATCH_UP
-
-    if value is None:
-        return None
-    hint = 'Write how far back an issue after missed sends may reach, e.g. catch_up = "4w".'
-    try:
-        span = parse_duration(value)
-    except ValueError as e:
-        raise ConfigError(str(path), "catch_up", f"expected {e}", hint) from e
-    if span > MAX_CATCH_UP:
-        longest = format_duration(MAX_CATCH_UP)
-        raise ConfigError(str(path), "catch_up", f"expected at most {longest}, got {value!r}", hint)
-    return span

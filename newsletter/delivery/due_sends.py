@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from newsletter.core import config
+from newsletter.core import schedules
 from newsletter.core.clock import utc_now
 from newsletter.core.durations import format_duration
 from newsletter.core.errors import NewsletterError
@@ -99,7 +99,7 @@ def refresh_sources(project: Project, schedule: Schedule, fire_time: datetime, n
     if not project.settings.sources or (issue is not None and issue.status != IssueStatus.BUILT):
         return
     try:  # as the file names them: "*" is every category, also those not stored yet
-        categories = config.load_schedule(project.root, schedule.name).categories
+        categories = schedules.load_schedule(project.root, schedule.name).categories
     except (NewsletterError, OSError):
         categories = schedule.categories
     feeding = sources.feeding(project.store, project.settings, categories)
@@ -154,7 +154,7 @@ def catch_up(
     """For every schedule: finish the sends left in status "sending" (a crash or a
     stop), then send the latest period that fired within `grace` while we were down."""
     results: Results = []
-    for name in config.schedule_names(project.root):
+    for name in schedules.schedule_names(project.root):
         if stop is not None and stop.is_set():
             break
         schedule = load_logged(project, name)
@@ -262,7 +262,7 @@ def retry_queued(
             return []
         return [
             run_due(project, schedule, end, transport, stop)
-            for schedule in filter(None, (load_logged(project, n) for n in config.schedule_names(root)))
+            for schedule in filter(None, (load_logged(project, n) for n in schedules.schedule_names(root)))
             for end in unfinished_sends(project, schedule, now, grace)
             if _due(project, schedule, end, now)
         ]

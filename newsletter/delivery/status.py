@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from newsletter.core import config
+from newsletter.core import schedules
 from newsletter.core.durations import format_duration
 from newsletter.core.errors import NewsletterError
 from newsletter.core.models import IssueStatus, Schedule
@@ -32,7 +32,9 @@ def gather(project: Project, now: datetime, grace: timedelta) -> Status:
     return Status(
         now=now,
         timezone=project.settings.site.timezone,
-        schedules=tuple(_schedule(project, name, now, grace) for name in config.schedule_names(project.root)),
+        schedules=tuple(
+            _schedule(project, name, now, grace) for name in schedules.schedule_names(project.root)
+        ),
         sources=_sources(project),
         mailbox=_mailbox(project),
         audience=ListStatus(

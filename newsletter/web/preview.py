@@ -30,8 +30,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from newsletter.core.clock import utc_now as utc_now  # the one clock; re-exported
-from newsletter.core.config import schedule_names
 from newsletter.core.errors import NewsletterError
+from newsletter.core.schedules import schedule_names
 from newsletter.project import Project
 from newsletter.web import listen
 from newsletter.web import pages as page_env

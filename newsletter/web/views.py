@@ -9,9 +9,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from newsletter.core import clock
-from newsletter.core.config import NAME, schedule_names
+from newsletter.core.config import NAME
 from newsletter.core.errors import ConfigError, NewsletterError, TemplateError, UnknownScheduleError
 from newsletter.core.models import IssueStatus, Period, Schedule
+from newsletter.core.schedules import schedule_names
 from newsletter.digest import selection as select
 from newsletter.digest.render import GMAIL_CLIP_BYTES
 from newsletter.project import Build, Project, issue_stem
