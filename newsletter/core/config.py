@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from newsletter.core import transport_url
-from newsletter.core.addresses import parse_mailbox
+from newsletter.core.addresses import normalize_email, parse_mailbox
 from newsletter.core.durations import format_duration, parse_duration
 from newsletter.core.errors import ConfigError, UnknownScheduleError
 from newsletter.core.models import Schedule
@@ -346,6 +346,19 @@ class BouncesSettings(_Strict):
         return (self.return_path or "bounces+{token}@" + from_domain).replace("{token}", token)
 
 
+class PreviewSettings(_Strict):
+    """The editor's desk (README: Preview): who a test send may go to."""
+
+    # The only addresses `send --test` and the preview's "Send a test" mail: the preview
+    # is reachable by editors, and must not become a way to mail anyone.
+    test_recipients: list[str] = []
+
+    @field_validator("test_recipients")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        return [normalize_email(address) for address in value]
+
+
 class Settings(_Strict):
     site: SiteSettings
     email: EmailSettings
@@ -357,6 +370,7 @@ class Settings(_Strict):
     bounces: BouncesSettings = BouncesSettings()
     signup: SignupSettings = SignupSettings()
     sources: list[SourceSettings] = []
+    preview: PreviewSettings = PreviewSettings()
 
     @field_validator("sources")
     @classmethod
