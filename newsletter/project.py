@@ -225,10 +225,17 @@ class Project:
         )
 
     def build(
-        self, name: str, at: datetime, now: datetime, out: Path | None = None, record: bool = True
+        self,
+        name: str,
+        at: datetime,
+        now: datetime,
+        out: Path | None = None,
+        record: bool = True,
+        digest: Digest | None = None,
     ) -> Build:
+        """`digest`: what to build instead of the whole issue (the preview's variants)."""
         schedule = self.schedule(name)
-        digest = self.digest(schedule, at)
+        digest = self.digest(schedule, at) if digest is None else digest
         note = self.left_out(schedule, digest.period)
         warnings = [*self.category_warnings(schedule), *([note] if note else [])]
         if digest.is_empty and schedule.skip_if_empty:

@@ -4,13 +4,18 @@ a real aiosmtpd relay, dkimpy's verifier."""
 
 from __future__ import annotations
 
+import html
+import re
+import warnings
 from collections import Counter
+from collections.abc import Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import dkim
 import pytest
 import sqlalchemy as sa
+from starlette.exceptions import StarletteDeprecationWarning
 
 from newsletter import scaffold
 from newsletter.core.errors import ConfigError
@@ -20,8 +25,13 @@ from newsletter.delivery.send import send_schedule
 from newsletter.project import Project
 from newsletter.storage import schema
 from newsletter.storage.roster import Roster
+from newsletter.web.preview import create_app
 from tests.conftest import NOW, SECRET, THREE_READERS, CliRunnerForProject, SMTPServer
 from tests.test_dkim import enable, keygen
+
+with warnings.catch_warnings():  # as in test_preview.py: Starlette would rather run on httpx2
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
 
 WEEK = scaffold.DEMO_AT
 EDITORS = ["editor@site.org", "chief@site.org"]
@@ -135,3 +145,61 @@ def test_send_test_to_someone_not_listed_is_a_one_line_error(cli: CliRunnerForPr
     result = cli("send", "weekly", "--transport", "memory:", "--test", "stranger@elsewhere.org")
     assert result.exit_code == 1
     assert "'stranger@elsewhere.org' is not a test recipient" in result.stderr
+
+
+# -- the preview's desk ----------------------------------------------------------
+
+
+@pytest.fixture
+def desk_client(
+    desk: Project, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
+    path = desk.root / "newsletter.toml"
+    text = path.read_text("utf-8").replace('transport = "', f'transport = "{smtp_server.url}" # "', 1)
+    path.write_text(text, "utf-8")
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET["NEWSLETTER_SECRET_KEY"])
+    app = create_app(desk.root, clock=lambda: WEEK)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        yield client
+
+
+def form_of(page: str) -> dict[str, str]:
+    found = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
+    return {k: html.unescape(v) for k, v in found.items()}
+
+
+def test_the_page_lists_variants_with_send_counts_and_shows_each(desk: Project, desk_client):
+    plan = audience_plan(desk, desk.digest(desk.schedule("weekly"), WEEK))
+    page = desk_client.get("/schedules/weekly", params={"at": WEEK.isoformat()})
+    assert page.status_code == 200
+    shown = re.findall(
+        r'data-key="([^"]*)"[^>]*>[^<]*</a>\s*<span class="badge ok readers">(\d+)<', page.text
+    )
+    assert {html.unescape(k): int(n) for k, n in shown} == {v.key: v.readers for v in plan.variants}
+    sleep = next(v for v in plan.variants if v.categories == ("Sleep & recovery",))
+    one = desk_client.get("/schedules/weekly", params={"at": WEEK.isoformat(), "variant": sleep.key})
+    assert 'aria-current="page">Sleep &amp; recovery</a>' in one.text
+    frame = re.search(r'id="frame-desktop" title="[^"]*" src="([^"]+)"', one.text)
+    assert frame is not None
+    text = desk_client.get(html.unescape(frame[1]).replace("issue.html", "issue.txt")).text
+    assert "Sleep & recovery" in text and "Movement & fitness" not in text
+    missing = desk_client.get("/schedules/weekly/issue.html", params={"variant": "Nobody\x1fwants"})
+    assert missing.status_code == 404
+
+
+def test_the_page_sends_a_test_with_its_token_only(desk: Project, desk_client, smtp_server: SMTPServer):
+    page = desk_client.get("/schedules/weekly", params={"at": WEEK.isoformat()})
+    form = {**form_of(page.text), "to": EDITORS[1], "editor": "Ann\nForged line"}
+    sent = desk_client.post("/schedules/weekly/test", data=form)
+    assert sent.status_code == 200, sent.text
+    assert f"Test sent to {EDITORS[1]}." in sent.text
+    [received] = smtp_server.handler.messages
+    assert received.recipients == [EDITORS[1]] and b"Subject: [TEST] " in received.data
+    assert "by Ann Forged line\n" in (desk.root / DESK_LOG).read_text("utf-8")
+    stranger = desk_client.post("/schedules/weekly/test", data={**form, "to": "x@elsewhere.org"})
+    assert stranger.status_code == 400 and "is not a test recipient" in stranger.text
+    forged = desk_client.post("/schedules/weekly/test", data={**form, "token": "forged"})
+    assert forged.status_code == 403
+    assert len(smtp_server.handler.messages) == 1
+    with desk.store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.deliveries)).scalar() == 0

@@ -22,7 +22,7 @@ from newsletter.core.tokens import Tokens, secret_key
 from newsletter.delivery.delivering import list_headers, sealed
 from newsletter.delivery.send import plan_audience, render_variants
 from newsletter.delivery.signing import preflight as dkim_preflight
-from newsletter.delivery.transports import transport_factory
+from newsletter.delivery.transports import DeliveryError, transport_factory
 from newsletter.digest.mail import MessageTemplate, Recipient, new_message_id
 from newsletter.project import Project
 from newsletter.storage.roster import Roster
@@ -145,7 +145,12 @@ def send_test(
             message = template.render(_recipient(project, tokens, address, template.origin.domain))
             token = tokens.for_delivery(NOBODY)
             envelope, message = sealed(project.settings, signer, message, token, template.origin.domain)
-            transport.send(envelope, address, message)
+            try:
+                transport.send(envelope, address, message)
+            except DeliveryError as e:  # the relay's word, as one line for the page or terminal
+                raise NewsletterError(
+                    f"the test to {address} was not sent: {e}", "Check [email] transport and the relay."
+                ) from None
     finally:
         transport.close()
     log(
