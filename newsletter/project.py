@@ -226,10 +226,17 @@ class Project:
         )
 
     def build(
-        self, name: str, at: datetime, now: datetime, out: Path | None = None, record: bool = True
+        self,
+        name: str,
+        at: datetime,
+        now: datetime,
+        out: Path | None = None,
+        record: bool = True,
+        digest: Digest | None = None,
     ) -> Build:
+        """`digest`: what to build instead of the whole issue (the preview's variants)."""
         schedule = self.schedule(name)
-        digest = self.digest(schedule, at)
+        digest = self.digest(schedule, at) if digest is None else digest
         note = self.left_out(schedule, digest.period)
         warnings = [*self.category_warnings(schedule), *([note] if note else [])]
         warnings += contrast_warnings(self.settings.theme)

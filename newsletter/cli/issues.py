@@ -14,8 +14,10 @@ import click
 from newsletter.core.errors import NewsletterError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from newsletter.delivery.send import SendSummary
-    from newsletter.project import Build
+    from newsletter.project import Build, Project
 
 from newsletter.cli.archive import show_ingest
 from newsletter.cli.base import (
@@ -179,6 +181,15 @@ def preview(ctx: click.Context, host: str, port: int) -> None:
     help="Send over SMTP even with the From or postal address `init` wrote as a placeholder "
     "(for a test; also NEWSLETTER_ALLOW_PLACEHOLDERS=1).",
 )
+@click.option(
+    "--test",
+    "tests",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Send only a test, subject marked [TEST], to this address (repeatable; each must be in "
+    "[preview] test_recipients); nothing is recorded.",
+)
+@click.option("--editor", default=None, help="Who sends the test, for desk.log (default: your login name).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def send(
@@ -192,6 +203,8 @@ def send(
     retry_unknown: bool,
     retry_failed: bool,
     allow_placeholders: bool,
+    tests: tuple[str, ...],
+    editor: str | None,
     as_json: bool,
 ) -> None:
     """Send a schedule's issue to its subscribers; run again to resume."""
@@ -201,6 +214,9 @@ def send(
     zone = project.schedule(schedule).zone
     if not allow_placeholders:
         sending.check_placeholders(project.settings, project.transport_url(transport))
+    if tests:
+        test_send(project, schedule, parse_moment(at, zone), tests, editor, transport)
+        return
     options = sending.SendOptions(
         connections=connections,
         rate=rate,
@@ -223,6 +239,24 @@ def send(
     show_send(summary, as_json)
     if summary.outcome in SEND_FAILURES:
         raise NewsletterError(summary.message or f"send {summary.outcome}", SEND_FAILURES[summary.outcome])
+
+
+def test_send(
+    project: Project,
+    schedule: str,
+    at: datetime,
+    tests: tuple[str, ...],
+    editor: str | None,
+    transport: str | None,
+) -> None:
+    """`send --test`: the issue to the listed test recipients only, recorded nowhere."""
+    import getpass
+
+    from newsletter.delivery.desk import TestSend, send_test
+
+    who = editor if editor is not None else getpass.getuser()
+    sent = send_test(project, TestSend(schedule, at, tests, who, transport=transport), now(), echo_err)
+    click.echo(f"Test of {schedule} sent to {', '.join(sent)} (subject marked [TEST]; nothing recorded).")
 
 
 # Outcomes that exit 1, with what to do. "queued" exits 0: retries are on their way.

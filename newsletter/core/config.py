@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from newsletter.core import transport_url
-from newsletter.core.addresses import parse_mailbox
+from newsletter.core.addresses import normalize_email, parse_mailbox
 from newsletter.core.durations import parse_duration
 from newsletter.core.errors import ConfigError
 from newsletter.core.languages import check_language
@@ -347,6 +347,19 @@ class BouncesSettings(Strict):
         return (self.return_path or "bounces+{token}@" + from_domain).replace("{token}", token)
 
 
+class PreviewSettings(Strict):
+    """The editor's desk (README: Preview): who a test send may go to."""
+
+    # The only addresses `send --test` and the preview's "Send a test" mail: the preview
+    # is reachable by editors, and must not become a way to mail anyone.
+    test_recipients: list[str] = []
+
+    @field_validator("test_recipients")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        return [normalize_email(address) for address in value]
+
+
 class Settings(Strict):
     site: SiteSettings
     email: EmailSettings
@@ -359,6 +372,7 @@ class Settings(Strict):
     signup: SignupSettings = SignupSettings()
     theme: ThemeSettings = ThemeSettings()
     sources: list[SourceSettings] = []
+    preview: PreviewSettings = PreviewSettings()
 
     @field_validator("sources")
     @classmethod

@@ -36,10 +36,19 @@ def checked(warning: str) -> bool:
     return warning.startswith(CHECKED)
 
 
-def issue_url(name: str, at: datetime | None = None, part: str | None = None) -> str:
-    """/schedules/NAME[/issue.PART][?at=ISO]; the offset's `+` is encoded, not a space."""
+def issue_url(
+    name: str,
+    at: datetime | None = None,
+    part: str | None = None,
+    variant: str | None = None,
+    at_text: str | None = None,
+) -> str:
+    """/schedules/NAME[/issue.PART][?at=ISO][&variant=KEY]; the offset's `+` is encoded,
+    not a space. `at_text`: a moment as a form sent it back."""
     path = f"/schedules/{quote(name, safe='')}" + (f"/issue.{part}" if part else "")
-    return f"{path}?{urlencode({'at': at.isoformat()})}" if at else path
+    query = {"at": at.isoformat() if at else at_text or "", "variant": variant or ""}
+    shown = {k: v for k, v in query.items() if v}
+    return f"{path}?{urlencode(shown)}" if shown else path
 
 
 def issue_stem_of(build: Build) -> str:

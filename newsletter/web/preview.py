@@ -5,8 +5,8 @@ server-rendered pages, a little plain JavaScript for tabs, frame sizing and
 live reload (it polls `/changes`, which fingerprints the project's files and
 archive), and the raw .html/.txt/.eml parts for the iframes and downloads.
 
-Routes: `/`, `/schedules/<name>?at=`, `/schedules/<name>/issue.{html,txt,eml}?at=`,
-`/changes?since=`, `/static/...`.
+Routes: `/`, `/schedules/<name>?at=&variant=`, `/schedules/<name>/issue.{html,txt,eml}?at=&variant=`,
+`POST /schedules/<name>/test` (the desk's "Send a test", web/desk.py), `/changes?since=`, `/static/...`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -33,8 +34,10 @@ from newsletter.core.clock import utc_now as utc_now  # the one clock; re-export
 from newsletter.core.errors import NewsletterError
 from newsletter.core.schedules import schedule_names
 from newsletter.project import Project
-from newsletter.web import listen
+from newsletter.web import desk, listen
 from newsletter.web import pages as page_env
+from newsletter.web.desk import UnknownVariant
+from newsletter.web.forms import Fields, TooLarge, read_fields
 from newsletter.web.security import PAGE_CSP, SecurityHeaders, email_headers, framed_page_headers
 from newsletter.web.views import (
     BadMoment,
@@ -43,6 +46,7 @@ from newsletter.web.views import (
     explain,
     issue_page,
     issue_parts,
+    load_schedule,
     schedule_rows,
 )
 from newsletter.web.workspace import Clock, Workspace
@@ -105,7 +109,9 @@ class Pages:
         name = request.path_params["name"]
         version = self.workspace.version()
         try:
-            page = issue_page(self.workspace, name, request.query_params.get("at"))
+            page = issue_page(
+                self.workspace, name, request.query_params.get("at"), request.query_params.get("variant")
+            )
         except ScheduleNotFound:
             return self.not_found(request, name)
         except BadMoment as e:
@@ -126,9 +132,13 @@ class Pages:
         # Errors here are seen inside the preview's iframe: let the preview frame them.
         framed = framed_page_headers()
         try:
-            build, parts = issue_parts(self.workspace, name, request.query_params.get("at"))
+            build, parts = issue_parts(
+                self.workspace, name, request.query_params.get("at"), request.query_params.get("variant")
+            )
         except ScheduleNotFound:
             return self.not_found(request, name, framed)
+        except UnknownVariant as e:
+            return self.error(request, 404, "No such variant", ErrorInfo("Not found", str(e), e.hint), framed)
         except BadMoment as e:
             return self.error(
                 request,
@@ -156,6 +166,25 @@ class Pages:
         disposition = "attachment" if part == "eml" else "inline"
         headers = {**email_headers(), "content-disposition": f'{disposition}; filename="{stem}.{part}"'}
         return Response(parts[part], media_type=PARTS[part], headers=headers)
+
+    async def test_send(self, request: Request) -> Response:
+        """ "Send a test": the form's fields, then the send in a worker thread."""
+        try:
+            fields = await read_fields(request)
+        except TooLarge:
+            raise HTTPException(413) from None
+        return await run_in_threadpool(self._test_send, request, fields)
+
+    def _test_send(self, request: Request, fields: Fields) -> Response:
+        name = request.path_params["name"]
+        with self.workspace.project() as project:
+            try:
+                load_schedule(project, name)
+            except ScheduleNotFound:
+                return self.not_found(request, name)
+            outcome = desk.test_send(project, name, fields, "", self.workspace.clock())
+        back = page_env.issue_url(name, None, None, fields.one("variant", 2048) or None, fields.one("at"))
+        return self.render(request, "sent.html", outcome.status, outcome=outcome, schedule=name, back=back)
 
     def changes(self, request: Request) -> Response:
         """What open pages poll: the current version, and whether it differs from `since`."""
@@ -245,6 +274,7 @@ def create_app(
         Route("/changes", pages.changes, name="changes"),
         Route("/schedules/{name}", pages.issue, name="issue"),
         Route("/schedules/{name}/issue.{part}", pages.part, name="part"),
+        Route("/schedules/{name}/test", pages.test_send, methods=["POST"], name="test"),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [

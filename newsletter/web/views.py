@@ -17,6 +17,7 @@ from newsletter.digest import selection as select
 from newsletter.digest.render import GMAIL_CLIP_BYTES
 from newsletter.project import Build, Project, issue_stem
 from newsletter.storage.issues import IssueRecord, Issues
+from newsletter.web.desk import AudiencePlan, DeskForm, audience_plan, desk_form, variant_of
 from newsletter.web.workspace import Workspace
 
 # Amber from 80% of Gmail's clip: a few more articles would cross it.
@@ -96,6 +97,9 @@ class IssuePage:
     next_at: datetime | None = None
     build: Build | None = None
     error: ErrorInfo | None = None
+    variant: str | None = None  # the variant shown (`?variant=`); None: the whole issue
+    audience: AudiencePlan | None = None
+    desk: DeskForm | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -151,7 +155,9 @@ def load_schedule(project: Project, name: str) -> Schedule:
         raise ScheduleNotFound(name) from None
 
 
-def issue_page(workspace: Workspace, name: str, at_text: str | None) -> IssuePage:
+def issue_page(
+    workspace: Workspace, name: str, at_text: str | None, variant: str | None = None, bound_to: str = ""
+) -> IssuePage:
     """Build the issue for the page; a build error becomes the page's error panel.
 
     Raises ScheduleNotFound, BadMoment, or NewsletterError when the project or
@@ -165,21 +171,36 @@ def issue_page(workspace: Workspace, name: str, at_text: str | None) -> IssuePag
         page = IssuePage(
             schedule, at, at_text is not None, now, project.settings.email.from_, period, previous, following
         )
+        page.variant = variant or None
+        page.desk = desk_form(project, schedule.name, bound_to, now)
         try:
-            page.build = project.build(schedule.name, at, now, record=False)
+            page.audience, page.build = variant_build(project, schedule, at, now, page.variant)
         except NewsletterError as e:
             page.error = describe(e, project)
     return page
 
 
-def issue_parts(workspace: Workspace, name: str, at_text: str | None) -> tuple[Build, dict[str, bytes]]:
+def variant_build(
+    project: Project, schedule: Schedule, at: datetime, now: datetime, variant: str | None
+) -> tuple[AudiencePlan, Build]:
+    """The audience as `send` plans it, and the build of the variant asked for (or the whole
+    issue). Raises UnknownVariant for a variant nobody gets."""
+    digest = project.digest(schedule, at)
+    plan = audience_plan(project, digest)
+    chosen = variant_of(plan, digest, variant)
+    return plan, project.build(schedule.name, at, now, record=False, digest=chosen)
+
+
+def issue_parts(
+    workspace: Workspace, name: str, at_text: str | None, variant: str | None = None
+) -> tuple[Build, dict[str, bytes]]:
     """The raw .html/.txt/.eml of an issue; raises NewsletterError when it cannot be built."""
     now = workspace.clock()
     with workspace.project() as project:
         schedule = load_schedule(project, name)
         at = parse_moment(at_text, schedule.zone, now)
         navigation(project, schedule, at)  # rejects moments no cron arithmetic can handle, as a 400
-        build = project.build(schedule.name, at, now, record=False)
+        _, build = variant_build(project, schedule, at, now, variant or None)
         return build, project.parts(build.issue, now) if build.issue else {}
 
 

@@ -1,0 +1,94 @@
+"""The editor's desk in the preview: the variants an issue goes out in, and "Send a test".
+
+The one module of the preview that reaches sending, and only through `delivery/desk.py`:
+its counts are `send`'s own (`plan_audience`), and its mail goes only to the addresses
+of `[preview] test_recipients` (pyproject's import contracts name this exception).
+Every POST carries a form token (core/tokens.py `Purposes`), bound to the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from newsletter.core.errors import NewsletterError
+from newsletter.core.text import plain_line
+from newsletter.core.tokens import BadToken, Purposes, secret_key
+from newsletter.delivery.desk import (
+    AudiencePlan,
+    TestSend,
+    UnknownVariant,
+    audience_plan,
+    send_test,
+    variant_of,
+)
+from newsletter.project import Project
+from newsletter.web.forms import Fields
+
+__all__ = ["AudiencePlan", "UnknownVariant", "audience_plan", "variant_of"]
+
+FORM_LIFETIME = timedelta(hours=12)  # a page left open longer is reloaded before it sends
+EDITOR_LIMIT = 100
+
+
+def form_page(name: str) -> str:
+    return f"desk:{name}"
+
+
+@dataclass(frozen=True)
+class DeskForm:
+    """What the "Send a test" form needs: who may get one, and its token ("" = no secret
+    key set, so no form: the page says why)."""
+
+    recipients: tuple[str, ...]
+    token: str
+
+
+def desk_form(project: Project, name: str, bound_to: str, now: datetime) -> DeskForm:
+    recipients = tuple(project.settings.preview.test_recipients)
+    try:
+        purposes = Purposes(secret_key(project.environ))
+    except NewsletterError:
+        return DeskForm(recipients, "")
+    return DeskForm(recipients, purposes.make_form(form_page(name), bound_to, now))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A test send's answer: the status, what the page says, and to whom it went."""
+
+    status: int
+    message: str
+    sent: tuple[str, ...] = ()
+
+
+def test_send(project: Project, name: str, fields: Fields, bound_to: str, now: datetime) -> Outcome:
+    """The form's POST: its token checked first, then `send_test` (which refuses an address
+    not listed, before anything goes out)."""
+    try:
+        purposes = Purposes(secret_key(project.environ))
+        purposes.read_form(fields.one("token", 2048), form_page(name), bound_to, now, FORM_LIFETIME)
+    except BadToken as e:
+        return Outcome(403, f"Not sent: {e}. Reload the page and send again.")
+    except NewsletterError as e:
+        return Outcome(400, f"Not sent: {e}")
+    at = _moment(fields.one("at"))
+    if at is None:
+        return Outcome(400, "Not sent: the form's moment is not a date and time. Reload the page.")
+    editor = plain_line(fields.one("editor", EDITOR_LIMIT))
+    if not editor:
+        return Outcome(400, "Not sent: say who you are (your name goes in desk.log with the test).")
+    test = TestSend(name, at, fields.many("to"), editor, fields.one("variant", 2048) or None)
+    try:
+        sent = send_test(project, test, now)
+    except NewsletterError as e:
+        return Outcome(400, f"Not sent: {e}" + (f" {e.hint}" if e.hint else ""))
+    return Outcome(200, f"Test sent to {', '.join(sent)}.", tuple(sent))
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else None
