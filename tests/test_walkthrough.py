@@ -12,8 +12,9 @@ import re
 import shlex
 import threading
 import warnings
-from contextlib import closing
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.utils import format_datetime
@@ -27,10 +28,10 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from newsletter.audience.dispatch import for_serve
 from newsletter.cli import main
-from newsletter.core.config import load_settings
+from newsletter.core.config import load_settings, source_name
 from newsletter.delivery.transports import Courier
-from newsletter.storage.roster import Roster
 from newsletter.project import Project
+from newsletter.storage.roster import Roster
 from newsletter.web.public import create_app
 from tests.conftest import FIXTURES, SMTPServer
 
@@ -62,17 +63,38 @@ def blocks(kind: str) -> list[str]:
     return re.findall(rf"```{kind}\n(.*?)```", section(), flags=re.S)
 
 
-def script() -> list[list[str]]:
+@dataclass
+class Line:
+    """A command line of the section, and the lines its console block shows it printing."""
+
+    words: list[str]
+    shown: list[str] = field(default_factory=list)
+
+
+def script() -> list[Line]:
     """The section's command lines in order: `cd`, `export` and `newsletter` (a `$ ` prompt
-    and `\\` line continuations as a shell reads them; comments dropped)."""
-    lines = "\n".join(re.findall(r"```(?:sh|console)\n(.*?)```", section(), flags=re.S))
-    lines = lines.replace("\\\n", " ")
-    words = [shlex.split(line.removeprefix("$ "), comments=True) for line in lines.splitlines()]
-    return [w for w in words if w and w[0] in ("cd", "export", "newsletter")]
+    and `\\` line continuations read as a shell reads them; comments dropped), each with
+    what it is shown printing in a console block."""
+    found: list[Line] = []
+    for kind, block in re.findall(r"```(sh|console)\n(.*?)```", section(), flags=re.S):
+        for text in block.replace("\\\n", " ").splitlines():
+            if kind == "console" and not text.startswith("$ "):
+                found[-1].shown.append(text)
+            elif words := shlex.split(text.removeprefix("$ "), comments=True):
+                found.append(Line(words))
+    return [line for line in found if line.words[0] in ("cd", "export", "newsletter")]
+
+
+def shown_as(line: str) -> re.Pattern[str]:
+    """A line as the README shows it, as a pattern: `...` stands for anything, and a
+    number for any number (dates, sizes, timings)."""
+    parts = re.split(r"(\.\.\.|\d+)", line.strip())
+    pattern = "".join(".*" if p == "..." else r"\d+" if p.isdigit() else re.escape(p) for p in parts)
+    return re.compile(pattern)
 
 
 def test_the_section_runs_init_fetch_build_import_keygen_send_run_serve_status():
-    ran = [" ".join(w[:2]) for w in script() if w[0] == "newsletter"]
+    ran = [" ".join(line.words[:2]) for line in script() if line.words[0] == "newsletter"]
     assert ran == [
         "newsletter init",
         "newsletter fetch",
@@ -141,6 +163,7 @@ class Walk:
     def __init__(self, tmp: Path, feed: str, smtp: SMTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
         self.tmp, self.feed, self.smtp, self.monkeypatch = tmp, feed, smtp, monkeypatch
         self.runner = CliRunner()
+        self.shown: list[str] = []
 
     def swap(self, word: str) -> str:
         return {FEED: self.feed, SMTP: self.smtp.url}.get(word, word)
@@ -148,8 +171,23 @@ class Walk:
     def cli(self, words: list[str]) -> Result:
         result = self.runner.invoke(main, [self.swap(w) for w in words[1:]], catch_exceptions=False)
         assert result.exit_code == 0, f"{shlex.join(words)}\n{result.output}"
-        print("$", shlex.join(words), "\n", result.output)  # DEBUG
+        self.printed_as_shown(words, result.output)
         return result
+
+    def printed_as_shown(self, words: list[str], output: str) -> None:
+        """Every line the README shows the command printing is printed (here the home
+        folder is the test's, and the feed is served from 127.0.0.1)."""
+        output = output.replace(str(self.tmp / "home"), "/home/you").replace(str(self.tmp), "/home/you")
+        output = output.replace(source_name(self.feed), source_name(FEED))
+        printed = [p.strip() for p in output.splitlines()]
+        for shown in self.shown:
+            assert any(shown_as(shown).fullmatch(p) for p in printed), (
+                f"README shows `{shlex.join(words)}` printing\n{shown}\nbut it printed\n{output}"
+            )
+
+    def run(self, line: Line) -> None:
+        self.shown = line.shown
+        self.step(line.words)
 
     def step(self, words: list[str]) -> None:
         if words[0] == "cd":
@@ -186,7 +224,11 @@ def fetch(walk: Walk, words: list[str]) -> None:
     assert re.search(r"^[\w-]+-feed-xml: (ok|not-modified): ", out, flags=re.M), out
     with closing(Project(Path.cwd())) as project:
         titles = {s.article.title for s in project.store.articles()}
-    assert titles == {"Rain walks in the Black Forest", "Old maps of the Rhine valley", "Walking the old salt roads"}
+    assert titles == {
+        "Rain walks in the Black Forest",
+        "Old maps of the Rhine valley",
+        "Walking the old salt roads",
+    }
 
 
 def build(walk: Walk, words: list[str]) -> None:
@@ -220,7 +262,9 @@ def send(walk: Walk, words: list[str]) -> None:
     assert "1 sent" in out, out
     (mail,) = walk.smtp.handler.received_by("you@field-notes.eu")
     message = message_from_bytes(mail.data, policy=policy.default)
-    assert "d=field-notes.eu" in str(message["DKIM-Signature"]) and "s=nl2026" in str(message["DKIM-Signature"])
+    assert "d=field-notes.eu" in str(message["DKIM-Signature"]) and "s=nl2026" in str(
+        message["DKIM-Signature"]
+    )
     assert str(message["From"]) == "Field Notes <news@field-notes.eu>"
     assert f"{PUBLIC}/unsubscribe?token=" in str(message["List-Unsubscribe"])
 
@@ -239,7 +283,11 @@ def serve(walk: Walk, words: list[str]) -> None:
         assert form.status_code == 200
         assert action(form.text, str(form.url)) == f"{PUBLIC}/subscribe"
         clock.now += timedelta(seconds=5)  # a person takes a while to fill it in
-        data = {"email": "newcomer@field-notes.eu", "name": "New", "form_token": hidden(form.text, "form_token")}
+        data = {
+            "email": "newcomer@field-notes.eu",
+            "name": "New",
+            "form_token": hidden(form.text, "form_token"),
+        }
         assert http.post(f"{PUBLIC}/subscribe", data=data).status_code == 200
         (mail,) = walk.smtp.handler.received_by("newcomer@field-notes.eu")  # drained after the answer
         message = message_from_bytes(mail.data, policy=policy.default)
@@ -290,6 +338,7 @@ CHECKS: dict[str, Callable[[Walk, list[str]], None]] = {
 }
 
 
+@pytest.mark.slow  # ~4 s: every step of the README, a feed and an SMTP server
 def test_the_readme_walk_through_runs_as_written(
     tmp_path: Path, feed_url: str, smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -297,5 +346,5 @@ def test_the_readme_walk_through_runs_as_written(
     for name in ("NEWSLETTER_SECRET_KEY", "NEWSLETTER_SMTP_PASSWORD", "NEWSLETTER_EMAIL_TRANSPORT"):
         monkeypatch.delenv(name, raising=False)
     walk = Walk(tmp_path, feed_url, smtp_server, monkeypatch)
-    for words in script():
-        walk.step(words)
+    for line in script():
+        walk.run(line)

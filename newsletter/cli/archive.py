@@ -130,8 +130,7 @@ def _first_fetch(root: Path) -> None:
         click.echo(f"{result.name}: {result.status}: {result.message}")
         if result.status in (polls.PARTIAL, polls.FAILED):
             click.echo(
-                "warning: the project is made; fix [[sources]] in newsletter.toml and run "
-                "`newsletter fetch`",
+                "warning: the project is made; fix [[sources]] in newsletter.toml and run `newsletter fetch`",
                 err=True,
             )
 
