@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from newsletter.core import config
 from newsletter.core.models import Digest, Issue, IssueStatus, Period, Schedule, StoredArticle
 from newsletter.core.output import write_files
+from newsletter.core.theme import contrast_warnings
 from newsletter.digest import enrich
 from newsletter.digest.check import check_issue
 from newsletter.digest.enrich import Candidate
@@ -231,6 +232,7 @@ class Project:
         digest = self.digest(schedule, at)
         note = self.left_out(schedule, digest.period)
         warnings = [*self.category_warnings(schedule), *([note] if note else [])]
+        warnings += contrast_warnings(self.settings.theme)
         if digest.is_empty and schedule.skip_if_empty:
             return Build(schedule, digest.period, at, digest, None, warnings=warnings)
         issue = self.renderer.render(digest, self.settings, self.links(schedule, digest.period))

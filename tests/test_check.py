@@ -146,7 +146,8 @@ def test_build_prints_the_checks_warnings(tmp_path: Path, demo: Path) -> None:
     footer = root / "templates"
     shutil.copytree(default_templates(), footer, dirs_exist_ok=True)
     digest = footer / "digest.mjml.j2"
-    digest.write_text(digest.read_text().replace('color="#4b5563"', 'color="#c0c0c0"'))
+    faint = '<mj-text><p style="color:#c8c8c8">Words too faint to read</p></mj-text>'
+    digest.write_text(digest.read_text().replace("</mj-column>", faint + "</mj-column>", 1))
     result = CliRunner().invoke(
         main, ["--project", str(root), "build", "weekly", "--at", "2026-11-23T08:00:00+00:00"]
     )

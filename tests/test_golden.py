@@ -61,3 +61,38 @@ def test_demo_issue_matches_golden(demo_parts: dict[str, bytes], name: str):
         f"{name} differs from its golden file: "
         "if the change is intended, run `make golden` and review the diff"
     )
+
+
+LANGUAGES = ("de", "ar", "ja")  # issue 19: one left-to-right, one right-to-left, one CJK
+
+
+@pytest.fixture(scope="module")
+def language_parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The demo's weekly issue with `[site] language` set: every word the template
+    prints, the dates and the direction follow it (the articles stay as written)."""
+    parts = {}
+    for language in LANGUAGES:
+        root = tmp_path_factory.mktemp(f"golden-{language}") / "demo"
+        scaffold.init_demo(root)
+        toml = root / "newsletter.toml"
+        toml.write_text(toml.read_text().replace("[site]\n", f'[site]\nlanguage = "{language}"\n', 1))
+        project = Project(root, environ={})
+        try:
+            project.ingest([str(scaffold.demo_articles())], BUILT_AT)
+            build = project.build("weekly", scaffold.DEMO_AT, BUILT_AT, out=root / "issues")
+            for ext, path in build.files.items():
+                parts[f"weekly.{language}.{ext}"] = blank(path.read_bytes())
+        finally:
+            project.close()
+    return parts
+
+
+@pytest.mark.parametrize(
+    "name", [f"weekly.{lang}.{ext}" for lang in LANGUAGES for ext in ("html", "txt", "eml")]
+)
+def test_issue_in_each_language_matches_golden(language_parts: dict[str, bytes], name: str):
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_bytes(language_parts[name])
+    assert path.exists(), f"{path} is missing: run `make golden`"
+    assert language_parts[name] == path.read_bytes(), f"{name} differs: run `make golden`, review the diff"

@@ -93,7 +93,7 @@ def test_confirm_page_changes_nothing(client: TestClient, project: Project, peop
     assert '<form method="post" action="unsubscribe">' in text
     assert f'name="token" value="{ann}"' in text
     assert '<button type="submit">Unsubscribe</button>' in text
-    assert '<html lang="en">' in text
+    assert '<html lang="en" dir="ltr">' in text  # issue 19: the site's language and direction
     assert client.head("/unsubscribe", params={"token": ann}).status_code == 200
     assert statuses(project) == dict.fromkeys(people, "active")
 

@@ -248,13 +248,12 @@ class Dispatch:
 
     def _welcome(self, notice: Notice, person: Subscriber) -> notices.Outgoing:
         links, _ = self._links(person)
-        titles = [s.title for s in self._schedules(person)]
         return notices.welcome(
             self.project.renderer,
             self.settings,
             person.email,
             person.name,
-            titles,
+            self._schedules(person),
             links,
             self.clock(),
             notice.message_id,

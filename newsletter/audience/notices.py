@@ -11,10 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from newsletter.core import translations
 from newsletter.core.config import Settings
+from newsletter.core.models import Schedule
 from newsletter.core.text import plain_line
 from newsletter.digest.mail import MessageTemplate, Recipient, sender
-from newsletter.digest.render import Renderer
+from newsletter.digest.render import Renderer, language_context
+
+DAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,11 @@ def confirmation(
     now: datetime,
     message_id: str,
 ) -> Outgoing:
-    subject = f"Confirm your subscription to {settings.site.name}"
-    context = _context(settings, subject, "One click and you are subscribed", name)
-    html, text = renderer.notice("confirm", {**context, "confirm_url": url, "lifetime": in_words(lifetime)})
+    _ = translations.translations(settings.site.language).gettext
+    subject = _("Confirm your subscription to %(site)s") % {"site": settings.site.name}
+    context = _context(settings, subject, _("One click and you are subscribed"), name)
+    lifetime_words = in_words(lifetime, settings.site.language)
+    html, text = renderer.notice("confirm", {**context, "confirm_url": url, "lifetime": lifetime_words})
     return _outgoing(settings, subject, html, text, email, name, now, message_id, None)
 
 
@@ -55,15 +61,18 @@ def welcome(
     settings: Settings,
     email: str,
     name: str,
-    schedules: list[str],
+    schedules: list[Schedule],
     links: Links,
     now: datetime,
     message_id: str,
 ) -> Outgoing:
-    subject = f"Welcome to {settings.site.name}"
-    context = _context(settings, subject, "You are subscribed", name)
+    language = settings.site.language
+    _ = translations.translations(language).gettext
+    subject = _("Welcome to %(site)s") % {"site": settings.site.name}
+    context = _context(settings, subject, _("You are subscribed"), name)
     context |= {
-        "schedules": schedules,
+        "schedules": [s.title for s in schedules],
+        "cadences": [(s.title, cadence(s, language)) for s in schedules],
         "preferences_url": links.preferences,
         "unsubscribe_url": links.unsubscribe,
     }
@@ -88,15 +97,42 @@ def issue(
     return _outgoing(settings, subject, html, text, email, name, now, message_id, links, tokens)
 
 
-def in_words(span: timedelta) -> str:
+def in_words(span: timedelta, language: str = "en") -> str:
     """7 days, 1 day, 12 hours: how a mail says how long a link works."""
+    words = translations.translations(language)
     days, hours = span.days, span.seconds // 3600
-    count, unit = (days, "day") if days and not hours else (days * 24 + hours or 1, "hour")
-    return f"{count} {unit}{'' if count == 1 else 's'}"
+    if days and not hours:
+        return words.ngettext("%(num)d day", "%(num)d days", days) % {"num": days}
+    count = days * 24 + hours or 1
+    return words.ngettext("%(num)d hour", "%(num)d hours", count) % {"num": count}
+
+
+def cadence(schedule: Schedule, language: str) -> str:
+    """ "every Monday at 08:00", "every day at 07:30"; "" for a cron too rich to say in words."""
+    fields = schedule.cron.split()
+    if len(fields) != 5 or not (fields[0].isdigit() and fields[1].isdigit()) or fields[2:4] != ["*", "*"]:
+        return ""
+    _ = translations.translations(language).gettext
+    dow = fields[4].lower()
+    day = DAYS.get(dow[:3]) if not dow.isdigit() else (int(dow) - 1) % 7
+    if dow != "*" and day is None:
+        return ""
+    name, time = translations.weekday_time(day or 0, int(fields[1]), int(fields[0]), language)
+    if dow == "*":
+        return _("every day at %(time)s") % {"time": time}
+    return _("every %(day)s at %(time)s") % {"day": name, "time": time}
 
 
 def _context(settings: Settings, subject: str, preheader: str, name: str) -> dict[str, object]:
-    return {"site": settings.site, "subject": subject, "preheader": preheader, "name": plain_line(name)}
+    return {
+        **language_context(settings, settings.site.language),
+        "site": settings.site,
+        "subject": subject,
+        "preheader": preheader,
+        "name": plain_line(name),
+        "subscribe_url": f"{settings.public_url}/subscribe",
+        "archive_url": f"{settings.public_url}/issues/",
+    }
 
 
 def _outgoing(

@@ -23,7 +23,9 @@ from newsletter.core import transport_url
 from newsletter.core.addresses import parse_mailbox
 from newsletter.core.durations import format_duration, parse_duration
 from newsletter.core.errors import ConfigError, UnknownScheduleError
+from newsletter.core.languages import check_language
 from newsletter.core.models import Schedule
+from newsletter.core.theme import ThemeSettings
 
 if TYPE_CHECKING:
     from newsletter.core.periods import CrontabTrigger
@@ -96,8 +98,11 @@ class SiteSettings(_Strict):
     # An article body longer than this is cut at ingest (on a block boundary):
     # the whole archive is re-read for similarity at every build.
     max_body_chars: int = Field(default=200_000, ge=1_000)
+    # What the mails and public pages speak (BCP 47); a schedule may say otherwise.
+    language: str = "en"
 
     _zone = field_validator("timezone")(_check_zone)
+    _language = field_validator("language")(check_language)
     _url = field_validator("base_url")(_check_http_url)
     _article_url = field_validator("article_url")(_check_article_url)
 
@@ -356,6 +361,7 @@ class Settings(_Strict):
     dkim: DkimSettings = DkimSettings()
     bounces: BouncesSettings = BouncesSettings()
     signup: SignupSettings = SignupSettings()
+    theme: ThemeSettings = ThemeSettings()
     sources: list[SourceSettings] = []
 
     @field_validator("sources")
@@ -388,8 +394,15 @@ class ScheduleFile(_Strict):
     lookback: str | None = None
     catch_up: str | None = None
     summary_length: int = Field(default=280, ge=40, le=2000)
+    language: str = ""  # default: [site] language
+    preheader: str = ""  # Jinja; default: the next titles after the subject's
 
     _zone = field_validator("timezone")(_check_zone)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        return check_language(value) if value else value
 
     @field_validator("template")
     @classmethod
@@ -536,6 +549,8 @@ def _schedule(name: str, parsed: ScheduleFile, path: Path) -> Schedule:
         summary_length=parsed.summary_length,
         source=str(path),
         catch_up=_catch_up(parsed.catch_up, path),
+        language=parsed.language,
+        preheader=parsed.preheader,
     )
 
 

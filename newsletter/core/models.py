@@ -159,6 +159,8 @@ class Schedule:
     summary_length: int = 280
     source: str = ""
     catch_up: timedelta | None = None  # None: four of its own periods (periods.CATCH_UP_PERIODS)
+    language: str = ""  # BCP 47; "": the site's
+    preheader: str = ""  # Jinja; "": render.preheader's default
 
     @property
     def zone(self) -> ZoneInfo:

@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from newsletter.core import translations
 from newsletter.core.errors import TemplateError
-from newsletter.core.models import Digest, Issue
+from newsletter.core.languages import direction
+from newsletter.core.models import Digest, DigestArticle, Issue
 from newsletter.core.resources import bundled
 from newsletter.core.text import plain_line
 from newsletter.digest.check.templates import TemplateProblem, blanked, check_rendered, check_source
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 
 GMAIL_CLIP_BYTES = 102 * 1024
 DOCTYPE = "<!doctype html>"
+LONG_ISSUE = 6  # more articles than this: a "back to top" link at the end
+PREHEADER_TITLES = 3
 
 
 def default_templates() -> Path:
@@ -54,6 +58,9 @@ class Renderer:
             "trim_blocks": True,
             "lstrip_blocks": True,
             "auto_reload": True,
+            # {% trans %} resolves gettext/ngettext from the context: one environment serves
+            # every language, and a render never changes what another one sees.
+            "extensions": ["jinja2.ext.i18n"],
         }
         # select_autoescape's defaults miss .mjml, so name every markup extension.
         self.markup = jinja2.Environment(
@@ -67,11 +74,13 @@ class Renderer:
         self.template_warnings: dict[str, list[str]] = {}  # per template: unknown attributes, misplaced tags
         for env in (self.markup, self.plain):
             env.filters.update(longdate=_long_date_filter, shortdate=_short_date_filter)
+            env.policies["ext.i18n.trimmed"] = True
 
     def render(self, digest: Digest, settings: Settings, links: Links) -> Issue:
         context = self.context(digest, settings, links)
         subject = self.subject(digest, context)
         context["subject"] = subject
+        context["preheader"] = self.preheader(digest, context)
         name = digest.schedule.template
         html = self.html(f"{name}.mjml.j2", context)
         self.template_warnings[name] = self.template_warnings.pop(f"{name}.mjml.j2", [])
@@ -86,22 +95,39 @@ class Renderer:
     def context(self, digest: Digest, settings: Settings, links: Links) -> dict[str, Any]:
         zone = digest.schedule.zone
         articles = digest.articles
+        language = digest.schedule.language or settings.site.language
         return {
+            **language_context(settings, language),
+            "lead": digest.lead,
+            "later_sections": later_sections(digest),
+            "back_to_top": len(articles) > LONG_ISSUE,
             "site": settings.site,
             "schedule": digest.schedule,
             "digest": digest,
             "title": digest.schedule.title,
-            "lead": digest.lead,
             "sections": digest.sections,
             "article_count": len(articles),
-            "issue_date": long_date(digest.period.end, zone),
-            "date": long_date(digest.period.end, zone),
-            "preheader": preheader(digest),
+            "issue_date": long_date(digest.period.end, zone, language),
+            "date": long_date(digest.period.end, zone, language),
+            "preheader": "",  # made after the subject: it names the titles the subject does not
             "unsubscribe_url": links.unsubscribe,
             "browser_url": links.browser,
             "preferences_url": links.preferences or links.unsubscribe,
             "zone": zone,
+            "subscribe_url": f"{settings.public_url}/subscribe",
+            "archive_url": f"{settings.public_url}/issues/",
         }
+
+    def preheader(self, digest: Digest, context: dict[str, Any]) -> str:
+        """The schedule's `preheader` template, or the default: the next titles."""
+        fields = preheader_fields(digest, context)
+        if not digest.schedule.preheader:
+            return default_preheader(digest, fields)
+        where = f"{Path(digest.schedule.source).name or digest.schedule.name}: preheader"
+        try:
+            return plain_line(self.plain.from_string(digest.schedule.preheader).render({**context, **fields}))
+        except jinja2.TemplateError as e:
+            raise TemplateError(where, _reason(e), getattr(e, "lineno", None)) from e
 
     def subject(self, digest: Digest, context: dict[str, Any]) -> str:
         where = f"{Path(digest.schedule.source).name or digest.schedule.name}: subject"
@@ -189,41 +215,76 @@ def inline_css(html: str) -> str:
         remove_classes=False,
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
+        # An img keeps the width and height the template gives it (the layout before
+        # it loads); CSS width:100% or height:auto must not overwrite them.
+        disable_basic_attributes=["width", "height"],
     ).transform()
     if not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = f"{DOCTYPE}\n{inlined}"
     return inlined
 
 
-def preheader(digest: Digest) -> str:
-    """What the inbox shows beside the subject: the lead's title and how many more."""
-    articles = digest.articles
-    if not articles:
+def later_sections(digest: Digest) -> list[tuple[str, list[DigestArticle]]]:
+    """(category, articles) after the lead, leaving out a section it was alone in."""
+    lead = digest.lead
+    kept = [(s.category, [a for a in s.articles if a is not lead]) for s in digest.sections]
+    return [(category, articles) for category, articles in kept if articles]
+
+
+def language_context(settings: Settings, language: str) -> dict[str, Any]:
+    """What every mail's template needs to speak `language` and wear the theme."""
+    words = translations.translations(language)
+    rtl = direction(language) == "rtl"
+    return {
+        "language": language,
+        "lang": language,
+        "dir": direction(language),
+        "start": "right" if rtl else "left",
+        "end": "left" if rtl else "right",
+        "theme": settings.theme,
+        "gettext": words.gettext,
+        "ngettext": words.ngettext,
+        "public_url": settings.public_url,
+    }
+
+
+def preheader_fields(digest: Digest, context: dict[str, Any]) -> dict[str, Any]:
+    """`titles`: the next titles, leaving out any the subject already shows."""
+    subject = context.get("subject", "")
+    others = [a.title for a in digest.articles if a.title not in subject]
+    return {
+        "titles": " · ".join(others[:PREHEADER_TITLES]),
+        "count": len(digest.articles),
+        "more": len(others),
+    }
+
+
+def default_preheader(digest: Digest, fields: dict[str, Any]) -> str:
+    """What the inbox shows beside the subject: two or three titles it does not show."""
+    if not digest.articles:
         return plain_line(f"{digest.schedule.title}: nothing new this time")
-    more = len(articles) - 1
-    tail = f" + {more} more" if more else ""
-    return plain_line(f"{articles[0].title}{tail}")
+    if not fields["titles"]:
+        return plain_line(digest.articles[0].title)
+    return plain_line(str(fields["titles"]))
 
 
 @jinja2.pass_context
 def _long_date_filter(context: Any, value: datetime) -> str:
-    """Dates in templates are in the schedule's time zone (the context's `zone`)."""
-    return long_date(value, context["zone"])
+    """Dates in templates are in the schedule's time zone (the context's `zone`), in its language."""
+    return long_date(value, context["zone"], context.get("language", "en"))
 
 
 @jinja2.pass_context
 def _short_date_filter(context: Any, value: datetime) -> str:
-    return short_date(value, context["zone"])
+    return short_date(value, context["zone"], context.get("language", "en"))
 
 
-def long_date(value: datetime, zone: ZoneInfo) -> str:
-    local = value.astimezone(zone)
-    return f"{local:%A} {local.day} {local:%B %Y}"
+def long_date(value: datetime, zone: ZoneInfo, language: str = "en") -> str:
+    return translations.long_date(value.astimezone(zone), language)
 
 
-def short_date(value: datetime, zone: ZoneInfo) -> str:
-    local = value.astimezone(zone)
-    return f"{local.day} {local:%b %Y}"
+def short_date(value: datetime, zone: ZoneInfo, language: str = "en") -> str:
+    return translations.short_date(value.astimezone(zone), language)
 
 
 def _with_warnings(issue: Issue) -> Issue:

@@ -51,6 +51,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newsletter.core.clock import utc_now as utc_now  # the one clock; re-exported
+from newsletter.core.languages import direction
 from newsletter.core.models import SubscriberStatus
 from newsletter.core.tokens import BadToken, Tokens, secret_key
 from newsletter.project import Project
@@ -129,7 +130,14 @@ class Pages:
     def page(
         self, name: str, status: int = 200, headers: Mapping[str, str] | None = None, **context: Any
     ) -> HTMLResponse:
-        html = self.env.get_template(name).render(site=self.site.name, site_url=self.site.base_url, **context)
+        html = self.env.get_template(name).render(
+            site=self.site.name,
+            site_url=self.site.base_url,
+            theme=self.project.settings.theme,
+            lang=self.site.language,
+            dir=direction(self.site.language),
+            **context,
+        )
         return HTMLResponse(html, status_code=status, headers=dict(headers or {}))
 
     def invalid(self, reason: str) -> HTMLResponse:

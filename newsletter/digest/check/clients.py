@@ -31,9 +31,25 @@ MINIMAL = (
     '<mj-section background-color="#fff"><mj-column><mj-text>x</mj-text></mj-column></mj-section>'
     "</mj-body></mjml>"
 )
-# Decoration a client without it simply leaves out (square corners, no tracking, no capitals):
-# reported as notes, not as faults. Our choice, not caniemail's data.
-DEGRADES_GRACEFULLY = frozenset({"css-border-radius", "css-letter-spacing", "css-text-transform"})
+# What a client without it simply leaves out, the content still whole and in order: square
+# corners, no tracking, no capitals, a thumbnail above its text instead of beside it
+# (float), the client's own line breaking (overflow-wrap, white-space), normal weight
+# (font-weight), an isolating element read as plain inline text (bdi). Reported as notes,
+# not as faults. Our choice, not caniemail's data: a feature whose absence hides or
+# garbles content (position, display:none for real content, background images with
+# text on them) never goes on this list.
+DEGRADES_GRACEFULLY = frozenset(
+    {
+        "css-border-radius",
+        "css-letter-spacing",
+        "css-text-transform",
+        "css-float",
+        "css-overflow-wrap",
+        "css-white-space",
+        "css-font-weight",
+        "html-bdi",
+    }
+)
 HEADINGS = {f"h{n}" for n in range(1, 7)}
 
 

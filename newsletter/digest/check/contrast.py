@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from newsletter.core.contrast import Rgb
+from newsletter.core.contrast import rgb_ratio as ratio
+
 if TYPE_CHECKING:
     from lxml.html import HtmlElement
 
-Rgb = tuple[int, int, int]
 NAMED: dict[str, Rgb] = {"white": (255, 255, 255), "black": (0, 0, 0)}
 LARGE_PX, LARGE_BOLD_PX = 24.0, 18.66
 
@@ -38,20 +40,6 @@ def parse_color(value: str) -> Rgb | None:
         return (int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16))
     rgb = re.fullmatch(r"rgba?\((\d+),\s*(\d+),\s*(\d+)(,\s*1(\.0*)?)?\)", value)
     return (int(rgb.group(1)), int(rgb.group(2)), int(rgb.group(3))) if rgb else None
-
-
-def ratio(a: Rgb, b: Rgb) -> float:
-    lighter, darker = sorted((_luminance(a), _luminance(b)), reverse=True)
-    return (lighter + 0.05) / (darker + 0.05)
-
-
-def _luminance(rgb: Rgb) -> float:
-    def channel(c: int) -> float:
-        s = c / 255
-        return s / 12.92 if s <= 0.03928 else ((s + 0.055) / 1.055) ** 2.4
-
-    r, g, b = map(channel, rgb)
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
 def _style(element: HtmlElement) -> dict[str, str]:
