@@ -22,6 +22,7 @@ SETTINGS_TEMPLATE = """\
 [site]
 name = {name}
 base_url = {base_url}
+language = {language}                 # BCP 47: the mails' and pages' words, dates, direction
 timezone = {timezone}        # date-only articles are midnight here
 article_url = "{{base_url}}/{{category}}/{{slug}}"   # also {{year}} {{month}} {{day}}
 # max_body_chars = 200000         # longer article bodies are cut at ingest (with a warning)
@@ -74,6 +75,7 @@ class Start:
 
     name: str = "My Newsletter"
     base_url: str = "https://example.org"
+    language: str = "en"
     timezone: str = "Europe/London"
     source: str = ""  # a feed URL or a file or folder of articles; empty: none yet
     sender: str = ""  # the From mailbox; empty: the name <digest@example.org>
@@ -94,6 +96,7 @@ def settings_text(name: str, base_url: str, start: Start | None = None) -> str:
     values = {
         "name": name,
         "base_url": base_url,
+        "language": start.language,
         "timezone": start.timezone,
         "from_": start.from_,
         "transport": start.transport,
@@ -185,6 +188,15 @@ def check_base_url(value: str) -> str:
     if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", value.strip()):
         raise ValueError(f"the site's address starting with https:// (https://example.org), got {value!r}")
     return value.strip().rstrip("/")
+
+
+def check_language(value: str) -> str:
+    from newsletter.core.languages import check_language
+
+    try:
+        return check_language(value.strip())
+    except ValueError as e:
+        raise ValueError(f"{e}, got {value!r}") from None
 
 
 def check_timezone(value: str) -> str:

@@ -30,7 +30,7 @@ def test_the_answers_given_as_options_are_written_and_the_folder_is_read_once(tm
         main,
         [
             *("init", str(root), "--yes", "--name", "Field Notes", "--base-url", "https://field-notes.eu/"),
-            *("--timezone", "America/New_York", "--source", str(posts)),
+            *("--language", "pt-BR", "--timezone", "America/New_York", "--source", str(posts)),
             *("--from", "Ann <ann@field-notes.eu>", "--transport", "smtp+starttls://ann@smtp.field-notes.eu"),
         ],
     )
@@ -40,7 +40,7 @@ def test_the_answers_given_as_options_are_written_and_the_folder_is_read_once(tm
     settings = load_settings(root, {})
     assert settings.site.base_url == "https://field-notes.eu"  # the slash would double in links
     assert settings.public_url == "https://field-notes.eu/newsletter"
-    assert settings.site.timezone == "America/New_York"
+    assert settings.site.timezone == "America/New_York" and settings.site.language == "pt-BR"
     assert settings.email.from_ == "Ann <ann@field-notes.eu>"
     assert settings.email.transport == "smtp+starttls://ann@smtp.field-notes.eu"
     assert [s.path for s in settings.sources] == [str(posts)]
@@ -67,6 +67,7 @@ def test_a_source_inside_the_project_is_written_relative_to_it(
     ("option", "value", "expected"),
     [
         ("--timezone", "Berlin", "an IANA time zone such as 'Europe/London', got 'Berlin'"),
+        ("--language", "German", "a BCP 47 language tag of one of en, de"),
         ("--base-url", "field-notes.eu", "the site's address starting with https://"),
         ("--from", "news at field-notes.eu", "'Name <address@example.org>', got"),
         ("--transport", "smtp://ann:secret@smtp.field-notes.eu", "no password in the URL"),
@@ -114,7 +115,7 @@ def in_a_terminal(args: list[str], typed: str, cwd: Path) -> str:
 
 
 def test_in_a_terminal_init_asks_for_each_answer_and_again_after_a_bad_one(tmp_path: Path) -> None:
-    typed = "Field Notes\nftp://x\nhttps://field-notes.eu\nBerlin\nEurope/Berlin\n\n\n\n"
+    typed = "Field Notes\nftp://x\nhttps://field-notes.eu\nde\nBerlin\nEurope/Berlin\n\n\n\n"
     output = in_a_terminal(["init", "p"], typed, tmp_path)
     assert "The newsletter's name [My Newsletter]:" in output
     assert "Error: expected the site's address starting with https://" in output
@@ -123,6 +124,7 @@ def test_in_a_terminal_init_asks_for_each_answer_and_again_after_a_bad_one(tmp_p
     settings = load_settings(tmp_path / "p", {})
     assert (settings.site.name, settings.site.base_url) == ("Field Notes", "https://field-notes.eu")
     assert settings.site.timezone == "Europe/Berlin" and settings.email.transport == "file:outbox"
+    assert settings.site.language == "de"
     assert settings.sources == []
 
 
@@ -131,3 +133,4 @@ def test_yes_asks_nothing_even_in_a_terminal(tmp_path: Path) -> None:
     assert "[My Newsletter]" not in output and "created p/newsletter.toml" in output
     settings = load_settings(tmp_path / "p", {})
     assert settings.site.name == "Field Notes" and settings.site.timezone == "Europe/London"
+    assert settings.site.language == "en"

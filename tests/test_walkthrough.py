@@ -210,6 +210,7 @@ def init(walk: Walk, words: list[str]) -> None:
     settings = load_settings(root, {})
     assert (settings.site.name, settings.site.base_url) == ("Field Notes", "https://field-notes.eu")
     assert settings.site.timezone == "Europe/Berlin" and settings.public_url == PUBLIC
+    assert settings.site.language == "de"
     assert settings.email.from_ == "Field Notes <news@field-notes.eu>"
     assert [s.url for s in settings.sources] == [walk.feed] and settings.email.transport == walk.smtp.url
     assert 'timezone = "Europe/Berlin"' in (root / "schedules" / "weekly.toml").read_text()

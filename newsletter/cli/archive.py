@@ -31,6 +31,7 @@ from newsletter.cli.base import (
     default=None,
     help="The site's address; article URLs are made from it.  [default: https://example.org]",
 )
+@click.option("--language", default=None, help="BCP 47: the mails' and pages' language.  [default: en]")
 @click.option("--timezone", default=None, help="An IANA time zone.  [default: Europe/London]")
 @click.option("--source", default=None, help="A feed URL or a folder of articles, polled once now.")
 @click.option("--from", "sender", default=None, help="The From: 'Name <address>'.")
@@ -66,6 +67,7 @@ def init(directory: str, yes: bool, **given: str | None) -> None:
 QUESTIONS = {
     "name": ("--name", "The newsletter's name"),
     "base_url": ("--base-url", "Your site's address"),
+    "language": ("--language", "Language (BCP 47: en, de, fr, pt-BR ...)"),
     "timezone": ("--timezone", "Time zone (sends and dates)"),
     "source": ("--source", "Feed URL or folder of articles (empty: none yet)"),
     "sender": ("--from", "From: 'Name <address>'"),
@@ -97,6 +99,7 @@ def _check(key: str, root: Path) -> Callable[[str], str]:
     checks: dict[str, Callable[[str], str]] = {
         "name": scaffold.check_name,
         "base_url": scaffold.check_base_url,
+        "language": scaffold.check_language,
         "timezone": scaffold.check_timezone,
         "sender": scaffold.check_sender,
         "transport": scaffold.check_transport,
