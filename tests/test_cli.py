@@ -50,10 +50,7 @@ def test_init_scaffolds_once(tmp_path: Path):
     assert (tmp_path / "p/schedules/weekly.toml").exists()
     assert (tmp_path / "p/templates/digest.mjml.j2").exists()
     # issue 24: init said nothing of what comes next
-    assert (
-        "\nNext:\n  1. edit " in first.output
-        and "newsletter fetch && newsletter build weekly" in first.output
-    )
+    assert "\nNext (in " in first.output and "newsletter ingest FEED-URL-OR-FOLDER" in first.output
     again = runner.invoke(main, ["init", str(tmp_path / "p")])
     assert again.exit_code == 0
     assert "nothing to do" in again.output and "Next:" not in again.output

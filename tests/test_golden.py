@@ -75,7 +75,8 @@ def language_parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]
         root = tmp_path_factory.mktemp(f"golden-{language}") / "demo"
         scaffold.init_demo(root)
         toml = root / "newsletter.toml"
-        toml.write_text(toml.read_text().replace("[site]\n", f'[site]\nlanguage = "{language}"\n', 1))
+        # init writes `language = "en"` under [site]: the one line changed
+        toml.write_text(re.sub(r"(?m)^language = .*$", f'language = "{language}"', toml.read_text(), count=1))
         project = Project(root, environ={})
         try:
             project.ingest([str(scaffold.demo_articles())], BUILT_AT)

@@ -14,7 +14,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -172,6 +172,37 @@ def test_double_opt_in_from_signup_to_welcome(
     again = client.post("/confirm", data={"token": token, "form_token": hidden(shown.text, "form_token")})
     assert again.status_code == 200 and "already confirmed" in again.text
     assert len(mails_to(outbox, "ann@example.org")) == 2  # the welcome, once
+
+
+def test_behind_a_proxy_passing_public_urls_path_on_every_form_and_link_stays_under_it(
+    client: TestClient, clock: Clock, outbox: MemoryTransport, project: Project
+):
+    """init sets public_url to the site + /newsletter; a proxy passes /newsletter/... on to
+    serve as it is: the pages answer there, their forms post there, the mails link there."""
+    prefix = "https://example.org/newsletter"
+    form = client.get("/newsletter/subscribe")
+    assert form.status_code == 200 and form_action(form.text, str(form.url)) == f"{prefix}/subscribe"
+    clock.tick(seconds=5)
+    data = {"email": "ann@example.org", "name": "", "form_token": hidden(form.text, "form_token")}
+    assert "Check your inbox" in client.post(f"{prefix}/subscribe", data=data).text
+    [mail] = mails_to(outbox, "ann@example.org")
+    found = re.search(r"https://\S+/confirm\?token=\S+", body(mail))
+    assert found is not None and found.group(0).startswith(f"{prefix}/confirm?token=")
+    shown = client.get(found.group(0))  # the link as mailed, prefix and all
+    assert shown.status_code == 200 and form_action(shown.text, str(shown.url)) == f"{prefix}/confirm"
+    fields = {"token": hidden(shown.text, "token"), "form_token": hidden(shown.text, "form_token")}
+    done = client.post(f"{prefix}/confirm", data=fields)
+    assert done.status_code == 200 and status(project, "ann@example.org") == "active"
+    preferences = re.search(r'href="([^"]*preferences[^"]*)"', done.text)
+    assert preferences is not None
+    assert urljoin(str(done.url), htmllib.unescape(preferences.group(1))).startswith(f"{prefix}/preferences?")
+
+
+def form_action(page: str, url: str) -> str:
+    """Where the page's form posts, resolved as a browser does against the page's URL."""
+    found = re.search(r'<form[^>]*action="([^"]*)"', page)
+    assert found is not None
+    return urljoin(url, htmllib.unescape(found.group(1)))
 
 
 def test_a_signup_of_a_listed_address_sends_nothing_and_reveals_nothing(

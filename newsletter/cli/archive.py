@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,35 +25,136 @@ from newsletter.cli.base import (
 
 @main.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
-@click.option("--name", default="My Newsletter", show_default=True, help="The newsletter's name.")
+@click.option("--name", default=None, help="The newsletter's name.  [default: My Newsletter]")
 @click.option(
     "--base-url",
-    default="https://example.org",
-    show_default=True,
-    help="The site's address; article URLs are made from it.",
+    default=None,
+    help="The site's address; article URLs are made from it.  [default: https://example.org]",
 )
-def init(directory: str, name: str, base_url: str) -> None:
-    """Scaffold a project: newsletter.toml, schedules/ and templates/."""
-    from newsletter import scaffold
+@click.option("--language", default=None, help="BCP 47: the mails' and pages' language.  [default: en]")
+@click.option("--timezone", default=None, help="An IANA time zone.  [default: Europe/London]")
+@click.option("--source", default=None, help="A feed URL or a folder of articles, polled once now.")
+@click.option("--from", "sender", default=None, help="The From: 'Name <address>'.")
+@click.option("--transport", default=None, help="How mail goes out.  [default: file:outbox]")
+@click.option("--yes", "-y", is_flag=True, help="Ask nothing: what no option gives takes its default.")
+def init(directory: str, yes: bool, **given: str | None) -> None:
+    """Start a project: newsletter.toml, a weekly schedule, templates/, a first fetch.
 
-    created = scaffold.init(Path(directory), name, base_url)
+    Asks for what no option gives when run in a terminal (not with --yes)."""
+    from newsletter import scaffold
+    from newsletter.core.config import SETTINGS_FILE
+
+    root = Path(directory)
+    asking = not yes and sys.stdin.isatty() and not (root / SETTINGS_FILE).exists()
+    answers: dict[str, str] = {}
+    for key in QUESTIONS:  # the From's default is made from the name given
+        default = scaffold.Start(**answers).from_ if key == "sender" else getattr(scaffold.Start, key)
+        answers[key] = _answer(key, given[key], default, root, asking)
+    start = scaffold.Start(**answers)
+    created = scaffold.init(root, start.name, start.base_url, start=start)
     for path in created:
         click.echo(f"created {path}")
     if not created:
         click.echo(f"{directory} is already a project; nothing to do")
+    if root / SETTINGS_FILE not in created:
         return
-    click.echo(NEXT_STEPS.format(directory=directory))
+    if start.source:
+        _first_fetch(root)
+    click.echo(next_steps(directory, bool(start.source)))
 
 
-# What a newcomer does next, in order (README: Your first newsletter / Running it for real).
+# init's questions in the order asked: the option, the prompt.
+QUESTIONS = {
+    "name": ("--name", "The newsletter's name"),
+    "base_url": ("--base-url", "Your site's address"),
+    "language": ("--language", "Language (BCP 47: en, de, fr, pt-BR ...)"),
+    "timezone": ("--timezone", "Time zone (sends and dates)"),
+    "source": ("--source", "Feed URL or folder of articles (empty: none yet)"),
+    "sender": ("--from", "From: 'Name <address>'"),
+    "transport": ("--transport", "Transport (smtp+starttls://HOST, file:DIR)"),
+}
+
+
+def _answer(key: str, given: str | None, default: str, root: Path, asking: bool) -> str:
+    """The option's value, or the prompt's answer, or the default, checked (scaffold.check_*):
+    a bad option is one `Error: --OPTION: expected ...` line; a bad answer is asked again."""
+    from newsletter.core.errors import ConfigError
+
+    flag, question = QUESTIONS[key]
+    check = _check(key, root)
+    if given is None and asking:
+        reasked = lambda v: _reasked(check, v)  # noqa: E731
+        return str(click.prompt(question, default=default, show_default=bool(default), value_proc=reasked))
+    try:
+        return check(default if given is None else given)
+    except ValueError as e:
+        raise ConfigError(flag, "", f"expected {e}", "See `newsletter init --help`.") from None
+
+
+def _check(key: str, root: Path) -> Callable[[str], str]:
+    from newsletter import scaffold
+
+    if key == "source":
+        return lambda value: scaffold.check_source(value, root)
+    checks: dict[str, Callable[[str], str]] = {
+        "name": scaffold.check_name,
+        "base_url": scaffold.check_base_url,
+        "language": scaffold.check_language,
+        "timezone": scaffold.check_timezone,
+        "sender": scaffold.check_sender,
+        "transport": scaffold.check_transport,
+    }
+    return checks[key]
+
+
+def _reasked(check: Callable[[str], str], value: str) -> str:
+    try:
+        return check(value)
+    except ValueError as e:
+        raise click.UsageError(f"expected {e}") from None  # click says so and asks again
+
+
+def _first_fetch(root: Path) -> None:
+    """Poll the new source once, as `fetch` does (one way in: neighbours indexed too). A
+    failure is a warning: the project is made, and `newsletter fetch` tries again."""
+    from newsletter.project import Project
+    from newsletter.sources import polling
+    from newsletter.storage import polls
+
+    project = Project(root)
+    try:
+        settings = project.settings
+        results = polling.poll_all(project.store, settings, project.root, settings.sources, now())
+    finally:
+        project.close()
+    for result in results:
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(f"{result.name}: {result.status}: {result.message}")
+        if result.status in (polls.PARTIAL, polls.FAILED):
+            click.echo(
+                "warning: the project is made; fix [[sources]] in newsletter.toml and run `newsletter fetch`",
+                err=True,
+            )
+
+
+def next_steps(directory: str, fetched: bool) -> str:
+    """What a newcomer runs next, in order (README: Your first newsletter)."""
+    where = "" if directory == "." else f" (in {directory}: cd {directory})"
+    first = (
+        "newsletter build weekly                  # the first issue: open the .html it prints"
+        if fetched
+        else "newsletter ingest FEED-URL-OR-FOLDER     # or add [[sources]] and `newsletter fetch`"
+    )
+    return NEXT_STEPS.format(where=where, first=first)
+
+
 NEXT_STEPS = """
-Next:
-  1. edit {directory}/newsletter.toml: [site], [email] from and transport, [web] public_url,
-     and add your feed or content folder as [[sources]]
-  2. cd {directory} && newsletter fetch && newsletter build weekly    (see the first issue)
-  3. newsletter subscribers import FILE.csv    (or a Mailchimp, Substack, Buttondown,
-     listmonk or Ghost export), then `newsletter dkim keygen`, `newsletter send weekly`,
-     and run `newsletter run` and `newsletter serve` for real; `newsletter status` says how it goes"""
+Next{where}:
+  1. {first}
+  2. newsletter subscribers import FILE.csv   # or a Mailchimp, Substack, Buttondown, listmonk or Ghost export
+  3. newsletter send weekly                   # through [email] transport; then `newsletter run` and `serve`
+See README: Your first newsletter."""
 
 
 @main.command()
