@@ -117,3 +117,15 @@ def test_the_list_counts_and_how_it_moved(sender: Project):
     status = gather(sender, NOW + timedelta(days=10), GRACE)
     assert status.audience.counts["active"] == 3
     assert status.audience.movements == ((7, 0, 0), (30, 3, 0))  # imported on 2026-11-26 (NOW)
+
+
+def test_after_a_send_ahead_of_its_time_the_next_send_is_the_one_after(
+    sender: Project, smtp_server: SMTPServer
+):
+    """`send weekly` on a Thursday sends the coming Monday's issue early: the next send
+    `status` names is the Monday after, not the one already gone."""
+    thursday = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    early = send_schedule(sender, "weekly", thursday, smtp_server.url, FAST, clock=lambda: thursday)
+    assert early.period_end == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    weekly = next(s for s in gather(sender, thursday, GRACE).schedules if s.name == "weekly")
+    assert weekly.next_send == datetime(2026, 12, 7, 8, 0, tzinfo=UTC)

@@ -53,12 +53,21 @@ def _schedule(project: Project, name: str, now: datetime, grace: timedelta) -> S
         name=name,
         timezone=schedule.timezone,
         last=_last(project, gone[-1]) if gone else None,
-        next_send=select.send_time(schedule, now),
+        next_send=_next_send(schedule, gone, now),
         missed=missed_words(schedule, missed, grace) if missed else "",
         unfinished=tuple(
             _unfinished(project, schedule, i, now) for i in gone if i.status == IssueStatus.SENDING
         ),
     )
+
+
+def _next_send(schedule: Schedule, gone: list[IssueRecord], now: datetime) -> datetime:
+    """The next fire time whose issue has not gone out: after a `send` ahead of its time
+    (the upcoming period sent early) that is the one after it, not the one just sent."""
+    upcoming = select.send_time(schedule, now)
+    while any(i.period.end == upcoming for i in gone):
+        upcoming = select.send_time(schedule, upcoming + timedelta(seconds=1))
+    return upcoming
 
 
 def _last(project: Project, issue: IssueRecord) -> LastIssue:
