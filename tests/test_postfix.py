@@ -19,6 +19,7 @@ import shutil
 import smtplib
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -156,11 +157,16 @@ def traversable(path: Path) -> Iterator[None]:
 
 
 @pytest.fixture
-def postfix(tmp_path: Path) -> Iterator[Postfix]:
+def postfix(request: pytest.FixtureRequest) -> Iterator[Postfix]:
     if os.geteuid() != 0:
         pytest.skip("a private Postfix instance must be started as root (CI runs as root)")
     assert POSTFIX is not None
-    root, port = tmp_path / "postfix", free_port()
+    # Its own folder beside pytest's, not under it: a pytest session started meanwhile (a
+    # second run on the same machine) sets /tmp/pytest-of-root back to 0700, and virtual(8),
+    # user nobody, could no longer reach its maps.
+    base = Path(tempfile.mkdtemp(prefix="newsletter-postfix-"))
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    root, port = base / "postfix", free_port()
     nobody, owner = pwd.getpwnam("nobody"), pwd.getpwnam("postfix")
     for sub in ("conf", "queue", "data", "mail"):
         (root / sub).mkdir(parents=True)
@@ -175,7 +181,7 @@ def postfix(tmp_path: Path) -> Iterator[Postfix]:
     )
     instance = Postfix(root, port)
     command = [POSTFIX, "-c", str(root / "conf")]
-    with traversable(tmp_path):
+    with traversable(base):
         started = subprocess.run([*command, "start"], capture_output=True, text=True, timeout=60)
         try:
             assert started.returncode == 0, f"postfix start failed: {started.stderr}\n{instance.log()}"
