@@ -179,7 +179,9 @@ def test_text_tab_shows_the_text_part(page, server: Server, demo_root: Path):
     assert not page.locator("#frame-desktop").is_visible()
 
 
-def test_editing_templates_and_schedules_updates_the_open_page(page, scratch):
+# `scratch` before `page`: the page is closed before its server stops, so a live-reload
+# request in flight never meets a closed port (a console error, at teardown, under load).
+def test_editing_templates_and_schedules_updates_the_open_page(scratch, page):
     root, running = scratch
     page.goto(running.url + "/schedules/weekly")
     frame = page.frame_locator("#frame-desktop")
@@ -206,7 +208,7 @@ def test_editing_templates_and_schedules_updates_the_open_page(page, scratch):
     assert page.evaluate("window.notReloaded") is True
 
 
-def test_broken_template_shows_its_error_in_the_page_and_recovers(page, scratch):
+def test_broken_template_shows_its_error_in_the_page_and_recovers(scratch, page):
     root, running = scratch
     page.goto(running.url + "/schedules/weekly")
     template = root / "templates/digest.mjml.j2"
