@@ -25,6 +25,7 @@ from newsletter.core.durations import parse_duration
 from newsletter.core.errors import ConfigError
 from newsletter.core.languages import check_language
 from newsletter.core.theme import ThemeSettings
+from newsletter.core.translations import N_
 
 SETTINGS_FILE = "newsletter.toml"
 SCHEDULES_DIR = "schedules"
@@ -175,7 +176,7 @@ class SendingSettings(Strict):
     _durations = field_validator("queue_lifetime", "retry_interval", "lease", mode="before")(_duration)
 
 
-DEFAULT_CONSENT = (
+DEFAULT_CONSENT = N_(  # shown translated to the site's language (web/signup.py)
     "I agree to receive this newsletter by email. Every issue has a link to change what "
     "I get or to unsubscribe."
 )

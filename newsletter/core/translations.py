@@ -3,6 +3,9 @@ catalogues in newsletter/locale/<lang>/LC_MESSAGES/newsletter.po, compiled in me
 with Babel when first used (no binary .mo in git, no build step). English is the
 source text, so `en` needs no catalogue of its own.
 
+Words set in Python (the public pages' titles and messages) are marked with `N_` where
+they are written, so the catalogue test finds them, and translated where they are shown.
+
 Dates and numbers go through Babel too (`long_date`, `short_date`, `number`)."""
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ def translations(language: str) -> gettext.NullTranslations:
     return gettext.GNUTranslations(compiled)
 
 
+def N_(message: str) -> str:  # noqa: N802 (gettext's own name for it)
+    """A message for the catalogues, left as it is: the page that shows it translates it."""
+    return message
+
+
 def long_date(value: datetime, language: str) -> str:
     """`Monday 30 November 2026`, `Montag, 30. November 2026`, `2026年11月30日月曜日`."""
     from babel.dates import format_date
@@ -48,6 +56,15 @@ def long_date(value: datetime, language: str) -> str:
     if primary(language) == "en":  # the house style, unchanged: day before month, no comma
         return f"{value:%A} {value.day} {value:%B %Y}"
     return str(format_date(value.date(), format="full", locale=babel_locale(language)))
+
+
+def day_date(value: datetime, language: str) -> str:
+    """`30 November 2026`, `30. November 2026`, `2026年11月30日`: the archive's dates."""
+    from babel.dates import format_date
+
+    if primary(language) == "en":
+        return f"{value.day} {value:%B %Y}"
+    return str(format_date(value.date(), format="long", locale=babel_locale(language)))
 
 
 def short_date(value: datetime, language: str) -> str:

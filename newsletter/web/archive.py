@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 from newsletter.core.errors import NewsletterError
 from newsletter.core.models import IssueStatus, Schedule
+from newsletter.core.translations import N_, day_date, translations
 from newsletter.project import Project, issue_stem
 from newsletter.storage.issues import IssueRecord, Issues
 
@@ -72,10 +73,8 @@ class Entry:
                 return rest
         return self.subject
 
-    @property
-    def shown_date(self) -> str:
-        local = self.published.astimezone(self.schedule.zone)
-        return f"{local.day} {local:%B %Y}"
+    def shown_date(self, language: str = "en") -> str:
+        return day_date(self.published.astimezone(self.schedule.zone), language)
 
 
 @dataclass(frozen=True)
@@ -122,6 +121,7 @@ class Archive:
         self.clock = clock
         self.base = project.settings.public_url.rstrip("/")
         self.folder = project.root / "issues"
+        self.language = project.settings.site.language
 
     def routes(self) -> list[Route]:
         return [
@@ -172,7 +172,7 @@ class Archive:
         sections = self.sections()
         response = self.render(
             "archive.html",
-            title="Past issues",
+            title=N_("Past issues"),
             sections=sections,
             count=sum(len(s.entries) for s in sections),
         )
@@ -182,7 +182,8 @@ class Archive:
     def feed(self, request: Request) -> Response:
         entries = [e for s in self.sections() for e in s.entries]
         site = self.project.settings.site.name
-        return self._atom(f"{site}: past issues", "issues/feed.atom", entries)
+        title = translations(self.language).gettext("%(site)s: past issues") % {"site": site}
+        return self._atom(title, "issues/feed.atom", entries)
 
     def schedule_feed(self, request: Request) -> Response:
         name = request.path_params["schedule"]
@@ -206,6 +207,7 @@ class Archive:
             author_url=self.project.settings.site.base_url,
             entries=entries,
             now=self.clock(),
+            language=self.language,
         )
         return Response(body, media_type=ATOM_TYPE, headers={"cache-control": "no-cache"})
 
@@ -220,6 +222,7 @@ def atom_feed(
     author_url: str,
     entries: Sequence[Entry],
     now: datetime,
+    language: str = "en",
 ) -> bytes:
     """An Atom 1.0 document: ids are URLs, so they stay the same on every request.
     An empty feed is `updated` now (there is nothing else to date it by)."""
@@ -234,12 +237,12 @@ def atom_feed(
     if author_url.startswith(("http://", "https://")):
         _text(person, "uri", author_url)
     for entry in entries:
-        _entry(feed, entry, base)
+        _entry(feed, entry, base, language)
     document: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return document
 
 
-def _entry(feed: ET.Element, entry: Entry, base: str) -> None:
+def _entry(feed: ET.Element, entry: Entry, base: str, language: str) -> None:
     url = f"{base}/issues/{entry.stem}.html"
     item = ET.SubElement(feed, "entry")
     _text(item, "id", url)
@@ -247,7 +250,7 @@ def _entry(feed: ET.Element, entry: Entry, base: str) -> None:
     _text(item, "published", rfc3339(entry.published))
     _text(item, "updated", rfc3339(entry.updated))
     _link(item, "alternate", url, "text/html")
-    _text(item, "summary", clean(f"{entry.schedule.title}, {entry.shown_date}"))
+    _text(item, "summary", clean(f"{entry.schedule.title}, {entry.shown_date(language)}"))
 
 
 def _text(parent: ET.Element, tag: str, text: str, **attributes: Any) -> ET.Element:

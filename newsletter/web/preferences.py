@@ -18,6 +18,7 @@ from starlette.responses import Response
 from newsletter.core.models import SubscriberStatus
 from newsletter.core.text import person_name
 from newsletter.core.tokens import BadToken, Purposes
+from newsletter.core.translations import N_
 from newsletter.project import Project
 from newsletter.storage.records import Choices, Subscriber
 from newsletter.storage.roster import Roster
@@ -39,12 +40,12 @@ class Preferences:
             subscriber_id = self.purposes.read_preferences(token)
         except BadToken:
             return self.page(
-                "signup_invalid.html", 400, title="This preferences link is not valid", reason="bad"
+                "signup_invalid.html", 400, title=N_("This preferences link is not valid"), reason="bad"
             )
         found = Roster(self.project.store).subscriber(subscriber_id)
         if found is None:
             return self.page(
-                "signup_invalid.html", 404, title="This subscription no longer exists", reason="gone"
+                "signup_invalid.html", 404, title=N_("This subscription no longer exists"), reason="gone"
             )
         return found
 
@@ -59,12 +60,14 @@ class Preferences:
         self, reader: Subscriber, token: str, status: int = 200, saved: bool = False, error: str = ""
     ) -> Response:
         if reader.status not in OPEN:
-            return self.page("unsubscribed.html", title="You are not subscribed", address=mask(reader.email))
+            return self.page(
+                "unsubscribed.html", title=N_("You are not subscribed"), address=mask(reader.email)
+            )
         offer = Offer.of(self.project.schedules())
         return self.page(
             "preferences.html",
             status,
-            title="Your newsletter preferences",
+            title=N_("Your newsletter preferences"),
             address=mask(reader.email),
             token=token,
             form_token=self.purposes.make_form("preferences", token, self.clock()),
@@ -89,15 +92,17 @@ class Preferences:
         try:
             self.purposes.read_form(fields.one("form_token"), "preferences", token, now, FORM_LIFETIME)
         except BadToken:
-            return self.page("signup_invalid.html", 403, title="Please save from the page", reason="csrf")
+            return self.page("signup_invalid.html", 403, title=N_("Please save from the page"), reason="csrf")
         roster = Roster(self.project.store)
         if fields.one("action") == "unsubscribe":
             if roster.suppress(reader.id, SubscriberStatus.UNSUBSCRIBED, now):
                 log.info("subscriber %d unsubscribed (preferences)", reader.id)
-            return self.page("unsubscribed.html", title="You are unsubscribed", address=mask(reader.email))
+            return self.page(
+                "unsubscribed.html", title=N_("You are unsubscribed"), address=mask(reader.email)
+            )
         offer = Offer.of(self.project.schedules())
         if not fields.many("categories") or not fields.many("schedules"):
-            error = "Choose at least one topic and one newsletter, or pause or unsubscribe."
+            error = N_("Choose at least one topic and one newsletter, or pause or unsubscribe.")
             return self._form(reader, token, 400, error=error)
         categories, schedules = offer.choose(fields.many("categories"), fields.many("schedules"))
         paused = fields.one("paused") == "yes"

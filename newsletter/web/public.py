@@ -54,6 +54,7 @@ from newsletter.core.clock import utc_now as utc_now  # the one clock; re-export
 from newsletter.core.languages import direction
 from newsletter.core.models import SubscriberStatus
 from newsletter.core.tokens import BadToken, Tokens, secret_key
+from newsletter.core.translations import N_, translations
 from newsletter.project import Project
 from newsletter.storage.records import SUPPRESSED, Subscriber
 from newsletter.storage.roster import Roster
@@ -88,9 +89,11 @@ DEFAULT_HEADERS = {
     "cache-control": "no-store",
 }
 HTTP_ERRORS = {
-    404: ("Page not found", "There is no page at this address."),
-    405: ("Method not allowed", "This address does not take that kind of request."),
+    404: (N_("Page not found"), N_("There is no page at this address.")),
+    405: (N_("Method not allowed"), N_("This address does not take that kind of request.")),
 }
+SHOWN = ("title", "message", "error")  # what handlers pass as message ids, marked N_
+
 Clock = Callable[[], datetime]
 log = logging.getLogger("newsletter.public")
 
@@ -125,11 +128,20 @@ class Pages:
             undefined=jinja2.StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
+            extensions=["jinja2.ext.i18n"],
         )
+        # The public pages speak the site's language ([site] language), through the
+        # catalogues the mails use; {% trans %} blocks are whitespace-trimmed as there.
+        self.words = translations(self.site.language)
+        self.env.policies["ext.i18n.trimmed"] = True
+        self.env.install_gettext_translations(self.words, newstyle=False)  # type: ignore[attr-defined]
 
     def page(
         self, name: str, status: int = 200, headers: Mapping[str, str] | None = None, **context: Any
     ) -> HTMLResponse:
+        for key in SHOWN:
+            if context.get(key):
+                context[key] = self.words.gettext(context[key])
         html = self.env.get_template(name).render(
             site=self.site.name,
             site_url=self.site.base_url,
@@ -141,7 +153,7 @@ class Pages:
         return HTMLResponse(html, status_code=status, headers=dict(headers or {}))
 
     def invalid(self, reason: str) -> HTMLResponse:
-        return self.page("invalid.html", 400, title="This unsubscribe link is not valid", reason=reason)
+        return self.page("invalid.html", 400, title=N_("This unsubscribe link is not valid"), reason=reason)
 
     # -- unsubscribe ---------------------------------------------------------
 
@@ -158,7 +170,7 @@ class Pages:
         found = Roster(self.project.store).subscriber(subscriber_id)
         if found is None:
             return self.page(
-                "invalid.html", 404, title="This subscription no longer exists", reason="unknown"
+                "invalid.html", 404, title=N_("This subscription no longer exists"), reason="unknown"
             )
         return found
 
@@ -175,8 +187,8 @@ class Pages:
             return subscriber
         address = mask(subscriber.email)
         if subscriber.status in SUPPRESSED:
-            return self.page("done.html", title="You are unsubscribed", address=address, already=True)
-        return self.page("confirm.html", title="Unsubscribe", address=address, token=token)
+            return self.page("done.html", title=N_("You are unsubscribed"), address=address, already=True)
+        return self.page("confirm.html", title=N_("Unsubscribe"), address=address, token=token)
 
     async def unsubscribe(self, request: Request) -> Response:
         """POST: one-click or the form. Suppresses for good; a repeat is a no-op."""
@@ -200,7 +212,7 @@ class Pages:
         if changed:
             log.info("subscriber %d unsubscribed", subscriber.id)
         return self.page(
-            "done.html", title="You are unsubscribed", address=mask(subscriber.email), already=not changed
+            "done.html", title=N_("You are unsubscribed"), address=mask(subscriber.email), already=not changed
         )
 
     # -- the rest --------------------------------------------------------------
@@ -220,14 +232,16 @@ class Pages:
         )
 
     def index(self, request: Request) -> Response:
-        return self.page("index.html", title="Newsletter")
+        return self.page("index.html", title=N_("Newsletter"))
 
     def healthz(self, request: Request) -> Response:
         return PlainTextResponse("ok")
 
     async def http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        title, message = HTTP_ERRORS.get(exc.status_code, ("Request error", "This request cannot be served."))
+        title, message = HTTP_ERRORS.get(
+            exc.status_code, (N_("Request error"), N_("This request cannot be served."))
+        )
         return self.page("error.html", exc.status_code, exc.headers, title=title, message=message)
 
     async def crash(self, request: Request, exc: Exception) -> Response:
@@ -237,8 +251,8 @@ class Pages:
             "error.html",
             500,
             DEFAULT_HEADERS,
-            title="Something went wrong",
-            message="This page could not be shown just now. Please try again later.",
+            title=N_("Something went wrong"),
+            message=N_("This page could not be shown just now. Please try again later."),
         )
 
 
@@ -335,7 +349,8 @@ def serve(
     if embed:
         embedded = Project(root)
         try:
-            print(embed_snippet(embedded.settings.public_url, Offer.of(embedded.schedules())))
+            settings = embedded.settings
+            print(embed_snippet(settings.public_url, Offer.of(embedded.schedules()), settings.site.language))
         finally:
             embedded.close()
         return

@@ -27,9 +27,11 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from newsletter.core.config import DEFAULT_CONSENT
 from newsletter.core.models import Schedule, SubscriberStatus
 from newsletter.core.text import person_name
 from newsletter.core.tokens import BadToken, Expired, Purposes
+from newsletter.core.translations import N_, translations
 from newsletter.digest.mail import sender
 from newsletter.project import Project
 from newsletter.storage import limits, outbox
@@ -53,7 +55,8 @@ from newsletter.web.forms import (
 FORM_LIFETIME = timedelta(days=1)  # a form (and its CSRF token) left open longer is shown again
 ADDRESS_WINDOW = timedelta(days=1)
 ACTIVE = SubscriberStatus.ACTIVE
-CHECK_INBOX = "If this address can be subscribed, a mail is on its way: open its link to confirm."
+CHECK_INBOX = N_("If this address can be subscribed, a mail is on its way: open its link to confirm.")
+EMBED_WORDS = (N_("Email"), N_("Name (optional)"), N_("Subscribe"))  # the snippet's labels
 Page = Callable[..., HTMLResponse]
 log = logging.getLogger("newsletter.public")
 
@@ -136,6 +139,13 @@ class Signups:
         self.domain = sender(project.settings.email.from_).domain  # of the queued Message-IDs
         self.settings = project.settings.signup
         self.secret = purposes.form.secret_keys[-1]
+        self.words = translations(project.settings.site.language)  # for the JSON answers
+
+    @property
+    def consent_text(self) -> str:
+        """The settings' consent text; the default one in the site's language (and recorded so)."""
+        text = self.settings.consent_text
+        return self.words.gettext(text) if text == DEFAULT_CONSENT else text
 
     @property
     def consents(self) -> Consents:
@@ -154,7 +164,7 @@ class Signups:
                     "form_token": self.purposes.make_form("subscribe", "", self.clock()),
                     "categories": list(offer.categories),
                     "schedules": [{"name": n, "title": t} for n, t in offer.schedules],
-                    "consent_text": self.settings.consent_text,
+                    "consent_text": self.consent_text,
                 }
             )
         return self.show_form()
@@ -167,7 +177,7 @@ class Signups:
         return self.page(
             "subscribe.html",
             status,
-            title="Subscribe",
+            title=N_("Subscribe"),
             form_token=self.purposes.make_form("subscribe", "", self.clock()),
             categories=offer.categories,
             schedules=offer.schedules,
@@ -175,7 +185,7 @@ class Signups:
             person_name=person_name(fields.one("name")),
             chosen_categories=fields.many("categories") or list(offer.categories),
             chosen_schedules=fields.many("schedules") or [n for n, _ in offer.schedules],
-            consent_text=self.settings.consent_text,
+            consent_text=self.consent_text,
             honeypot=HONEYPOT,
             message=message,
             error=error,
@@ -192,9 +202,11 @@ class Signups:
             return self.checking(fields)  # a bot learns nothing
         rendered = self._form_time(fields, now)
         if rendered is None:
-            return self.refused(fields, 400, "form", "Please press Subscribe once more to continue.")
+            return self.refused(fields, 400, "form", N_("Please press Subscribe once more to continue."))
         if (now - rendered).total_seconds() < self.settings.min_seconds:
-            return self.refused(fields, 400, "too-fast", "That was quick: please press Subscribe once more.")
+            return self.refused(
+                fields, 400, "too-fast", N_("That was quick: please press Subscribe once more.")
+            )
         email = checked_address(fields.one("email", 400))
         ip = client_ip(request)
         choices, consent = self._asked(fields, ip)  # for every address alike: the same work
@@ -205,10 +217,10 @@ class Signups:
             refusal = ""
         if refusal == "ip":
             return self.refused(
-                fields, 429, "rate-limited", "Too many signups from your network. Try again later."
+                fields, 429, "rate-limited", N_("Too many signups from your network. Try again later.")
             )
         if refusal == "email":
-            return self.refused(fields, 400, "email", "That does not look like an email address.")
+            return self.refused(fields, 400, "email", N_("That does not look like an email address."))
         return self.checking(fields)
 
     def _take(self, email: str | None, choices: Choices, consent: Consent, ip: str, now: datetime) -> str:
@@ -261,19 +273,20 @@ class Signups:
         choices = Choices(person_name(fields.one("name")), categories, schedules)
         consent = Consent(
             "embed" if fields.one("form") == "embed" else "subscribe",
-            self.settings.consent_text,
+            self.consent_text,
             ip if self.settings.store_ip else "",
         )
         return choices, consent
 
     def checking(self, fields: Fields) -> Response:
         if fields.as_json:
-            return JSONResponse({"status": "ok", "message": CHECK_INBOX}, status_code=202)
-        return self.page("check.html", title="Check your inbox", message=CHECK_INBOX)
+            return JSONResponse({"status": "ok", "message": self.words.gettext(CHECK_INBOX)}, status_code=202)
+        return self.page("check.html", title=N_("Check your inbox"), message=CHECK_INBOX)
 
     def refused(self, fields: Fields, status: int, reason: str, message: str) -> Response:
         if fields.as_json:
-            return JSONResponse({"status": "error", "reason": reason, "message": message}, status_code=status)
+            said = self.words.gettext(message)
+            return JSONResponse({"status": "error", "reason": reason, "message": said}, status_code=status)
         if reason in ("form", "too-fast"):  # an embedded form, or a quick hand: one more press
             return self.show_form(200, fields, message=message)
         return self.show_form(status, fields, error=message)
@@ -285,11 +298,11 @@ class Signups:
             return self.purposes.read_confirm(token, now, self.settings.confirm_lifetime)
         except Expired:
             return self.page(
-                "signup_invalid.html", 400, title="This confirmation link has expired", reason="expired"
+                "signup_invalid.html", 400, title=N_("This confirmation link has expired"), reason="expired"
             )
         except BadToken:
             return self.page(
-                "signup_invalid.html", 400, title="This confirmation link is not valid", reason="bad"
+                "signup_invalid.html", 400, title=N_("This confirmation link is not valid"), reason="bad"
             )
 
     def confirm_page(self, request: Request) -> Response:
@@ -301,12 +314,14 @@ class Signups:
             return consent_id
         person = self.consents.consent_subscriber(consent_id)
         if person is None:
-            return self.page("signup_invalid.html", 404, title="This signup no longer exists", reason="gone")
+            return self.page(
+                "signup_invalid.html", 404, title=N_("This signup no longer exists"), reason="gone"
+            )
         if not self.consents.is_current(consent_id):
             return self.void()
         return self.page(
             "confirm_signup.html",
-            title="Confirm your subscription",
+            title=N_("Confirm your subscription"),
             address=mask(person.email),
             token=token,
             form_token=self.purposes.make_form("confirm", token, now),
@@ -324,21 +339,26 @@ class Signups:
         try:
             self.purposes.read_form(fields.one("form_token"), "confirm", token, now, FORM_LIFETIME)
         except BadToken:
-            return self.page("signup_invalid.html", 403, title="Please confirm from the page", reason="csrf")
+            return self.page(
+                "signup_invalid.html", 403, title=N_("Please confirm from the page"), reason="csrf"
+            )
         done = self.consents.confirm(consent_id, now)
         if done is None:
-            return self.page("signup_invalid.html", 404, title="This signup no longer exists", reason="gone")
+            return self.page(
+                "signup_invalid.html", 404, title=N_("This signup no longer exists"), reason="gone"
+            )
         if done.void:
             return self.void()
         person = done.subscriber
         if done.activated:
             log.info("subscriber %d confirmed", person.id)
             self.welcome(person, now)
+        active = person.status == "active"
         return self.page(
             "confirmed.html",
-            title="You are subscribed" if person.status == "active" else "This address cannot be subscribed",
+            title=N_("You are subscribed") if active else N_("This address cannot be subscribed"),
             address=mask(person.email),
-            active=person.status == "active",
+            active=active,
             already=not done.activated,
             preferences=f"preferences?token={self.purposes.make_preferences(person.id)}",
         )
@@ -346,7 +366,7 @@ class Signups:
     def void(self) -> Response:
         """A link overtaken by a newer signup's, an unsubscribe or a removal: it changes nothing."""
         return self.page(
-            "signup_invalid.html", 400, title="This confirmation link is not valid", reason="void"
+            "signup_invalid.html", 400, title=N_("This confirmation link is not valid"), reason="void"
         )
 
     # -- welcome ---------------------------------------------------------------
@@ -362,16 +382,19 @@ class Signups:
         Outbox(self.project.store).welcome(person.id, self.settings.welcome, latest, self.domain, now)
 
 
-def embed_snippet(public_url: str, offer: Offer) -> str:
-    """A plain HTML form for the site's own pages. It posts to /subscribe, which answers
-    with our form filled in (a fresh form token) for one more press: no script needed."""
+def embed_snippet(public_url: str, offer: Offer, language: str = "en") -> str:
+    """A plain HTML form for the site's own pages, in the site's language. It posts to
+    /subscribe, which answers with our form filled in (a fresh form token) for one more
+    press: no script needed."""
     from html import escape
 
+    words = translations(language)
+    email, name, button = (escape(words.gettext(w)) for w in EMBED_WORDS)
     lines = [
         f'<form method="post" action="{escape(public_url)}/subscribe" class="newsletter-signup">',
         '  <input type="hidden" name="form" value="embed">',
-        '  <label>Email <input type="email" name="email" required autocomplete="email"></label>',
-        '  <label>Name (optional) <input type="text" name="name" autocomplete="name"></label>',
+        f'  <label>{email} <input type="email" name="email" required autocomplete="email"></label>',
+        f'  <label>{name} <input type="text" name="name" autocomplete="name"></label>',
     ]
     if len(offer.schedules) > 1:
         box = '  <label><input type="checkbox" name="schedules" value="{}" checked> {}</label>'
@@ -379,5 +402,5 @@ def embed_snippet(public_url: str, offer: Offer) -> str:
     if len(offer.categories) > 1:
         box = '  <label><input type="checkbox" name="categories" value="{}" checked> {}</label>'
         lines += [box.format(escape(c), escape(c)) for c in offer.categories]
-    lines += ['  <button type="submit">Subscribe</button>', "</form>"]
+    lines += [f'  <button type="submit">{button}</button>', "</form>"]
     return "\n".join(lines)
