@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from newsletter.core.durations import format_duration
 from newsletter.core.models import DeliveryStatus, SubscriberStatus
+from newsletter.delivery.signing import BodyHash
 from newsletter.delivery.transports import (
     DeliveryError,
     PermanentFailure,
@@ -145,6 +146,8 @@ class Delivering:
         self.settings, self.notify = settings, notify
         self.signer = signer  # DKIM, its key parsed once for the whole send (signing.prepare)
         self.templates = self._templates(schedule)
+        # bh= of each variant's messages, its fixed parts canonicalised once (BodyHash).
+        self.body_hashes = {v: BodyHash(t.fixed_body()) for v, t in self.templates.items()} if signer else {}
         self.domain = sender(settings.email.from_).domain
         # SendOptions.resolved() filled these from [sending]; a None here is a bug.
         self.breaker, self.lease = _given(options.breaker), _given(options.lease)
@@ -289,9 +292,13 @@ class Delivering:
         """Send one message; False when this connection should close for good."""
         template = self.templates[delivery.variant_id or 0]
         self.limiter.wait()
-        message = template.render(self._recipient(delivery, template.origin.domain))
+        recipient = self._recipient(delivery, template.origin.domain)
+        message = template.render(recipient)
         token = self.tokens.for_delivery(delivery.id)
-        sender, message = sealed(self.settings, self.signer, message, token, template.origin.domain)
+        body_hash = self._body_hash(delivery, recipient)
+        sender, message = sealed(
+            self.settings, self.signer, message, token, template.origin.domain, body_hash
+        )
         try:
             transport.send(sender, delivery.email, message)  # VERP: a bounce names its delivery
         except DeliveryError as e:
@@ -307,6 +314,11 @@ class Delivering:
                 self.failures_in_a_row = 0
             self._report()
         return True
+
+    def _body_hash(self, delivery: Delivery, recipient: Recipient) -> bytes | None:
+        variant = delivery.variant_id or 0
+        hasher = self.body_hashes.get(variant)
+        return hasher.digest(self.templates[variant].readers_body(recipient)) if hasher else None
 
     def _fewer_connections(self, error: DeliveryError) -> bool:
         """A 421 when connecting while other connections work: the relay's "too many
@@ -411,13 +423,18 @@ def list_headers(schedule: Schedule, from_: str, issue_id: int) -> tuple[ListId,
 
 
 def sealed(
-    settings: Settings, signer: Signer | None, message: bytes, token: str, domain: str
+    settings: Settings,
+    signer: Signer | None,
+    message: bytes,
+    token: str,
+    domain: str,
+    body_hash: bytes | None = None,
 ) -> tuple[str, bytes]:
     """How every mail of ours goes out, an issue's or the outbox's (dispatch.py): signed
     for [dkim] when it is on, from its own return path (VERP, `[bounces] return_path`), so
     a receiver sees one kind of mail from the domain. Returns (envelope sender, bytes)."""
     if signer is not None:
-        message = signer.sign(message)
+        message = signer.sign(message, body_hash=body_hash)
     return settings.bounces.sender(token, domain), message
 
 
