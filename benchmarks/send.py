@@ -1,6 +1,8 @@
 """Sending throughput: `newsletter send` (ledger, splicing, retries) against raw
 smtplib sending the same bytes to the same local SMTP server, 1 and 4 connections;
 and `newsletter send` again with DKIM signing on (RSA-2048 and Ed25519) in the same run.
+First, the CPU time of making one personalised message (two tokens, the splice, the
+return path), and of signing it with its variant's body hash, as `send` does.
 
 The server is aiosmtpd's Sink in its own process on 127.0.0.1. Run with `make bench`.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from newsletter import scaffold
 from newsletter.core.models import SubscriberRow
+from newsletter.core.tokens import Tokens
 from newsletter.delivery import signing
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.digest.mail import MessageTemplate, Recipient
@@ -112,11 +115,54 @@ def raw_rate(port: int, messages: list[tuple[str, bytes]], connections: int) -> 
     return len(messages) / (time.perf_counter() - started)
 
 
+def message_cpu(temp: Path) -> None:
+    """CPU µs a message (process time, the mean over SUBSCRIBERS): made, then made and signed."""
+    project = demo_project(temp / "cpu")
+    build = project.build("weekly", scaffold.DEMO_AT, NOW, record=False)
+    assert build.issue is not None
+    template = MessageTemplate(
+        build.issue.subject, build.issue.text, build.issue.html, project.settings.email.from_, NOW
+    )
+    project.close()
+    tokens = Tokens(SECRET["NEWSLETTER_SECRET_KEY"])
+
+    def reader(i: int) -> Recipient:
+        token = tokens.make(i)
+        url = f"https://example.org/unsubscribe?token={token}"
+        return Recipient(
+            f"Reader {i}",
+            f"reader{i}@example.org",
+            f"<{i}@example.org>",
+            token,
+            url,
+            "",
+            tokens.purposes.make_preferences(i),
+        )
+
+    started = time.process_time()
+    for i in range(SUBSCRIBERS):
+        template.render(reader(i))
+        tokens.for_delivery(i)
+    made = (time.process_time() - started) / SUBSCRIBERS * 1e6
+    print(f"make:   a personalised message {made:,.0f} µs CPU (two tokens, splice, return path)")
+    for algorithm in signing.ALGORITHMS:
+        key = signing.load_key(signing.generate(algorithm).private_pem, algorithm, "bench")
+        signer = signing.Signer("example.org", "bench", algorithm, key)
+        body_hash = signing.BodyHash(template.fixed_body())
+        started = time.process_time()
+        for i in range(SUBSCRIBERS):
+            person = reader(i)
+            signer.sign(template.render(person), body_hash=body_hash.digest(template.readers_body(person)))
+        signed = (time.process_time() - started) / SUBSCRIBERS * 1e6
+        print(f"make:   made and signed {algorithm} {signed:,.0f} µs CPU a message")
+
+
 def main() -> int:
     port = free_port()
     server = start_sink(port)
     try:
         with tempfile.TemporaryDirectory() as temp:
+            message_cpu(Path(temp))
             messages = raw_messages(Path(temp))
             for connections in (1, 4):
                 raw = raw_rate(port, messages, connections)

@@ -6,6 +6,7 @@ before anything is recorded."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import stat
 from collections.abc import Callable
@@ -427,3 +428,51 @@ def test_keygen_for_a_real_domain_needs_no_permission(
     result = cli("dkim", "keygen", "--out", str(keys / "k.pem"), "--domain", "mindandbody.news")
     assert result.exit_code == 0, result.stderr
     assert "newsletter._domainkey.mindandbody.news" in result.stdout
+
+
+# -- issue 22: bh= once per variant, the headers signed per message ----------------------------
+
+FIXED = st.lists(st.sampled_from([b" ", b"  ", b"\t", b"\r\n", b"a", b"=", b"\xc3\xa9", b"x\r\n\r\n"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(FIXED.map(b"".join), min_size=1, max_size=5).filter(lambda f: f[-1].strip(b"\r\n") != b""),
+    st.lists(st.from_regex(r"[A-Za-z0-9_.-]{0,30}", fullmatch=True), min_size=4, max_size=4),
+)
+def test_the_body_hash_in_parts_is_dkimpys_of_the_whole(fixed: list[bytes], tokens: list[str]):
+    readers = [f"=\r\n{t}=\r\n".encode() for t in tokens[: len(fixed) - 1]]
+    whole = fixed[0] + b"".join(r + f for r, f in zip(readers, fixed[1:], strict=True))
+    expected = hashlib.sha256(Relaxed.canonicalize_body(whole)).digest()
+    assert signing.BodyHash(fixed).digest(readers) == expected
+
+
+def test_a_readers_part_that_would_join_a_fixed_line_is_refused():
+    body_hash = signing.BodyHash([b"a \r\n", b"b\r\n"])
+    for bad in (b"", b"\r\nx", b"to ken", b"to\tken"):
+        with pytest.raises(ValueError, match="canonical part"):
+            body_hash.digest([bad])
+
+
+@pytest.mark.parametrize("algorithm", ["rsa-sha256", "ed25519-sha256"])
+def test_a_message_signed_with_its_variants_body_hash_verifies(
+    cli: CliRunnerForProject, project_dir: Path, keys: Path, algorithm: str
+):
+    _, toml, dns = keygen(cli, keys / "k.pem", "--algorithm", algorithm)
+    enable(project_dir, toml)
+    signer = prepared(project_dir)
+    assert signer is not None
+    template = MessageTemplate(
+        "Subject",
+        "Hi  there \nbye: NLXUNSUBSCRIBETOKENX\n",
+        "<p>x NLXPREFERENCESTOKENX</p>",
+        "a@example.org",
+        NOW,
+    )
+    body_hash = signing.BodyHash(template.fixed_body())
+    for n in range(3):
+        reader = Recipient(f"R{n}", f"r{n}@example.net", f"<{n}@example.org>", f"tok{n}", "", "", f"pref-{n}")
+        message = template.render(reader)
+        signed = signer.sign(message, body_hash=body_hash.digest(template.readers_body(reader)))
+        assert signed == signer.sign(message, now=int(signature_tags(signed)["t"]))
+        assert dkim.verify(signed, dnsfunc=dns)

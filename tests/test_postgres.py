@@ -17,12 +17,14 @@ from newsletter.delivery.transports import MemoryTransport
 from newsletter.project import Project
 from newsletter.storage.consents import Consents
 from newsletter.storage.issues import Issues
+from newsletter.storage.queue import DeliveryQueue
 from newsletter.storage.records import Choices, Consent
 from newsletter.storage.rights import DataRights
 from newsletter.storage.roster import Roster
 from newsletter.storage.schema import SCHEMA_VERSION, neighbours
-from tests.conftest import NOW, SECRET_KEY, write_article
+from tests.conftest import NOW, SECRET, SECRET_KEY, write_article
 from tests.postgres import needs_postgres, postgresql  # noqa: F401 (the fixture)
+from tests.test_claims import claimed_concurrently, recorded_issue
 
 pytestmark = needs_postgres
 
@@ -122,3 +124,22 @@ def test_forget_on_postgresql_vacuums_the_tables_it_erased_in(projects: tuple[Pr
         vacuumed = set(conn.scalars(query))
     assert {"subscribers", "consents", "deliveries", "subscriber_notices"} <= vacuumed
     assert [s.status for s in Roster(served.store).subscribers()] == ["forgotten"]
+
+
+def test_concurrent_batches_on_postgresql_skip_locked_rows_and_take_each_once(
+    tmp_path: Path,
+    postgresql: Callable[[], str],  # noqa: F811
+):
+    """Claimers on PostgreSQL pick rows FOR UPDATE SKIP LOCKED (issue 22): 0 duplicates, 0 skipped."""
+    root = tmp_path / "project"
+    scaffold.init(root, name="Mind & Body", base_url="https://example.org", demo=True)
+    served = Project(root, environ={"NEWSLETTER_DATABASE_URL": postgresql(), **SECRET})
+    try:
+        served.ingest([str(scaffold.demo_articles())], NOW)
+        issue_id = recorded_issue(served, 400)
+        taken = claimed_concurrently(served, issue_id, claimers=6)
+        counts = DeliveryQueue(served.store).counts(issue_id)
+    finally:
+        served.close()
+    assert counts["pending"] == counts["sending"] == 0  # no one skipped
+    assert len(taken) == counts["sent"] == 400 and set(taken.values()) == {1}  # no one twice

@@ -25,6 +25,7 @@ from newsletter import scheduler
 from newsletter.core.models import SubscriberRow
 from newsletter.delivery import due_sends
 from newsletter.delivery.send import SendOptions, send_schedule
+from newsletter.delivery.transports import tls_context
 from newsletter.project import Project
 from newsletter.storage import claimer
 from newsletter.storage.issues import Issues
@@ -270,14 +271,24 @@ def test_a_self_signed_tls_relay_pauses_and_fails_no_one(sender: Project, tmp_pa
         SMTPHandler(), hostname="127.0.0.1", port=port, server_hostname="127.0.0.1", ssl_context=context
     )
     controller.start()
+    tls_context.cache_clear()
     try:
         summary = send_schedule(sender, "weekly", WEEK, f"smtps://127.0.0.1:{port}?timeout=2", FAST)
     finally:
         controller.stop()
     assert summary.outcome == "paused"
     assert "certificate" in summary.message
+    # Every connection tried TLS with the one context of the process, made once.
+    assert tls_context.cache_info().misses == 1 and tls_context.cache_info().hits >= 1
     assert summary.counts["failed"] == 0
     assert statuses(sender) == {"active": PEOPLE}
+
+
+def test_plain_smtp_makes_no_tls_context(sender: Project, smtp_server: SMTPServer):
+    tls_context.cache_clear()
+    summary = send_schedule(sender, "weekly", WEEK, smtp_server.url + "&max_messages=1", FAST)
+    assert summary.counts["sent"] == PEOPLE  # a connection each, and not one loaded certificates
+    assert tls_context.cache_info().misses == 0
 
 
 # -- resume: what it waits for, and the lease stored with the claim ---------------------

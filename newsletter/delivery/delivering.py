@@ -19,12 +19,13 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from newsletter.core.durations import format_duration
 from newsletter.core.models import DeliveryStatus, SubscriberStatus
+from newsletter.delivery.signing import BodyHash
 from newsletter.delivery.transports import (
     DeliveryError,
     PermanentFailure,
@@ -102,14 +103,16 @@ class Queue(Protocol):
     def issue_by_id(self, issue_id: int) -> IssueRecord: ...
     def variants(self, issue_id: int) -> dict[int, Variant]: ...
     def sweep_suppressed(self, issue_id: int, now: datetime) -> int: ...
-    def claim(
+    def claim_batch(
         self,
         issue_id: int,
         now: datetime,
         lease: timedelta,
         gone: Sequence[str] = (),
         message_id: Callable[[int], str] = ...,
-    ) -> Delivery | None: ...
+        size: int = 1,
+    ) -> list[Delivery]: ...
+    def give_back(self, delivery_ids: Iterable[int], now: datetime) -> None: ...
     def finish(self, delivery_id: int, status: str, now: datetime, error: str = "") -> None: ...
     def retry_later(self, delivery_id: int, not_before: datetime, now: datetime, error: str) -> None: ...
     def release(self, delivery_ids: Iterable[int], now: datetime) -> None: ...
@@ -119,6 +122,22 @@ class Queue(Protocol):
     def counts(self, issue_id: int) -> dict[str, int]: ...
     def waiting(self, issue_id: int) -> int: ...
     def complete(self, issue_id: int, now: datetime) -> bool: ...
+
+
+BATCH = 8  # deliveries claimed in one commit by a connection: at most as many in flight
+SLACK = timedelta(seconds=1)  # the most a batch's later rows wait after their claim
+
+
+@dataclass
+class Batch:
+    """One connection's claimed deliveries, not sent yet."""
+
+    deliveries: list[Delivery] = field(default_factory=list)
+    claimed_at: datetime = datetime.min
+
+    def rest(self) -> list[int]:
+        ids, self.deliveries = [d.id for d in self.deliveries], []
+        return ids
 
 
 class Delivering:
@@ -145,9 +164,12 @@ class Delivering:
         self.settings, self.notify = settings, notify
         self.signer = signer  # DKIM, its key parsed once for the whole send (signing.prepare)
         self.templates = self._templates(schedule)
+        # bh= of each variant's messages, its fixed parts canonicalised once (BodyHash).
+        self.body_hashes = {v: BodyHash(t.fixed_body()) for v, t in self.templates.items()} if signer else {}
         self.domain = sender(settings.email.from_).domain
         # SendOptions.resolved() filled these from [sending]; a None here is a bug.
         self.breaker, self.lease = _given(options.breaker), _given(options.lease)
+        self.slack = min(SLACK, self.lease / 20)
         self.lifetime, self.retry_interval = _given(options.queue_lifetime), _given(options.retry_interval)
         issue = ledger.issue_by_id(issue_id)
         self.expires = (issue.queued_at or clock()) + self.lifetime
@@ -255,12 +277,10 @@ class Delivering:
 
     def _work_on(self) -> bool:
         """Deliver until the queue is done; True when this connection was let go."""
-        transport = self.factory()
+        transport, batch = self.factory(), Batch()
         try:
             while not self.stop.is_set() and self.outcome == "sent":
-                delivery = self.ledger.claim(
-                    self.issue_id, self.clock(), self.lease, self.gone, self._message_id
-                )
+                delivery = self._next(batch)
                 if delivery is not None:
                     if not self._deliver(transport, delivery):
                         return True  # the server wants fewer connections: this one goes
@@ -273,6 +293,23 @@ class Delivering:
             return False
         finally:
             transport.close()
+            self.ledger.give_back(batch.rest(), self.clock())
+
+    def _next(self, batch: Batch) -> Delivery | None:
+        """The next delivery of this connection's batch, claimed BATCH at a time (one commit)
+        when nothing is rate-limited. A batch's later rows go out only within the lease's
+        slack after their claim: each message still has the whole lease a claim of one had;
+        past it (a slow server), or after a failure, the rest is given back and claimed anew."""
+        now = self.clock()
+        if batch.deliveries and (now - batch.claimed_at > self.slack or self.failures_in_a_row):
+            self.ledger.give_back(batch.rest(), now)
+        if not batch.deliveries:
+            size = 1 if self.options.rate else BATCH
+            claimed = self.ledger.claim_batch(
+                self.issue_id, now, self.lease, self.gone, self._message_id, size
+            )
+            batch.deliveries, batch.claimed_at = claimed, now
+        return batch.deliveries.pop(0) if batch.deliveries else None
 
     def _worth_waiting(self) -> bool:
         """Wait while rows are in flight (ours, or a previous run's until their lease ends)
@@ -289,9 +326,13 @@ class Delivering:
         """Send one message; False when this connection should close for good."""
         template = self.templates[delivery.variant_id or 0]
         self.limiter.wait()
-        message = template.render(self._recipient(delivery, template.origin.domain))
+        recipient = self._recipient(delivery, template.origin.domain)
+        message = template.render(recipient)
         token = self.tokens.for_delivery(delivery.id)
-        sender, message = sealed(self.settings, self.signer, message, token, template.origin.domain)
+        body_hash = self._body_hash(delivery, recipient)
+        sender, message = sealed(
+            self.settings, self.signer, message, token, template.origin.domain, body_hash
+        )
         try:
             transport.send(sender, delivery.email, message)  # VERP: a bounce names its delivery
         except DeliveryError as e:
@@ -307,6 +348,11 @@ class Delivering:
                 self.failures_in_a_row = 0
             self._report()
         return True
+
+    def _body_hash(self, delivery: Delivery, recipient: Recipient) -> bytes | None:
+        variant = delivery.variant_id or 0
+        hasher = self.body_hashes.get(variant)
+        return hasher.digest(self.templates[variant].readers_body(recipient)) if hasher else None
 
     def _fewer_connections(self, error: DeliveryError) -> bool:
         """A 421 when connecting while other connections work: the relay's "too many
@@ -411,13 +457,18 @@ def list_headers(schedule: Schedule, from_: str, issue_id: int) -> tuple[ListId,
 
 
 def sealed(
-    settings: Settings, signer: Signer | None, message: bytes, token: str, domain: str
+    settings: Settings,
+    signer: Signer | None,
+    message: bytes,
+    token: str,
+    domain: str,
+    body_hash: bytes | None = None,
 ) -> tuple[str, bytes]:
     """How every mail of ours goes out, an issue's or the outbox's (dispatch.py): signed
     for [dkim] when it is on, from its own return path (VERP, `[bounces] return_path`), so
     a receiver sees one kind of mail from the domain. Returns (envelope sender, bytes)."""
     if signer is not None:
-        message = signer.sign(message)
+        message = signer.sign(message, body_hash=body_hash)
     return settings.bounces.sender(token, domain), message
 
 

@@ -67,8 +67,9 @@ class Signer:
     sign_digest: Callable[[bytes], bytes]  # SHA-256 digest of the signed headers -> signature
     warnings: tuple[str, ...] = field(default=())
 
-    def sign(self, message: bytes, now: float | None = None) -> bytes:
-        """The message with its DKIM-Signature header prepended (CRLF line endings)."""
+    def sign(self, message: bytes, now: float | None = None, body_hash: bytes | None = None) -> bytes:
+        """The message with its DKIM-Signature header prepended (CRLF line endings).
+        `body_hash`, the SHA-256 of its canonical body (`BodyHash`), saves hashing it here."""
         import dkim
         from dkim.canonicalization import CanonicalizationPolicy
 
@@ -80,7 +81,7 @@ class Signer:
             headers, body = dkim.rfc822_parse(message)
         present = {name.lower() for name, _ in headers}
         include = [name for name in SIGNED_HEADERS if name in present]
-        body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
+        body_hash = base64.b64encode(body_hash or hashlib.sha256(relaxed_body(body)).digest())
         tags = [
             (b"v", b"1"),
             (b"a", self.algorithm.encode("ascii")),
@@ -118,12 +119,47 @@ def relaxed_body(body: bytes) -> bytes:
     against dkimpy's on generated ones)."""
     from dkim.canonicalization import correct_empty_body, strip_trailing_lines
 
+    result: bytes = correct_empty_body(strip_trailing_lines(relaxed_lines(body)))
+    return result
+
+
+def relaxed_lines(body: bytes) -> bytes:
+    """The line-by-line rules of relaxed canonicalisation (all but the empty lines at the end)."""
     body = body.replace(b"\t", b" ")  # every run of WSP becomes one SP ...
     while b"  " in body:
         body = body.replace(b"  ", b" ")
-    body = body.replace(b" \r\n", b"\r\n")  # ... and none is left at the end of a line
-    result: bytes = correct_empty_body(strip_trailing_lines(body))
-    return result
+    return body.replace(b" \r\n", b"\r\n")  # ... and none is left at the end of a line
+
+
+class BodyHash:
+    """The body hash (bh=) of the messages of one variant, its fixed parts canonicalised
+    once: each reader's message differs only by tokens, each on a line of its own, and the
+    relaxed rules are line by line, so canonical(fixed, reader's, fixed ...) is the fixed
+    parts' canonical forms with the reader's parts between them as they are. Only the
+    SHA-256 runs per message (canonicalising was 60% of signing a digest's body)."""
+
+    def __init__(self, fixed: list[bytes]) -> None:
+        *middle, last = fixed
+        if not last.strip(b"\r\n"):  # the end's empty lines would reach into a reader's part
+            raise ValueError("a body that ends in a reader's part cannot be hashed in parts")
+        self.first = hashlib.sha256(relaxed_lines(middle[0]) if middle else relaxed_body(last))
+        self.rest = [relaxed_lines(piece) for piece in middle[1:]] + ([relaxed_body(last)] if middle else [])
+
+    def digest(self, readers: list[bytes]) -> bytes:
+        """SHA-256 of the canonical body with `readers` between the fixed parts; each must be
+        canonical already and join no line of a fixed part's to its end (no space or tab, not
+        empty and not starting a line break: tokens are URL-safe, after a soft break's `=`)."""
+        if len(readers) != len(self.rest) or not all(map(_apart, readers)):
+            raise ValueError("expected one canonical part for each gap between fixed parts")
+        hasher = self.first.copy()
+        for reader, fixed in zip(readers, self.rest, strict=True):
+            hasher.update(reader)
+            hasher.update(fixed)
+        return hasher.digest()
+
+
+def _apart(reader: bytes) -> bool:
+    return bool(reader) and reader[:1] not in b"\r\n" and b" " not in reader and b"\t" not in reader
 
 
 # -- the key -------------------------------------------------------------------

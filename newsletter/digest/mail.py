@@ -265,27 +265,26 @@ class MessageTemplate:
             fixed.append(feedback)
         fixed.append(f'Content-Type: multipart/alternative;{CRLF} boundary="{self.boundary}"{CRLF}')
         self.fixed_headers = "".join(fixed)
-        self.text = _encoded_pieces(text)
-        self.html = _encoded_pieces(html)
+        # The body as the parts that are the same for every reader (even positions) and
+        # the placeholders of theirs between them: DKIM hashes the fixed parts once.
+        self.body = _body_pieces(self.boundary, _encoded_pieces(text), _encoded_pieces(html))
 
     def render(self, recipient: Recipient) -> bytes:
         """The whole message for one recipient, CRLF line endings, ready for SMTP."""
         heads = [_to_header(recipient.name, recipient.email), f"Message-ID: {recipient.message_id}{CRLF}"]
         if recipient.unsubscribe_url:
             heads.append(_list_unsubscribe(recipient))
-        parts = [
-            *heads,
-            self.fixed_headers,
-            CRLF,
-            f"--{self.boundary}{CRLF}",
-            _part_headers("plain"),
-            _splice(self.text, recipient),
-            f"{CRLF}--{self.boundary}{CRLF}",
-            _part_headers("html"),
-            _splice(self.html, recipient),
-            f"{CRLF}--{self.boundary}--{CRLF}",
-        ]
-        return "".join(parts).encode("ascii")
+        return "".join([*heads, self.fixed_headers, CRLF, _splice(self.body, recipient)]).encode("ascii")
+
+    def fixed_body(self) -> list[bytes]:
+        """The body's parts that are the same for every reader, in order; a reader's own
+        (`readers_body`) go between them."""
+        return [piece.encode("ascii") for piece in self.body[::2]]
+
+    def readers_body(self, recipient: Recipient) -> list[bytes]:
+        """What goes between the fixed parts for one reader: each token on a line of its own."""
+        tokens = _tokens(recipient)
+        return [f"{SOFT_BREAK}{tokens[piece]}{SOFT_BREAK}".encode("ascii") for piece in self.body[1::2]]
 
 
 def _to_header(name: str, email: str) -> str:
@@ -324,10 +323,26 @@ def _splice(pieces: list[str], recipient: Recipient) -> str:
     whatever the token's length (they are URL-safe: nothing in them needs quoting)."""
     if len(pieces) == 1:
         return pieces[0]
-    tokens = {TOKEN_PLACEHOLDER: recipient.token, PREFERENCES_PLACEHOLDER: recipient.preferences_token}
+    tokens = _tokens(recipient)
     return "".join(
         f"{SOFT_BREAK}{tokens[piece]}{SOFT_BREAK}" if i % 2 else piece for i, piece in enumerate(pieces)
     )
+
+
+def _tokens(recipient: Recipient) -> dict[str, str]:
+    return {TOKEN_PLACEHOLDER: recipient.token, PREFERENCES_PLACEHOLDER: recipient.preferences_token}
+
+
+def _body_pieces(boundary: str, text: list[str], html: list[str]) -> list[str]:
+    """The multipart body as `_encoded_pieces` are: fixed text at even positions (adjacent
+    ones joined), placeholders at odd ones."""
+    pieces = [f"--{boundary}{CRLF}{_part_headers('plain')}"]
+    for encoded, after in ((text, f"{CRLF}--{boundary}{CRLF}{_part_headers('html')}"), (html, "")):
+        pieces[-1] += encoded[0]
+        pieces.extend(encoded[1:])
+        pieces[-1] += after
+    pieces[-1] += f"{CRLF}--{boundary}--{CRLF}"
+    return pieces
 
 
 def archive_message_id(domain: str) -> str:

@@ -123,6 +123,24 @@ class DeliveryQueue:
         its claimer's lease or by a claimer that is `gone`). None when nothing is claimable.
         The claim stores our own lease and name, so whoever resumes reads, not guesses, them;
         and, the first time, `message_id(delivery id)`, which every later claim keeps."""
+        claimed = self.claim_batch(issue_id, now, lease, gone, message_id, 1)
+        return claimed[0] if claimed else None
+
+    def claim_batch(
+        self,
+        issue_id: int,
+        now: datetime,
+        lease: timedelta,
+        gone: Sequence[str] = (),
+        message_id: Callable[[int], str] = lambda _: "",
+        size: int = 1,
+    ) -> list[Delivery]:
+        """Up to `size` deliveries claimed as `claim` claims one, in one committed
+        transaction (one commit for the batch, not one each). Rows of people unsubscribed
+        since the snapshot are finished as suppressed in it. On PostgreSQL the rows are
+        picked FOR UPDATE SKIP LOCKED, so concurrent claimers take different ones; on
+        SQLite they are read first (the write lock is then taken by the UPDATE, which
+        waits for it, where upgrading a read would fail) and each take is conditional."""
         params = {
             "issue": issue_id,
             "now": now,
@@ -130,18 +148,42 @@ class DeliveryQueue:
             "me": claimer.me(),
             "lease_until": now + lease,
         }
-        with self.engine.connect() as conn:
-            ids = list(conn.scalars(DUE, params)) or list(conn.scalars(ORPHANED, params))
-        for delivery_id in ids:
-            with self.engine.begin() as conn:
+        locking = self.engine.dialect.name == "postgresql"
+        ids: list[int] = []
+        if not locking:
+            with self.engine.connect() as conn:
+                ids = _claimable(conn, params, locking)
+        claimed: list[Delivery] = []
+        with self.engine.begin() as conn:
+            for delivery_id in _claimable(conn, params, locking) if locking else ids:
                 taken = {**params, "d_id": delivery_id, "message_id": message_id(delivery_id) or None}
-                if conn.execute(TAKE, taken).rowcount != 1:
-                    continue  # another connection or sender took it first
+                if len(claimed) == size or conn.execute(TAKE, taken).rowcount != 1:
+                    continue  # enough, or another connection or sender took it first
                 row = conn.execute(CLAIMED, {"d_id": delivery_id}).one()
-            if row.subscriber_status == ACTIVE:
-                return delivery_from(row)
-            self.finish(delivery_id, "suppressed", now)  # unsubscribed since the snapshot
-        return None
+                if row.subscriber_status == ACTIVE:
+                    claimed.append(delivery_from(row))
+                else:  # unsubscribed since the snapshot
+                    conn.execute(FINISH, _finished(delivery_id, "suppressed", now))
+        return claimed
+
+    def give_back(self, delivery_ids: Iterable[int], now: datetime) -> None:
+        """Claimed deliveries not sent (a batch's rest when its connection stops): pending
+        and due at once again, their claim undone, so nobody waits for their lease."""
+        ids = list(delivery_ids)
+        if not ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                deliveries.update()
+                .where(
+                    deliveries.c.id.in_(ids),
+                    deliveries.c.status == D.SENDING,
+                    deliveries.c.claimed_by == claimer.me(),
+                )
+                .values(
+                    status="pending", lease_until=None, updated_at=now, attempts=deliveries.c.attempts - 1
+                )
+            )
 
     def in_flight(self, issue_id: int) -> list[InFlight]:
         """Rows in flight, by claimer: what a resuming sender waits for."""
@@ -192,16 +234,7 @@ class DeliveryQueue:
     def finish(self, delivery_id: int, status: str, now: datetime, error: str = "") -> None:
         assert status in (*FINAL, EXPIRED)
         with self.engine.begin() as conn:
-            conn.execute(
-                FINISH,
-                {
-                    "d_id": delivery_id,
-                    "b_status": status,
-                    "now": now,
-                    "error": error,
-                    "b_sent_at": now if status == "sent" else None,
-                },
-            )
+            conn.execute(FINISH, _finished(delivery_id, status, now, error))
 
     def retry_later(self, delivery_id: int, not_before: datetime, now: datetime, error: str) -> None:
         with self.engine.begin() as conn:
@@ -333,6 +366,21 @@ FINISH = (
         sent_at=sa.bindparam("b_sent_at"),
     )
 )
+
+
+def _claimable(conn: Any, params: dict[str, Any], locking: bool) -> list[int]:
+    """The next due rows, else orphans; locked and skipping locked ones on PostgreSQL."""
+    due, orphaned = (
+        (DUE.with_for_update(skip_locked=True), ORPHANED.with_for_update(skip_locked=True))
+        if locking
+        else (DUE, ORPHANED)
+    )
+    return list(conn.scalars(due, params)) or list(conn.scalars(orphaned, params))
+
+
+def _finished(delivery_id: int, status: str, now: datetime, error: str = "") -> dict[str, Any]:
+    sent_at = now if status == "sent" else None
+    return {"d_id": delivery_id, "b_status": status, "now": now, "error": error, "b_sent_at": sent_at}
 
 
 def _delivery_row(
