@@ -6,7 +6,8 @@ live reload (it polls `/changes`, which fingerprints the project's files and
 archive), and the raw .html/.txt/.eml parts for the iframes and downloads.
 
 Routes: `/`, `/schedules/<name>?at=&variant=`, `/schedules/<name>/issue.{html,txt,eml}?at=&variant=`,
-`POST /schedules/<name>/test` (the desk's "Send a test", web/desk.py), `/changes?since=`, `/static/...`.
+`POST /schedules/<name>/test` (the desk's "Send a test", web/desk.py), `POST /schedules/<name>/approve`
+(an approval-required schedule's "Approve"), `/changes?since=`, `/static/...`.
 """
 
 from __future__ import annotations
@@ -186,6 +187,28 @@ class Pages:
         back = page_env.issue_url(name, None, None, fields.one("variant", 2048) or None, fields.one("at"))
         return self.render(request, "sent.html", outcome.status, outcome=outcome, schedule=name, back=back)
 
+    async def approve(self, request: Request) -> Response:
+        """ "Approve": the form's fields, then the approval in a worker thread."""
+        try:
+            fields = await read_fields(request)
+        except TooLarge:
+            raise HTTPException(413) from None
+        return await run_in_threadpool(self._approve, request, fields)
+
+    def _approve(self, request: Request, fields: Fields) -> Response:
+        name = request.path_params["name"]
+        with self.workspace.project() as project:
+            try:
+                schedule = load_schedule(project, name)
+            except ScheduleNotFound:
+                return self.not_found(request, name)
+            outcome = desk.approve(project, schedule, fields, "", self.workspace.clock())
+        back = page_env.issue_url(name, None, None, None, fields.one("at"))
+        heading = "Approved" if outcome.approved else "Not approved"
+        return self.render(
+            request, "sent.html", outcome.status, outcome=outcome, schedule=name, back=back, heading=heading
+        )
+
     def changes(self, request: Request) -> Response:
         """What open pages poll: the current version, and whether it differs from `since`."""
         version = self.workspace.version()
@@ -275,6 +298,7 @@ def create_app(
         Route("/schedules/{name}", pages.issue, name="issue"),
         Route("/schedules/{name}/issue.{part}", pages.part, name="part"),
         Route("/schedules/{name}/test", pages.test_send, methods=["POST"], name="test"),
+        Route("/schedules/{name}/approve", pages.approve, methods=["POST"], name="approve"),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [
