@@ -122,7 +122,8 @@ def demo(directory: str, as_json: bool) -> None:
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to bind; keep it on loopback unless you mean to share drafts.",
+    help="Address to bind; keep it on loopback unless you mean to share drafts (any other "
+    "address requires a login: NEWSLETTER_PREVIEW_PASSWORD).",
 )
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.pass_context
