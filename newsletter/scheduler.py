@@ -283,10 +283,10 @@ def serve(
         "interval",
         seconds=APPROVAL_SECONDS,
         id=APPROVAL_JOB_ID,
-        name="build issues for approval",
+        name="approvals: late-approved issues sent, the next built",
         coalesce=True,
         max_instances=1,
-        args=(root,),
+        args=(root, grace, transport, stop),
     )
     scheduler.start()
     log.info("running; schedule files are reloaded on change; SIGTERM or Ctrl-C stops")
