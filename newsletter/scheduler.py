@@ -29,6 +29,7 @@ from newsletter.delivery.due_sends import (
     FAILED,
     MAX_GRACE,
     Results,
+    approval_rounds,
     catch_up,
     due_fire_time,
     load_logged,
@@ -52,6 +53,8 @@ RELOAD_SECONDS = 2.0  # how often schedule files are checked for changes (a few 
 RETRY_JOB_ID = "queue"
 BOUNCES_JOB_ID = "bounces"
 OUTBOX_JOB_ID = "outbox"
+APPROVAL_JOB_ID = "approval"
+APPROVAL_SECONDS = 60  # an issue approved late goes out within this; the next is built for its editor
 OUTBOX_SECONDS = 60  # signup mails serve could not send (it died, or the relay refused) go out within this
 
 
@@ -274,6 +277,16 @@ def serve(
         coalesce=True,
         max_instances=1,
         args=(root, transport),
+    )
+    scheduler.add_job(
+        approval_rounds,
+        "interval",
+        seconds=APPROVAL_SECONDS,
+        id=APPROVAL_JOB_ID,
+        name="approvals: late-approved issues sent, the next built",
+        coalesce=True,
+        max_instances=1,
+        args=(root, grace, transport, stop),
     )
     scheduler.start()
     log.info("running; schedule files are reloaded on change; SIGTERM or Ctrl-C stops")

@@ -1,4 +1,4 @@
-"""Commands on issues: build, demo, preview, send, run."""
+"""Commands on issues: build, demo, preview, approve, send, run."""
 
 from __future__ import annotations
 
@@ -122,7 +122,8 @@ def demo(directory: str, as_json: bool) -> None:
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to bind; keep it on loopback unless you mean to share drafts.",
+    help="Address to bind; keep it on loopback unless you mean to share drafts (any other "
+    "address requires a login: NEWSLETTER_PREVIEW_PASSWORD).",
 )
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.pass_context
@@ -217,6 +218,8 @@ def send(
     if tests:
         test_send(project, schedule, parse_moment(at, zone), tests, editor, transport)
         return
+    if not dry_run:
+        refuse_unapproved(project, schedule, parse_moment(at, zone))
     options = sending.SendOptions(
         connections=connections,
         rate=rate,
@@ -239,6 +242,50 @@ def send(
     show_send(summary, as_json)
     if summary.outcome in SEND_FAILURES:
         raise NewsletterError(summary.message or f"send {summary.outcome}", SEND_FAILURES[summary.outcome])
+
+
+def refuse_unapproved(project: Project, name: str, at: datetime) -> None:
+    """`send` by hand sends an approval-required schedule's issue only once approved."""
+    from newsletter.delivery import approval
+    from newsletter.digest.selection import send_time
+
+    schedule = project.schedule(name)
+    end = send_time(schedule, at)
+    if approval.waiting(project, schedule, end):
+        raise approval.NotApprovedError(
+            f"not sent: {approval.waiting_words(schedule, end).split('; ')[0]}",
+            f"Read it in `newsletter preview`, then: {approval.approve_command(name, end)}",
+        )
+
+
+@main.command()
+@click.argument("schedule")
+@click.option(
+    "--at",
+    "at",
+    default=None,
+    help="Approve the issue due after this moment (ISO 8601; default now): the one going out "
+    "at the next send time.",
+)
+@click.option("--editor", default=None, help="Who approves, for the record (default: your login name).")
+@click.pass_context
+def approve(ctx: click.Context, schedule: str, at: str | None, editor: str | None) -> None:
+    """Approve a schedule's issue (approval = "required") so it goes out at its send time."""
+    import getpass
+
+    from newsletter.core.text import plain_line
+    from newsletter.delivery import approval
+    from newsletter.digest.selection import send_time
+
+    project = open_project(ctx)
+    chosen = project.schedule(schedule)
+    end = send_time(chosen, parse_moment(at, chosen.zone))
+    who = plain_line(editor if editor is not None else getpass.getuser())[:100] or "unknown"
+    done = approval.approve(project, chosen, end, who, now())
+    click.echo(
+        f"{schedule}: the {end.astimezone(chosen.zone):%Y-%m-%d %H:%M} issue approved by {done.editor} "
+        f"at {done.approved_at.isoformat(timespec='seconds')}; it goes out at its send time."
+    )
 
 
 def test_send(

@@ -443,6 +443,7 @@ OTHER_VARIABLES = (
     "NEWSLETTER_SMTP_PASSWORD",  # transport_url.py
     "NEWSLETTER_BOUNCES_PASSWORD",  # bounces.py (IMAP)
     "NEWSLETTER_DKIM_KEY",  # signing.py
+    "NEWSLETTER_PREVIEW_PASSWORD",  # preview beyond loopback (web/access.py)
     "NEWSLETTER_ALLOW_PLACEHOLDERS",  # send --allow-placeholders, run
     "NEWSLETTER_PROJECT",  # --project
     "NEWSLETTER_UPDATE_GOLDEN",  # make golden

@@ -161,6 +161,12 @@ class Schedule:
     catch_up: timedelta | None = None  # None: four of its own periods (periods.CATCH_UP_PERIODS)
     language: str = ""  # BCP 47; "": the site's
     preheader: str = ""  # Jinja; "": render.preheader's default
+    approval: str = "auto"  # "required": sent only once an editor approves the issue
+    approve_ahead: timedelta = timedelta(hours=24)  # how early `run` builds it for approval
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.approval == "required"
 
     @property
     def zone(self) -> ZoneInfo:

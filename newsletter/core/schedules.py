@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from newsletter.core.periods import CrontabTrigger
 
 
+APPROVALS = ("auto", "required")
+
+
 class ScheduleFile(Strict):
     title: str = Field(min_length=1)
     cron: str | None = None
@@ -41,6 +44,8 @@ class ScheduleFile(Strict):
     summary_length: int = Field(default=280, ge=40, le=2000)
     language: str = ""  # default: [site] language
     preheader: str = ""  # Jinja; default: the next titles after the subject's
+    approval: str = "auto"  # or "required": an editor approves each issue before it goes
+    approve_ahead: str = "24h"
 
     _zone = field_validator("timezone")(check_zone)
 
@@ -93,7 +98,23 @@ def _schedule(name: str, parsed: ScheduleFile, path: Path) -> Schedule:
         catch_up=_catch_up(parsed.catch_up, path),
         language=parsed.language,
         preheader=parsed.preheader,
+        approval=_approval(parsed.approval, path),
+        approve_ahead=_approve_ahead(parsed.approve_ahead, path),
     )
+
+
+def _approval(value: str, path: Path) -> str:
+    if value not in APPROVALS:
+        hint = 'Write approval = "required" to approve each issue before it goes out, or leave it out.'
+        raise ConfigError(str(path), "approval", f'expected "auto" or "required", got {value!r}', hint)
+    return value
+
+
+def _approve_ahead(value: str, path: Path) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise ConfigError(str(path), "approve_ahead", f"expected {e}") from e
 
 
 def _cron(parsed: ScheduleFile, path: Path) -> str:

@@ -17,6 +17,7 @@ from newsletter.core.clock import utc_now
 from newsletter.core.durations import format_duration
 from newsletter.core.errors import NewsletterError
 from newsletter.core.models import IssueStatus, Schedule
+from newsletter.delivery import approval
 from newsletter.delivery.send import SendSummary, allowed_placeholders, check_placeholders, send_schedule
 from newsletter.digest import selection as select
 from newsletter.project import Project
@@ -84,7 +85,11 @@ def send_due(
     transport: str | None,
     stop: threading.Event | None = None,
 ) -> SendSummary | None:
-    """A period's send, after polling the sources that feed it: `run` needs no ingest."""
+    """A period's send, after polling the sources that feed it: `run` needs no ingest. An
+    issue waiting for approval is not sent: logged, and None (a person is needed)."""
+    if approval.waiting(project, schedule, fire_time):
+        log.warning("%s", approval.waiting_words(schedule, fire_time))
+        return None
     refresh_sources(project, schedule, fire_time, now)
     return run_due(project, schedule, fire_time, transport, stop)
 
@@ -165,7 +170,54 @@ def catch_up(
             send_due(project, schedule, end, now, transport, stop)
             for end in _catch_up_times(project, schedule, now, grace)
         ]
+        build_ahead(project, schedule, now)
     return results
+
+
+def build_ahead(project: Project, schedule: Schedule, now: datetime) -> None:
+    """The next issue of an approval-required schedule built for its editor (logged, never
+    raised: a broken template is the send's error to report, at its time)."""
+    try:
+        approval.build_ahead(project, schedule, now)
+    except NewsletterError as e:
+        log.error("%s: not built ahead for approval: %s", schedule.name, e)
+    except Exception:
+        log.exception("%s: not built ahead for approval", schedule.name)
+
+
+def approval_rounds(
+    root: Path, grace: timedelta, transport: str | None, stop: threading.Event, now: datetime | None = None
+) -> Results:
+    """The daemon's job for approval-required schedules: an issue approved after its send
+    time (within the grace) goes out now, once; the next issue is built for its editor
+    once within the schedule's `approve_ahead`. `now`: the clock's, unless a test pins it."""
+    now = now or utc_now()
+    try:
+        opened = Project(root)
+    except NewsletterError as e:
+        log.error("approval: project not loaded: %s", e)
+        return []
+    results: Results = []
+    with closing(opened) as project:
+        if placeholders_refused(project, transport):
+            return []
+        for schedule in filter(None, (load_logged(project, n) for n in schedules.schedule_names(root))):
+            if not schedule.needs_approval or stop.is_set():
+                continue
+            due = due_fire_time(schedule, now, grace)
+            if due is not None and _approved_and_waiting_to_go(project, schedule, due):
+                results.append(send_due(project, schedule, due, now, transport, stop))
+            build_ahead(project, schedule, now)
+    return results
+
+
+def _approved_and_waiting_to_go(project: Project, schedule: Schedule, end: datetime) -> bool:
+    issue = Issues(project.store).issue(schedule.name, end)
+    return (
+        issue is not None
+        and issue.status == IssueStatus.BUILT
+        and not approval.waiting(project, schedule, end)
+    )
 
 
 def _catch_up_times(project: Project, schedule: Schedule, now: datetime, grace: timedelta) -> list[datetime]:
@@ -180,6 +232,8 @@ def _catch_up_times(project: Project, schedule: Schedule, now: datetime, grace: 
         next_send = local_time(select.send_time(schedule, now), schedule.timezone)
         if missed is None:
             log.info("%s: nothing due; next send %s", schedule.name, next_send)
+        elif approval.waiting(project, schedule, missed):
+            log.warning("%s", missed_waiting_words(schedule, missed, grace))
         else:
             log.warning("%s; next send %s", missed_words(schedule, missed, grace), next_send)
     return ends
@@ -204,6 +258,15 @@ def missed_words(schedule: Schedule, missed: datetime, grace: timedelta) -> str:
         f"{schedule.name}: the {local_time(missed, schedule.timezone)} send was missed "
         f"(past the {format_duration(grace)} grace) and not sent; send it with "
         f"`{send_command(schedule.name, missed)}`"
+    )
+
+
+def missed_waiting_words(schedule: Schedule, missed: datetime, grace: timedelta) -> str:
+    """An approval-required issue nobody approved until past its grace: not sent."""
+    return (
+        f"{schedule.name}: the {local_time(missed, schedule.timezone)} issue was never approved "
+        f"and is past the {format_duration(grace)} grace; not sent. To send it late: "
+        f"`{approval.approve_command(schedule.name, missed)}`, then `{send_command(schedule.name, missed)}`"
     )
 
 

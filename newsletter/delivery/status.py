@@ -11,7 +11,14 @@ from newsletter.core import schedules
 from newsletter.core.durations import format_duration
 from newsletter.core.errors import NewsletterError
 from newsletter.core.models import IssueStatus, Schedule
-from newsletter.delivery.due_sends import missed_send, missed_words, send_command
+from newsletter.delivery import approval
+from newsletter.delivery.due_sends import (
+    due_fire_time,
+    missed_send,
+    missed_waiting_words,
+    missed_words,
+    send_command,
+)
 from newsletter.delivery.status_report import (
     LastIssue,
     ListStatus,
@@ -49,16 +56,39 @@ def _schedule(project: Project, name: str, now: datetime, grace: timedelta) -> S
     issues = sorted(Issues(project.store).issues(name), key=lambda i: i.period.end)
     gone = [i for i in issues if i.status != IssueStatus.BUILT]
     missed = missed_send(project, schedule, now, grace)
+    next_send = _next_send(schedule, gone, now)
     return ScheduleStatus(
         name=name,
         timezone=schedule.timezone,
         last=_last(project, gone[-1]) if gone else None,
-        next_send=_next_send(schedule, gone, now),
-        missed=missed_words(schedule, missed, grace) if missed else "",
+        next_send=next_send,
+        missed=_missed(project, schedule, missed, grace),
         unfinished=tuple(
             _unfinished(project, schedule, i, now) for i in gone if i.status == IssueStatus.SENDING
         ),
+        waiting=_waiting(project, schedule, next_send, now, grace),
     )
+
+
+def _missed(project: Project, schedule: Schedule, missed: datetime | None, grace: timedelta) -> str:
+    if missed is None:
+        return ""
+    if approval.waiting(project, schedule, missed):
+        return missed_waiting_words(schedule, missed, grace)
+    return missed_words(schedule, missed, grace)
+
+
+def _waiting(
+    project: Project, schedule: Schedule, next_send: datetime, now: datetime, grace: timedelta
+) -> str:
+    """The issue due now (within the grace) or the next one within `approve_ahead` of its
+    send time, while unapproved."""
+    due = due_fire_time(schedule, now, grace)
+    ahead = next_send if next_send - now <= schedule.approve_ahead else None
+    for end in (due, ahead):
+        if end is not None and approval.waiting(project, schedule, end):
+            return approval.waiting_words(schedule, end)
+    return ""
 
 
 def _next_send(schedule: Schedule, gone: list[IssueRecord], now: datetime) -> datetime:

@@ -38,6 +38,7 @@ class ScheduleStatus:
     next_send: datetime
     missed: str = ""  # due_sends.missed_words, the command to send it included
     unfinished: tuple[Unfinished, ...] = ()
+    waiting: str = ""  # approval.waiting_words: the next issue, built, needs its editor
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def needs(status: Status) -> list[str]:
     """What needs a person, one line each: a missed period, a paused or expired send, a
     failing source, bounce mails put aside or a mailbox that cannot be read."""
     found = [s.missed for s in status.schedules if s.missed]
+    found += [s.waiting for s in status.schedules if s.waiting]
     found += [f"{s.name}: {u.attention}" for s in status.schedules for u in s.unfinished if u.attention]
     found += [
         f"source {s.name}: its last poll failed ({s.message}); fix it and run `newsletter fetch {s.name}`"
@@ -122,6 +124,8 @@ def _schedule_lines(s: ScheduleStatus) -> list[str]:
     out = [f"schedule {s.name}: {last}; next send {_at(s.next_send, zone)}"]
     if s.missed:
         out.append(f"  missed: {s.missed}")
+    if s.waiting:
+        out.append(f"  waiting: {s.waiting}")
     for u in s.unfinished:
         retry = f"; next try {_at(u.next_try, zone)}" if u.next_try and not u.attention else ""
         why = f" (last reply: {u.reason})" if u.reason else ""

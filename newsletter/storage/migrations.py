@@ -86,6 +86,11 @@ def _v9(op: Operations) -> None:
     stored before keep their image URL; its size is learned at their next ingest."""
 
 
+def _v10(op: Operations) -> None:
+    """Editors' approvals of issues (the `approvals` table is new: create_all made it).
+    Schedules are "auto" unless their file says otherwise, so no issue waits after the upgrade."""
+
+
 STEPS: dict[int, Callable[[Operations], None]] = {
     2: _v2,
     3: _v3,
@@ -95,6 +100,7 @@ STEPS: dict[int, Callable[[Operations], None]] = {
     7: _v7,
     8: _v8,
     9: _v9,
+    10: _v10,
 }
 
 

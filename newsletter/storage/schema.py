@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 9  # newsletter/storage/migrations.py brings older databases up to it
+SCHEMA_VERSION = 10  # newsletter/storage/migrations.py brings older databases up to it
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -94,6 +94,15 @@ issues = sa.Table(
     sa.Column("queued_at", UTCDateTime, nullable=True),
     # One issue per schedule and send time: the key that makes sends happen once.
     sa.UniqueConstraint("schedule", "period_end", name="uq_issue_schedule_period"),
+)
+
+# An editor's approval of an issue of an `approval = "required"` schedule (storage/approvals.py).
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("issue_id", sa.ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("approved_at", UTCDateTime, nullable=False),
+    sa.Column("editor", sa.String(100), nullable=False),
 )
 
 issue_articles = sa.Table(

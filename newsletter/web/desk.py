@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from newsletter.core.errors import NewsletterError
+from newsletter.core.models import Schedule
 from newsletter.core.text import plain_line
 from newsletter.core.tokens import BadToken, Purposes, secret_key
+from newsletter.delivery import approval
 from newsletter.delivery.desk import (
     AudiencePlan,
     TestSend,
@@ -22,7 +24,9 @@ from newsletter.delivery.desk import (
     send_test,
     variant_of,
 )
+from newsletter.digest import selection as select
 from newsletter.project import Project
+from newsletter.storage.approvals import Approval
 from newsletter.web.forms import Fields
 
 __all__ = ["AudiencePlan", "UnknownVariant", "audience_plan", "variant_of"]
@@ -60,18 +64,28 @@ class Outcome:
     status: int
     message: str
     sent: tuple[str, ...] = ()
+    approved: bool = False
+
+
+def _refused(
+    project: Project, name: str, fields: Fields, bound_to: str, now: datetime, verb: str
+) -> Outcome | None:
+    """The form's token checked first: an Outcome that refuses, or None when it is good."""
+    try:
+        purposes = Purposes(secret_key(project.environ))
+        purposes.read_form(fields.one("token", 2048), form_page(name), bound_to, now, FORM_LIFETIME)
+    except BadToken as e:
+        return Outcome(403, f"Not {verb}: {e}. Reload the page and try again.")
+    except NewsletterError as e:
+        return Outcome(400, f"Not {verb}: {e}")
+    return None
 
 
 def test_send(project: Project, name: str, fields: Fields, bound_to: str, now: datetime) -> Outcome:
     """The form's POST: its token checked first, then `send_test` (which refuses an address
     not listed, before anything goes out)."""
-    try:
-        purposes = Purposes(secret_key(project.environ))
-        purposes.read_form(fields.one("token", 2048), form_page(name), bound_to, now, FORM_LIFETIME)
-    except BadToken as e:
-        return Outcome(403, f"Not sent: {e}. Reload the page and send again.")
-    except NewsletterError as e:
-        return Outcome(400, f"Not sent: {e}")
+    if refused := _refused(project, name, fields, bound_to, now, "sent"):
+        return refused
     at = _moment(fields.one("at"))
     if at is None:
         return Outcome(400, "Not sent: the form's moment is not a date and time. Reload the page.")
@@ -92,3 +106,43 @@ def _moment(text: str) -> datetime | None:
     except ValueError:
         return None
     return value if value.tzinfo is not None else None
+
+
+@dataclass(frozen=True)
+class ApprovalPanel:
+    """What the issue page says of an approval-required schedule's issue: its send time,
+    and who approved it when (None: waiting)."""
+
+    end: datetime
+    approval: Approval | None
+
+
+def approval_panel(project: Project, schedule: Schedule, end: datetime) -> ApprovalPanel | None:
+    if not schedule.needs_approval:
+        return None
+    return ApprovalPanel(end, approval.approved(project, schedule, end))
+
+
+def approve(project: Project, schedule: Schedule, fields: Fields, bound_to: str, now: datetime) -> Outcome:
+    """The "Approve" POST: its token checked first, then the approval recorded (and logged)."""
+    if refused := _refused(project, schedule.name, fields, bound_to, now, "approved"):
+        return refused
+    at = _moment(fields.one("at"))
+    editor = plain_line(fields.one("editor", EDITOR_LIMIT))
+    if at is None or not schedule.needs_approval:
+        return Outcome(
+            400, "Not approved: this issue needs no approval, or the form is old. Reload the page."
+        )
+    if not editor:
+        return Outcome(400, "Not approved: say who you are (your name is kept with the approval).")
+    end = select.send_time(schedule, at)
+    try:
+        done = approval.approve(project, schedule, end, editor, now)
+    except NewsletterError as e:
+        return Outcome(400, f"Not approved: {e}" + (f" {e.hint}" if e.hint else ""))
+    return Outcome(
+        200,
+        f"Approved by {done.editor} at {done.approved_at.isoformat(timespec='seconds')}: "
+        f"the issue goes out at {end.astimezone(schedule.zone):%Y-%m-%d %H:%M}.",
+        approved=True,
+    )

@@ -6,12 +6,15 @@ live reload (it polls `/changes`, which fingerprints the project's files and
 archive), and the raw .html/.txt/.eml parts for the iframes and downloads.
 
 Routes: `/`, `/schedules/<name>?at=&variant=`, `/schedules/<name>/issue.{html,txt,eml}?at=&variant=`,
-`POST /schedules/<name>/test` (the desk's "Send a test", web/desk.py), `/changes?since=`, `/static/...`.
+`POST /schedules/<name>/test` (the desk's "Send a test", web/desk.py), `POST /schedules/<name>/approve`
+(an approval-required schedule's "Approve"), `/changes?since=`, `/static/...`; bound beyond
+loopback, `GET/POST /login` and a session for everything else (web/access.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -25,7 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -36,6 +39,7 @@ from newsletter.core.schedules import schedule_names
 from newsletter.project import Project
 from newsletter.web import desk, listen
 from newsletter.web import pages as page_env
+from newsletter.web.access import LOGIN_PATH, Login, LoginRequired, session_of, set_session
 from newsletter.web.desk import UnknownVariant
 from newsletter.web.forms import Fields, TooLarge, read_fields
 from newsletter.web.security import PAGE_CSP, SecurityHeaders, email_headers, framed_page_headers
@@ -66,9 +70,10 @@ class Pages:
     """The route handlers. Plain `def`: Starlette runs them in its thread pool,
     so a build never blocks the event loop (or the `/changes` polls)."""
 
-    def __init__(self, workspace: Workspace, templates: Jinja2Templates) -> None:
+    def __init__(self, workspace: Workspace, templates: Jinja2Templates, login: Login | None = None) -> None:
         self.workspace = workspace
         self.templates = templates
+        self.login = login
 
     def render(
         self,
@@ -110,7 +115,11 @@ class Pages:
         version = self.workspace.version()
         try:
             page = issue_page(
-                self.workspace, name, request.query_params.get("at"), request.query_params.get("variant")
+                self.workspace,
+                name,
+                request.query_params.get("at"),
+                request.query_params.get("variant"),
+                session_of(request),
             )
         except ScheduleNotFound:
             return self.not_found(request, name)
@@ -182,9 +191,47 @@ class Pages:
                 load_schedule(project, name)
             except ScheduleNotFound:
                 return self.not_found(request, name)
-            outcome = desk.test_send(project, name, fields, "", self.workspace.clock())
+            outcome = desk.test_send(project, name, fields, session_of(request), self.workspace.clock())
         back = page_env.issue_url(name, None, None, fields.one("variant", 2048) or None, fields.one("at"))
         return self.render(request, "sent.html", outcome.status, outcome=outcome, schedule=name, back=back)
+
+    async def approve(self, request: Request) -> Response:
+        """ "Approve": the form's fields, then the approval in a worker thread."""
+        try:
+            fields = await read_fields(request)
+        except TooLarge:
+            raise HTTPException(413) from None
+        return await run_in_threadpool(self._approve, request, fields)
+
+    def _approve(self, request: Request, fields: Fields) -> Response:
+        name = request.path_params["name"]
+        with self.workspace.project() as project:
+            try:
+                schedule = load_schedule(project, name)
+            except ScheduleNotFound:
+                return self.not_found(request, name)
+            outcome = desk.approve(project, schedule, fields, session_of(request), self.workspace.clock())
+        back = page_env.issue_url(name, None, None, None, fields.one("at"))
+        heading = "Approved" if outcome.approved else "Not approved"
+        return self.render(
+            request, "sent.html", outcome.status, outcome=outcome, schedule=name, back=back, heading=heading
+        )
+
+    def login_page(self, request: Request) -> Response:
+        return self.render(request, "login.html", message="")
+
+    async def log_in(self, request: Request) -> Response:
+        """The login form's POST: the password's hash compared in constant time, then a
+        session cookie (HttpOnly, SameSite=Strict, Secure over https)."""
+        try:
+            fields = await read_fields(request)
+        except TooLarge:
+            raise HTTPException(413) from None
+        if self.login is None or not self.login.accepts(fields.one("password", 1024)):
+            return self.render(request, "login.html", 401, message="Wrong password.")
+        response = RedirectResponse("/", status_code=303)
+        set_session(response, request, self.login)
+        return response
 
     def changes(self, request: Request) -> Response:
         """What open pages poll: the current version, and whether it differs from `since`."""
@@ -254,15 +301,20 @@ class Pages:
 
 
 def create_app(
-    root: Path, *, clock: Clock | None = None, allowed_hosts: Sequence[str] | None = None
+    root: Path,
+    *,
+    clock: Clock | None = None,
+    allowed_hosts: Sequence[str] | None = None,
+    login: Login | None = None,
 ) -> Starlette:
     """The preview app for the project at `root`.
 
     `clock` stands in for now (tests pin it); `allowed_hosts` defaults to the
-    loopback names, so a page elsewhere cannot reach drafts by DNS rebinding.
+    loopback names, so a page elsewhere cannot reach drafts by DNS rebinding;
+    `login`: every route needs a session (web/access.py), for a bind beyond loopback.
     """
     workspace = Workspace(root, clock or utc_now)
-    pages = Pages(workspace, page_env.templates())
+    pages = Pages(workspace, page_env.templates(), login)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -275,11 +327,15 @@ def create_app(
         Route("/schedules/{name}", pages.issue, name="issue"),
         Route("/schedules/{name}/issue.{part}", pages.part, name="part"),
         Route("/schedules/{name}/test", pages.test_send, methods=["POST"], name="test"),
+        Route("/schedules/{name}/approve", pages.approve, methods=["POST"], name="approve"),
+        Route(LOGIN_PATH, pages.login_page, name="login"),
+        Route(LOGIN_PATH, pages.log_in, methods=["POST"], name="log_in"),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [
         Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOOPBACK_HOSTS)),
         Middleware(SecurityHeaders),
+        *([Middleware(LoginRequired, login=login)] if login is not None else []),
     ]
     return Starlette(
         routes=routes,
@@ -292,14 +348,19 @@ def create_app(
 def serve(root: Path, host: str, port: int) -> None:
     """Run the preview until Ctrl+C; a directory that is not a project fails before binding."""
     Project(root).close()  # raises NewsletterError: cli.py makes it `Error: ...` and exit 1
-    sock = listen.bind(host, port)  # a port in use is one error, before anything claims to start
     loopback = _is_loopback(host)
+    login = None if loopback else Login.from_environ(os.environ)  # no password: refuse to start
+    sock = listen.bind(host, port)  # a port in use is one error, before anything claims to start
     if not loopback:
         print(
-            f"warning: serving unpublished drafts on {host}, reachable from other machines", file=sys.stderr
+            f"warning: serving unpublished drafts on {host}, reachable from other machines "
+            "(login required; put it behind https)",
+            file=sys.stderr,
         )
     # Also the address as given (127.0.0.2, ::1): the Host header a browser sends for it.
-    app = create_app(root, allowed_hosts=[*LOOPBACK_HOSTS, _bracketed(host)] if loopback else ["*"])
+    app = create_app(
+        root, allowed_hosts=[*LOOPBACK_HOSTS, _bracketed(host)] if loopback else ["*"], login=login
+    )
     print(f"Previewing {root.resolve()}", file=sys.stderr)
     # Uvicorn prints the address (also the port it picked for --port 0). Pages poll
     # every second, so access logs would drown the terminal. No connection is

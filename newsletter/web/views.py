@@ -17,7 +17,15 @@ from newsletter.digest import selection as select
 from newsletter.digest.render import GMAIL_CLIP_BYTES
 from newsletter.project import Build, Project, issue_stem
 from newsletter.storage.issues import IssueRecord, Issues
-from newsletter.web.desk import AudiencePlan, DeskForm, audience_plan, desk_form, variant_of
+from newsletter.web.desk import (
+    ApprovalPanel,
+    AudiencePlan,
+    DeskForm,
+    approval_panel,
+    audience_plan,
+    desk_form,
+    variant_of,
+)
 from newsletter.web.workspace import Workspace
 
 # Amber from 80% of Gmail's clip: a few more articles would cross it.
@@ -100,6 +108,7 @@ class IssuePage:
     variant: str | None = None  # the variant shown (`?variant=`); None: the whole issue
     audience: AudiencePlan | None = None
     desk: DeskForm | None = None
+    approval: ApprovalPanel | None = None  # only for an `approval = "required"` schedule
 
     @property
     def zone(self) -> ZoneInfo:
@@ -173,6 +182,7 @@ def issue_page(
         )
         page.variant = variant or None
         page.desk = desk_form(project, schedule.name, bound_to, now)
+        page.approval = approval_panel(project, schedule, period.end)
         try:
             page.audience, page.build = variant_build(project, schedule, at, now, page.variant)
         except NewsletterError as e:
