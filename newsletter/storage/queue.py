@@ -155,16 +155,41 @@ class DeliveryQueue:
                 ids = _claimable(conn, params, locking)
         claimed: list[Delivery] = []
         with self.engine.begin() as conn:
-            for delivery_id in _claimable(conn, params, locking) if locking else ids:
-                taken = {**params, "d_id": delivery_id, "message_id": message_id(delivery_id) or None}
-                if len(claimed) == size or conn.execute(TAKE, taken).rowcount != 1:
-                    continue  # enough, or another connection or sender took it first
-                row = conn.execute(CLAIMED, {"d_id": delivery_id}).one()
-                if row.subscriber_status == ACTIVE:
-                    claimed.append(delivery_from(row))
-                else:  # unsubscribed since the snapshot
-                    conn.execute(FINISH, _finished(delivery_id, "suppressed", now))
+            tried = self._take(
+                conn, _claimable(conn, params, locking) if locking else ids, params, claimed, size, message_id
+            )
+            if not locking and tried and len(claimed) < size:
+                # Rows read before the lock, taken meanwhile by another connection: read
+                # again now that the first UPDATE holds SQLite's write lock, so a claimer
+                # never comes back empty while rows are due.
+                fresh = [i for i in _claimable(conn, params, locking) if i not in tried]
+                self._take(conn, fresh, params, claimed, size, message_id)
         return claimed
+
+    def _take(
+        self,
+        conn: Any,
+        delivery_ids: Sequence[int],
+        params: dict[str, Any],
+        claimed: list[Delivery],
+        size: int,
+        message_id: Callable[[int], str],
+    ) -> set[int]:
+        """Take rows into `claimed` up to `size`; the ids tried (taken or not)."""
+        tried: set[int] = set()
+        for delivery_id in delivery_ids:
+            if len(claimed) == size:
+                break
+            tried.add(delivery_id)
+            taken = {**params, "d_id": delivery_id, "message_id": message_id(delivery_id) or None}
+            if conn.execute(TAKE, taken).rowcount != 1:
+                continue  # another connection or sender took it first
+            row = conn.execute(CLAIMED, {"d_id": delivery_id}).one()
+            if row.subscriber_status == ACTIVE:
+                claimed.append(delivery_from(row))
+            else:  # unsubscribed since the snapshot
+                conn.execute(FINISH, _finished(delivery_id, "suppressed", params["now"]))
+        return tried
 
     def give_back(self, delivery_ids: Iterable[int], now: datetime) -> None:
         """Claimed deliveries not sent (a batch's rest when its connection stops): pending
