@@ -20,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from newsletter.audience.dispatch import drain_project
 from newsletter.core import config, schedules
+from newsletter.core.clock import local_time
 from newsletter.core.clock import utc_now as utc_now  # re-exported: the daemon's clock
 from newsletter.core.durations import parse_duration
 from newsletter.core.errors import ConfigError, NewsletterError
@@ -33,7 +34,6 @@ from newsletter.delivery.due_sends import (
     catch_up,
     due_fire_time,
     load_logged,
-    local_time,
     placeholders_refused,
     refresh_sources,
     retry_queued,

@@ -33,3 +33,11 @@ def parse_moment(value: str | None, zone: ZoneInfo, now: datetime) -> datetime:
     if len(text) == 10:
         moment = datetime.combine(moment.date(), time(0, 0))
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+def local_time(moment: datetime | None, zone: str | ZoneInfo) -> str:
+    """How logs, notes and `status` show a moment: `2026-11-30 08:00 GMT`, in the
+    schedule's (or site's) zone; `never` for none (a job APScheduler keeps paused)."""
+    if moment is None:
+        return "never"
+    return f"{moment.astimezone(ZoneInfo(zone) if isinstance(zone, str) else zone):%Y-%m-%d %H:%M %Z}"

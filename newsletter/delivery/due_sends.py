@@ -10,10 +10,9 @@ import threading
 from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from newsletter.core import schedules
-from newsletter.core.clock import utc_now
+from newsletter.core.clock import local_time, utc_now
 from newsletter.core.durations import format_duration
 from newsletter.core.errors import NewsletterError
 from newsletter.core.models import IssueStatus, Schedule
@@ -133,12 +132,6 @@ def describe(summary: SendSummary, timezone: str) -> str:
         f"{summary.schedule} {local_time(summary.period_start, timezone)} .. "
         f"{local_time(summary.period_end, timezone)}: {summary.outcome} ({detail})"
     )
-
-
-def local_time(moment: datetime | None, timezone: str) -> str:
-    if moment is None:  # a job without a next run time (APScheduler keeps it paused)
-        return "never"
-    return f"{moment.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M %Z}"
 
 
 def load_logged(project: Project, name: str) -> Schedule | None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
+
+from newsletter.core.clock import local_time
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def needs(status: Status) -> list[str]:
 
 
 def lines(status: Status) -> list[str]:
-    out = [f"status at {_at(status.now, status.timezone)}"]
+    out = [f"status at {local_time(status.now, status.timezone)}"]
     for s in status.schedules:
         out += _schedule_lines(s)
     out += (
@@ -120,16 +121,16 @@ def _schedule_lines(s: ScheduleStatus) -> list[str]:
         last = "no issue sent yet"
     else:
         counts = ", ".join(f"{n} {k}" for k, n in s.last.counts.items() if n) or "no deliveries"
-        last = f"last issue {_at(s.last.end, zone)} {s.last.status} ({counts})"
-    out = [f"schedule {s.name}: {last}; next send {_at(s.next_send, zone)}"]
+        last = f"last issue {local_time(s.last.end, zone)} {s.last.status} ({counts})"
+    out = [f"schedule {s.name}: {last}; next send {local_time(s.next_send, zone)}"]
     if s.missed:
         out.append(f"  missed: {s.missed}")
     if s.waiting:
         out.append(f"  waiting: {s.waiting}")
     for u in s.unfinished:
-        retry = f"; next try {_at(u.next_try, zone)}" if u.next_try and not u.attention else ""
+        retry = f"; next try {local_time(u.next_try, zone)}" if u.next_try and not u.attention else ""
         why = f" (last reply: {u.reason})" if u.reason else ""
-        out.append(f"  unfinished {_at(u.end, zone)}: {u.waiting} deliveries waiting{why}{retry}")
+        out.append(f"  unfinished {local_time(u.end, zone)}: {u.waiting} deliveries waiting{why}{retry}")
         if u.attention:
             out.append(f"    {u.attention}")
     return out
@@ -138,8 +139,8 @@ def _schedule_lines(s: ScheduleStatus) -> list[str]:
 def _source_line(s: SourceStatus, zone: str) -> str:
     if s.polled_at is None:
         return f"{s.name}: never polled"
-    good = "" if s.succeeded_at == s.polled_at else f"; last read {_at(s.succeeded_at, zone)}"
-    return f"{s.name}: {s.status} at {_at(s.polled_at, zone)} ({s.message}){good}"
+    good = "" if s.succeeded_at == s.polled_at else f"; last read {local_time(s.succeeded_at, zone)}"
+    return f"{s.name}: {s.status} at {local_time(s.polled_at, zone)} ({s.message}){good}"
 
 
 def _mailbox_line(box: MailboxStatus, zone: str) -> str:
@@ -147,7 +148,7 @@ def _mailbox_line(box: MailboxStatus, zone: str) -> str:
         return f"bounce mailbox {box.name}: {box.error}"
     return (
         f"bounce mailbox {box.name}: {box.waiting} waiting, {box.unhandled} unhandled; "
-        f"last acted on {_at(box.last_acted, zone)}"
+        f"last acted on {local_time(box.last_acted, zone)}"
     )
 
 
@@ -159,12 +160,6 @@ def _list_line(audience: ListStatus) -> str:
     )
     moved = "; ".join(f"{days} days: +{joined} -{left}" for days, joined, left in audience.movements)
     return f"list: {shown} ({moved})"
-
-
-def _at(moment: datetime | None, zone: str) -> str:
-    if moment is None:
-        return "never"
-    return f"{moment.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M %Z}"
 
 
 def as_json(status: Status) -> dict[str, Any]:

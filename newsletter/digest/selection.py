@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from newsletter.core import periods
+from newsletter.core.clock import local_time
 from newsletter.core.durations import format_duration
 from newsletter.core.models import Period, Schedule, StoredArticle
 
@@ -41,14 +42,11 @@ def left_out(schedule: Schedule, period: Period, last_end: datetime | None) -> s
     else:
         bound = f"catch_up: by default {periods.CATCH_UP_PERIODS} of its periods"
     return (
-        f"{schedule.name}: the last issue went out for the period ending {_local(schedule, last_end)}; "
+        f"{schedule.name}: the last issue went out for the period ending "
+        f"{local_time(last_end, schedule.zone)}; "
         f"this issue covers only the last {format_duration(period.end - period.start)} ({bound}), "
-        f"from {_local(schedule, period.start)}: articles published in between are left out"
+        f"from {local_time(period.start, schedule.zone)}: articles published in between are left out"
     )
-
-
-def _local(schedule: Schedule, moment: datetime) -> str:
-    return f"{moment.astimezone(schedule.zone):%Y-%m-%d %H:%M %Z}"
 
 
 def _trigger(schedule: Schedule) -> periods.CrontabTrigger:
