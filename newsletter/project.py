@@ -24,6 +24,7 @@ from newsletter.digest.check import check_issue
 from newsletter.digest.enrich import Candidate
 from newsletter.storage import image_sizes, neighbours
 from newsletter.storage.issues import GONE_OUT, IssueRecord, Issues
+from newsletter.storage.overrides import IssueOverrides
 from newsletter.storage.store import Store
 
 if TYPE_CHECKING:
@@ -166,9 +167,12 @@ class Project:
 
         return select.left_out(schedule, period, Issues(self.store).last_issue_end(schedule.name, period.end))
 
-    def digest(self, schedule: Schedule, at: datetime) -> Digest:
-        """The issue going out after `at`, as it reads now. Only reads: whoever records the
-        issue as gone out keeps its links (`keep_links`), so its rebuilds show them."""
+    def digest(self, schedule: Schedule, at: datetime, edited: bool = True) -> Digest:
+        """The issue going out after `at`, as it reads now: with the latest version of the
+        editor's overrides of it (`edited=False`: as selection picked it, for the desk to
+        offer every article). Only reads: whoever records the issue as gone out keeps its
+        links (`keep_links`), so its rebuilds show them."""
+        from newsletter.digest import overrides as edits
         from newsletter.digest import selection as select
 
         past = Issues(self.store).issue_history(schedule.name, select.send_time(schedule, at))
@@ -179,11 +183,15 @@ class Project:
         # The query already narrows to unsent articles (for speed); `pick_articles` is where
         # the rules live and are property-tested, so it gets the sent set too.
         sections = select.pick_articles(schedule, period, at, candidates, past.sent)
+        saved = IssueOverrides(self.store).latest(schedule.name, period.end) if edited else None
+        if saved is not None:
+            sections = edits.arrange(sections, saved.overrides)
         cards = [c for _, chosen in sections for c in chosen]
         related = self.related_candidates(cards, at, past.links or {})
         archive = self.store.link_targets({c.target for found in related.values() for c in found})
         sizes = image_sizes.known(self.store, {c.article.image for c in cards if c.article.image})
-        return enrich.enrich(schedule, period, at, sections, related, archive, sizes)
+        digest = enrich.enrich(schedule, period, at, sections, related, archive, sizes)
+        return digest if saved is None else edits.apply(digest, saved.overrides, saved.version)
 
     def related_candidates(
         self, cards: list[StoredArticle], at: datetime, kept: dict[int, list[int]]
@@ -257,6 +265,7 @@ class Project:
                 issue.subject,
                 [a.id for a in digest.articles],
                 now,
+                digest.overrides_version or None,
             )
             self.keep_links(recorded, digest)  # a sent issue's row is kept as it was
         return build

@@ -375,9 +375,10 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
             ("deliveries", "message_id"),  # v4
             ("subscribers", "schedules"),  # v5
             ("subscribers", "chosen_at"),  # v7
+            ("issues", "overrides_version"),  # v11
         ):
             conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN {column}")
-        for table in ("consents", "signup_events", "subscriber_notices", "image_sizes"):  # v5, v9
+        for table in ("consents", "signup_events", "subscriber_notices", "image_sizes", "issue_overrides"):
             conn.exec_driver_sql(f"DROP TABLE {table}")
         # v6: the inverted index as schema 5 kept it, a row per posting
         conn.exec_driver_sql("DROP TABLE similar_terms")
@@ -394,9 +395,10 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
         conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     engine.dispose()
     store = Store(url)
-    assert store.schema_version == SCHEMA_VERSION == 10
+    assert store.schema_version == SCHEMA_VERSION == 11
     tables = set(sa.inspect(store.engine).get_table_names())
-    assert {"consents", "signup_events", "subscriber_notices", "image_sizes"} <= tables
+    assert {"consents", "signup_events", "subscriber_notices", "image_sizes", "issue_overrides"} <= tables
+    assert "overrides_version" in {c["name"] for c in sa.inspect(store.engine).get_columns("issues")}
     assert "similar_postings" not in tables  # v6: a row per term, made again by `reindex`
     assert {c["name"] for c in sa.inspect(store.engine).get_columns("similar_terms")} == {
         "term",

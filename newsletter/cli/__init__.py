@@ -9,10 +9,11 @@ similarity, sending and the web stack load only for the commands
 that need them. tests/test_startup.py keeps it so.
 
 `base.py` holds the group and what the commands share; the commands live by what
-they work on: `archive.py`, `issues.py`, `people.py`, `check.py`, `health.py`.
+they work on: `archive.py`, `issues.py`, `editing.py`, `people.py`, `check.py`,
+`health.py`.
 """
 
-from newsletter.cli import archive, check, health, issues, people  # noqa: F401 (each registers its commands)
+from newsletter.cli import archive, check, editing, health, issues, people  # noqa: F401 (each registers its commands)
 from newsletter.cli.base import main
 
 __all__ = ["main"]

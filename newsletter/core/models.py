@@ -218,6 +218,11 @@ class Digest:
     period: Period
     at: datetime
     sections: tuple[Section, ...]
+    # An editor's overrides for this issue (digest/overrides.py): a word of their own above
+    # the lead (Markdown), a subject instead of the schedule's, and which version they are.
+    intro: str = ""
+    subject: str = ""
+    overrides_version: int = 0  # 0: none saved
 
     @property
     def articles(self) -> tuple[DigestArticle, ...]:

@@ -82,8 +82,8 @@ def wanted_categories(schedule: Schedule, subscriber: Subscriber) -> tuple[str, 
 
 
 def variant_digest(digest: Digest, categories: Sequence[str]) -> Digest:
-    sections = tuple(s for s in digest.sections if s.category in categories)
-    return Digest(digest.schedule, digest.period, digest.at, sections)
+    """The sections of `categories`; the editor's intro and subject go with every variant."""
+    return replace(digest, sections=tuple(s for s in digest.sections if s.category in categories))
 
 
 def variant_key(digest: Digest) -> str:
@@ -327,7 +327,9 @@ def record(
     # "view in browser" link of every message. A concurrent sender's copy is the same.
     write_browser_copy(plan.project, digest, plan.clock())
     articles = [a.id for a in digest.articles]
-    issue = ledger.open_issue(plan.name, digest.period, articles, variants, audience, plan.clock())
+    issue = ledger.open_issue(
+        plan.name, digest.period, articles, variants, audience, plan.clock(), digest.overrides_version or None
+    )
     plan.project.keep_links(issue, digest)  # its rebuilds show the links that went out
     return issue
 

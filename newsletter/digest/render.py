@@ -23,6 +23,7 @@ from newsletter.core.models import Digest, DigestArticle, Issue
 from newsletter.core.resources import bundled
 from newsletter.core.text import plain_line
 from newsletter.digest.check.templates import TemplateProblem, blanked, check_rendered, check_source
+from newsletter.digest.overrides import intro_html, intro_text
 
 if TYPE_CHECKING:
     from newsletter.core.config import Settings
@@ -99,6 +100,9 @@ class Renderer:
         return {
             **language_context(settings, language),
             "lead": digest.lead,
+            # The editor's note above the lead (digest/overrides.py): safe HTML, and its text.
+            "intro_html": intro_html(digest.intro),
+            "intro_text": intro_text(digest.intro),
             "later_sections": later_sections(digest),
             "back_to_top": len(articles) > LONG_ISSUE,
             "site": settings.site,
@@ -130,6 +134,10 @@ class Renderer:
             raise TemplateError(where, _reason(e), getattr(e, "lineno", None)) from e
 
     def subject(self, digest: Digest, context: dict[str, Any]) -> str:
+        """The editor's subject for this issue if there is one (taken as it is written),
+        else the schedule's `subject` template."""
+        if digest.subject.strip():
+            return plain_line(digest.subject)
         where = f"{Path(digest.schedule.source).name or digest.schedule.name}: subject"
         try:
             raw = self.plain.from_string(digest.schedule.subject).render(context)

@@ -33,6 +33,7 @@ class IssueRecord:
     subject: str
     sent_at: datetime | None
     queued_at: datetime | None = None  # when it went to sending; the queue lifetime counts from it
+    overrides_version: int | None = None  # the editor's overrides it was built or sent with
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,15 @@ class Issues:
         subject: str,
         article_ids: Sequence[int],
         now: datetime,
+        overrides_version: int | None = None,
     ) -> IssueRecord:
         """Record a built or skipped issue; a sent issue is never rewritten."""
         try:
-            return self._record_issue(schedule, period, status, subject, article_ids, now)
+            return self._record_issue(schedule, period, status, subject, article_ids, now, overrides_version)
         except sa.exc.IntegrityError:
             # Another process inserted this (schedule, period end) between our read and our
             # insert: the row exists now, so the second try updates or keeps it.
-            return self._record_issue(schedule, period, status, subject, article_ids, now)
+            return self._record_issue(schedule, period, status, subject, article_ids, now, overrides_version)
 
     def _record_issue(
         self,
@@ -88,6 +90,7 @@ class Issues:
         subject: str,
         article_ids: Sequence[int],
         now: datetime,
+        overrides_version: int | None,
     ) -> IssueRecord:
         with self.engine.begin() as conn:
             row = self.issue_row(conn, schedule, period.end)
@@ -100,6 +103,7 @@ class Issues:
                         status=status,
                         subject=subject,
                         created_at=now,
+                        overrides_version=overrides_version,
                     )
                 )
                 row = self.issue_row(conn, schedule, period.end)
@@ -107,7 +111,12 @@ class Issues:
                 conn.execute(
                     issues.update()
                     .where(issues.c.id == row.id)
-                    .values(status=status, subject=subject, period_start=period.start)
+                    .values(
+                        status=status,
+                        subject=subject,
+                        period_start=period.start,
+                        overrides_version=overrides_version,
+                    )
                 )
                 conn.execute(issue_articles.delete().where(issue_articles.c.issue_id == row.id))
             else:
@@ -185,7 +194,13 @@ class Issues:
         return issue_record(row) if row is not None else None
 
     def claim_issue(
-        self, conn: Connection, schedule: str, period: Period, subject: str, now: datetime
+        self,
+        conn: Connection,
+        schedule: str,
+        period: Period,
+        subject: str,
+        now: datetime,
+        overrides_version: int | None = None,
     ) -> int | None:
         """Take the issue going out at `period.end` into `sending`, inside the ledger's
         transaction: a built row is taken over, a missing one inserted. It starts with a
@@ -197,7 +212,13 @@ class Issues:
                 issues.c.period_end == period.end,
                 issues.c.status == IssueStatus.BUILT,
             )
-            .values(status=IssueStatus.SENDING, subject=subject, period_start=period.start, queued_at=now)
+            .values(
+                status=IssueStatus.SENDING,
+                subject=subject,
+                period_start=period.start,
+                queued_at=now,
+                overrides_version=overrides_version,
+            )
         )
         row = self.issue_row(conn, schedule, period.end)
         if taken.rowcount == 1:
@@ -214,6 +235,7 @@ class Issues:
                 subject=subject,
                 created_at=now,
                 queued_at=now,
+                overrides_version=overrides_version,
             )
         )
         key = result.inserted_primary_key
@@ -317,6 +339,7 @@ def issue_record(row: Any) -> IssueRecord:
         row.subject,
         row.sent_at,
         row.queued_at or row.created_at,
+        row.overrides_version,
     )
 
 

@@ -91,6 +91,12 @@ def _v10(op: Operations) -> None:
     Schedules are "auto" unless their file says otherwise, so no issue waits after the upgrade."""
 
 
+def _v11(op: Operations) -> None:
+    """Editors' overrides of an issue, versioned (the `issue_overrides` table is new:
+    create_all made it), and on each issue the version it was built or sent with."""
+    op.add_column("issues", sa.Column("overrides_version", sa.Integer, nullable=True))
+
+
 STEPS: dict[int, Callable[[Operations], None]] = {
     2: _v2,
     3: _v3,
@@ -101,6 +107,7 @@ STEPS: dict[int, Callable[[Operations], None]] = {
     8: _v8,
     9: _v9,
     10: _v10,
+    11: _v11,
 }
 
 

@@ -66,13 +66,15 @@ class DeliveryQueue:
         variants: Sequence[Variant],
         audience: Audience,
         now: datetime,
+        overrides_version: int | None = None,
     ) -> IssueRecord:
-        """Record the issue as sending, with its variants and the audience snapshot,
-        in one transaction; if another sender got there first, return its issue."""
+        """Record the issue as sending, with its variants and the audience snapshot (and the
+        version of the editor's overrides it goes out with), in one transaction; if another
+        sender got there first, return its issue."""
         subject = variants[0].subject if variants else ""
         try:
             with self.engine.begin() as conn:
-                issue_id = self.issues.claim_issue(conn, schedule, period, subject, now)
+                issue_id = self.issues.claim_issue(conn, schedule, period, subject, now, overrides_version)
                 if issue_id is not None:
                     self._fill_issue(conn, issue_id, article_ids, variants, audience, now)
         except sa.exc.IntegrityError:

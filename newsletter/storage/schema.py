@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 10  # newsletter/storage/migrations.py brings older databases up to it
+SCHEMA_VERSION = 11  # newsletter/storage/migrations.py brings older databases up to it
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -92,6 +92,8 @@ issues = sa.Table(
     sa.Column("sent_at", UTCDateTime, nullable=True),
     # When it went to `sending`: the queue lifetime of its retries counts from here.
     sa.Column("queued_at", UTCDateTime, nullable=True),
+    # The version of the editor's overrides it was built or sent with (issue_overrides); None: none.
+    sa.Column("overrides_version", sa.Integer, nullable=True),
     # One issue per schedule and send time: the key that makes sends happen once.
     sa.UniqueConstraint("schedule", "period_end", name="uq_issue_schedule_period"),
 )
@@ -103,6 +105,22 @@ approvals = sa.Table(
     sa.Column("issue_id", sa.ForeignKey("issues.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("approved_at", UTCDateTime, nullable=False),
     sa.Column("editor", sa.String(100), nullable=False),
+)
+
+# An editor's overrides of the issue going out at (schedule, period_end): every save is a
+# new version, never rewritten (storage/overrides.py). `state`: the whole of them as JSON
+# (digest/overrides.py `Overrides`: intro, subject, pin, exclude, order).
+issue_overrides = sa.Table(
+    "issue_overrides",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("schedule", sa.String(64), nullable=False),
+    sa.Column("period_end", UTCDateTime, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("editor", sa.String(100), nullable=False),
+    sa.Column("saved_at", UTCDateTime, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.UniqueConstraint("schedule", "period_end", "version", name="uq_issue_override_version"),
 )
 
 issue_articles = sa.Table(

@@ -4,7 +4,7 @@ A `Project` reads newsletter.toml once, so the workspace reopens it when that
 file changes; schedules are re-read by every call and templates by Jinja's
 auto-reload, so those edits need nothing here. `version()` fingerprints
 everything an issue is made from (settings, schedules, templates, the
-archive, the issue ledger): open pages poll it to know when to refresh.
+archive, the issue ledger, the editors' overrides): open pages poll it to know when to refresh.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from newsletter.core.errors import NewsletterError
 from newsletter.digest.render import default_templates
 from newsletter.project import Project
 from newsletter.storage.issues import Issues
+from newsletter.storage.overrides import IssueOverrides
 
 Clock = Callable[[], datetime]
 # (path, mtime_ns, size, inode): an edit, an atomic rename-over or a new file all change it.
@@ -61,6 +62,7 @@ class Workspace:
             try:
                 store = self._current().store
                 parts += [store.revision, [(i.id, i.status, i.subject) for i in Issues(store).issues()]]
+                parts.append(IssueOverrides(store).last_saved())  # an editor's save, here or by `edit`
             except NewsletterError as e:
                 parts.append(str(e))  # a broken project is a state too: fixing it changes the version
         return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
