@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 import jinja2
 from starlette.templating import Jinja2Templates
 
+from newsletter.core.translations import translations
 from newsletter.project import Build, issue_stem
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -24,11 +26,30 @@ def templates() -> Jinja2Templates:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # {% trans %} takes gettext from the page's context (the site's language): the
+        # desk's panels speak it (web/editor.py); the rest of the preview is English.
+        extensions=["jinja2.ext.i18n"],
     )
+    env.policies["ext.i18n.trimmed"] = True
+    env.globals.update(gettext=_english, ngettext=_english_plural)
     env.filters.update(when=when, day=day, clock=clock, picker=picker, relative=relative, zone=ZoneInfo)
     env.tests["checked"] = checked
     env.globals.update(issue_url=issue_url)
     return Jinja2Templates(env=env)
+
+
+def _english(message: str) -> str:
+    return message
+
+
+def _english_plural(singular: str, plural: str, n: int) -> str:
+    return singular if n == 1 else plural
+
+
+def words(language: str) -> dict[str, Any]:
+    """What a page's context needs for {% trans %} in `language`."""
+    found = translations(language)
+    return {"gettext": found.gettext, "ngettext": found.ngettext}
 
 
 def checked(warning: str) -> bool:

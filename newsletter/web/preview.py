@@ -7,7 +7,8 @@ archive), and the raw .html/.txt/.eml parts for the iframes and downloads.
 
 Routes: `/`, `/schedules/<name>?at=&variant=`, `/schedules/<name>/issue.{html,txt,eml}?at=&variant=`,
 `POST /schedules/<name>/test` (the desk's "Send a test", web/desk.py), `POST /schedules/<name>/approve`
-(an approval-required schedule's "Approve"), `/changes?since=`, `/static/...`; bound beyond
+(an approval-required schedule's "Approve"), `POST /schedules/<name>/edit` ("Edit this issue",
+web/editor.py), `/changes?since=`, `/static/...`; bound beyond
 loopback, `GET/POST /login` and a session for everything else (web/access.py).
 """
 
@@ -37,7 +38,7 @@ from newsletter.core.clock import utc_now as utc_now  # the one clock; re-export
 from newsletter.core.errors import NewsletterError
 from newsletter.core.schedules import schedule_names
 from newsletter.project import Project
-from newsletter.web import desk, listen
+from newsletter.web import desk, editor, listen
 from newsletter.web import pages as page_env
 from newsletter.web.access import LOGIN_PATH, Login, LoginRequired, session_of, set_session
 from newsletter.web.desk import UnknownVariant
@@ -132,7 +133,7 @@ class Pages:
             )
         except NewsletterError as e:
             return self.error(request, 500, f"Schedule {name!r} cannot be loaded", explain(self.workspace, e))
-        return self.render(request, "issue.html", page=page, version=version)
+        return self.render(request, "issue.html", page=page, version=version, **page_env.words(page.language))
 
     def part(self, request: Request) -> Response:
         name, part = request.path_params["name"], request.path_params["part"]
@@ -215,6 +216,35 @@ class Pages:
         heading = "Approved" if outcome.approved else "Not approved"
         return self.render(
             request, "sent.html", outcome.status, outcome=outcome, schedule=name, back=back, heading=heading
+        )
+
+    async def edit_issue(self, request: Request) -> Response:
+        """ "Edit this issue": the panel's fields, then a new version in a worker thread."""
+        try:
+            fields = await editor.read_edit(request)
+        except TooLarge:
+            raise HTTPException(413) from None
+        return await run_in_threadpool(self._edit_issue, request, fields)
+
+    def _edit_issue(self, request: Request, fields: Fields) -> Response:
+        name = request.path_params["name"]
+        with self.workspace.project() as project:
+            try:
+                schedule = load_schedule(project, name)
+            except ScheduleNotFound:
+                return self.not_found(request, name)
+            outcome = editor.save(project, schedule, fields, session_of(request), self.workspace.clock())
+        back = page_env.issue_url(name, None, None, None, fields.one("at"))
+        if outcome.status == 303:  # saved: the page, its frames and the history show it
+            return RedirectResponse(f"{back}#edit", status_code=303)
+        return self.render(
+            request,
+            "sent.html",
+            outcome.status,
+            outcome=outcome,
+            schedule=name,
+            back=back,
+            heading="Not saved",
         )
 
     def login_page(self, request: Request) -> Response:
@@ -328,6 +358,7 @@ def create_app(
         Route("/schedules/{name}/issue.{part}", pages.part, name="part"),
         Route("/schedules/{name}/test", pages.test_send, methods=["POST"], name="test"),
         Route("/schedules/{name}/approve", pages.approve, methods=["POST"], name="approve"),
+        Route("/schedules/{name}/edit", pages.edit_issue, methods=["POST"], name="edit"),
         Route(LOGIN_PATH, pages.login_page, name="login"),
         Route(LOGIN_PATH, pages.log_in, methods=["POST"], name="log_in"),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

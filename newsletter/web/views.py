@@ -26,6 +26,7 @@ from newsletter.web.desk import (
     desk_form,
     variant_of,
 )
+from newsletter.web.editor import EditPanel, edit_panel
 from newsletter.web.workspace import Workspace
 
 # Amber from 80% of Gmail's clip: a few more articles would cross it.
@@ -109,6 +110,8 @@ class IssuePage:
     audience: AudiencePlan | None = None
     desk: DeskForm | None = None
     approval: ApprovalPanel | None = None  # only for an `approval = "required"` schedule
+    edit: EditPanel | None = None  # "Edit this issue" (web/editor.py)
+    language: str = "en"  # the site's: the words of the desk's panels
 
     @property
     def zone(self) -> ZoneInfo:
@@ -183,8 +186,10 @@ def issue_page(
         page.variant = variant or None
         page.desk = desk_form(project, schedule.name, bound_to, now)
         page.approval = approval_panel(project, schedule, period.end)
+        page.language = project.settings.site.language
         try:
             page.audience, page.build = variant_build(project, schedule, at, now, page.variant)
+            page.edit = edit_panel(project, schedule, at)
         except NewsletterError as e:
             page.error = describe(e, project)
     return page
