@@ -142,3 +142,14 @@ def test_every_word_of_the_panel_is_translated(language: str):
     words = panel_messages()
     assert {"Edit this issue", "Move up: %(title)s", "left out"} <= words
     assert not words - translated, f"{language}: {sorted(words - translated)}"
+
+
+def test_an_edit_from_the_command_line_refreshes_open_pages(demo_project: Project):
+    from newsletter.delivery.editing import Change, edit
+    from newsletter.web.workspace import Workspace
+
+    workspace = Workspace(demo_project.root, lambda: WEEK)
+    before = workspace.version()
+    edit(demo_project, demo_project.schedule("weekly"), WEEK, Change(subject="New"), "Ann", WEEK)
+    assert workspace.version() != before  # what `/changes` answers open pages
+    workspace.close()
