@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from newsletter.delivery import due_sends
+from newsletter.delivery.approval import NotApprovedError
 from newsletter.delivery.editing import Change, edit
 from newsletter.delivery.send import send_schedule
 from newsletter.digest.overrides import Overrides, arrange, intro_html, intro_text
@@ -325,3 +326,18 @@ def test_an_intro_not_utf8_is_refused(daily: list[str], cli: CliRunnerForProject
     bad.write_bytes("Caf\xe9".encode("latin-1"))
     result = cli("edit", "daily", "--at", NOW.isoformat(), "--intro", str(bad))
     assert result.exit_code == 1 and f"Error: --intro {bad}: not UTF-8 (byte 3)" in result.stderr
+
+
+def test_a_send_racing_a_save_never_sends_the_unapproved_version(
+    root: Path, daily: list[str], sender: Project, smtp_server: SMTPServer
+):
+    """The daemon asked `waiting` and found it approved; an editor saves before the send
+    reads the issue: the send refuses (the save withdrew the approval), nothing goes out."""
+    write_daily(root, 'approval = "required"\n')
+    sender.build("daily", NOW, NOW)
+    [issue] = Issues(sender.store).issues("daily")
+    Approvals(sender.store).approve(issue.id, "Chief", NOW)
+    edit(sender, sender.schedule("daily"), NOW, Change(subject="Unseen"), "Ada", NOW)
+    with pytest.raises(NotApprovedError, match="not sent: daily: the 2026-11-27 10:00 issue is waiting"):
+        send_schedule(sender, "daily", NOW, smtp_server.url)
+    assert smtp_server.handler.messages == [] and Issues(sender.store).issues("daily")[0].status == "built"

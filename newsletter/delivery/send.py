@@ -28,6 +28,7 @@ from newsletter.core.errors import ConfigError, NewsletterError
 from newsletter.core.models import DeliveryStatus, Digest, IssueStatus, Schedule, SubscriberStatus
 from newsletter.core.output import write_files
 from newsletter.core.tokens import Tokens, secret_key
+from newsletter.delivery import approval
 from newsletter.delivery.delivering import Clock, Delivering, Notify, Progress, list_headers
 from newsletter.delivery.delivering import SendOptions as SendOptions  # where it is used; re-exported
 from newsletter.delivery.signing import Signer
@@ -294,12 +295,23 @@ def record_or_resume(
     existing = Issues(plan.project.store).issue(plan.name, digest.period.end)
     plan.project.keep_links(existing, digest)  # gone out before its links were kept (a crash): now
     if existing is None or existing.status == IssueStatus.BUILT:
+        check_approved(plan, schedule, digest)
         return record(plan, schedule, digest, ledger, summary)
     if existing.status in (IssueStatus.SENT, IssueStatus.SKIPPED) and not plan.again:
         outcome = "already sent" if existing.status == IssueStatus.SENT else "skipped"
         summarise(summary, ledger, existing.id, outcome)
         return None
     return existing
+
+
+def check_approved(plan: SendPlan, schedule: Schedule, digest: Digest) -> None:
+    """Asked again after the digest is read (the callers asked before): an editor's save
+    withdraws the approval in its own transaction, so an approval found now covers the
+    overrides version this digest carries, never an older one."""
+    if plan.options.dry_run or not approval.waiting(plan.project, schedule, digest.period.end):
+        return
+    words = approval.waiting_words(schedule, digest.period.end)
+    raise approval.NotApprovedError(f"not sent: {words.split('; ')[0]}", words.split("; ")[1].capitalize())
 
 
 def record(
