@@ -204,7 +204,8 @@ def test_an_override_changes_the_next_build_and_is_recorded_with_the_send(
         pin="second-news",
         exclude=(url_of(sender, "third-news"), str(article["third-news"])),  # by URL, by id: once
     )
-    assert edit(sender, schedule, NOW, change, "Ada", NOW).saved.version == 1
+    first = edit(sender, schedule, NOW, change, "Ada", NOW)
+    assert first is not None and first.saved.version == 1
     edit(sender, schedule, NOW, Change(order=("first-news",)), "Bea", NOW + timedelta(minutes=1))
     assert titles(sender) == ["second-news", "first-news"]  # pinned beats the order; third left out
     build = sender.build("daily", NOW, NOW)
@@ -254,7 +255,7 @@ def test_a_save_withdraws_the_approval_and_the_daemon_sends_the_approved_version
     [issue] = Issues(sender.store).issues("daily")
     Approvals(sender.store).approve(issue.id, "Chief", NOW)
     result = edit(sender, schedule, NOW, Change(subject="Version two"), "Ada", NOW + timedelta(minutes=1))
-    assert result.withdrawn and Approvals(sender.store).approval(issue.id) is None
+    assert result is not None and result.withdrawn and Approvals(sender.store).approval(issue.id) is None
     [waiting] = due_sends.catch_up(sender, FIRE + timedelta(minutes=1), GRACE, smtp_server.url)
     assert waiting is None and smtp_server.handler.messages == []  # not approved again: not sent
     Approvals(sender.store).approve(issue.id, "Chief", FIRE)
@@ -270,6 +271,7 @@ def test_a_save_withdraws_the_approval_and_the_daemon_sends_the_approved_version
 def test_versions_are_kept_with_who_and_when(daily: list[str], sender: Project):
     schedule = sender.schedule("daily")
     edit(sender, schedule, NOW, Change(subject="One"), "Ada", NOW)
+    assert edit(sender, schedule, NOW, Change(subject=" One "), "Ann", NOW) is None  # no change: no version
     edit(sender, schedule, NOW, Change(pin="first-news"), "Bea", NOW + timedelta(hours=1))
     edit(sender, schedule, NOW, Change(reset=True), "Cy", NOW + timedelta(hours=2))
     history = IssueOverrides(sender.store).history("daily", FIRE)

@@ -86,6 +86,13 @@ def edit(
         end = editing.send_time(chosen, moment)
         who = plain_line(editor if editor is not None else getpass.getuser())[:100] or "unknown"
         result = editing.edit(project, chosen, moment, change, who, now())
+        if result is None:
+            click.echo(
+                f"{schedule}: nothing changed; no new version of the {editing.local(chosen, end)} issue."
+            )
+            if show:
+                show_issue(editing.edited_issue(project, chosen, moment))
+            return
         click.echo(
             f"{schedule}: overrides version {result.saved.version} of the "
             f"{editing.local(chosen, end)} issue saved by {who}; "

@@ -68,11 +68,14 @@ def edited_issue(project: Project, schedule: Schedule, at: datetime) -> EditedIs
 
 def edit(
     project: Project, schedule: Schedule, at: datetime, change: Change, editor: str, now: datetime
-) -> SaveResult:
+) -> SaveResult | None:
     """Save `change` over the latest version as a new version (raises BadOverrideError
-    naming what is wrong, or IssueGoneOutError once the issue went out)."""
+    naming what is wrong, or IssueGoneOutError once the issue went out). None when it
+    changes nothing: no version, and an approval stays."""
     issue = edited_issue(project, schedule, at)
     overrides = changed(issue, change)
+    if overrides == issue.current:
+        return None
     result = IssueOverrides(project.store).save(schedule.name, issue.end, overrides, editor, now)
     log.info(
         "%s: overrides version %d of the %s issue saved by %s%s",
