@@ -14,6 +14,7 @@ import jinja2
 from jinja2.runtime import Context
 from starlette.templating import Jinja2Templates
 
+from newsletter.core.languages import direction
 from newsletter.core.translations import hour_minute, moment, translations, weekday_day
 
 from newsletter.project import Build, issue_stem
@@ -39,9 +40,9 @@ def templates() -> Jinja2Templates:
 
 def words(language: str) -> dict[str, Any]:
     """What a page needs to speak `language`: `_` for its words (the mails' catalogues,
-    core/translations.py) and `language` for its dates."""
+    core/translations.py), `language` for its dates and `direction` for text in it."""
     found = translations(language)
-    return {"_": found.gettext, "ngettext": found.ngettext, "language": language}
+    return {"_": found.gettext, "ngettext": found.ngettext, "language": language, "direction": direction(language)}
 
 
 def checked(warning: str) -> bool:
