@@ -11,9 +11,9 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from markupsafe import escape
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
+from markupsafe import escape
 
 from newsletter import scaffold
 from newsletter.core.languages import SUPPORTED
@@ -120,14 +120,18 @@ def site_language(root: Path, language: str) -> None:
     settings.write_text(re.sub(r'(?m)^language = "en"', f'language = "{language}"', text, count=1))
 
 
-def test_the_picker_offers_send_times_in_the_site_language_and_zone(client: TestClient, demo_project: Project):
+def test_the_picker_offers_send_times_in_the_site_language_and_zone(
+    client: TestClient, demo_project: Project
+):
     page = client.get("/schedules/weekly").text
     assert 'type="datetime-local"' in page and "Date and time in Europe/London" in page
     assert '<option value="2026-11-23T08:00:00+00:00" selected>Mon 23 Nov 2026, 08:00 GMT</option>' in page
     assert '<option value="2026-11-30T08:00:00+00:00">Mon 30 Nov 2026, 08:00 GMT</option>' in page
     site_language(demo_project.root, "de")
     german = client.get("/schedules/weekly").text
-    assert '<option value="2026-11-23T08:00:00+00:00" selected>Mo., 23. Nov. 2026, 08:00 GMT</option>' in german
+    assert (
+        '<option value="2026-11-23T08:00:00+00:00" selected>Mo., 23. Nov. 2026, 08:00 GMT</option>' in german
+    )
     assert "Datum und Uhrzeit in Europe/London" in german and "Ausgabe vom" in german
 
 

@@ -10,7 +10,6 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes, policy
-from pathlib import Path
 
 import pytest
 
@@ -25,6 +24,8 @@ from tests.conftest import NOW, SMTPServer
 from tests.test_approval import FIRE, SHORT, ready, root, sender  # noqa: F401 (fixtures)
 from tests.test_preview_polish import site_language
 from tests.test_scheduler import GRACE, SECRET, recipients
+
+__all__ = ["ready", "root", "sender"]  # the fixtures, shared with test_approval
 
 pytestmark = pytest.mark.slow  # a real browser: seconds a test
 
@@ -61,7 +62,10 @@ def test_approved_in_the_preview_the_daemon_sends_that_issue_once(
     [sent] = due_sends.catch_up(sender, FIRE + timedelta(minutes=1), GRACE, smtp_server.url)
     assert sent is not None and sent.outcome == "sent"
     stop = threading.Event()
-    assert due_sends.approval_rounds(sender.root, GRACE, smtp_server.url, stop, FIRE + timedelta(minutes=5)) == []
+    assert (
+        due_sends.approval_rounds(sender.root, GRACE, smtp_server.url, stop, FIRE + timedelta(minutes=5))
+        == []
+    )
     [again] = due_sends.catch_up(sender, FIRE + timedelta(minutes=9), GRACE, smtp_server.url)
     assert again is not None and again.outcome == "already sent"
     assert recipients(smtp_server) == ready  # one message per reader, once
@@ -106,6 +110,12 @@ def test_the_dark_switch_applies_the_emails_dark_styles_in_both_frames(demo_desk
         page.screenshot(path=str(ARTIFACTS / "desk-issue-1280-light.png"))
 
 
+def frames_shot(page: object, name: str) -> None:
+    """The viewport from the inbox row down: the switch and the top of the frames."""
+    page.evaluate("scrollTo(0, document.getElementById('inbox').offsetTop - 70)")  # type: ignore[attr-defined]
+    page.screenshot(path=str(ARTIFACTS / name))  # type: ignore[attr-defined]
+
+
 def test_the_inbox_row_is_cut_as_a_phone_cuts_it(demo_desk: AppServer):
     with chromium() as browser:
         phone = browser.new_page(viewport={"width": 375, "height": 812})
@@ -115,14 +125,20 @@ def test_the_inbox_row_is_cut_as_a_phone_cuts_it(demo_desk: AppServer):
         assert subject.evaluate("e => e.scrollWidth > e.clientWidth")  # the demo's subject is long
         assert subject.evaluate("e => getComputedStyle(e).textOverflow") == "ellipsis"
         preheader = phone.locator("#inbox-preheader")
-        lines = preheader.evaluate("e => e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)")
+        lines = preheader.evaluate(
+            "e => e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).lineHeight)"
+        )
         assert round(lines) == 2 and preheader.evaluate("e => e.scrollHeight > e.clientHeight")
         assert phone.locator("#inbox-sender").inner_text() == "Mind & Body"
-        assert phone.evaluate("document.documentElement.scrollWidth") <= 375  # the page never scrolls sideways
+        assert (
+            phone.evaluate("document.documentElement.scrollWidth") <= 375
+        )  # the page never scrolls sideways
         phone.screenshot(path=str(ARTIFACTS / "desk-issue-375-light.png"))
+        frames_shot(phone, "desk-issue-375-light-frames.png")
         phone.goto(f"{demo_desk.url}/schedules/weekly?scheme=dark")
         phone.frame_locator("#frame-mobile").locator("h1").first.wait_for()
         phone.screenshot(path=str(ARTIFACTS / "desk-issue-375-dark.png"))
+        frames_shot(phone, "desk-issue-375-dark-frames.png")
 
 
 def test_in_arabic_the_dates_and_the_inbox_read_right_to_left(demo_project: Project, demo_desk: AppServer):

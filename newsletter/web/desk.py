@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from newsletter.core import translations
 from newsletter.core.errors import NewsletterError
 from newsletter.core.models import Schedule
-from newsletter.core import translations
 from newsletter.core.text import plain_line
 from newsletter.core.tokens import BadToken, Purposes, secret_key
 from newsletter.delivery import approval

@@ -16,7 +16,6 @@ from starlette.templating import Jinja2Templates
 
 from newsletter.core.languages import direction
 from newsletter.core.translations import hour_minute, moment, translations, weekday_day
-
 from newsletter.project import Build, issue_stem
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -32,7 +31,9 @@ def templates() -> Jinja2Templates:
         lstrip_blocks=True,
     )
     env.globals.update(words("en"))  # every render passes the site's: see `words`
-    env.filters.update(when=when, day=day, clock=clock, hour=hour, picker=picker, relative=relative, zone=ZoneInfo)
+    env.filters.update(
+        when=when, day=day, clock=clock, hour=hour, picker=picker, relative=relative, zone=ZoneInfo
+    )
     env.tests["checked"] = checked
     env.globals.update(issue_url=issue_url)
     return Jinja2Templates(env=env)
@@ -42,7 +43,12 @@ def words(language: str) -> dict[str, Any]:
     """What a page needs to speak `language`: `_` for its words (the mails' catalogues,
     core/translations.py), `language` for its dates and `direction` for text in it."""
     found = translations(language)
-    return {"_": found.gettext, "ngettext": found.ngettext, "language": language, "direction": direction(language)}
+    return {
+        "_": found.gettext,
+        "ngettext": found.ngettext,
+        "language": language,
+        "direction": direction(language),
+    }
 
 
 def checked(warning: str) -> bool:

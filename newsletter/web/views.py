@@ -297,7 +297,9 @@ def issue_parts(
         schedule = load_schedule(project, name)
         at = parse_moment(at_text, schedule.zone, now)
         navigation(project, schedule, at)  # rejects moments no cron arithmetic can handle, as a 400
-        return shown_parts(shown(workspace, project, schedule, at, now, variant or None, revision), project, now)
+        return shown_parts(
+            shown(workspace, project, schedule, at, now, variant or None, revision), project, now
+        )
 
 
 def shown_parts(seen: Shown, project: Project, now: datetime) -> tuple[Build, dict[str, bytes]]:
