@@ -148,7 +148,7 @@ def test_issue_page_shows_the_issue(client: TestClient, demo_project: Project):
 def test_issue_page_defaults_to_now(client: TestClient):
     text = client.get("/schedules/weekly").text
     assert "(now)" in text
-    assert "Issue of <b>Mon 23 Nov 2026, 08:00 GMT</b>" in text
+    assert 'Issue of <b dir="ltr">Mon 23 Nov 2026, 08:00 GMT</b>' in text
 
 
 def test_raw_parts_have_their_types_and_a_script_free_csp(client: TestClient):

@@ -128,9 +128,9 @@ def test_index_lists_schedules_and_leads_to_an_issue(page, server: Server, demo_
 def test_changing_the_date_changes_the_articles(page, server: Server, demo_root: Path):
     page.goto(server.url + "/schedules/weekly")
     this_week = sidebar_titles(page)
-    page.fill("#at", "2026-11-16T08:00")
-    page.get_by_role("button", name="Show").click()
-    page.wait_for_url("**/schedules/weekly?at=2026-11-16T08%3A00")
+    page.select_option("#at", "2026-11-16T08:00:00+00:00")  # the "Issue of" picker's send times
+    page.locator("#issue-picker button").click()
+    page.wait_for_url("**/schedules/weekly?at=2026-11-16T08%3A00%3A00%2B00%3A00")
     last_week = sidebar_titles(page)
     assert last_week == expected_titles(demo_root, -7)
     assert not set(last_week) & set(this_week)

@@ -91,3 +91,37 @@ def weekday_time(day: int, hour: int, minute: int, language: str) -> tuple[str, 
     names: Any = get_day_names("wide", locale=where)
     shape = "HH:mm" if primary(language) == "en" else "short"  # "08:00", as the schedule files write it
     return str(names[day]), str(format_time(time(hour, minute), format=shape, locale=where))
+
+
+def moment(value: datetime, language: str, with_year: bool = True) -> str:
+    """A send time as the desk shows it, in `value`'s own zone (the caller converts):
+    `Mon 23 Nov 2026, 08:00 GMT`, `Mo., 23. Nov. 2026, 08:00 GMT`, `2026年11月23日(月) 8:00 GMT`."""
+    from babel.dates import format_skeleton, get_datetime_format
+
+    zone = value.tzname() or ""
+    if primary(language) == "en":  # the house style, as `local_time` and the pages had it
+        year = f" {value:%Y}" if with_year else ""
+        return f"{value:%a} {value.day} {value:%b}{year}, {value:%H:%M} {zone}".rstrip()
+    where = babel_locale(language)
+    day = format_skeleton("yMMMEd" if with_year else "MMMEd", value, locale=where)
+    hour = format_skeleton("Hm", value, locale=where)
+    both = str(get_datetime_format("medium", locale=where)).replace("{1}", day).replace("{0}", hour)
+    return f"{both} {zone}".rstrip()
+
+
+def weekday_day(value: datetime, language: str) -> str:
+    """`Mon 23 Nov 2026`, `Mo., 23. Nov. 2026`: a day in `value`'s own zone."""
+    from babel.dates import format_skeleton
+
+    if primary(language) == "en":
+        return f"{value:%a} {value.day} {value:%b %Y}"
+    return str(format_skeleton("yMMMEd", value, locale=babel_locale(language)))
+
+
+def hour_minute(value: datetime, language: str) -> str:
+    """`08:00`, `8:00`: a time of day in `value`'s own zone."""
+    from babel.dates import format_skeleton
+
+    if primary(language) == "en":
+        return f"{value:%H:%M}"
+    return str(format_skeleton("Hm", value, locale=babel_locale(language)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from newsletter.core import translations
 from newsletter.core.errors import NewsletterError
 from newsletter.core.models import Schedule
 from newsletter.core.text import plain_line
@@ -142,7 +143,12 @@ def approve(project: Project, schedule: Schedule, fields: Fields, bound_to: str,
         return Outcome(400, f"Not approved: {e}" + (f" {e.hint}" if e.hint else ""))
     return Outcome(
         200,
-        f"Approved by {done.editor} at {done.approved_at.isoformat(timespec='seconds')}: "
-        f"the issue goes out at {end.astimezone(schedule.zone):%Y-%m-%d %H:%M}.",
+        f"Approved by {done.editor} at {_shown(project, schedule, done.approved_at)}: "
+        f"the issue goes out at {_shown(project, schedule, end)}.",
         approved=True,
     )
+
+
+def _shown(project: Project, schedule: Schedule, moment: datetime) -> str:
+    """A moment as the desk shows it: in the schedule's zone and the site's language."""
+    return translations.moment(moment.astimezone(schedule.zone), project.settings.site.language)

@@ -1,5 +1,6 @@
 """The preview's own page templates: a Jinja environment apart from the email
-renderer's, autoescaping everything, with filters for times in a schedule's zone."""
+renderer's, autoescaping everything, with filters for times in a schedule's zone and
+the site's language (the `language` every page is given)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 import jinja2
+from jinja2.runtime import Context
 from starlette.templating import Jinja2Templates
 
-from newsletter.core.translations import translations
+from newsletter.core.languages import direction
+from newsletter.core.translations import hour_minute, moment, translations, weekday_day
 from newsletter.project import Build, issue_stem
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -31,25 +34,26 @@ def templates() -> Jinja2Templates:
         extensions=["jinja2.ext.i18n"],
     )
     env.policies["ext.i18n.trimmed"] = True
-    env.globals.update(gettext=_english, ngettext=_english_plural)
-    env.filters.update(when=when, day=day, clock=clock, picker=picker, relative=relative, zone=ZoneInfo)
+    env.globals.update(words("en"))  # every render passes the site's: see `words`
+    env.filters.update(
+        when=when, day=day, clock=clock, hour=hour, picker=picker, relative=relative, zone=ZoneInfo
+    )
     env.tests["checked"] = checked
     env.globals.update(issue_url=issue_url)
     return Jinja2Templates(env=env)
 
 
-def _english(message: str) -> str:
-    return message
-
-
-def _english_plural(singular: str, plural: str, n: int) -> str:
-    return singular if n == 1 else plural
-
-
 def words(language: str) -> dict[str, Any]:
-    """What a page's context needs for {% trans %} in `language`."""
+    """What a page needs to speak `language`: `_` for its words (the mails' catalogues,
+    core/translations.py), `language` for its dates and `direction` for text in it."""
     found = translations(language)
-    return {"gettext": found.gettext, "ngettext": found.ngettext}
+    return {
+        "_": found.gettext,
+        "gettext": found.gettext,  # {% trans %} (jinja2.ext.i18n) takes these two from the context
+        "ngettext": found.ngettext,
+        "language": language,
+        "direction": direction(language),
+    }
 
 
 def checked(warning: str) -> bool:
@@ -63,11 +67,12 @@ def issue_url(
     part: str | None = None,
     variant: str | None = None,
     at_text: str | None = None,
+    scheme: str | None = None,
 ) -> str:
-    """/schedules/NAME[/issue.PART][?at=ISO][&variant=KEY]; the offset's `+` is encoded,
-    not a space. `at_text`: a moment as a form sent it back."""
+    """/schedules/NAME[/issue.PART][?at=ISO][&variant=KEY][&scheme=dark]; the offset's `+`
+    is encoded, not a space. `at_text`: a moment as a form sent it back."""
     path = f"/schedules/{quote(name, safe='')}" + (f"/issue.{part}" if part else "")
-    query = {"at": at.isoformat() if at else at_text or "", "variant": variant or ""}
+    query = {"at": at.isoformat() if at else at_text or "", "variant": variant or "", "scheme": scheme or ""}
     shown = {k: v for k, v in query.items() if v}
     return f"{path}?{urlencode(shown)}" if shown else path
 
@@ -76,22 +81,35 @@ def issue_stem_of(build: Build) -> str:
     return issue_stem(build.schedule, build.period)
 
 
-def when(value: datetime, zone: ZoneInfo) -> str:
-    """Mon 23 Nov 2026, 08:00 GMT"""
-    local = value.astimezone(zone)
-    return f"{local:%a} {local.day} {local:%b %Y, %H:%M} {local.tzname()}"
+@jinja2.pass_context
+def when(context: Context, value: datetime, zone: ZoneInfo) -> str:
+    """Mon 23 Nov 2026, 08:00 GMT: in the schedule's zone and the site's language."""
+    return moment(value.astimezone(zone), language_of(context))
 
 
-def day(value: datetime, zone: ZoneInfo) -> str:
+@jinja2.pass_context
+def day(context: Context, value: datetime, zone: ZoneInfo) -> str:
     """Mon 23 Nov 2026"""
-    local = value.astimezone(zone)
-    return f"{local:%a} {local.day} {local:%b %Y}"
+    return weekday_day(value.astimezone(zone), language_of(context))
 
 
-def clock(value: datetime, zone: ZoneInfo) -> str:
-    """Mon 23 Nov, 08:00"""
+@jinja2.pass_context
+def clock(context: Context, value: datetime, zone: ZoneInfo) -> str:
+    """Mon 23 Nov, 08:00 (the zone is said once, beside it)"""
     local = value.astimezone(zone)
-    return f"{local:%a} {local.day} {local:%b, %H:%M}"
+    return moment(local, language_of(context), with_year=False).removesuffix(f" {local.tzname()}")
+
+
+@jinja2.pass_context
+def hour(context: Context, value: datetime, zone: ZoneInfo) -> str:
+    """08:00, as a phone's inbox shows the time a mail came"""
+    return hour_minute(value.astimezone(zone), language_of(context))
+
+
+def language_of(context: Context) -> str:
+    """The site's language ([site] language), which every page passes; English before a
+    project opens (an error page)."""
+    return str(context.get("language") or "en")
 
 
 def picker(value: datetime, zone: ZoneInfo) -> str:

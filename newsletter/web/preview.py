@@ -5,7 +5,8 @@ server-rendered pages, a little plain JavaScript for tabs, frame sizing and
 live reload (it polls `/changes`, which fingerprints the project's files and
 archive), and the raw .html/.txt/.eml parts for the iframes and downloads.
 
-Routes: `/`, `/schedules/<name>?at=&variant=`, `/schedules/<name>/issue.{html,txt,eml}?at=&variant=`,
+Routes: `/`, `/schedules/<name>?at=&variant=&scheme=`, `/schedules/<name>/issue.{html,txt,eml}?at=&variant=`
+(`&scheme=light|dark` on the .html: web/color_scheme.py),
 `POST /schedules/<name>/test` (the desk's "Send a test", web/desk.py), `POST /schedules/<name>/approve`
 (an approval-required schedule's "Approve"), `POST /schedules/<name>/edit` ("Edit this issue",
 web/editor.py), `/changes?since=`, `/static/...`; bound beyond
@@ -41,6 +42,7 @@ from newsletter.project import Project
 from newsletter.web import desk, editor, listen
 from newsletter.web import pages as page_env
 from newsletter.web.access import LOGIN_PATH, Login, LoginRequired, session_of, set_session
+from newsletter.web.color_scheme import forced, scheme_of
 from newsletter.web.desk import UnknownVariant
 from newsletter.web.forms import Fields, TooLarge, read_fields
 from newsletter.web.security import PAGE_CSP, SecurityHeaders, email_headers, framed_page_headers
@@ -86,6 +88,7 @@ class Pages:
     ) -> Response:
         context.setdefault("version", self.workspace.version())
         context.setdefault("project_name", self.workspace.root.name)
+        context.update(page_env.words(context.get("language") or self.workspace.language()))
         return self.templates.TemplateResponse(
             request, name, context, status_code=status_code, headers=headers
         )
@@ -122,6 +125,7 @@ class Pages:
                 request.query_params.get("variant"),
                 session_of(request),
             )
+            page.scheme = scheme_of(request.query_params.get("scheme"))
         except ScheduleNotFound:
             return self.not_found(request, name)
         except BadMoment as e:
@@ -175,7 +179,11 @@ class Pages:
         stem = page_env.issue_stem_of(build)
         disposition = "attachment" if part == "eml" else "inline"
         headers = {**email_headers(), "content-disposition": f'{disposition}; filename="{stem}.{part}"'}
-        return Response(parts[part], media_type=PARTS[part], headers=headers)
+        body = parts[part]
+        scheme = scheme_of(request.query_params.get("scheme"))
+        if part == "html" and scheme:  # the frames' light/dark switch (web/color_scheme.py)
+            body = forced(body.decode(), scheme).encode()
+        return Response(body, media_type=PARTS[part], headers=headers)
 
     async def test_send(self, request: Request) -> Response:
         """ "Send a test": the form's fields, then the send in a worker thread."""
@@ -299,6 +307,7 @@ class Pages:
             info,
             dict(exc.headers or {}),
             version="",
+            language="en",  # asking the project for it would block the event loop too
         )
 
     async def crash(self, request: Request, exc: Exception) -> Response:
@@ -311,6 +320,7 @@ class Pages:
                 "status": 500,
                 "version": "",
                 "project_name": "",
+                **page_env.words("en"),
                 "error": ErrorInfo(
                     "Internal error",
                     "The preview hit a bug while making this page.",

@@ -17,6 +17,8 @@ from newsletter.digest import selection as select
 from newsletter.digest.render import GMAIL_CLIP_BYTES
 from newsletter.project import Build, Project, issue_stem
 from newsletter.storage.issues import IssueRecord, Issues
+from newsletter.web.builds import BuildKey, Shown
+from newsletter.web.color_scheme import has_dark_styles
 from newsletter.web.desk import (
     ApprovalPanel,
     AudiencePlan,
@@ -33,6 +35,7 @@ from newsletter.web.workspace import Workspace
 CLIP_AMBER = 0.8
 EXCERPT_CONTEXT = 2  # template lines shown either side of an error's line
 TICK = timedelta(microseconds=1)
+CHOICES = 4  # issues offered before and after the one shown
 
 
 class BadMoment(ValueError):
@@ -92,6 +95,25 @@ class ScheduleRow:
         return sum(n for _, n in self.counts)
 
 
+@dataclass(frozen=True)
+class InboxRow:
+    """The issue as a phone's inbox lists it, read back from the .eml the frames download
+    (the headers `send` encodes, decoded as a mail app does), and the preheader."""
+
+    sender: str
+    subject: str
+    preheader: str
+    received: datetime  # the issue's send time
+
+    @classmethod
+    def of(cls, eml: bytes, preheader: str, received: datetime) -> InboxRow:
+        from email import message_from_bytes, policy
+
+        message = message_from_bytes(eml, policy=policy.default)
+        [origin] = message["From"].addresses
+        return cls(origin.display_name or origin.addr_spec, str(message["Subject"]), preheader, received)
+
+
 @dataclass
 class IssuePage:
     """One schedule's issue as of a moment, or why there is none."""
@@ -111,7 +133,11 @@ class IssuePage:
     desk: DeskForm | None = None
     approval: ApprovalPanel | None = None  # only for an `approval = "required"` schedule
     edit: EditPanel | None = None  # "Edit this issue" (web/editor.py)
-    language: str = "en"  # the site's: the words of the desk's panels
+    scheme: str | None = None  # the frames' light/dark switch; None: the editor's own setting
+    language: str = "en"  # the site's: the desk's dates and words
+    choices: tuple[datetime, ...] = ()  # the send times the "Issue of" picker offers
+    inbox: InboxRow | None = None
+    header_checks: tuple[str, ...] = ()  # `newsletter check`'s header findings on the .eml
 
     @property
     def zone(self) -> ZoneInfo:
@@ -121,6 +147,11 @@ class IssuePage:
     def size(self) -> Size | None:
         issue = self.build.issue if self.build else None
         return Size(issue.html_size) if issue else None
+
+    @property
+    def dark_styles(self) -> bool:
+        issue = self.build.issue if self.build else None
+        return bool(issue and has_dark_styles(issue.html))
 
     @property
     def stem(self) -> str:
@@ -168,9 +199,15 @@ def load_schedule(project: Project, name: str) -> Schedule:
 
 
 def issue_page(
-    workspace: Workspace, name: str, at_text: str | None, variant: str | None = None, bound_to: str = ""
+    workspace: Workspace,
+    name: str,
+    at_text: str | None,
+    variant: str | None = None,
+    bound_to: str = "",
+    revision: str = "",
 ) -> IssuePage:
     """Build the issue for the page; a build error becomes the page's error panel.
+    `revision`: see `shown` (the same value the frames' requests pass).
 
     Raises ScheduleNotFound, BadMoment, or NewsletterError when the project or
     the schedule file itself is broken (then there is no schedule to show).
@@ -187,8 +224,12 @@ def issue_page(
         page.desk = desk_form(project, schedule.name, bound_to, now)
         page.approval = approval_panel(project, schedule, period.end)
         page.language = project.settings.site.language
+        page.choices = send_times(schedule, period.end)
         try:
-            page.audience, page.build = variant_build(project, schedule, at, now, page.variant)
+            seen = shown(workspace, project, schedule, at, now, page.variant, revision)
+            page.audience, page.build = seen.plan, seen.build
+            page.inbox = inbox_row(seen, project, now)
+            page.header_checks = header_checks(seen, project, now)
             page.edit = edit_panel(project, schedule, at)
         except NewsletterError as e:
             page.error = describe(e, project)
@@ -206,8 +247,52 @@ def variant_build(
     return plan, project.build(schedule.name, at, now, record=False, digest=chosen)
 
 
+def send_times(schedule: Schedule, end: datetime) -> tuple[datetime, ...]:
+    """The "Issue of" picker's choices: the send times of the issues around the one
+    going out at `end`, and its own."""
+    before, after = [end], [end]
+    for _ in range(CHOICES):
+        before.append(select.previous_send_time(schedule, before[-1]))
+        after.append(select.send_time(schedule, after[-1] + TICK))
+    return (*reversed(before[1:]), end, *after[1:])
+
+
+def inbox_row(seen: Shown, project: Project, now: datetime) -> InboxRow | None:
+    _, parts = shown_parts(seen, project, now)
+    issue = seen.build.issue
+    return InboxRow.of(parts["eml"], issue.preheader, seen.build.period.end) if issue else None
+
+
+def header_checks(seen: Shown, project: Project, now: datetime) -> tuple[str, ...]:
+    """What `newsletter check FILE.eml --built` adds to the build's own checks (which the
+    page lists from its warnings): the headers and parts of the .eml, decoded back."""
+    from newsletter.digest.check import read_letter
+    from newsletter.digest.check.mail_checks import check_message
+
+    _, parts = shown_parts(seen, project, now)
+    if "eml" not in parts:
+        return ()
+    found = check_message(read_letter("issue.eml", parts["eml"], sent=False))
+    return tuple(str(f) for f in found if f.level in ("error", "warning"))
+
+
+def shown(
+    workspace: Workspace,
+    project: Project,
+    schedule: Schedule,
+    at: datetime,
+    now: datetime,
+    variant: str | None,
+    revision: str = "",
+) -> Shown:
+    """`variant_build`, once per view (web/builds.py): the frames and the page share it.
+    `revision`: whatever else changes the build and is not in `Workspace.version()`."""
+    key = BuildKey(schedule.name, at, variant or "", workspace.version(), revision)
+    return workspace.builds.get(key, lambda: Shown(*variant_build(project, schedule, at, now, variant)))
+
+
 def issue_parts(
-    workspace: Workspace, name: str, at_text: str | None, variant: str | None = None
+    workspace: Workspace, name: str, at_text: str | None, variant: str | None = None, revision: str = ""
 ) -> tuple[Build, dict[str, bytes]]:
     """The raw .html/.txt/.eml of an issue; raises NewsletterError when it cannot be built."""
     now = workspace.clock()
@@ -215,8 +300,16 @@ def issue_parts(
         schedule = load_schedule(project, name)
         at = parse_moment(at_text, schedule.zone, now)
         navigation(project, schedule, at)  # rejects moments no cron arithmetic can handle, as a 400
-        _, build = variant_build(project, schedule, at, now, variant or None)
-        return build, project.parts(build.issue, now) if build.issue else {}
+        return shown_parts(
+            shown(workspace, project, schedule, at, now, variant or None, revision), project, now
+        )
+
+
+def shown_parts(seen: Shown, project: Project, now: datetime) -> tuple[Build, dict[str, bytes]]:
+    """The build's files, encoded once for all the frames (none when the issue is skipped)."""
+    if seen.parts is None:
+        seen.parts = project.parts(seen.build.issue, now) if seen.build.issue else {}
+    return seen.build, seen.parts
 
 
 def schedule_rows(workspace: Workspace) -> list[ScheduleRow]:

@@ -23,6 +23,7 @@ from newsletter.digest.render import default_templates
 from newsletter.project import Project
 from newsletter.storage.issues import Issues
 from newsletter.storage.overrides import IssueOverrides
+from newsletter.web.builds import Builds
 
 Clock = Callable[[], datetime]
 # (path, mtime_ns, size, inode): an edit, an atomic rename-over or a new file all change it.
@@ -44,6 +45,7 @@ class Workspace:
         self._project: Project | None = None
         self._settings_stamp: tuple[FileStamp, ...] | None = None
         self._files_stamp: tuple[FileStamp, ...] | None = None
+        self.builds = Builds()  # one build per view (page and frames); used under the lock
 
     def folders(self) -> list[Path]:
         """Where the inputs of an issue live (besides the database)."""
@@ -67,11 +69,21 @@ class Workspace:
                 parts.append(str(e))  # a broken project is a state too: fixing it changes the version
         return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
 
+    def language(self) -> str:
+        """The site's language ([site] language): the desk's dates and words; English while
+        newsletter.toml is broken (the error says so in English too)."""
+        with self._lock:
+            try:
+                return self._current().settings.site.language
+            except NewsletterError:
+                return "en"
+
     def close(self) -> None:
         with self._lock:
             if self._project is not None:
                 self._project.close()
                 self._project = None
+            self.builds = Builds()  # a reopened project builds afresh
 
     def _current(self) -> Project:
         settings = stamps([self.root / SETTINGS_FILE])
