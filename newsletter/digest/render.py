@@ -72,6 +72,8 @@ class Renderer:
         )
         self.plain = jinja2.Environment(autoescape=False, **common)
         self.template_warnings: dict[str, list[str]] = {}  # per template: unknown attributes, misplaced tags
+        # per template: the sources its check read (itself and its includes), and its findings
+        self._checked: dict[str, tuple[list[tuple[str, str]], list[str]]] = {}
         for env in (self.markup, self.plain):
             env.filters.update(longdate=_long_date_filter, shortdate=_short_date_filter)
             env.policies["ext.i18n.trimmed"] = True
@@ -155,16 +157,27 @@ class Renderer:
         """The template's MJML against MJML's components: an unknown or unclosed tag raises
         TemplateError (file and line); an unknown attribute or a misplaced tag is a warning."""
 
+        checked = self._checked.get(name)
+        if checked is not None and all(self._source(t) == s for t, s in checked[0]):
+            return list(checked[1])  # no source it read has changed: the same findings
+        read: list[tuple[str, str]] = []
+
         def load(template: str) -> str:
-            try:
-                source, _, _ = self.markup.loader.get_source(self.markup, template)  # type: ignore[union-attr]
-            except jinja2.TemplateNotFound as e:
-                raise TemplateError(template, f"not found (looked in {', '.join(self.folders)})") from e
+            source = self._source(template)
+            read.append((template, source))
             return blanked(source, self.markup)
 
         problems = check_source(name, load)
         _raise_first(problems)
-        return [str(p) for p in problems]
+        self._checked[name] = (read, [str(p) for p in problems])
+        return list(self._checked[name][1])
+
+    def _source(self, template: str) -> str:
+        try:
+            source, _, _ = self.markup.loader.get_source(self.markup, template)  # type: ignore[union-attr]
+        except jinja2.TemplateNotFound as e:
+            raise TemplateError(template, f"not found (looked in {', '.join(self.folders)})") from e
+        return source
 
     def _template(self, env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
         try:

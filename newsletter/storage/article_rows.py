@@ -95,3 +95,23 @@ def article_from(row: Any, related: tuple[RelatedRef, ...]) -> Article:
         body=tuple(Block(kind, text) for kind, text in json.loads(row.body)),
         tags=tuple(json.loads(row.tags)),
     )
+
+
+# What a build reads of a candidate: a card's text, link, date, picture, and the body its
+# reading time (and a summary, without a standfirst) comes from.
+CARD_FIELDS = ("id", "title", "published", "source", "standfirst", "category", "url", "key", "image", "body")
+
+
+def card_from(row: Any) -> Article:
+    """An article as a card needs it (`CARD_FIELDS`), the rest left at its defaults."""
+    return Article(
+        title=row.title,
+        published=row.published,
+        source=row.source,
+        standfirst=row.standfirst,
+        category=row.category,
+        url=row.url,
+        key=row.key,
+        image=row.image,
+        body=tuple(Block(kind, text) for kind, text in json.loads(row.body)),
+    )

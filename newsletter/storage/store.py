@@ -20,7 +20,15 @@ from newsletter.core.errors import StoreError
 from newsletter.core.models import Article, LinkTarget, Period, RelatedRef, StoredArticle
 from newsletter.core.transport_url import shown
 from newsletter.storage import dberrors, issues, migrations
-from newsletter.storage.article_rows import article_from, article_row, content_hash, ref_row, text_key
+from newsletter.storage.article_rows import (
+    CARD_FIELDS,
+    article_from,
+    article_row,
+    card_from,
+    content_hash,
+    ref_row,
+    text_key,
+)
 from newsletter.storage.schema import (
     SCHEMA_VERSION as SCHEMA_VERSION,  # re-exported: the version a store writes
 )
@@ -32,6 +40,7 @@ from newsletter.storage.schema import (
 )
 
 CHUNK = 500  # bound parameters per IN (...) query; SQLite allows 32766
+CARD_COLUMNS = tuple(articles.c[name] for name in CARD_FIELDS)
 # What an upsert reads of a stored article: id, key, content_hash, published, first_seen, backlog.
 ExistingRow = sa.Row[int, str, str, datetime, datetime, bool]
 
@@ -298,25 +307,36 @@ class Store:
         self, schedule: str, categories: Iterable[str], period: Period, at: datetime, per_category: int
     ) -> list[StoredArticle]:
         """Per category, the newest `per_category` articles published in the period
-        and by `at` that no earlier sent issue of `schedule` carried."""
-        sent = issues.sent_articles(schedule, period.end)
-        found: list[StoredArticle] = []
-        for category in dict.fromkeys(categories):
-            query = (
-                sa.select(articles)
-                .where(
-                    articles.c.category == category,
-                    articles.c.published >= period.start,
-                    articles.c.published < period.end,
-                    articles.c.published <= at,
-                    articles.c.backlog.is_(False),  # a first read's undated entries are not news
-                    articles.c.id.not_in(sent),
-                )
-                .order_by(articles.c.published.desc(), articles.c.id.desc())
-                .limit(per_category)
+        and by `at` that no earlier sent issue of `schedule` carried: one query, ranked
+        over the category index, then only what a card shows of each (no tags, no
+        related entries: a card's links come from `related_targets` and the neighbours)."""
+        wanted = list(dict.fromkeys(categories))
+        if not wanted:
+            return []
+        order = (articles.c.published.desc(), articles.c.id.desc())
+        ranked = (
+            sa.select(
+                articles.c.id,
+                sa.func.row_number().over(partition_by=articles.c.category, order_by=order).label("rank"),
             )
-            found += self._fetch(query)
-        return found
+            .where(
+                articles.c.category.in_(wanted),
+                articles.c.published >= period.start,
+                articles.c.published < period.end,
+                articles.c.published <= at,
+                articles.c.backlog.is_(False),  # a first read's undated entries are not news
+                articles.c.id.not_in(issues.sent_articles(schedule, period.end)),
+            )
+            .subquery()
+        )
+        query = (
+            sa.select(*CARD_COLUMNS)
+            .join(ranked, ranked.c.id == articles.c.id)
+            .where(ranked.c.rank <= per_category)
+            .order_by(*order)
+        )
+        with self.engine.connect() as conn:
+            return [StoredArticle(r.id, card_from(r)) for r in conn.execute(query)]
 
     def category_names(self) -> tuple[str, ...]:
         """Every category of the archive, by name (the category index answers it)."""
