@@ -379,21 +379,24 @@ class Store:
                 )
         return {k: tuple(v) for k, v in found.items()}
 
-    def related_targets(self, ids: Iterable[int]) -> dict[int, list[int]]:
-        """Each article's resolved explicit related entries, in the source's order."""
+    def related_targets(
+        self, ids: Iterable[int], targets: dict[int, LinkTarget] | None = None
+    ) -> dict[int, list[int]]:
+        """Each article's resolved explicit related entries, in the source's order;
+        `targets`, when given, gets what a link shows of each (read in the same query)."""
+        refs, target = related_refs.c, articles.c
+        query = (
+            sa.select(refs.article_id, refs.target_id, target.title, target.url, target.published)
+            .join(articles, articles.c.id == refs.target_id)
+            .order_by(refs.article_id, refs.position)
+        )
         found: dict[int, list[int]] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(sorted(set(ids))):
-                query = (
-                    sa.select(related_refs.c.article_id, related_refs.c.target_id)
-                    .where(
-                        related_refs.c.article_id.in_(chunk),
-                        related_refs.c.target_id.is_not(None),
-                    )
-                    .order_by(related_refs.c.article_id, related_refs.c.position)
-                )
-                for article_id, target_id in conn.execute(query):
-                    found.setdefault(article_id, []).append(target_id)
+                for row in conn.execute(query.where(refs.article_id.in_(chunk))):
+                    found.setdefault(row.article_id, []).append(row.target_id)
+                    if targets is not None:
+                        targets[row.target_id] = LinkTarget(row.target_id, row.title, row.url, row.published)
         return found
 
     def related_counts(self) -> tuple[int, int]:
