@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from newsletter.core import config, schedules
-from newsletter.core.models import Digest, Issue, IssueStatus, Period, Schedule, StoredArticle
+from newsletter.core.models import Digest, Issue, IssueStatus, LinkTarget, Period, Schedule, StoredArticle
 from newsletter.core.output import write_files
 from newsletter.core.theme import contrast_warnings
 from newsletter.digest import enrich
@@ -187,20 +187,27 @@ class Project:
         if saved is not None:
             sections = edits.arrange(sections, saved.overrides)
         cards = [c for _, chosen in sections for c in chosen]
-        related = self.related_candidates(cards, at, past.links or {})
-        archive = self.store.link_targets({c.target for found in related.values() for c in found})
+        archive: dict[int, LinkTarget] = {}  # filled by the queries that find the candidates
+        related = self.related_candidates(cards, at, past.links or {}, archive)
+        missing = {c.target for found in related.values() for c in found} - archive.keys()
+        archive.update(self.store.link_targets(missing) if missing else {})  # links kept by a sent issue
         sizes = image_sizes.known(self.store, {c.article.image for c in cards if c.article.image})
         digest = enrich.enrich(schedule, period, at, sections, related, archive, sizes)
         return digest if saved is None else edits.apply(digest, saved.overrides, saved.version)
 
     def related_candidates(
-        self, cards: list[StoredArticle], at: datetime, kept: dict[int, list[int]]
+        self,
+        cards: list[StoredArticle],
+        at: datetime,
+        kept: dict[int, list[int]],
+        targets: dict[int, LinkTarget] | None = None,
     ) -> dict[int, list[Candidate]]:
         """Each card's related candidates: the links it went out with when its issue was
-        sent; else its explicit entries, then its stored neighbours as of `at`."""
+        sent; else its explicit entries, then its stored neighbours as of `at`. `targets`
+        gets what a link shows of the explicit and similar ones (the same queries)."""
         fresh = [c.id for c in cards if c.id not in kept]
-        explicit = self.store.related_targets(fresh)
-        similar = neighbours.read(self.store, fresh, at, self.settings.related.min_similarity)
+        explicit = self.store.related_targets(fresh, targets)
+        similar = neighbours.read(self.store, fresh, at, self.settings.related.min_similarity, targets)
         found = {i: [Candidate(t) for t in targets] for i, targets in kept.items()}
         for card in cards:
             if card.id in kept:

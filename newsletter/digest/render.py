@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -73,9 +74,13 @@ class Renderer:
         )
         self.plain = jinja2.Environment(autoescape=False, **common)
         self.template_warnings: dict[str, list[str]] = {}  # per template: unknown attributes, misplaced tags
+        # per template: the sources its check read (itself and its includes), and its findings
+        self._checked: dict[str, tuple[list[tuple[str, str]], list[str]]] = {}
         for env in (self.markup, self.plain):
             env.filters.update(longdate=_long_date_filter, shortdate=_short_date_filter)
             env.policies["ext.i18n.trimmed"] = True
+        self.plain.filters["wordwrap"] = _wordwrap
+        self._strings: dict[str, jinja2.Template] = {}  # a schedule's subject and preheader, compiled
 
     def render(self, digest: Digest, settings: Settings, links: Links) -> Issue:
         context = self.context(digest, settings, links)
@@ -129,7 +134,7 @@ class Renderer:
             return default_preheader(digest, fields)
         where = f"{Path(digest.schedule.source).name or digest.schedule.name}: preheader"
         try:
-            return plain_line(self.plain.from_string(digest.schedule.preheader).render({**context, **fields}))
+            return plain_line(self._string(digest.schedule.preheader).render({**context, **fields}))
         except jinja2.TemplateError as e:
             raise TemplateError(where, _reason(e), getattr(e, "lineno", None)) from e
 
@@ -140,12 +145,20 @@ class Renderer:
             return plain_line(digest.subject)
         where = f"{Path(digest.schedule.source).name or digest.schedule.name}: subject"
         try:
-            raw = self.plain.from_string(digest.schedule.subject).render(context)
+            raw = self._string(digest.schedule.subject).render(context)
         except jinja2.TemplateError as e:
             if not (digest.is_empty and isinstance(e, jinja2.UndefinedError)):
                 raise TemplateError(where, _reason(e), getattr(e, "lineno", None)) from e
             raw = digest.schedule.title  # an empty issue has no lead to name
         return plain_line(raw)
+
+    def _string(self, source: str) -> jinja2.Template:
+        """A schedule's one-line template, compiled once (a build renders it every time)."""
+        if source not in self._strings:
+            if len(self._strings) >= COMPILED_STRINGS:
+                self._strings.clear()
+            self._strings[source] = self.plain.from_string(source)
+        return self._strings[source]
 
     def html(self, name: str, context: dict[str, Any]) -> str:
         import mjml
@@ -163,16 +176,27 @@ class Renderer:
         """The template's MJML against MJML's components: an unknown or unclosed tag raises
         TemplateError (file and line); an unknown attribute or a misplaced tag is a warning."""
 
+        checked = self._checked.get(name)
+        if checked is not None and all(self._source(t) == s for t, s in checked[0]):
+            return list(checked[1])  # no source it read has changed: the same findings
+        read: list[tuple[str, str]] = []
+
         def load(template: str) -> str:
-            try:
-                source, _, _ = self.markup.loader.get_source(self.markup, template)  # type: ignore[union-attr]
-            except jinja2.TemplateNotFound as e:
-                raise TemplateError(template, f"not found (looked in {', '.join(self.folders)})") from e
+            source = self._source(template)
+            read.append((template, source))
             return blanked(source, self.markup)
 
         problems = check_source(name, load)
         _raise_first(problems)
-        return [str(p) for p in problems]
+        self._checked[name] = (read, [str(p) for p in problems])
+        return list(self._checked[name][1])
+
+    def _source(self, template: str) -> str:
+        try:
+            source, _, _ = self.markup.loader.get_source(self.markup, template)  # type: ignore[union-attr]
+        except jinja2.TemplateNotFound as e:
+            raise TemplateError(template, f"not found (looked in {', '.join(self.folders)})") from e
+        return source
 
     def _template(self, env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
         try:
@@ -213,9 +237,7 @@ def _failing_line(error: BaseException, fallback: str, folders: Sequence[str] = 
 
 def inline_css(html: str) -> str:
     """premailer inlines the CSS; media queries stay in <style>; the doctype stays."""
-    import premailer
-
-    inlined: str = premailer.Premailer(
+    inlined: str = _inliner()(
         html,
         allow_network=False,
         strip_important=False,
@@ -230,6 +252,63 @@ def inline_css(html: str) -> str:
     if not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = f"{DOCTYPE}\n{inlined}"
     return inlined
+
+
+WRAPPED = 4096  # wrapped texts kept: a few issues' titles, summaries and links
+COMPILED_STRINGS = 64  # schedules' subject and preheader templates kept compiled
+
+
+@jinja2.pass_environment
+def _wordwrap(
+    env: jinja2.Environment,
+    text: str,
+    width: int = 79,
+    break_long_words: bool = True,
+    wrapstring: str | None = None,
+    break_on_hyphens: bool = True,
+) -> str:
+    """Jinja's own `wordwrap`, each text wrapped once: a card's title, summary and links
+    come back at every build, preview and variant, and textwrap was a quarter of a render."""
+    return _wrapped(text, width, break_long_words, wrapstring or env.newline_sequence, break_on_hyphens)
+
+
+@lru_cache(maxsize=WRAPPED)
+def _wrapped(text: str, width: int, break_long_words: bool, wrapstring: str, break_on_hyphens: bool) -> str:
+    from jinja2.filters import do_wordwrap
+
+    # The environment only supplies a default wrapstring: this one is always given.
+    return do_wordwrap(_bare(), text, width, break_long_words, wrapstring, break_on_hyphens)
+
+
+@cache
+def _bare() -> jinja2.Environment:
+    return jinja2.Environment()
+
+
+PARSED_SHEETS = 64  # style blocks whose parsed rules are kept: a few per theme and template
+
+
+@cache
+def _inliner() -> Any:
+    """premailer's Premailer, keeping the rules it parsed from each style block: a
+    template's blocks are the same text at every render (the theme's colours in them),
+    and parsing them with cssutils was a third of premailer's time. Same options, same
+    rules, so the same HTML."""
+    import premailer
+
+    parsed: dict[tuple[str, int], tuple[list[Any], list[Any]]] = {}
+
+    class Inliner(premailer.Premailer):  # type: ignore[misc]
+        def _parse_style_rules(self, css_body: str, ruleset_index: int) -> tuple[list[Any], list[Any]]:
+            key = (css_body, ruleset_index)
+            if key not in parsed:
+                if len(parsed) >= PARSED_SHEETS:
+                    parsed.clear()
+                parsed[key] = super()._parse_style_rules(css_body, ruleset_index)
+            rules, leftover = parsed[key]
+            return list(rules), list(leftover)  # premailer extends and reads them: copies
+
+    return Inliner
 
 
 def later_sections(digest: Digest) -> list[tuple[str, list[DigestArticle]]]:

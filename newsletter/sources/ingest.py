@@ -109,9 +109,19 @@ def file_key(path: str, root: str) -> str:
     holding folder's name keeps two `index.md` of different folders apart."""
     given = Path(root)
     top, is_dir = _holding(root)
-    inside = Path(path).relative_to(given).parts if is_dir else (given.name,)
+    prefix = _prefix(root)
+    if is_dir and path.startswith(prefix) and "/." not in path and "//" not in path:
+        inside: tuple[str, ...] = tuple(path[len(prefix) :].split("/"))  # expand's own paths: no Path
+    else:
+        inside = Path(path).relative_to(given).parts if is_dir else (given.name,)
     parts = (top.name, *inside) if top.name else inside
     return FILE_KEY + "/".join(parts)
+
+
+@lru_cache(maxsize=256)
+def _prefix(root: str) -> str:
+    """What a path found inside the folder `root` starts with, as `expand` writes it."""
+    return str(Path(root)) + "/"
 
 
 @lru_cache(maxsize=256)  # a folder of 1,000 files is resolved once; cleared by each ingest
@@ -209,7 +219,7 @@ def clean(article: Article) -> tuple[Article, list[str]]:
     )
     if not cleaned.title:
         raise SourceError(article.source, "the title is empty once control characters are removed")
-    if any(BODY_CONTROL.search(text) for text in _texts(article)):
+    if BODY_CONTROL.search("\n".join(_texts(article))):  # one search: a newline is allowed
         return cleaned, [f"{article.source}: control characters removed from {cleaned.title!r}"]
     return cleaned, []
 
@@ -221,8 +231,12 @@ def _picture(article: Article) -> str:
 
 
 def _clean_body(blocks: tuple[Block, ...]) -> tuple[Block, ...]:
-    cleaned = (replace(block, text=body_text(block.text)) for block in blocks)
-    return tuple(block for block in cleaned if block.text.strip())
+    cleaned = []
+    for block in blocks:
+        text = body_text(block.text)
+        if text.strip():  # a block kept as it is unless cleaning changed it (most are clean)
+            cleaned.append(block if text == block.text else replace(block, text=text))
+    return tuple(cleaned)
 
 
 def body_text(text: str) -> str:
@@ -297,7 +311,8 @@ def unique_urls(store: Store, site: SiteSettings, entries: list[tuple[Article, b
     pending = [a for a in made if a.key not in chosen]
     suffix = 1
     while pending:
-        wanted = {a.key: article_url(site, a.category, a, suffix) for a in pending}
+        # `complete` made each the first choice already: its URL as it is
+        wanted = {a.key: a.url if suffix == 1 else article_url(site, a.category, a, suffix) for a in pending}
         if suffix > 1:
             holders.update(store.urls_held(wanted.values()))
         waiting = []

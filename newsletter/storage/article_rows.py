@@ -19,14 +19,15 @@ def text_key(text: str) -> str:
     return hashlib.blake2b(normal.encode(), digest_size=16).hexdigest()
 
 
-def content_hash(article: Article) -> str:
+def content_hash(article: Article, body: str | None = None) -> str:
+    """`body`: the article's `body_json`, when the caller made it already."""
     fields = [
         article.title,
         article.standfirst,
         article.category,
         article.url,
         article.published.isoformat(),
-        body_json(article.body),
+        body_json(article.body) if body is None else body,
         json.dumps(article.tags),
         json.dumps([(r.category, r.summary, str(r.published)) for r in article.related]),
     ]
@@ -41,6 +42,7 @@ def body_json(body: Sequence[Block]) -> str:
 
 
 def article_row(a: Article, first_seen: datetime, now: datetime) -> dict[str, Any]:
+    body = body_json(a.body)
     return {
         "key": a.key,
         "title": a.title,
@@ -55,9 +57,9 @@ def article_row(a: Article, first_seen: datetime, now: datetime) -> dict[str, An
         "image": a.image,
         "author": a.author,
         "source": a.source,
-        "body": body_json(a.body),
+        "body": body,
         "tags": json.dumps(list(a.tags)),
-        "content_hash": content_hash(a),
+        "content_hash": content_hash(a, body),
         "first_seen": first_seen,
         "updated_at": now,
     }
@@ -94,4 +96,24 @@ def article_from(row: Any, related: tuple[RelatedRef, ...]) -> Article:
         author=row.author,
         body=tuple(Block(kind, text) for kind, text in json.loads(row.body)),
         tags=tuple(json.loads(row.tags)),
+    )
+
+
+# What a build reads of a candidate: a card's text, link, date, picture, and the body its
+# reading time (and a summary, without a standfirst) comes from.
+CARD_FIELDS = ("id", "title", "published", "source", "standfirst", "category", "url", "key", "image", "body")
+
+
+def card_from(row: Any) -> Article:
+    """An article as a card needs it (`CARD_FIELDS`), the rest left at its defaults."""
+    return Article(
+        title=row.title,
+        published=row.published,
+        source=row.source,
+        standfirst=row.standfirst,
+        category=row.category,
+        url=row.url,
+        key=row.key,
+        image=row.image,
+        body=tuple(Block(kind, text) for kind, text in json.loads(row.body)),
     )

@@ -47,6 +47,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from newsletter.core.config import RelatedSettings
+from newsletter.core.models import LinkTarget
 from newsletter.related import similar, words
 from newsletter.storage.schema import articles, meta, neighbours, similar_articles, similar_terms
 from newsletter.storage.store import Store
@@ -406,13 +407,23 @@ def _compiled(dialect: sa.Dialect, statement: sa.sql.ClauseElement) -> SQLCompil
 # -- reading --------------------------------------------------------------
 
 
-def read(store: Store, ids: Iterable[int], at: datetime, min_score: float) -> dict[int, list[Neighbour]]:
+def read(
+    store: Store,
+    ids: Iterable[int],
+    at: datetime,
+    min_score: float,
+    targets: dict[int, LinkTarget] | None = None,
+) -> dict[int, list[Neighbour]]:
     """The neighbours of `ids` as of `at`, best first: published by `at`, scoring at least
     `min_score`, and computed by `at`, unless the article itself was indexed later (an
-    archive loaded after the moment): then its own rows count, not those computed after."""
+    archive loaded after the moment): then its own rows count, not those computed after.
+    `targets`, when given, gets what a link shows of each neighbour (read in the same query)."""
     target, source = articles.alias("target"), articles.alias("source")
+    shown = (target.c.title, target.c.url, target.c.published)
     query = (
-        sa.select(neighbours.c.article_id, neighbours.c.neighbour_id, neighbours.c.score, target.c.category)
+        sa.select(
+            neighbours.c.article_id, neighbours.c.neighbour_id, neighbours.c.score, target.c.category, *shown
+        )
         .join(target, target.c.id == neighbours.c.neighbour_id)
         .join(source, source.c.id == neighbours.c.article_id)
         .where(
@@ -429,6 +440,10 @@ def read(store: Store, ids: Iterable[int], at: datetime, min_score: float) -> di
                 found.setdefault(row.article_id, []).append(
                     Neighbour(row.neighbour_id, row.score, row.category)
                 )
+                if targets is not None:
+                    targets[row.neighbour_id] = LinkTarget(
+                        row.neighbour_id, row.title, row.url, row.published
+                    )
     return found
 
 

@@ -20,7 +20,15 @@ from newsletter.core.errors import StoreError
 from newsletter.core.models import Article, LinkTarget, Period, RelatedRef, StoredArticle
 from newsletter.core.transport_url import shown
 from newsletter.storage import dberrors, issues, migrations
-from newsletter.storage.article_rows import article_from, article_row, content_hash, ref_row, text_key
+from newsletter.storage.article_rows import (
+    CARD_FIELDS,
+    article_from,
+    article_row,
+    card_from,
+    content_hash,
+    ref_row,
+    text_key,
+)
 from newsletter.storage.schema import (
     SCHEMA_VERSION as SCHEMA_VERSION,  # re-exported: the version a store writes
 )
@@ -32,6 +40,7 @@ from newsletter.storage.schema import (
 )
 
 CHUNK = 500  # bound parameters per IN (...) query; SQLite allows 32766
+CARD_COLUMNS = tuple(articles.c[name] for name in CARD_FIELDS)
 # What an upsert reads of a stored article: id, key, content_hash, published, first_seen, backlog.
 ExistingRow = sa.Row[int, str, str, datetime, datetime, bool]
 
@@ -298,25 +307,36 @@ class Store:
         self, schedule: str, categories: Iterable[str], period: Period, at: datetime, per_category: int
     ) -> list[StoredArticle]:
         """Per category, the newest `per_category` articles published in the period
-        and by `at` that no earlier sent issue of `schedule` carried."""
-        sent = issues.sent_articles(schedule, period.end)
-        found: list[StoredArticle] = []
-        for category in dict.fromkeys(categories):
-            query = (
-                sa.select(articles)
-                .where(
-                    articles.c.category == category,
-                    articles.c.published >= period.start,
-                    articles.c.published < period.end,
-                    articles.c.published <= at,
-                    articles.c.backlog.is_(False),  # a first read's undated entries are not news
-                    articles.c.id.not_in(sent),
-                )
-                .order_by(articles.c.published.desc(), articles.c.id.desc())
-                .limit(per_category)
+        and by `at` that no earlier sent issue of `schedule` carried: one query, ranked
+        over the category index, then only what a card shows of each (no tags, no
+        related entries: a card's links come from `related_targets` and the neighbours)."""
+        wanted = list(dict.fromkeys(categories))
+        if not wanted:
+            return []
+        order = (articles.c.published.desc(), articles.c.id.desc())
+        ranked = (
+            sa.select(
+                articles.c.id,
+                sa.func.row_number().over(partition_by=articles.c.category, order_by=order).label("rank"),
             )
-            found += self._fetch(query)
-        return found
+            .where(
+                articles.c.category.in_(wanted),
+                articles.c.published >= period.start,
+                articles.c.published < period.end,
+                articles.c.published <= at,
+                articles.c.backlog.is_(False),  # a first read's undated entries are not news
+                articles.c.id.not_in(issues.sent_articles(schedule, period.end)),
+            )
+            .subquery()
+        )
+        query = (
+            sa.select(*CARD_COLUMNS)
+            .join(ranked, ranked.c.id == articles.c.id)
+            .where(ranked.c.rank <= per_category)
+            .order_by(*order)
+        )
+        with self.engine.connect() as conn:
+            return [StoredArticle(r.id, card_from(r)) for r in conn.execute(query)]
 
     def category_names(self) -> tuple[str, ...]:
         """Every category of the archive, by name (the category index answers it)."""
@@ -359,21 +379,24 @@ class Store:
                 )
         return {k: tuple(v) for k, v in found.items()}
 
-    def related_targets(self, ids: Iterable[int]) -> dict[int, list[int]]:
-        """Each article's resolved explicit related entries, in the source's order."""
+    def related_targets(
+        self, ids: Iterable[int], targets: dict[int, LinkTarget] | None = None
+    ) -> dict[int, list[int]]:
+        """Each article's resolved explicit related entries, in the source's order;
+        `targets`, when given, gets what a link shows of each (read in the same query)."""
+        refs, target = related_refs.c, articles.c
+        query = (
+            sa.select(refs.article_id, refs.target_id, target.title, target.url, target.published)
+            .join(articles, articles.c.id == refs.target_id)
+            .order_by(refs.article_id, refs.position)
+        )
         found: dict[int, list[int]] = {}
         with self.engine.connect() as conn:
             for chunk in _chunks(sorted(set(ids))):
-                query = (
-                    sa.select(related_refs.c.article_id, related_refs.c.target_id)
-                    .where(
-                        related_refs.c.article_id.in_(chunk),
-                        related_refs.c.target_id.is_not(None),
-                    )
-                    .order_by(related_refs.c.article_id, related_refs.c.position)
-                )
-                for article_id, target_id in conn.execute(query):
-                    found.setdefault(article_id, []).append(target_id)
+                for row in conn.execute(query.where(refs.article_id.in_(chunk))):
+                    found.setdefault(row.article_id, []).append(row.target_id)
+                    if targets is not None:
+                        targets[row.target_id] = LinkTarget(row.target_id, row.title, row.url, row.published)
         return found
 
     def related_counts(self) -> tuple[int, int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -136,14 +136,16 @@ def _element(tag: str) -> set[str]:
     return {f"html-{tag}"}
 
 
-def _properties(style: str) -> set[str]:
+@lru_cache(maxsize=4096)  # an issue repeats a few dozen inline styles on hundreds of elements
+def _properties(style: str) -> frozenset[str]:
     import cssutils
 
     cssutils.log.setLevel(logging.CRITICAL)
-    return {p.name for p in cssutils.parseStyle(style)}
+    return frozenset(p.name for p in cssutils.parseStyle(style))
 
 
-def _stylesheet(text: str) -> set[str]:
+@lru_cache(maxsize=64)  # a template's style blocks are the same text at every build
+def _stylesheet(text: str) -> frozenset[str]:
     import cssutils
 
     cssutils.log.setLevel(logging.CRITICAL)
@@ -164,4 +166,4 @@ def _stylesheet(text: str) -> set[str]:
             slugs.add("css-at-font-face")
         elif rule.type == rule.IMPORT_RULE:
             slugs.add("css-at-import")
-    return slugs
+    return frozenset(slugs)

@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from newsletter.core.contrast import Rgb
@@ -28,6 +29,7 @@ class Inherited:
     bold: bool = False
 
 
+@lru_cache(maxsize=1024)  # a few theme colours, asked for on every element
 def parse_color(value: str) -> Rgb | None:
     value = value.strip().lower().replace("!important", "").strip()
     if value in NAMED:
@@ -43,11 +45,15 @@ def parse_color(value: str) -> Rgb | None:
 
 
 def _style(element: HtmlElement) -> dict[str, str]:
+    return dict(_declarations(element.get("style") or ""))
+
+
+@lru_cache(maxsize=4096)  # an issue repeats a few dozen inline styles on hundreds of elements
+def _declarations(style: str) -> tuple[tuple[str, str], ...]:
     import cssutils
 
     cssutils.log.setLevel(logging.CRITICAL)
-    declarations = cssutils.parseStyle(element.get("style") or "")
-    return {p.name: p.value for p in declarations}
+    return tuple((p.name, p.value) for p in cssutils.parseStyle(style))
 
 
 def _inherit(element: HtmlElement, outer: Inherited) -> Inherited | None:

@@ -87,7 +87,7 @@ def _blocks(lines: list[str]) -> Iterator[Block]:
         line = " ".join(raw.split())
         if not line or line in DROPPED_LINES:
             continue
-        short = len(line.split()) <= SUBHEADING_MAX_WORDS
+        short = line.count(" ") < SUBHEADING_MAX_WORDS  # words joined by single spaces: one split
         yield Block("subheading" if short else "paragraph", line)
 
 
