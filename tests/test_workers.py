@@ -11,8 +11,8 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from newsletter import scaffold
@@ -56,7 +56,7 @@ def test_every_variant_is_stored_encoded_once_and_a_resumed_send_sends_the_store
     assert len(stored) == len(Issues(sender.store).variants(issue_id)) == 2  # Ann and Bob share one
     # What goes out is the stored body, not a new rendering: a word changed in it shows.
     with sender.store.engine.begin() as conn:
-        for variant_id, (boundary, pieces) in stored.items():
+        for variant_id, (_, pieces) in stored.items():
             changed = [pieces[0].replace("Mind", "Stored"), *pieces[1:]]
             conn.execute(
                 variant_bodies.update()
@@ -123,6 +123,7 @@ def newsletter(project: Project, *args: str, env: dict[str, str] | None = None) 
     return subprocess.Popen(command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow  # processes
 def test_worker_once_delivers_what_send_recorded_and_exits(sender: Project, smtp_server: SMTPServer):
     readers(sender, 20)
     issue_id = recorded(sender, smtp_server.url)
@@ -134,6 +135,7 @@ def test_worker_once_delivers_what_send_recorded_and_exits(sender: Project, smtp
     assert Issues(sender.store).issue_by_id(issue_id).status == "sent"
 
 
+@pytest.mark.slow  # processes
 def test_send_with_two_workers_delivers_each_reader_once(sender: Project, smtp_server: SMTPServer):
     readers(sender, 60)
     done = newsletter(
@@ -156,6 +158,7 @@ def test_send_with_two_workers_delivers_each_reader_once(sender: Project, smtp_s
     assert len(got) == len(set(got)) == 63
 
 
+@pytest.mark.slow  # processes
 def test_the_rate_holds_over_two_workers_together(sender: Project, smtp_server: SMTPServer):
     """Two workers at --rate 10: 24 messages take at least 2.3 s between the first and the
     last (each worker on its own would allow 20 a second together: 1.1 s)."""
@@ -164,7 +167,7 @@ def test_the_rate_holds_over_two_workers_together(sender: Project, smtp_server: 
     arrivals: list[float] = []
     original = smtp_server.handler.handle_DATA
 
-    async def timed(server, session, envelope):  # type: ignore[no-untyped-def]
+    async def timed(server, session, envelope):  # noqa: ANN001 (aiosmtpd's hook)
         arrivals.append(time.monotonic())
         return await original(server, session, envelope)
 
