@@ -167,7 +167,8 @@ def preview(ctx: click.Context, host: str, port: int) -> None:
     "--workers",
     type=click.IntRange(1, 64),
     default=None,
-    help="Worker processes that deliver the issue (default: 1 on SQLite, one per core on PostgreSQL).",
+    help="Worker processes that deliver the issue (default: one per core, at most one per 1,000 "
+    "deliveries due).",
 )
 @click.option(
     "--retry-unknown",
@@ -229,7 +230,7 @@ def send(
         refuse_unapproved(project, schedule, parse_moment(at, zone))
     options = sending.SendOptions(
         connections=connections,
-        workers=workers or default_workers(project),
+        workers=workers or 0,  # 0: one per core, at most one per 1,000 due (send.auto_workers)
         rate=rate,
         dry_run=dry_run,
         retry_unknown=retry_unknown,
@@ -250,14 +251,6 @@ def send(
     show_send(summary, as_json)
     if summary.outcome in SEND_FAILURES:
         raise NewsletterError(summary.message or f"send {summary.outcome}", SEND_FAILURES[summary.outcome])
-
-
-def default_workers(project: Project) -> int:
-    """One process on SQLite (one writer at a time: benchmarks/send.py measured two no
-    faster), one per core on PostgreSQL."""
-    import os
-
-    return 1 if project.store.engine.dialect.name == "sqlite" else os.cpu_count() or 1
 
 
 def refuse_unapproved(project: Project, name: str, at: datetime) -> None:

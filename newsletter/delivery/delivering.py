@@ -56,7 +56,10 @@ class SendOptions:
     """How one send runs: `send`'s and `Delivering`'s options, `resolved()` from [sending]."""
 
     connections: int = 1
-    workers: int = 1  # processes (delivery/workers.py), each with `connections` connections
+    # Processes (delivery/workers.py), each with `connections` connections; 0: one per core,
+    # at most one per PER_WORKER deliveries due (workers.auto).
+    workers: int = 1
+    alongside: bool = False  # a worker: others' claims are live workers', not a previous run's
     rate: float | None = None  # messages per second over all connections
     dry_run: bool = False
     retry_unknown: bool = False
@@ -242,7 +245,7 @@ class Delivering:
                     f"{group.count} deliveries in flight from a previous run "
                     f"({claimer.describe(group.claimer)}, no longer running); taking them over now"
                 )
-            elif group.lease_until is not None and group.lease_until > now:
+            elif group.lease_until is not None and group.lease_until > now and not self.options.alongside:
                 wait = (group.lease_until - now).total_seconds()
                 self.notify(
                     f"{group.count} deliveries in flight from a previous run; "

@@ -12,6 +12,7 @@ renders the variants still unrendered. `--rate` is shared through the database.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 import threading
 from dataclasses import dataclass, replace
@@ -57,7 +58,7 @@ class Sender:
 
     def __init__(self, project: Project, url: str, options: SendOptions, notify: Notify) -> None:
         self.project, self.url, self.notify = project, url, notify
-        self.options = resolved(project, url, options)
+        self.options = replace(resolved(project, url, options), alongside=True)
         self.factory = transport_factory(url, project.environ)
         self.tokens = Tokens(secret_key(project.environ))
         self.dkim = dkim_preflight(project.settings, project.environ, project.root, notify)
@@ -212,6 +213,7 @@ def _child(job: Job, rendered: Any, results: Any) -> None:
 
     project = Project(job.root, environ=job.environ)
     stop = threading.Event()
+    threading.Thread(target=_orphaned, args=(os.getppid(), stop), daemon=True).start()
     try:
         with stop_on_signals(stop):
             sender = Sender(project, job.url, job.options, _to_stderr)
@@ -220,6 +222,14 @@ def _child(job: Job, rendered: Any, results: Any) -> None:
         results.put(Outcome(run.sent, run.outcome, run.message))
     finally:
         project.close()
+
+
+def _orphaned(parent: int, stop: threading.Event) -> None:
+    """`send` killed outright: its workers stop too (finishing the message in flight and
+    giving their batch back), as its own connections would have."""
+    while not stop.wait(0.5):
+        if os.getppid() != parent:
+            stop.set()
 
 
 def _to_stderr(message: str) -> None:
