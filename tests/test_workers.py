@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 
 from newsletter import scaffold
 from newsletter.core.models import SubscriberRow
+from newsletter.delivery import workers
 from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
 from newsletter.storage.issues import Issues
@@ -172,12 +174,30 @@ def test_the_rate_holds_over_two_workers_together(sender: Project, smtp_server: 
         return await original(server, session, envelope)
 
     smtp_server.handler.handle_DATA = timed  # type: ignore[method-assign]
-    workers = [
+    two = [
         newsletter(sender, "worker", "--once", "--rate", "10", "--transport", smtp_server.url)
         for _ in range(2)
     ]
-    outputs = [w.communicate(timeout=120) for w in workers]
-    assert all(w.returncode == 0 for w in workers), outputs
+    outputs = [w.communicate(timeout=120) for w in two]
+    assert all(w.returncode == 0 for w in two), outputs
     sent = [int(out.split("worker: ")[1].split()[0]) for out, _ in outputs]
     assert sum(sent) == len(arrivals) == 24 and all(sent)  # both took part
     assert arrivals[-1] - arrivals[0] >= 23 / 10 * 0.95
+
+
+def test_send_uses_one_process_per_core_but_none_for_a_small_list():
+    assert workers.auto(3) == 1  # over before a second process has started
+    assert workers.auto(10**6) == (os.cpu_count() or 1)
+
+
+@pytest.mark.slow  # a process
+def test_a_worker_without_once_polls_until_sigterm_and_stops_cleanly(
+    sender: Project, smtp_server: SMTPServer
+):
+    running = newsletter(sender, "worker", "--transport", smtp_server.url)
+    time.sleep(3)  # started, found nothing due, polling
+    assert running.poll() is None
+    running.send_signal(signal.SIGTERM)
+    out, err = running.communicate(timeout=30)
+    assert running.returncode == 0, err
+    assert out.strip() == "worker: 0 sent; stopped"

@@ -230,7 +230,7 @@ def send(
         refuse_unapproved(project, schedule, parse_moment(at, zone))
     options = sending.SendOptions(
         connections=connections,
-        workers=workers or 0,  # 0: one per core, at most one per 1,000 due (send.auto_workers)
+        workers=workers or 0,  # 0: one per core, at most one per 1,000 due (workers.auto)
         rate=rate,
         dry_run=dry_run,
         retry_unknown=retry_unknown,

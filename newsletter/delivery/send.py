@@ -14,7 +14,6 @@ With `--workers N` the messages go out from N worker processes (delivery/workers
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -411,10 +410,10 @@ def deliver(
         ledger.requeue(issue_id, DeliveryStatus.UNKNOWN, plan.clock())
     if options.retry_failed:
         ledger.requeue(issue_id, EXPIRED, plan.clock())
-    processes = options.workers or auto_workers(ledger.waiting(issue_id))
-    if processes > 1 and courier.url:
-        from newsletter.delivery import workers
+    from newsletter.delivery import workers
 
+    processes = options.workers or workers.auto(ledger.waiting(issue_id))
+    if processes > 1 and courier.url:
         run = workers.in_processes(
             replace(plan, options=replace(options, workers=processes)), issue_id, courier.url, rendered
         )
@@ -439,15 +438,6 @@ def deliver(
     )
     summary.sent_now = delivering.deliver()
     summarise(summary, ledger, issue_id, delivering.outcome, delivering.message)
-
-
-PER_WORKER = 1000  # deliveries due per extra process: one costs about a second to start
-
-
-def auto_workers(waiting: int) -> int:
-    """`send`'s default: one process per core, but no more than one per PER_WORKER
-    deliveries due (a small send is over before a second process has started)."""
-    return max(1, min(os.cpu_count() or 1, waiting // PER_WORKER))
 
 
 def shared_rate(project: Project, options: SendOptions, url: str) -> Limiter | None:

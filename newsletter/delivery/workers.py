@@ -41,6 +41,15 @@ POLL = 5.0  # seconds a worker that is not --once waits between looks at an idle
 WORST = ("paused", "stopped", "expired", "queued", "failed")
 
 
+PER_WORKER = 1000  # deliveries due per extra process: one costs about a second to start
+
+
+def auto(waiting: int) -> int:
+    """`send`'s default: one process per core, but no more than one per PER_WORKER
+    deliveries due (a small send is over before a second process has started)."""
+    return max(1, min(os.cpu_count() or 1, waiting // PER_WORKER))
+
+
 @dataclass
 class Outcome:
     sent: int = 0
