@@ -395,9 +395,17 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
         conn.exec_driver_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     engine.dispose()
     store = Store(url)
-    assert store.schema_version == SCHEMA_VERSION == 11
+    assert store.schema_version == SCHEMA_VERSION == 12
     tables = set(sa.inspect(store.engine).get_table_names())
-    assert {"consents", "signup_events", "subscriber_notices", "image_sizes", "issue_overrides"} <= tables
+    assert {
+        "consents",
+        "signup_events",
+        "subscriber_notices",
+        "image_sizes",
+        "variant_bodies",
+        "send_rates",
+        "issue_overrides",
+    } <= tables
     assert "overrides_version" in {c["name"] for c in sa.inspect(store.engine).get_columns("issues")}
     assert "similar_postings" not in tables  # v6: a row per term, made again by `reindex`
     assert {c["name"] for c in sa.inspect(store.engine).get_columns("similar_terms")} == {

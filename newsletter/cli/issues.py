@@ -161,7 +161,14 @@ def preview(ctx: click.Context, host: str, port: int) -> None:
     type=click.IntRange(1, 32),
     default=1,
     show_default=True,
-    help="Parallel SMTP connections.",
+    help="Parallel SMTP connections (of each worker process).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes that deliver the issue (default: one per core, at most one per 1,000 "
+    "deliveries due).",
 )
 @click.option(
     "--retry-unknown",
@@ -201,6 +208,7 @@ def send(
     dry_run: bool,
     rate: float | None,
     connections: int,
+    workers: int | None,
     retry_unknown: bool,
     retry_failed: bool,
     allow_placeholders: bool,
@@ -222,6 +230,7 @@ def send(
         refuse_unapproved(project, schedule, parse_moment(at, zone))
     options = sending.SendOptions(
         connections=connections,
+        workers=workers or 0,  # 0: one per core, at most one per 1,000 due (workers.auto)
         rate=rate,
         dry_run=dry_run,
         retry_unknown=retry_unknown,
@@ -372,3 +381,35 @@ def run(ctx: click.Context, once: bool, grace: str, transport: str | None) -> No
     from newsletter.scheduler import parse_grace, run_daemon
 
     run_daemon(project_root(ctx), once=once, grace=parse_grace(grace), transport=transport)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Deliver what is due now, then exit (instead of polling).")
+@click.option(
+    "--connections",
+    type=click.IntRange(1, 32),
+    default=1,
+    show_default=True,
+    help="Parallel SMTP connections.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="At most this many messages per second through the transport, over every worker together.",
+)
+@click.option("--transport", default=None, callback=checked_transport, help="Override [email] transport.")
+@click.pass_context
+def worker(
+    ctx: click.Context, once: bool, connections: int, rate: float | None, transport: str | None
+) -> None:
+    """Deliver the issues going out from the shared database (run one per core, on any machine)."""
+    from newsletter.delivery import send as sending
+    from newsletter.delivery.workers import work
+
+    project = open_project(ctx)
+    stop = threading.Event()
+    options = sending.SendOptions(connections=connections, rate=rate)
+    with sending.stop_on_signals(stop):
+        sent = work(project, transport, options, stop, echo_err, once)
+    click.echo(f"worker: {sent} sent" + ("; stopped" if stop.is_set() else ""))

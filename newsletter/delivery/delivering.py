@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from newsletter.core.durations import format_duration
 from newsletter.core.models import DeliveryStatus, SubscriberStatus
-from newsletter.delivery.signing import BodyHash
 from newsletter.delivery.transports import (
     DeliveryError,
     PermanentFailure,
@@ -34,9 +33,10 @@ from newsletter.delivery.transports import (
     TransportFactory,
     UnknownOutcome,
 )
-from newsletter.digest.mail import ListId, MessageTemplate, Recipient, feedback_id, new_message_id, sender
+from newsletter.delivery.variants import Templates
+from newsletter.digest.mail import Recipient, new_message_id, sender
 from newsletter.storage import claimer
-from newsletter.storage.issues import IssueRecord, Variant
+from newsletter.storage.issues import EncodedBody, IssueRecord, Variant
 from newsletter.storage.records import EXPIRED, Delivery, InFlight
 
 if TYPE_CHECKING:
@@ -56,6 +56,10 @@ class SendOptions:
     """How one send runs: `send`'s and `Delivering`'s options, `resolved()` from [sending]."""
 
     connections: int = 1
+    # Processes (delivery/workers.py), each with `connections` connections; 0: one per core,
+    # at most one per PER_WORKER deliveries due (workers.auto).
+    workers: int = 1
+    alongside: bool = False  # a worker: others' claims are live workers', not a previous run's
     rate: float | None = None  # messages per second over all connections
     dry_run: bool = False
     retry_unknown: bool = False
@@ -77,6 +81,17 @@ class SendOptions:
             queue_lifetime=self.queue_lifetime or sending.queue_lifetime,
             lease=self.lease or sending.lease or lease,
         )
+
+
+class Limiter(Protocol):
+    """Waits for the next message's slot: RateLimiter in this process, or the rate shared by
+    every worker through the database (storage/rates.py)."""
+
+    def wait(self) -> None: ...
+
+
+class Flag(Protocol):
+    def is_set(self) -> bool: ...
 
 
 class RateLimiter:
@@ -101,7 +116,9 @@ class Queue(Protocol):
     nothing more: an issue's deliveries claimed one by one, their outcomes, its counts."""
 
     def issue_by_id(self, issue_id: int) -> IssueRecord: ...
-    def variants(self, issue_id: int) -> dict[int, Variant]: ...
+    def variant(self, variant_id: int) -> tuple[Variant, EncodedBody | None]: ...
+    def store_body(self, variant_id: int, body: EncodedBody) -> EncodedBody: ...
+    def unencoded(self, issue_id: int) -> list[int]: ...
     def sweep_suppressed(self, issue_id: int, now: datetime) -> int: ...
     def claim_batch(
         self,
@@ -157,15 +174,19 @@ class Delivering:
         stop: threading.Event,
         notify: Notify,
         signer: Signer | None = None,
+        limiter: Limiter | None = None,
+        rendered: Flag | None = None,
     ) -> None:
+        """`limiter`: the rate's (default: `options.rate` in this process). `rendered`: set
+        once the recorder has stored every variant; until then rows not claimable yet are
+        waited for (None: every variant is stored, or someone else's recorder renders it)."""
         self.ledger, self.issue_id, self.factory, self.tokens = ledger, issue_id, factory, tokens
         self.preferences = tokens.purposes  # the footer's preferences link, its own token
         self.options, self.clock, self.progress, self.stop = options, clock, progress, stop
         self.settings, self.notify = settings, notify
         self.signer = signer  # DKIM, its key parsed once for the whole send (signing.prepare)
-        self.templates = self._templates(schedule)
-        # bh= of each variant's messages, its fixed parts canonicalised once (BodyHash).
-        self.body_hashes = {v: BodyHash(t.fixed_body()) for v, t in self.templates.items()} if signer else {}
+        self.templates = Templates(ledger, settings, schedule, issue_id, clock(), signer is not None)
+        self.rendered = rendered
         self.domain = sender(settings.email.from_).domain
         # SendOptions.resolved() filled these from [sending]; a None here is a bug.
         self.breaker, self.lease = _given(options.breaker), _given(options.lease)
@@ -173,7 +194,7 @@ class Delivering:
         self.lifetime, self.retry_interval = _given(options.queue_lifetime), _given(options.retry_interval)
         issue = ledger.issue_by_id(issue_id)
         self.expires = (issue.queued_at or clock()) + self.lifetime
-        self.limiter = RateLimiter(options.rate)
+        self.limiter = limiter or RateLimiter(options.rate)
         self.lock = threading.Lock()
         self.trusted = False  # the server accepted someone in this run
         self.untrusted_failures: set[int] = set()  # deliveries that failed before that
@@ -186,14 +207,6 @@ class Delivering:
         self.running = 0  # connections (worker threads) still at work
         self.total = 0
 
-    def _templates(self, schedule: Schedule) -> dict[int, MessageTemplate]:
-        from_, now = self.settings.email.from_, self.clock()
-        list_id, feedback = list_headers(schedule, from_, self.issue_id)
-        return {
-            variant_id: MessageTemplate(v.subject, v.text, v.html, from_, now, list_id, feedback)
-            for variant_id, v in self.ledger.variants(self.issue_id).items()
-        }
-
     def _message_id(self, delivery_id: int) -> str:
         """A delivery's Message-ID, made at its first claim and stored with it."""
         return new_message_id(delivery_id, self.domain)
@@ -201,6 +214,7 @@ class Delivering:
     # -- the run ------------------------------------------------------------
 
     def deliver(self) -> int:
+        self.templates.encode_unencoded()
         self.ledger.sweep_suppressed(self.issue_id, self.clock())
         self._take_over_notice()
         self.total = self.ledger.waiting(self.issue_id)
@@ -231,7 +245,7 @@ class Delivering:
                     f"{group.count} deliveries in flight from a previous run "
                     f"({claimer.describe(group.claimer)}, no longer running); taking them over now"
                 )
-            elif group.lease_until is not None and group.lease_until > now:
+            elif group.lease_until is not None and group.lease_until > now and not self.options.alongside:
                 wait = (group.lease_until - now).total_seconds()
                 self.notify(
                     f"{group.count} deliveries in flight from a previous run; "
@@ -315,21 +329,31 @@ class Delivering:
         """Wait while rows are in flight (ours, or a previous run's until their lease ends)
         and for retries due soon; leave later retries to a later run."""
         now = self.clock()
+        if self.rendered is not None and not self.rendered.is_set():
+            return True  # the recorder is still storing variants
         if self.ledger.counts(self.issue_id)["sending"]:
+            self._notice_gone()
             return True
         due = self.ledger.next_due(self.issue_id, now, self.gone)
         return due is not None and due - now <= timedelta(seconds=self.options.retry_cap)
+
+    def _notice_gone(self) -> None:
+        """Another worker on this host died with rows in flight: take them over now, not
+        after its lease (a claimer on another host is trusted until its lease ends)."""
+        for group in self.ledger.in_flight(self.issue_id):
+            if group.claimer not in self.gone and claimer.is_gone(group.claimer):
+                self.gone.append(group.claimer)
 
     # -- one message --------------------------------------------------------
 
     def _deliver(self, transport: Transport, delivery: Delivery) -> bool:
         """Send one message; False when this connection should close for good."""
-        template = self.templates[delivery.variant_id or 0]
+        template = self.templates.get(delivery.variant_id or 0)
         self.limiter.wait()
         recipient = self._recipient(delivery, template.origin.domain)
         message = template.render(recipient)
         token = self.tokens.for_delivery(delivery.id)
-        body_hash = self._body_hash(delivery, recipient)
+        body_hash = self.templates.body_hash(delivery.variant_id or 0, recipient)
         sender, message = sealed(
             self.settings, self.signer, message, token, template.origin.domain, body_hash
         )
@@ -348,11 +372,6 @@ class Delivering:
                 self.failures_in_a_row = 0
             self._report()
         return True
-
-    def _body_hash(self, delivery: Delivery, recipient: Recipient) -> bytes | None:
-        variant = delivery.variant_id or 0
-        hasher = self.body_hashes.get(variant)
-        return hasher.digest(self.templates[variant].readers_body(recipient)) if hasher else None
 
     def _fewer_connections(self, error: DeliveryError) -> bool:
         """A 421 when connecting while other connections work: the relay's "too many
@@ -447,13 +466,6 @@ class Delivering:
     def _report(self, finished: int = 1) -> None:
         if self.progress is not None:
             self.progress(finished, self.total)
-
-
-def list_headers(schedule: Schedule, from_: str, issue_id: int) -> tuple[ListId, str]:
-    """List-Id and Feedback-ID of an issue's messages: the schedule names the list, and
-    Gmail's feedback loop reports complaints per issue and schedule."""
-    domain = sender(from_).domain
-    return ListId(schedule.title, f"{schedule.name}.{domain}"), feedback_id(issue_id, schedule.name, domain)
 
 
 def sealed(

@@ -19,10 +19,11 @@ from newsletter.core.addresses import normalize_email
 from newsletter.core.errors import ConfigError, NewsletterError
 from newsletter.core.models import Digest, Schedule, SubscriberStatus
 from newsletter.core.tokens import Tokens, secret_key
-from newsletter.delivery.delivering import list_headers, sealed
-from newsletter.delivery.send import plan_audience, render_variants
+from newsletter.delivery.delivering import sealed
+from newsletter.delivery.send import plan_audience, render_variant
 from newsletter.delivery.signing import preflight as dkim_preflight
 from newsletter.delivery.transports import DeliveryError, transport_factory
+from newsletter.delivery.variants import list_headers
 from newsletter.digest.mail import MessageTemplate, Recipient, new_message_id
 from newsletter.project import Project
 from newsletter.storage.roster import Roster
@@ -168,7 +169,7 @@ def _template(project: Project, schedule: Schedule, digest: Digest, now: datetim
             f"nothing new for {schedule.name!r} in this period: no issue would go out",
             "Pick another moment (--at), or set skip_if_empty = false.",
         )
-    [variant] = render_variants(project, {"": digest})
+    variant = render_variant(project, digest)
     from_ = project.settings.email.from_
     list_id, feedback = list_headers(schedule, from_, NOBODY)
     return MessageTemplate(

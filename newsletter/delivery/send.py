@@ -3,11 +3,13 @@
 First everything a send needs is checked (the pre-flight: secret, transport URL,
 From address, templates rendered and encoded, the schedule's categories known), and
 only then is the issue recorded (unique on schedule + send time) with every
-rendered variant and one delivery row per subscriber: the audience is a
-snapshot. A failed pre-flight records nothing, so whoever subscribes before the
-send that works gets the issue. Only then do messages go out, each claimed in the ledger before
-it is sent and finished after. Variants are rendered once per distinct
-category set and encoded once; each message is spliced from them.
+variant and one delivery row per subscriber: the audience is a snapshot. A failed
+pre-flight records nothing, so whoever subscribes before the send that works gets the
+issue. Only then do messages go out, each claimed in the ledger before it is sent and
+finished after. Variants are rendered once per distinct category set and encoded once,
+and stored (delivery/variants.py): the one with most readers before the issue is
+recorded, the others while the first messages go out. Each message is spliced from them.
+With `--workers N` the messages go out from N worker processes (delivery/workers.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -29,16 +32,18 @@ from newsletter.core.models import DeliveryStatus, Digest, IssueStatus, Schedule
 from newsletter.core.output import write_files
 from newsletter.core.tokens import Tokens, secret_key
 from newsletter.delivery import approval
-from newsletter.delivery.delivering import Clock, Delivering, Notify, Progress, list_headers
+from newsletter.delivery.delivering import Clock, Delivering, Limiter, Notify, Progress
 from newsletter.delivery.delivering import SendOptions as SendOptions  # where it is used; re-exported
 from newsletter.delivery.signing import Signer
 from newsletter.delivery.signing import preflight as dkim_preflight
-from newsletter.delivery.transports import TransportFactory, timeout_of, transport_factory
-from newsletter.digest.mail import PREFERENCES_PLACEHOLDER, TOKEN_PLACEHOLDER, MessageTemplate, sender
+from newsletter.delivery.transports import TransportFactory, rate_key, timeout_of, transport_factory
+from newsletter.delivery.variants import encoded, render_rest, template
+from newsletter.digest.mail import PREFERENCES_PLACEHOLDER, TOKEN_PLACEHOLDER, sender
 from newsletter.digest.render import Links
 from newsletter.project import Project, issue_stem
-from newsletter.storage.issues import IssueRecord, Issues, Variant
+from newsletter.storage.issues import EncodedBody, IssueRecord, Issues, Variant
 from newsletter.storage.queue import DeliveryQueue
+from newsletter.storage.rates import SharedRate
 from newsletter.storage.records import EXPIRED, Audience, Subscriber
 from newsletter.storage.roster import Roster
 
@@ -93,7 +98,8 @@ def variant_key(digest: Digest) -> str:
 
 
 def plan_audience(digest: Digest, people: Sequence[Subscriber]) -> tuple[dict[str, Digest], Audience]:
-    """Variants and audience; addresses still to be confirmed (double opt-in) are not in it."""
+    """Variants (the one with most readers first) and audience; addresses still to be
+    confirmed (double opt-in) are not in it."""
     variants: dict[str, Digest] = {}
     members: list[tuple[Subscriber, str | None]] = []
     for person in people:
@@ -106,15 +112,13 @@ def plan_audience(digest: Digest, people: Sequence[Subscriber]) -> tuple[dict[st
         key = variant_key(own)
         variants.setdefault(key, own)
         members.append((person, key))
-    return variants, Audience(members)
+    readers = Counter(key for _, key in members)
+    return dict(sorted(variants.items(), key=lambda kv: -readers[kv[0]])), Audience(members)
 
 
-def render_variants(project: Project, digests: dict[str, Digest]) -> list[Variant]:
-    rendered = []
-    for key, digest in digests.items():
-        issue = project.renderer.render(digest, project.settings, recipient_links(project, digest))
-        rendered.append(Variant(key, issue.subject, issue.html, issue.text))
-    return rendered
+def render_variant(project: Project, digest: Digest) -> Variant:
+    issue = project.renderer.render(digest, project.settings, recipient_links(project, digest))
+    return Variant(variant_key(digest), issue.subject, issue.html, issue.text)
 
 
 def recipient_links(project: Project, digest: Digest) -> Links:
@@ -195,13 +199,10 @@ def check_categories(project: Project, schedule: Schedule, notify: Notify) -> No
         )
 
 
-def encode_variants(project: Project, schedule: Schedule, variants: Sequence[Variant]) -> None:
-    """Encode each variant as delivering will (From, Subject, List-Id, bodies): a header
-    or address that cannot go out fails here, before the issue is recorded."""
-    from_ = project.settings.email.from_
-    list_id, feedback = list_headers(schedule, from_, 0)
-    for v in variants:
-        MessageTemplate(v.subject, v.text, v.html, from_, utc_now(), list_id, feedback)
+def encode_variant(project: Project, schedule: Schedule, variant: Variant) -> EncodedBody:
+    """Encode a variant as delivering will (From, Subject, List-Id, bodies): a header or
+    address that cannot go out fails here, before the issue is recorded."""
+    return encoded(template(variant, project.settings, schedule, 0, utc_now(), None))
 
 
 # -- the send ----------------------------------------------------------------
@@ -253,14 +254,22 @@ def send_schedule(
     secret = "" if options.dry_run else secret_key(project.environ)
     tokens = lambda: Tokens(secret or secret_key(project.environ))  # noqa: E731
     resolved = options.resolved(project.settings.sending, lease)
-    return send(SendPlan(project, name, at, resolved, clock, progress, stop, notify), factory, tokens)
+    plan = SendPlan(project, name, at, resolved, clock, progress, stop, notify)
+    return send(plan, factory, tokens, url)
 
 
-def send(plan: SendPlan, factory: TransportFactory, tokens: Callable[[], Tokens]) -> SendSummary:
+def send(
+    plan: SendPlan, factory: TransportFactory, tokens: Callable[[], Tokens], url: str = ""
+) -> SendSummary:
     """Record (or resume) the issue of `plan.name` going out after `plan.at`, and deliver it.
-    Every check comes before the first write: a failed one records nothing."""
+    Every check comes before the first write: a failed one records nothing. `url`: the
+    transport's, for worker processes (`--workers`) and the rate's key."""
     started = time.monotonic()
-    plan = replace(plan, options=plan.options.resolved(plan.project.settings.sending))
+    plan = replace(
+        plan,
+        options=plan.options.resolved(plan.project.settings.sending),
+        stop=plan.stop or threading.Event(),
+    )
     schedule = plan.project.schedule(plan.name)
     dkim, link_tokens = preflight(plan, schedule, tokens)
     digest = plan.project.digest(schedule, plan.at)
@@ -270,7 +279,9 @@ def send(plan: SendPlan, factory: TransportFactory, tokens: Callable[[], Tokens]
     if issue is not None and link_tokens is None:  # a dry run of an issue recorded before
         summarise(summary, ledger, issue.id, "dry run")
     elif issue is not None and link_tokens is not None:
-        deliver(plan, schedule, ledger, issue.id, Courier(factory, link_tokens, dkim), summary)
+        courier = Courier(factory, link_tokens, dkim, url)
+        with rendering(plan, schedule, digest, ledger, issue.id) as rendered:
+            deliver(plan, schedule, ledger, issue.id, courier, summary, rendered)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -317,8 +328,9 @@ def check_approved(plan: SendPlan, schedule: Schedule, digest: Digest) -> None:
 def record(
     plan: SendPlan, schedule: Schedule, digest: Digest, ledger: DeliveryQueue, summary: SendSummary
 ) -> IssueRecord | None:
-    """Record the issue: skipped when empty (if the schedule says so), else its rendered
-    variants and the audience snapshot. None when nothing is to be delivered."""
+    """Record the issue: skipped when empty (if the schedule says so), else its variants
+    and the audience snapshot, the variant with most readers rendered and stored (the
+    others are, once recorded, by `rendering`). None when nothing is to be delivered."""
     if note := plan.project.left_out(schedule, digest.period):  # said once, when it is recorded
         plan.notify(f"warning: {note}")
     if digest.is_empty and schedule.skip_if_empty:
@@ -333,27 +345,67 @@ def record(
     if plan.options.dry_run:
         dry_run(summary, digests, audience)
         return None
-    variants = render_variants(plan.project, digests)
-    encode_variants(plan.project, schedule, variants)
+    first = [render_variant(plan.project, d) for d in list(digests.values())[:1]]
+    bodies = [encode_variant(plan.project, schedule, v) for v in first]
     # Written before recording: a folder that cannot take it fails the send, not the
     # "view in browser" link of every message. A concurrent sender's copy is the same.
     write_browser_copy(plan.project, digest, plan.clock())
     articles = [a.id for a in digest.articles]
+    # Recorded unrendered ("" html), the first with its subject (the issue's); stored next.
+    variants = [Variant(key, first[0].subject if n == 0 else "", "", "") for n, key in enumerate(digests)]
     issue = ledger.open_issue(
         plan.name, digest.period, articles, variants, audience, plan.clock(), digest.overrides_version or None
     )
     plan.project.keep_links(issue, digest)  # its rebuilds show the links that went out
+    for variant, body in zip(first, bodies, strict=True):
+        ledger.store_rendering(ledger.unrendered(issue.id).get(variant.key, 0), variant, body)
     return issue
+
+
+@contextmanager
+def rendering(
+    plan: SendPlan, schedule: Schedule, digest: Digest, ledger: DeliveryQueue, issue_id: int
+) -> Iterator[threading.Event]:
+    """The issue's variants not rendered yet, rendered and stored one by one in a thread
+    while the messages go out; the event is set when all are stored. A rendering that
+    fails stops the send and is raised here; its deliveries wait, recorded, for a rerun."""
+    rendered, failed = threading.Event(), []
+    unrendered = ledger.unrendered(issue_id)
+    digests = {key: variant_digest(digest, key.split("\x1f")) for key in unrendered}
+    stop = plan.stop or threading.Event()
+
+    def render_all() -> None:
+        try:
+            render = lambda d: render_variant(plan.project, d)  # noqa: E731
+            encode = lambda v: encode_variant(plan.project, schedule, v)  # noqa: E731
+            render_rest(digests, unrendered, render, encode, ledger.store_rendering)
+        except BaseException as e:  # noqa: BLE001 (raised in the sender's thread)
+            failed.append(e)
+            stop.set()
+        finally:
+            rendered.set()
+
+    worker = threading.Thread(target=render_all, name="render", daemon=True)
+    if unrendered:
+        worker.start()
+    else:
+        rendered.set()
+    yield rendered
+    if unrendered:
+        worker.join()
+    if failed:
+        raise failed[0]
 
 
 @dataclass(frozen=True)
 class Courier:
     """What carries and seals the messages: the transport, the tokens of each reader's
-    links, the DKIM signer (None: unsigned)."""
+    links, the DKIM signer (None: unsigned), and the transport's URL ("": a factory only)."""
 
     factory: TransportFactory
     tokens: Tokens
     dkim: Signer | None
+    url: str = ""
 
 
 def deliver(
@@ -363,14 +415,26 @@ def deliver(
     issue_id: int,
     courier: Courier,
     summary: SendSummary,
+    rendered: threading.Event | None = None,
 ) -> None:
-    """Queue again what `--retry-unknown` / `--retry-failed` ask for, then one delivering run."""
+    """Queue again what `--retry-unknown` / `--retry-failed` ask for, then one delivering
+    run: in this process, or in `--workers` processes."""
     options = plan.options
     if options.retry_unknown:
         ledger.requeue(issue_id, DeliveryStatus.UNKNOWN, plan.clock())
     if options.retry_failed:
         ledger.requeue(issue_id, EXPIRED, plan.clock())
-    run = Delivering(
+    from newsletter.delivery import workers
+
+    processes = options.workers or workers.auto(ledger.waiting(issue_id))
+    if processes > 1 and courier.url:
+        run = workers.in_processes(
+            replace(plan, options=replace(options, workers=processes)), issue_id, courier.url, rendered
+        )
+        summary.sent_now = run.sent
+        summarise(summary, ledger, issue_id, run.outcome, run.message)
+        return
+    delivering = Delivering(
         plan.project.settings,
         ledger,
         issue_id,
@@ -383,9 +447,16 @@ def deliver(
         plan.stop or threading.Event(),
         plan.notify,
         courier.dkim,
+        shared_rate(plan.project, options, courier.url),
+        rendered,
     )
-    summary.sent_now = run.deliver()
-    summarise(summary, ledger, issue_id, run.outcome, run.message)
+    summary.sent_now = delivering.deliver()
+    summarise(summary, ledger, issue_id, delivering.outcome, delivering.message)
+
+
+def shared_rate(project: Project, options: SendOptions, url: str) -> Limiter | None:
+    """`--rate` as every worker on this transport shares it (storage/rates.py)."""
+    return SharedRate(project.store, rate_key(url), options.rate) if options.rate else None
 
 
 def summarise(

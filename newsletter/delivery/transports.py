@@ -113,6 +113,19 @@ def _parsed(url: str) -> TransportURL:
         raise ConfigError("--transport", "", f"expected {e}", transport_url.HINT) from e
 
 
+def rate_key(url: str) -> str:
+    """What a shared `--rate` is counted by: the relay (scheme, host, port), or the folder;
+    never the credentials. "" (a caller's own factory): one rate for all such sends."""
+    if not url:
+        return "transport"
+    parsed = _parsed(url)
+    return (
+        f"{parsed.scheme}:{parsed.folder}"
+        if parsed.folder
+        else f"{parsed.scheme}://{parsed.host}:{parsed.port}"
+    )
+
+
 def timeout_of(url: str) -> float:
     """The per-call timeout a transport URL asks for (?timeout=SECONDS)."""
     return _parsed(url).timeout

@@ -250,9 +250,12 @@ class MessageTemplate:
         date: datetime,
         list_id: ListId | None = None,
         feedback: str = "",
+        encoded: tuple[str, list[str]] | None = None,
     ) -> None:
+        """`encoded`: the (boundary, body pieces) of an earlier template of the same text and
+        html (`encoded_body`), kept so that no process encodes a variant twice."""
         self.origin = sender(from_header)
-        self.boundary = f"=_newsletter_{secrets.token_hex(12)}"
+        self.boundary = encoded[0] if encoded else f"=_newsletter_{secrets.token_hex(12)}"
         fixed = [
             address_header("From", self.origin.display_name, self.origin.addr_spec),
             header("Subject", subject),
@@ -267,7 +270,14 @@ class MessageTemplate:
         self.fixed_headers = "".join(fixed)
         # The body as the parts that are the same for every reader (even positions) and
         # the placeholders of theirs between them: DKIM hashes the fixed parts once.
-        self.body = _body_pieces(self.boundary, _encoded_pieces(text), _encoded_pieces(html))
+        if encoded is not None:
+            self.body = list(encoded[1])
+        else:
+            self.body = _body_pieces(self.boundary, _encoded_pieces(text), _encoded_pieces(html))
+
+    def encoded_body(self) -> tuple[str, list[str]]:
+        """The boundary and the encoded body, to be kept (storage) and given back as `encoded`."""
+        return self.boundary, list(self.body)
 
     def render(self, recipient: Recipient) -> bytes:
         """The whole message for one recipient, CRLF line endings, ready for SMTP."""

@@ -6,6 +6,7 @@ archive and the scheduler read it back.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from newsletter.core.models import IssueStatus, Period
-from newsletter.storage.schema import articles, issue_articles, issue_links, issue_variants, issues
+from newsletter.storage.schema import (
+    articles,
+    issue_articles,
+    issue_links,
+    issue_variants,
+    issues,
+    variant_bodies,
+)
 
 # Issues that went (or are going) out: never rewritten, and their articles never repeated.
 if TYPE_CHECKING:
@@ -44,6 +52,15 @@ class Variant:
     subject: str
     html: str
     text: str
+
+
+@dataclass(frozen=True)
+class EncodedBody:
+    """A variant's message body encoded once (digest/mail.py): its MIME boundary, and the
+    encoded text at even positions with the readers' token placeholders between."""
+
+    boundary: str
+    pieces: list[str]
 
 
 @dataclass(frozen=True)
@@ -292,6 +309,57 @@ class Issues:
             variant_ids[v.key] = int(result.inserted_primary_key[0])
         return variant_ids
 
+    def store_rendering(self, variant_id: int, variant: Variant, body: EncodedBody) -> None:
+        """A variant recorded before its rendering (html "") gets it, with its encoded body:
+        from this commit on its deliveries can be claimed. A variant rendered already (by
+        another sender) keeps what it has."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                issue_variants.update()
+                .where(issue_variants.c.id == variant_id, issue_variants.c.html == "")
+                .values(subject=variant.subject, html=variant.html, text=variant.text)
+            )
+            if done.rowcount == 1:
+                _insert_body(conn, variant_id, body)
+
+    def store_body(self, variant_id: int, body: EncodedBody) -> EncodedBody:
+        """Keep a variant's encoded body unless one is kept already; the one kept."""
+        try:
+            with self.engine.begin() as conn:
+                _insert_body(conn, variant_id, body)
+        except sa.exc.IntegrityError:  # another worker stored it first: theirs goes out
+            pass
+        found = self.variant(variant_id)[1]
+        assert found is not None
+        return found
+
+    def variant(self, variant_id: int) -> tuple[Variant, EncodedBody | None]:
+        """One variant as stored, and its encoded body (None: not encoded yet)."""
+        query = sa.select(issue_variants, variant_bodies.c.boundary, variant_bodies.c.pieces).outerjoin(
+            variant_bodies, variant_bodies.c.variant_id == issue_variants.c.id
+        )
+        with self.engine.connect() as conn:
+            r = conn.execute(query.where(issue_variants.c.id == variant_id)).one()
+        body = EncodedBody(r.boundary, json.loads(r.pieces)) if r.pieces is not None else None
+        return Variant(r.variant, r.subject, r.html, r.text), body
+
+    def unencoded(self, issue_id: int) -> list[int]:
+        """Variants rendered but with no encoded body: stored before bodies were (schema 12)."""
+        encoded = sa.exists().where(variant_bodies.c.variant_id == issue_variants.c.id)
+        query = sa.select(issue_variants.c.id).where(
+            issue_variants.c.issue_id == issue_id, issue_variants.c.html != "", ~encoded
+        )
+        with self.engine.connect() as conn:
+            return list(conn.scalars(query))
+
+    def unrendered(self, issue_id: int) -> dict[str, int]:
+        """Variants recorded and not rendered yet: their ids by key."""
+        query = sa.select(issue_variants.c.variant, issue_variants.c.id).where(
+            issue_variants.c.issue_id == issue_id, issue_variants.c.html == ""
+        )
+        with self.engine.connect() as conn:
+            return {key: variant_id for key, variant_id in conn.execute(query)}
+
     def variants(self, issue_id: int) -> dict[int, Variant]:
         query = sa.select(issue_variants).where(issue_variants.c.issue_id == issue_id)
         with self.engine.connect() as conn:
@@ -328,6 +396,11 @@ class Issues:
                 )
             ).first()
         return Variant(row.variant, row.subject, row.html, row.text) if row is not None and key else None
+
+
+def _insert_body(conn: Connection, variant_id: int, body: EncodedBody) -> None:
+    pieces = json.dumps(body.pieces, ensure_ascii=True)
+    conn.execute(variant_bodies.insert().values(variant_id=variant_id, boundary=body.boundary, pieces=pieces))
 
 
 def issue_record(row: Any) -> IssueRecord:

@@ -97,6 +97,12 @@ def _v11(op: Operations) -> None:
     op.add_column("issues", sa.Column("overrides_version", sa.Integer, nullable=True))
 
 
+def _v12(op: Operations) -> None:
+    """Variants' encoded bodies and the shared send rate (`variant_bodies` and `send_rates`
+    are new: create_all made them). Variants stored before are encoded at their next use
+    and stored then."""
+
+
 STEPS: dict[int, Callable[[Operations], None]] = {
     2: _v2,
     3: _v3,
@@ -108,6 +114,7 @@ STEPS: dict[int, Callable[[Operations], None]] = {
     9: _v9,
     10: _v10,
     11: _v11,
+    12: _v12,
 }
 
 

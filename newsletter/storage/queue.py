@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from newsletter.core.models import IssueStatus, Period
 from newsletter.storage import claimer
-from newsletter.storage.issues import IssueRecord, Issues, Variant
+from newsletter.storage.issues import EncodedBody, IssueRecord, Issues, Variant
 from newsletter.storage.records import (
     ACTIVE,
     EXPIRED,
@@ -35,7 +35,9 @@ from newsletter.storage.records import (
 from newsletter.storage.roster import Roster
 from newsletter.storage.schema import (
     deliveries,
+    issues,
     subscribers,
+    variant_bodies,
 )
 from newsletter.storage.store import Store
 
@@ -53,6 +55,28 @@ class DeliveryQueue:
 
     def variants(self, issue_id: int) -> dict[int, Variant]:
         return self.issues.variants(issue_id)
+
+    def variant(self, variant_id: int) -> tuple[Variant, EncodedBody | None]:
+        return self.issues.variant(variant_id)
+
+    def store_body(self, variant_id: int, body: EncodedBody) -> EncodedBody:
+        return self.issues.store_body(variant_id, body)
+
+    def unencoded(self, issue_id: int) -> list[int]:
+        return self.issues.unencoded(issue_id)
+
+    def unrendered(self, issue_id: int) -> dict[str, int]:
+        return self.issues.unrendered(issue_id)
+
+    def store_rendering(self, variant_id: int, variant: Variant, body: EncodedBody) -> None:
+        self.issues.store_rendering(variant_id, variant, body)
+
+    def sending_issues(self) -> list[IssueRecord]:
+        """Issues going out (status sending), oldest first: what a worker delivers."""
+        query = sa.select(issues.c.id).where(issues.c.status == IssueStatus.SENDING).order_by(issues.c.id)
+        with self.engine.connect() as conn:
+            ids = list(conn.scalars(query))
+        return [self.issues.issue_by_id(i) for i in ids]
 
     def suppress(self, subscriber_id: int, status: str, now: datetime) -> bool:
         """A recipient the relay refused for good: suppressed on the roster."""
@@ -228,13 +252,15 @@ class DeliveryQueue:
 
     def next_due(self, issue_id: int, now: datetime, gone: Sequence[str] = ()) -> datetime | None:
         """When something of the issue can next be claimed: the earliest retry time of a
-        pending row (None counts as now), or the end of an in-flight row's lease."""
+        pending row (None counts as now), or the end of an in-flight row's lease. Rows whose
+        variant is not stored yet are not counted: their recorder says when it is done."""
         with self.engine.connect() as conn:
             pending = conn.execute(
                 sa.select(sa.func.count(), sa.func.min(deliveries.c.not_before)).where(
                     deliveries.c.issue_id == issue_id,
                     deliveries.c.status == D.PENDING,
                     deliveries.c.not_before.is_not(None),
+                    _READY,
                 )
             ).one()
             ready = conn.scalar(
@@ -243,7 +269,7 @@ class DeliveryQueue:
                 .where(
                     deliveries.c.issue_id == issue_id,
                     sa.or_(
-                        sa.and_(deliveries.c.status == D.PENDING, deliveries.c.not_before.is_(None)),
+                        sa.and_(deliveries.c.status == D.PENDING, deliveries.c.not_before.is_(None), _READY),
                         sa.and_(deliveries.c.status == D.SENDING, deliveries.c.claimed_by.in_(list(gone))),
                     ),
                 )
@@ -359,7 +385,10 @@ _ORPHAN = sa.and_(
         deliveries.c.claimed_by.in_(sa.bindparam("gone", expanding=True)),
     ),
 )
-DUE = sa.select(deliveries.c.id).where(_IN_ISSUE, _DUE).order_by(deliveries.c.id).limit(16)
+# Claimable once its variant's body is stored: the recorder stores variant by variant while
+# the first ones go out (delivery/send.py).
+_READY = sa.exists().where(variant_bodies.c.variant_id == deliveries.c.variant_id)
+DUE = sa.select(deliveries.c.id).where(_IN_ISSUE, _DUE, _READY).order_by(deliveries.c.id).limit(16)
 ORPHANED = sa.select(deliveries.c.id).where(_IN_ISSUE, _ORPHAN).order_by(deliveries.c.id).limit(16)
 TAKE = (
     deliveries.update()

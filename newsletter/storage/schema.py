@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 11  # newsletter/storage/migrations.py brings older databases up to it
+SCHEMA_VERSION = 12  # newsletter/storage/migrations.py brings older databases up to it
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -188,6 +188,28 @@ issue_variants = sa.Table(
     sa.Column("html", sa.Text, nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.UniqueConstraint("issue_id", "variant", name="uq_variant"),
+)
+
+# Each variant's message body as it goes out, encoded once per issue: the MIME boundary and
+# the quoted-printable pieces around the readers' token placeholders (digest/mail.py). Stored
+# with the variant's rendering (its `html` is "" until then, and its deliveries are not
+# claimable): a resumed send and every worker read it instead of rendering and encoding again.
+variant_bodies = sa.Table(
+    "variant_bodies",
+    metadata,
+    sa.Column("variant_id", sa.ForeignKey("issue_variants.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("boundary", sa.String(64), nullable=False),
+    sa.Column("pieces", sa.Text, nullable=False),  # JSON list: fixed text, placeholder, fixed ...
+)
+
+# `--rate` over every worker together: one row per transport (its scheme, host and port),
+# the wall-clock time (epoch seconds) of the next free slot; each message takes one in a
+# short transaction of its own (storage/rates.py). A token bucket one message deep.
+send_rates = sa.Table(
+    "send_rates",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("next_slot", sa.Float, nullable=False),
 )
 
 deliveries = sa.Table(
