@@ -1,15 +1,23 @@
-"""Shared fixtures: real project folders with a real SQLite file, no mocks."""
+"""Shared fixtures: real project folders with a real SQLite file, no mocks.
+
+`pytest --backend=postgresql` (or NEWSLETTER_TEST_BACKEND=postgresql) runs the same suite
+with every project made by `init` pointed at its own database on one private PostgreSQL
+server for the session (tests/postgres.py): the `[database] url` of the settings `init`
+writes is the only difference. Tests of the SQLite file itself are marked `sqlite_only`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -61,6 +69,56 @@ def write_article(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+SQLITE_URL_LINE = 'url = "sqlite:///newsletter.db"'
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=("sqlite", "postgresql"),
+        default=os.environ.get("NEWSLETTER_TEST_BACKEND", "sqlite"),
+        help="the database every test project uses (default: NEWSLETTER_TEST_BACKEND, else sqlite)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): a test of the SQLite file itself; skipped with --backend=postgresql"
+    )
+
+
+@pytest.fixture(scope="session")
+def backend_server(request: pytest.FixtureRequest) -> Iterator[Callable[[], str] | None]:
+    """With --backend=postgresql: one private server for the session; else None."""
+    if request.config.getoption("backend") != "postgresql":
+        yield None
+        return
+    from tests.postgres import BIN, private_server
+
+    if os.geteuid() != 0 or BIN is None:
+        pytest.exit("--backend=postgresql needs root and Debian's postgresql (make postgresql)", 2)
+    with private_server() as database:
+        yield database
+
+
+@pytest.fixture(autouse=True)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test's database backend. On PostgreSQL, each project `init` makes gets a new
+    database of its own, written into its newsletter.toml as a user would write it."""
+    server: Callable[[], str] | None = request.getfixturevalue("backend_server")
+    if server is None:
+        return "sqlite"
+    if marker := request.node.get_closest_marker("sqlite_only"):
+        pytest.skip(f"SQLite only: {marker.args[0] if marker.args else marker.kwargs['reason']}")
+    written = scaffold.settings_text
+
+    def on_postgresql(*args: Any, **kwargs: Any) -> str:
+        return written(*args, **kwargs).replace(SQLITE_URL_LINE, f'url = "{server()}"', 1)
+
+    monkeypatch.setattr(scaffold, "settings_text", on_postgresql)
+    return "postgresql"
 
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "")
