@@ -95,3 +95,35 @@ def db_upgrade(ctx: click.Context) -> None:
 
     before = open_project(ctx).store.upgraded_from
     click.echo(f"upgraded from {before} to {HEAD}" if before else f"already at {HEAD} (head)")
+
+
+@db.command("copy")
+@click.option("--to", "to", required=True, metavar="URL", help="an empty database: postgresql://USER@HOST/DB")
+@click.pass_context
+def db_copy(ctx: click.Context, to: str) -> None:
+    """Copy the project's whole database into the empty database at URL (SQLite to
+    PostgreSQL), then check every table's row count and checksum on both sides; a
+    difference or an error leaves the target empty. Then point [database] url at it."""
+    from newsletter.core.config import check_database_url
+    from newsletter.core.errors import ConfigError
+    from newsletter.core.transport_url import shown
+    from newsletter.storage.copy import copy_database
+
+    try:
+        check_database_url(to)
+    except ValueError as e:
+        hint = "Name the empty PostgreSQL database to copy into."
+        raise ConfigError("--to", "", f"expected {e}", hint) from None
+    project = open_project(ctx)
+    checks = copy_database(project.store, to)
+    width = max(len(c.name) for c in checks)
+    click.echo(f"copied {shown(project.database_url)} to {shown(to)}")
+    click.echo(f"  {'table':<{width}}  {'rows':>9}  checksum (the same on both sides)")
+    for c in checks:
+        click.echo(f"  {c.name:<{width}}  {c.rows:>9}  {c.checksum}")
+    rows = sum(c.rows for c in checks)
+    click.echo(f"verified: {len(checks)} tables, {rows} rows, every count and checksum the same")
+    click.echo(
+        "Next: set [database] url (or NEWSLETTER_DATABASE_URL) to the new database and restart "
+        "run, serve and the workers (README: Moving to PostgreSQL)."
+    )

@@ -54,7 +54,7 @@ class Store:
         except ValueError as e:
             raise StoreError(f"database URL: expected {e}") from e
         try:
-            self.engine: Engine = sa.create_engine(_with_driver(url))
+            self.engine: Engine = sa.create_engine(with_driver(url))
         except (sa.exc.ArgumentError, ImportError) as e:
             raise StoreError(f"cannot use database URL {shown(url)!r}: {e}") from e
         self.url = url
@@ -379,7 +379,7 @@ def stored_revision(url: str) -> str | None:
     """`db current`: the revision of the database at `url`, read without upgrading it
     (None: no newsletter database there yet; a missing SQLite file is not made)."""
     check_database_url(url)
-    engine = sa.create_engine(_with_driver(url))
+    engine = sa.create_engine(with_driver(url))
     if engine.url.get_backend_name() == "sqlite" and not Path(engine.url.database or "").is_file():
         return None
     try:
@@ -391,7 +391,7 @@ def stored_revision(url: str) -> str | None:
         engine.dispose()
 
 
-def _with_driver(url: str) -> str:
+def with_driver(url: str) -> str:
     """`postgresql://` is psycopg 3, the driver installed with newsletter (SQLAlchemy's own
     default would be psycopg2); a URL naming its driver is left as it is."""
     for scheme in ("postgresql://", "postgres://"):
