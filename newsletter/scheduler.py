@@ -271,7 +271,7 @@ def serve(
     thread polls the schedule files, then shuts down once the sends have stopped (each
     finishes its messages in flight; the next start resumes the rest)."""
     with closing(Project(root)) as project:  # kept open: the scheduler lock's session is its own
-        lock = SchedulerLock(project.store.engine)
+        lock = SchedulerLock(project.store)
         announce(lock)
         try:
             _serve(root, since, grace, transport, stop, lock)

@@ -19,6 +19,8 @@ import threading
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from newsletter.storage.store import Store
+
 # pg_try_advisory_lock's key for "records the schedules' periods": any fixed bigint
 # (this one spells "nwslschd"); other advisory locks of the project (limits.py) use
 # the two-int form, a different key space.
@@ -28,9 +30,9 @@ SCHEDULER_KEY = 0x6E77736C73636864
 class SchedulerLock:
     """This daemon's claim to record the periods; `held()` at each fire time."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.shared = engine.dialect.name == "postgresql"
+    def __init__(self, store: Store) -> None:
+        self.engine: Engine = store.engine
+        self.shared = self.engine.dialect.name == "postgresql"
         self._conn: Connection | None = None
         self._held = False
         self._guard = threading.Lock()  # jobs of several schedules may fire together
