@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+import pytest
 import sqlalchemy as sa
 
 from newsletter.core.models import SubscriberRow
@@ -80,3 +81,25 @@ def test_a_bad_target_url_is_one_line_with_a_hint(cli: CliRunnerForProject):
     assert result.exit_code == 1
     assert result.output.splitlines()[0].startswith("Error: --to: expected a sqlite:///PATH or postgresql://")
     assert "pw@" not in result.output
+
+
+@needs_postgres
+@pytest.mark.sqlite_only("SQLite keeps a value longer than its column; PostgreSQL refuses it at the source")
+def test_a_row_the_target_refuses_is_one_line_and_leaves_it_empty(
+    project: Project,
+    cli: CliRunnerForProject,
+    postgresql: Callable[[], str],  # noqa: F811
+):
+    with project.store.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO meta (key, value) VALUES ('note', :v)"), {"v": "x" * 300})
+    project.close()
+    target = postgresql()
+    result = cli("db", "copy", "--to", target)
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0].startswith(
+        f"Error: copy to {target} failed in table meta: value too long"
+    )
+    engine = sa.create_engine(target.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
+        assert sa.inspect(conn).get_table_names() == []  # rolled back: copy again once fixed
+    engine.dispose()

@@ -59,7 +59,7 @@ def copy_database(source: Store, target_url: str, batch: int = BATCH) -> list[Ta
             _refuse_non_empty(dst, target_url)
             metadata.create_all(dst)
             migrations.stamp(dst)
-            checks = [_copy_table(src, dst, table, batch) for table in metadata.sorted_tables]
+            checks = [_copy_checked(src, dst, table, batch, target_url) for table in metadata.sorted_tables]
             _advance_sequences(dst)
             if bad := [c.name for c in checks if not c.same]:
                 raise CopyError(f"copy to {shown(target_url)} differs in {', '.join(bad)}; nothing kept")
@@ -87,6 +87,19 @@ def _refuse_non_empty(conn: Connection, url: str) -> None:
             f"{shown(url)} is not empty ({len(tables)} tables: {listed}); nothing copied",
             "Copy into a new, empty database (e.g. `createdb newsletter`), or drop this one's tables.",
         )
+
+
+def _copy_checked(src: Connection, dst: Connection, table: sa.Table, batch: int, url: str) -> TableCheck:
+    """One table copied; a row the target refuses (a value too long for PostgreSQL's
+    column, say) is one line naming the table, and the whole copy is rolled back."""
+    try:
+        return _copy_table(src, dst, table, batch)
+    except sa.exc.DBAPIError as e:
+        reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
+        raise CopyError(
+            f"copy to {shown(url)} failed in table {table.name}: {reason}; nothing kept",
+            "Fix the row it names in the source and copy again (the target is still empty).",
+        ) from None
 
 
 def _copy_table(src: Connection, dst: Connection, table: sa.Table, batch: int) -> TableCheck:
