@@ -21,8 +21,9 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)   ## make a demo project in ./demo from the sample articles and build its issues
 	$(BIN)/newsletter demo demo
 
-test: $(STAMP) lint chromium postfix postgresql dovecot caniemail spamassassin   ## lint, then the whole test suite
+test: $(STAMP) lint chromium postfix postgresql dovecot caniemail spamassassin   ## lint, then the whole test suite on SQLite and on PostgreSQL
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --backend=postgresql
 
 test-postgresql: $(STAMP) postgresql   ## the whole suite again, every project on a private PostgreSQL (tests/conftest.py)
 	$(BIN)/python -m pytest -q --backend=postgresql
