@@ -13,11 +13,11 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -28,6 +28,9 @@ from newsletter.cli import main
 from newsletter.core.models import SubscriberRow
 from newsletter.project import Project
 from newsletter.storage.roster import Roster
+
+if TYPE_CHECKING:
+    from tests.postgres import Databases
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The envelope sender of a delivery from the scaffold's project: its own return path (VERP).
@@ -90,7 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def backend_server(request: pytest.FixtureRequest) -> Iterator[Callable[[], str] | None]:
+def backend_server(request: pytest.FixtureRequest) -> Iterator[Databases | None]:
     """With --backend=postgresql: one private server for the session; else None."""
     if request.config.getoption("backend") != "postgresql":
         yield None
@@ -104,21 +107,26 @@ def backend_server(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]
 
 
 @pytest.fixture(autouse=True)
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The test's database backend. On PostgreSQL, each project `init` makes gets a new
-    database of its own, written into its newsletter.toml as a user would write it."""
-    server: Callable[[], str] | None = request.getfixturevalue("backend_server")
+    database of its own, written into its newsletter.toml as a user would write it, and
+    dropped after the test."""
+    server: Databases | None = request.getfixturevalue("backend_server")
     if server is None:
-        return "sqlite"
+        yield "sqlite"
+        return
     if marker := request.node.get_closest_marker("sqlite_only"):
         pytest.skip(f"SQLite only: {marker.args[0] if marker.args else marker.kwargs['reason']}")
-    written = scaffold.settings_text
+    written, made = scaffold.settings_text, []
 
     def on_postgresql(*args: Any, **kwargs: Any) -> str:
-        return written(*args, **kwargs).replace(SQLITE_URL_LINE, f'url = "{server()}"', 1)
+        made.append(server())
+        return written(*args, **kwargs).replace(SQLITE_URL_LINE, f'url = "{made[-1]}"', 1)
 
     monkeypatch.setattr(scaffold, "settings_text", on_postgresql)
-    return "postgresql"
+    yield "postgresql"
+    for url in made:
+        server.drop(url)
 
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "")

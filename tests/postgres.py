@@ -39,8 +39,32 @@ def _as_postgres(*command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=60, preexec_fn=become, cwd="/")
 
 
+class Databases:
+    """Call it for a new, empty database's URL; `drop(url)` when a test is done with one
+    (the whole suite on PostgreSQL makes a thousand: dropped, they need no disk)."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.numbers = count(1)
+
+    def __call__(self) -> str:
+        name = f"test{next(self.numbers)}"
+        self._admin(f"CREATE DATABASE {name}")
+        return f"{self.server}/{name}"
+
+    def drop(self, url: str) -> None:
+        """Gone with its connections, if a test left an engine open (FORCE: PostgreSQL 13+)."""
+        self._admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+
+    def _admin(self, statement: str) -> None:
+        import psycopg  # the driver the store uses; no createdb process per database
+
+        with psycopg.connect(f"{self.server}/postgres", autocommit=True) as conn:
+            conn.execute(statement.encode())  # our own names, not input: no parameters
+
+
 @contextmanager
-def private_server() -> Iterator[Callable[[], str]]:
+def private_server() -> Iterator[Databases]:
     """Start a private server; yield a function that makes a new, empty database and
     returns its SQLAlchemy URL; stop the server and remove its folder at the end."""
     assert BIN is not None
@@ -57,19 +81,8 @@ def private_server() -> Iterator[Callable[[], str]]:
     ctl = str(BIN / "pg_ctl")
     started = _as_postgres(ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
     assert started.returncode == 0, started.stderr + (folder / "log").read_text()
-    numbers = count(1)
-    server = f"postgresql://postgres@127.0.0.1:{port}"
-
-    def database() -> str:
-        import psycopg  # the driver the store uses; CREATE DATABASE without a createdb process
-
-        name = f"test{next(numbers)}"
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
-        return f"{server}/{name}"
-
     try:
-        yield database
+        yield Databases(f"postgresql://postgres@127.0.0.1:{port}")
     finally:
         _as_postgres(ctl, "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(folder, ignore_errors=True)
