@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench bench-scale golden docs clean chromium postfix postgresql dovecot caniemail spamassassin mjml-spec
+.PHONY: demo test test-postgresql test-fast lint bench bench-scale golden docs clean chromium postfix postgresql dovecot caniemail spamassassin mjml-spec
 
 CANIEMAIL_VERSION := 2.0.2
 CANIEMAIL := .cache/caniemail/caniemail.json
@@ -21,8 +21,12 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)   ## make a demo project in ./demo from the sample articles and build its issues
 	$(BIN)/newsletter demo demo
 
-test: $(STAMP) lint chromium postfix postgresql dovecot caniemail spamassassin   ## lint, then the whole test suite
+test: $(STAMP) lint chromium postfix postgresql dovecot caniemail spamassassin   ## lint, then the whole test suite on SQLite and on PostgreSQL
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --backend=postgresql
+
+test-postgresql: $(STAMP) postgresql   ## the whole suite again, every project on a private PostgreSQL (tests/conftest.py)
+	$(BIN)/python -m pytest -q --backend=postgresql
 
 test-fast: $(STAMP)   ## the suite without the tests marked slow (browser, killed processes, full disk)
 	$(BIN)/python -m pytest -q -m "not slow"

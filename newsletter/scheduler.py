@@ -3,6 +3,9 @@
 APScheduler only decides *when* to look; the store decides whether a period goes out:
 every run calls `send_schedule`, whose issue row is unique on (schedule, period end), so a
 restart, a catch-up or a second daemon on the same database sends each period at most once.
+Several daemons on one PostgreSQL database: the one holding the scheduler lock
+(storage/leadership.py) records each period, the others stand by and deliver what is
+queued, and one of them takes over at the next fire time after the active one dies.
 Which periods are due, and running each one, is due_sends.py; this module keeps the jobs.
 """
 
@@ -42,6 +45,7 @@ from newsletter.delivery.due_sends import (
 from newsletter.delivery.send import SendSummary, stop_on_signals
 from newsletter.digest import selection as select
 from newsletter.project import Project
+from newsletter.storage.leadership import SchedulerLock
 
 log = logging.getLogger("newsletter.scheduler")
 
@@ -76,11 +80,17 @@ def parse_grace(text: str) -> timedelta:
 
 
 def scheduled_run(
-    root: Path, name: str, grace: timedelta, transport: str | None, stop: threading.Event
+    root: Path,
+    name: str,
+    grace: timedelta,
+    transport: str | None,
+    stop: threading.Event,
+    lock: SchedulerLock | None = None,
 ) -> SendSummary | None:
     """A schedule's job. APScheduler 3 does not tell a job which fire time it runs for;
     it runs after one (late at most by the misfire grace), so the latest is the one.
-    A fresh Project per run: jobs run in parallel threads and see newsletter.toml edits."""
+    A fresh Project per run: jobs run in parallel threads and see newsletter.toml edits.
+    With `lock`, a standby daemon leaves the period to the one that holds it."""
     now = utc_now()
     try:
         opened = Project(root)
@@ -94,7 +104,28 @@ def scheduled_run(
         fire = due_fire_time(schedule, now, grace) if schedule else None
         if schedule is not None and fire is None:  # its cron was just edited: reload fixes the job
             log.warning("%s: woke at %s but no send time is within grace", name, local_time(now, "UTC"))
-        return send_due(project, schedule, fire, now, transport, stop) if schedule and fire else None
+        if not schedule or not fire or not records(lock, schedule, fire):
+            return None
+        return send_due(project, schedule, fire, now, transport, stop)
+
+
+def records(lock: SchedulerLock | None, schedule: Schedule, fire: datetime) -> bool:
+    """Whether this daemon records the period at `fire`: it holds the scheduler lock, or
+    takes it now (the active daemon stopped or died); said in the log either way."""
+    if lock is None or not lock.shared:
+        return True
+    was = lock.was_held
+    if lock.held():
+        if not was:
+            log.info("took the scheduler lock: this daemon records the periods from now on")
+        return True
+    log.info(
+        "%s %s: another daemon holds the scheduler lock and records this period; "
+        "this one delivers what is queued",
+        schedule.name,
+        local_time(fire, schedule.timezone),
+    )
+    return False
 
 
 class ScheduleJobs:
@@ -107,9 +138,10 @@ class ScheduleJobs:
         grace: timedelta,
         transport: str | None,
         stop: threading.Event,
+        lock: SchedulerLock | None = None,
     ) -> None:
         self.scheduler, self.root, self.grace = scheduler, root, grace
-        self.transport, self.stop = transport, stop
+        self.transport, self.stop, self.lock = transport, stop, lock
         self.files: dict[str, tuple[int, int]] | None = None  # name -> (mtime_ns, size)
         self.timing: dict[str, tuple[str, str]] = {}  # name -> (cron, zone) its job was made from
 
@@ -166,7 +198,7 @@ class ScheduleJobs:
             misfire_grace_time=int(self.grace.total_seconds()),
             # Counted from `since`, so a fire time passing during a long catch-up still runs.
             next_run_time=trigger.get_next_fire_time(None, since),
-            args=(self.root, schedule.name, self.grace, self.transport, self.stop),
+            args=(self.root, schedule.name, self.grace, self.transport, self.stop, self.lock),
         )
 
     def _add_poll(self, schedule: Schedule, trigger: CrontabTrigger, since: datetime) -> Job:
@@ -238,8 +270,38 @@ def serve(
     """The scheduler runs in its own thread, so the signal handler only sets `stop` and this
     thread polls the schedule files, then shuts down once the sends have stopped (each
     finishes its messages in flight; the next start resumes the rest)."""
+    with closing(Project(root)) as project:  # kept open: the scheduler lock's session is its own
+        lock = SchedulerLock(project.store)
+        announce(lock)
+        try:
+            _serve(root, since, grace, transport, stop, lock)
+        finally:
+            lock.release()
+
+
+def announce(lock: SchedulerLock) -> None:
+    """Which of several daemons on one PostgreSQL database this one is, at start."""
+    if not lock.shared:
+        return
+    if lock.held():
+        log.info("scheduler lock taken: this daemon records the periods")
+    else:
+        log.info(
+            "another daemon holds the scheduler lock: this one stands by (delivers what is "
+            "queued; records periods once the other stops)"
+        )
+
+
+def _serve(
+    root: Path,
+    since: datetime,
+    grace: timedelta,
+    transport: str | None,
+    stop: threading.Event,
+    lock: SchedulerLock,
+) -> None:
     scheduler = BackgroundScheduler(timezone=UTC)
-    jobs = ScheduleJobs(scheduler, root, grace, transport, stop)
+    jobs = ScheduleJobs(scheduler, root, grace, transport, stop, lock)
     jobs.reload(since)
     with closing(Project(root)) as project:
         every = project.settings.sending.retry_interval

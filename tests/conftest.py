@@ -1,8 +1,15 @@
-"""Shared fixtures: real project folders with a real SQLite file, no mocks."""
+"""Shared fixtures: real project folders with a real SQLite file, no mocks.
+
+`pytest --backend=postgresql` (or NEWSLETTER_TEST_BACKEND=postgresql) runs the same suite
+with every project made by `init` pointed at its own database on one private PostgreSQL
+server for the session (tests/postgres.py): the `[database] url` of the settings `init`
+writes is the only difference. Tests of the SQLite file itself are marked `sqlite_only`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import threading
@@ -10,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -20,6 +28,9 @@ from newsletter.cli import main
 from newsletter.core.models import SubscriberRow
 from newsletter.project import Project
 from newsletter.storage.roster import Roster
+
+if TYPE_CHECKING:
+    from tests.postgres import Databases
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The envelope sender of a delivery from the scaffold's project: its own return path (VERP).
@@ -61,6 +72,61 @@ def write_article(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+SQLITE_URL_LINE = 'url = "sqlite:///newsletter.db"'
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend",
+        choices=("sqlite", "postgresql"),
+        default=os.environ.get("NEWSLETTER_TEST_BACKEND", "sqlite"),
+        help="the database every test project uses (default: NEWSLETTER_TEST_BACKEND, else sqlite)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): a test of the SQLite file itself; skipped with --backend=postgresql"
+    )
+
+
+@pytest.fixture(scope="session")
+def backend_server(request: pytest.FixtureRequest) -> Iterator[Databases | None]:
+    """With --backend=postgresql: one private server for the session; else None."""
+    if request.config.getoption("backend") != "postgresql":
+        yield None
+        return
+    from tests.postgres import BIN, private_server
+
+    if os.geteuid() != 0 or BIN is None:
+        pytest.exit("--backend=postgresql needs root and Debian's postgresql (make postgresql)", 2)
+    with private_server() as database:
+        yield database
+
+
+@pytest.fixture(autouse=True)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The test's database backend. On PostgreSQL, each project `init` makes gets a new
+    database of its own, written into its newsletter.toml as a user would write it, and
+    dropped after the test."""
+    server: Databases | None = request.getfixturevalue("backend_server")
+    if server is None:
+        yield "sqlite"
+        return
+    if marker := request.node.get_closest_marker("sqlite_only"):
+        pytest.skip(f"SQLite only: {marker.args[0] if marker.args else marker.kwargs['reason']}")
+    written, made = scaffold.settings_text, []
+
+    def on_postgresql(*args: Any, **kwargs: Any) -> str:
+        made.append(server())
+        return written(*args, **kwargs).replace(SQLITE_URL_LINE, f'url = "{made[-1]}"', 1)
+
+    monkeypatch.setattr(scaffold, "settings_text", on_postgresql)
+    yield "postgresql"
+    for url in made:
+        server.drop(url)
 
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "")

@@ -15,6 +15,7 @@ from newsletter.storage.roster import Roster
 from tests.conftest import CliRunnerForProject
 
 
+@pytest.mark.sqlite_only("db backup copies the SQLite file (PostgreSQL: pg_dump)")
 def test_a_backup_is_a_whole_checked_copy_taken_while_the_store_is_open(sender: Project, tmp_path: Path):
     target = tmp_path / "backups" / "2026-12-07.db"
     target.parent.mkdir()
@@ -38,6 +39,7 @@ def test_a_backup_is_a_whole_checked_copy_taken_while_the_store_is_open(sender: 
         assert len(Roster(p.store).subscribers()) == 3
 
 
+@pytest.mark.sqlite_only("db backup copies the SQLite file (PostgreSQL: pg_dump)")
 def test_a_backup_never_overwrites(sender: Project, tmp_path: Path):
     target = tmp_path / "b.db"
     target.write_bytes(b"yesterday's")

@@ -146,7 +146,8 @@ def test_an_unsupported_database_url_names_the_supported_ones(project_dir: Path,
 
 
 def test_an_unsupported_database_url_in_the_file_names_the_key(project_dir: Path):
-    set_key(project_dir, 'url = "sqlite:///newsletter.db"', 'url = "mysql://root@db/news"')
+    toml = project_dir / "newsletter.toml"  # whichever database the suite's backend wrote
+    toml.write_text(re.sub(r'(?m)^url = "[^"]*"', 'url = "mysql://root@db/news"', toml.read_text()))
     line = one_error(run(project_dir, "articles"))
     assert line.startswith(f"Error: {project_dir / 'newsletter.toml'}: database.url: expected a sqlite:///")
 

@@ -220,6 +220,7 @@ def files_holding(root: Path, *needles: str) -> list[str]:
     return found
 
 
+@pytest.mark.sqlite_only("the bytes of the SQLite file and its write-ahead log")
 def test_forget_erases_the_bytes_while_another_process_holds_the_database(
     sent: Project, cli: CliRunnerForProject, project_dir: Path
 ):
@@ -272,6 +273,7 @@ def wait_for_page(url: str) -> str:
             time.sleep(0.1)
 
 
+@pytest.mark.sqlite_only("the bytes of the SQLite file and its write-ahead log")
 @pytest.mark.slow
 def test_forget_says_so_when_a_reader_keeps_the_log_from_being_emptied(
     sent: Project, cli: CliRunnerForProject, project_dir: Path

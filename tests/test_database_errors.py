@@ -147,6 +147,7 @@ def sources(folder: Path, names: Sequence[int], body: Sequence[str] = BIG_BODY) 
 # -- disk full ----------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("the SQLite file on a full disk, read-only or locked")
 @pytest.mark.slow
 def test_ingest_on_a_full_disk_is_one_line_and_keeps_what_was_stored(tmp_path: Path):
     with tmpfs(tmp_path / "disk", "2m") as disk:
@@ -168,6 +169,7 @@ def test_ingest_on_a_full_disk_is_one_line_and_keeps_what_was_stored(tmp_path: P
         assert run(root, "ingest", str(small), "--category", "Sleep").returncode == 0  # room for a little
 
 
+@pytest.mark.sqlite_only("the SQLite file on a full disk, read-only or locked")
 @pytest.mark.slow
 def test_send_that_fills_the_disk_is_one_line_and_resumes_once_freed(tmp_path: Path, smtp_server: SMTPServer):
     people = 200
@@ -218,6 +220,7 @@ def test_a_store_keeps_working_after_the_disk_was_full(tmp_path: Path):
 # -- read-only ------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("the SQLite file on a full disk, read-only or locked")
 def test_read_only_database_file_refuses_writes_in_one_line_and_still_reads(tmp_path: Path):
     db = new_project(tmp_path / "project")
     root = db.parent
@@ -245,6 +248,7 @@ def test_read_only_database_file_refuses_writes_in_one_line_and_still_reads(tmp_
     assert not outbox.exists() or not any(outbox.iterdir())
 
 
+@pytest.mark.sqlite_only("the SQLite file on a full disk, read-only or locked")
 def test_read_only_folder_cannot_even_be_read_and_says_so(tmp_path: Path):
     db = new_project(tmp_path / "project")
     assert not (db.parent / "newsletter.db-shm").exists()  # closed cleanly: SQLite removed it
@@ -264,6 +268,7 @@ def test_read_only_folder_cannot_even_be_read_and_says_so(tmp_path: Path):
 # -- locked -----------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("the SQLite file on a full disk, read-only or locked")
 def test_locked_database_is_one_line_after_the_busy_timeout(tmp_path: Path):
     db = new_project(tmp_path / "project")
     root = db.parent

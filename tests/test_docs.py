@@ -145,8 +145,8 @@ def package_modules() -> set[str]:
     return {
         str(p.relative_to(ROOT))
         for p in package.rglob("*.py")
-        if p.name != "__init__.py" and "__pycache__" not in p.parts
-    }
+        if p.name != "__init__.py" and "__pycache__" not in p.parts and "revisions" not in p.parts
+    } | {"newsletter/storage/revisions/v01.py"}  # the revision files: one row, named by the first
 
 
 def test_architecture_names_only_real_modules() -> None:

@@ -364,6 +364,7 @@ def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path):
     Store(url).close()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE alembic_version")  # from before the revisions
         conn.exec_driver_sql("DROP INDEX ix_articles_origin_category")
         conn.exec_driver_sql("DROP INDEX ix_articles_url")
         conn.exec_driver_sql("DROP TABLE sources")

@@ -2,22 +2,43 @@
 
 `metadata.create_all` makes missing tables; the steps here add what it cannot (new
 columns of existing tables), one function per schema version, through Alembic's
-operations so the DDL stays portable to PostgreSQL. Each step runs in the caller's
-transaction: a failed upgrade leaves the database as it was.
+operations so the DDL stays portable to PostgreSQL. Each step is an Alembic revision
+(newsletter/storage/revisions/vNN.py calls STEPS[N]), recorded in the `alembic_version`
+table; a database from before Alembic is stamped at its `meta` schema_version first.
+Every step runs in the caller's transaction: a failed upgrade leaves the database as it was.
+
+A new schema version N (CONTRIBUTING.md: "A schema change"): `_vN` and its STEPS entry
+here, a copy of the last revision file named vNN.py with its two ids moved on, and
+SCHEMA_VERSION = N in schema.py. tests/test_revisions.py checks the three agree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from newsletter.storage.schema import UTCDateTime, similar_terms
+from newsletter.storage.schema import SCHEMA_VERSION, UTCDateTime, meta, similar_terms
 
 if TYPE_CHECKING:
     from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+REVISIONS = Path(__file__).parent / "revisions"  # Alembic's script directory: one file a version
+# Alembic's own table (made by Alembic; named here to read it without importing Alembic).
+alembic_version = sa.Table("alembic_version", sa.MetaData(), sa.Column("version_num", sa.String(32)))
+
+
+def revision_id(version: int) -> str:
+    """The Alembic revision of a schema version: "v02" for 2 (ids sort as the versions do)."""
+    return f"v{version:02d}"
+
+
+HEAD = revision_id(SCHEMA_VERSION)
 
 
 def _v2(op: Operations) -> None:
@@ -118,13 +139,64 @@ STEPS: dict[int, Callable[[Operations], None]] = {
 }
 
 
-def upgrade(conn: Connection, version: int, target: int) -> None:
-    """Run every step after `version` up to `target`, in order."""
-    if version >= target:
-        return
-    from alembic.migration import MigrationContext  # only when a database needs upgrading
+def current(conn: Connection) -> str | None:
+    """The database's Alembic revision; None before Alembic (or for a new database)."""
+    if not sa.inspect(conn).has_table(alembic_version.name):
+        return None
+    found = conn.scalar(sa.select(alembic_version.c.version_num))
+    return str(found) if found is not None else None
+
+
+def stored(conn: Connection) -> str | None:
+    """The database's revision as it is: Alembic's, else its `meta` schema_version's (from
+    before Alembic); None for an empty database."""
+    if (found := current(conn)) is not None:
+        return found
+    if not sa.inspect(conn).has_table(meta.name):
+        return None
+    version = conn.scalar(sa.select(meta.c.value).where(meta.c.key == "schema_version"))
+    return revision_id(int(version)) if version is not None else None
+
+
+def known(revision: str) -> bool:
+    """A revision this program has (False: a newer program's)."""
+    return revision in {s.revision for s in _scripts().walk_revisions()}
+
+
+def stamp(conn: Connection, revision: str = HEAD) -> None:
+    """Record `revision` as the database's without running anything (a new database made
+    at head by create_all, or one from before Alembic at its schema_version)."""
+    _context(conn).stamp(_scripts(), revision)
+
+
+def upgrade(conn: Connection, start: str) -> list[str]:
+    """Run every revision after `start` up to head, in order (the database is stamped at
+    `start` first if it has no revision yet); the revisions run."""
     from alembic.operations import Operations
 
-    op = Operations(MigrationContext.configure(conn))
-    for step in range(version + 1, target + 1):
-        STEPS[step](op)
+    script = _scripts()
+    if current(conn) is None:
+        stamp(conn, start)
+    ran: list[str] = []
+
+    def steps(heads: Iterable[str], _: Any) -> Any:
+        # What `alembic upgrade head` runs (alembic.command.upgrade passes the heads as given).
+        revs = script._upgrade_revs("head", heads)  # type: ignore[arg-type]
+        ran.extend(str(step.revision.revision) for step in revs)
+        return revs
+
+    context = _context(conn, steps)
+    context.run_migrations(op=Operations(context))
+    return ran
+
+
+def _scripts() -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(REVISIONS), version_locations=[str(REVISIONS)])
+
+
+def _context(conn: Connection, steps: Callable[[Iterable[str], Any], Any] | None = None) -> MigrationContext:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn, opts={"fn": steps} if steps else {})

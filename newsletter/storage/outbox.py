@@ -96,7 +96,10 @@ def queue_once(
     """Queue a mail a subscriber gets at most once (welcome, latest:<schedule>): False
     when it was queued before. Race-free: the notice's key is inserted or left alone."""
     values = {"subscriber_id": subscriber_id, "kind": f"{kind}:{detail}" if detail else kind, "sent_at": now}
-    if conn.execute(_insert_new(conn, subscriber_notices, values)).rowcount != 1:
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING,
+    # which read as "queued before" kept every welcome from PostgreSQL's readers.
+    insert = _insert_new(conn, subscriber_notices, values).returning(subscriber_notices.c.subscriber_id)
+    if conn.execute(insert).first() is None:
         return False
     queue(conn, kind, subscriber_id, message_id, now, detail=detail)
     return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,10 +63,11 @@ class Store:
         except ValueError as e:
             raise StoreError(f"database URL: expected {e}") from e
         try:
-            self.engine: Engine = sa.create_engine(_with_driver(url))
+            self.engine: Engine = sa.create_engine(with_driver(url))
         except (sa.exc.ArgumentError, ImportError) as e:
             raise StoreError(f"cannot use database URL {shown(url)!r}: {e}") from e
         self.url = url
+        self.upgraded_from: str | None = None  # the revision this open upgraded the database from
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         dberrors.install(self.engine)  # disk full, read-only, locked: StoreError naming the database
@@ -75,30 +77,12 @@ class Store:
         self.engine.dispose()
 
     def _migrate(self) -> None:
+        """Made at head (create_all, stamped), or an older database brought up to it: the
+        revisions after its own (Alembic's `alembic_version`, else `meta` schema_version)."""
         try:
             with self.engine.begin() as conn:
                 metadata.create_all(conn)
-                version = conn.scalar(sa.select(meta.c.value).where(meta.c.key == "schema_version"))
-                if version is None:
-                    conn.execute(
-                        meta.insert(),
-                        [
-                            {"key": "schema_version", "value": str(SCHEMA_VERSION)},
-                            {"key": "revision", "value": "0"},
-                            # Made with file keys: no row of an older identity rule to adopt.
-                            {"key": "legacy_keys", "value": "0"},
-                        ],
-                    )
-                elif int(version) > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"database schema version {version} is newer than this program's {SCHEMA_VERSION}",
-                        "Upgrade newsletter.",
-                    )
-                elif int(version) < SCHEMA_VERSION:
-                    migrations.upgrade(conn, int(version), SCHEMA_VERSION)
-                    conn.execute(
-                        meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
-                    )
+                self.upgraded_from = _bring_up_to_date(conn)
         except sa.exc.OperationalError as e:  # a kind dberrors does not know: still name the database
             raise dberrors.open_error(self.engine, e) from e
 
@@ -414,7 +398,23 @@ class Store:
         return total - open_, open_
 
 
-def _with_driver(url: str) -> str:
+def stored_revision(url: str) -> str | None:
+    """`db current`: the revision of the database at `url`, read without upgrading it
+    (None: no newsletter database there yet; a missing SQLite file is not made)."""
+    check_database_url(url)
+    engine = sa.create_engine(with_driver(url))
+    if engine.url.get_backend_name() == "sqlite" and not Path(engine.url.database or "").is_file():
+        return None
+    try:
+        with engine.connect() as conn:
+            return migrations.stored(conn)
+    except sa.exc.OperationalError as e:
+        raise dberrors.open_error(engine, e) from e
+    finally:
+        engine.dispose()
+
+
+def with_driver(url: str) -> str:
     """`postgresql://` is psycopg 3, the driver installed with newsletter (SQLAlchemy's own
     default would be psycopg2); a URL naming its driver is left as it is."""
     for scheme in ("postgresql://", "postgres://"):
@@ -464,3 +464,33 @@ def _split_batch(
 
 
 __all__ = ["Store", "UpsertCounts", "text_key", "date"]
+
+
+def _bring_up_to_date(conn: Connection) -> str | None:
+    """The revision the database was upgraded from (None: made now, or already at head)."""
+    version = conn.scalar(sa.select(meta.c.value).where(meta.c.key == "schema_version"))
+    if version is None:
+        conn.execute(
+            meta.insert(),
+            [
+                {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                {"key": "revision", "value": "0"},
+                # Made with file keys: no row of an older identity rule to adopt.
+                {"key": "legacy_keys", "value": "0"},
+            ],
+        )
+        migrations.stamp(conn)
+        return None
+    found = migrations.current(conn)
+    if found == migrations.HEAD:  # every open but the first after an upgrade: no Alembic import
+        return None
+    if int(version) > SCHEMA_VERSION or (found is not None and not migrations.known(found)):
+        raise StoreError(
+            f"database schema version {version} (revision {found or '-'}) is newer than this "
+            f"program's {SCHEMA_VERSION} ({migrations.HEAD})",
+            "Upgrade newsletter.",
+        )
+    start = found or migrations.revision_id(int(version))  # from before Alembic: stamped there
+    ran = migrations.upgrade(conn, start)
+    conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+    return start if ran else None
