@@ -9,9 +9,11 @@ of 60), the length the issue's figures are stated for.
 
 from __future__ import annotations
 
+import random
 import shutil
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import scale
@@ -19,6 +21,17 @@ import scale
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "bench"
 PARAGRAPHS = 10
 WORDS = 7 + 30 + 60 * PARAGRAPHS  # words an article
+SEED_CATEGORIES = [
+    "Sleep & recovery",
+    "Nutrition & everyday eating",
+    "Mindfulness & stress",
+    "Movement & fitness",
+]
+SEED_WORDS = (  # noqa: SIM905 (a word list reads better as one string)
+    "sleep body habit stress research study morning evening walk breath food protein "
+    "fibre routine recovery muscle heart mood focus rest light screen caffeine water "
+    "plan week"
+).split()
 SCHEDULE = "scale"  # monthly, 10 categories x 3: a 30-article issue
 AT = scale.AT
 
@@ -44,3 +57,41 @@ def working_copy(size: int, into: Path) -> Path:
     target = into / f"archive-{size}"
     shutil.copytree(archive(size), target)
     return target
+
+
+def seed_files(count: int) -> Path:
+    """`count` seed-format text files (the demo's layout: title, standfirst, date, share
+    line, six paragraphs of 90 words, related entries; ~680 words), made once."""
+    folder = CACHE / f"seed-{count}"
+    if not (folder / ".complete").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        write_seed_files(folder, count)
+        (folder / ".complete").touch()
+    return folder
+
+
+def _sentence(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(SEED_WORDS) for _ in range(words)).capitalize() + "."
+
+
+def write_seed_files(folder: Path, count: int) -> None:
+    rng = random.Random(7)
+    start = date(2026, 1, 1)
+    standfirsts = [f"{_sentence(rng, 30)} ({i})" for i in range(count)]
+    for i in range(count):
+        day = start + timedelta(days=int(325 * i / count))
+        related = []
+        for j in rng.sample(range(count), 3):
+            related += [SEED_CATEGORIES[j % 4], standfirsts[j], "-", f"{day:%B %d, %Y}"]
+        lines = [
+            f"Article {i}: {_sentence(rng, 8)}",
+            standfirsts[i],
+            f"Published {day:%B %d, %Y}",
+            "Facebook X Reddit Pinterest Email",
+            *(_sentence(rng, 90) for _ in range(6)),
+            "ADVERTISEMENT",
+            "Related Articles",
+            *related,
+        ]
+        (folder / f"{i:05d}.txt").write_text("\n".join(lines))

@@ -105,7 +105,10 @@ def generate(root: Path, size: int, paragraphs: int = 4) -> float:
     engine = project.store.engine
     started = time.perf_counter()
     for first in range(0, size, 20_000):
-        batch = [writer.article(rng, n, size, paragraphs=paragraphs) for n in range(first, min(first + 20_000, size))]
+        batch = [
+            writer.article(rng, n, size, paragraphs=paragraphs)
+            for n in range(first, min(first + 20_000, size))
+        ]
         with engine.begin() as conn:
             conn.execute(articles.insert(), [article_row(a, a.published, a.published) for a in batch])
         print(f"  loaded {first + len(batch):,} articles ({time.perf_counter() - started:.0f} s)", flush=True)
