@@ -218,11 +218,11 @@ def _step(name: str, step: object) -> list[Figure]:
     return found
 
 
-def run_scale(sizes: Sizes, work: Path) -> list[Figure]:
+def run_scale(sizes: Sizes, size: int) -> list[Figure]:
     with contextlib.redirect_stdout(sys.stderr):
-        small, huge = archives.archive(sizes.small), archives.archive(SCALE)
-    label = f"{SCALE:,} vs {sizes.small:,}"
-    return [measures.cold_figure(small, huge, sizes, label, sizes.slow_reps), *recall_figures([SCALE])]
+        small, huge = archives.archive(sizes.small), archives.archive(size)
+    label = f"{size:,} vs {sizes.small:,}"
+    return [measures.cold_figure(small, huge, sizes, label, sizes.slow_reps), *recall_figures([size])]
 
 
 def report(figures: list[Figure], judged: bool, seconds: float, out: Path | None, merge: bool) -> None:
@@ -258,6 +258,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny archives, once, no targets judged")
     parser.add_argument("--scale", action="store_true", help="the 1M rows only (P4, recall@3)")
+    parser.add_argument("--scale-size", type=int, default=SCALE, help="the archive of --scale (default 1M)")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")  # a library's deprecation notice is not a figure
     sizes = SMOKE if args.smoke else Sizes()
@@ -267,7 +268,7 @@ def main(argv: list[str]) -> int:
         say(f"note: {node_note}")
     work = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
-        figures = run_scale(sizes, work) if args.scale else run_all(sizes, work, node_note)
+        figures = run_scale(sizes, args.scale_size) if args.scale else run_all(sizes, work, node_note)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = archives.CACHE / "smoke.json" if args.smoke else RESULTS / "latest.json"
