@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-postgresql test-fast lint bench bench-scale golden docs clean chromium postfix postgresql dovecot caniemail spamassassin mjml-spec
+.PHONY: demo test test-postgresql test-fast lint bench bench-smoke bench-send bench-scale golden docs clean chromium postfix postgresql dovecot caniemail spamassassin mjml-spec
 
 CANIEMAIL_VERSION := 2.0.2
 CANIEMAIL := .cache/caniemail/caniemail.json
@@ -74,13 +74,19 @@ lint: $(STAMP)   ## ruff (check and format), mypy, then the layer contract ([too
 	$(BIN)/mypy newsletter tests
 	$(BIN)/lint-imports --no-cache --no-logo
 
-bench: $(STAMP)   ## ingest rate, build time, send throughput, signup and archive load on serve; printed
-	$(BIN)/python benchmarks/run.py
-	$(BIN)/python benchmarks/send.py
+bench: $(STAMP)   ## every figure beside its peer (one table; benchmarks/results/latest.json), then signup and archive load on serve
+	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/signup_load.py
 
-bench-scale: $(STAMP)   ## related links at 10k/100k/1M articles: build (cold, warm, RSS), ingest; data in benchmarks/scale-data
+bench-smoke: $(STAMP)   ## the same table in seconds (tiny archives, once, no target judged): CI runs it so the benchmarks keep working
+	$(BIN)/python benchmarks/bench.py --smoke
+
+bench-send: $(STAMP)   ## send throughput in detail: a message's CPU, 1 and 4 connections, DKIM algorithms, beside raw smtplib
+	$(BIN)/python benchmarks/send.py
+
+bench-scale: $(STAMP)   ## related links at 10k/100k/1M articles: build (cold, warm, RSS), ingest; then the 1M rows of the table
 	$(BIN)/python benchmarks/scale.py $(SIZES)
+	$(BIN)/python benchmarks/bench.py --scale
 
 golden: $(STAMP)   ## regenerate the golden files after an intended change to the output
 	NEWSLETTER_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py

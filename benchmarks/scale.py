@@ -19,6 +19,7 @@ Prints numbers; never fails a test run.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import statistics
@@ -66,20 +67,23 @@ class Writer:
         rng = random.Random(seed)
         self.shared = vocabulary(rng, 3000, 3)
         self.topics = {c: vocabulary(rng, 300, 4) for c in CATEGORIES}
-        self.shared_weights = [1 / (r + 1) for r in range(len(self.shared))]  # Zipf
-        self.topic_weights = [1 / (r + 1) ** 0.7 for r in range(300)]
+        # Cumulative weights, summed once: `choices` would sum 3,000 weights on every call
+        # (the same floats, so the same words as passing the weights).
+        self.shared_weights = list(itertools.accumulate(1 / (r + 1) for r in range(len(self.shared))))  # Zipf
+        self.topic_weights = list(itertools.accumulate(1 / (r + 1) ** 0.7 for r in range(300)))
 
     def words(self, rng: random.Random, category: str, count: int) -> str:
-        topical = rng.choices(self.topics[category], self.topic_weights, k=count * 2 // 5)
-        common = rng.choices(self.shared, self.shared_weights, k=count - len(topical))
+        topical = rng.choices(self.topics[category], cum_weights=self.topic_weights, k=count * 2 // 5)
+        common = rng.choices(self.shared, cum_weights=self.shared_weights, k=count - len(topical))
         mixed = topical + common
         rng.shuffle(mixed)
         return " ".join(mixed).capitalize() + "."
 
-    def article(self, rng: random.Random, n: int, total: int, tag: str = "") -> Article:
+    def article(self, rng: random.Random, n: int, total: int, tag: str = "", paragraphs: int = 4) -> Article:
+        """Title 7 words, standfirst 30, `paragraphs` of 60 (4: ~280 words; 10: ~640)."""
         category = CATEGORIES[rng.randrange(len(CATEGORIES))]
         published = START + SPAN * (n / total)
-        body = tuple(Block("paragraph", self.words(rng, category, 60)) for _ in range(4))
+        body = tuple(Block("paragraph", self.words(rng, category, 60)) for _ in range(paragraphs))
         return Article(
             title=f"{self.words(rng, category, 7)} {tag}{n}",
             published=published,
@@ -92,7 +96,7 @@ class Writer:
         )
 
 
-def generate(root: Path, size: int) -> float:
+def generate(root: Path, size: int, paragraphs: int = 4) -> float:
     """A project with `size` articles, bulk-loaded then reindexed; returns the reindex rate."""
     scaffold.init(root, name="Scale", base_url="https://example.org")
     (root / "schedules/scale.toml").write_text(SCHEDULE.format(categories=json.dumps(CATEGORIES[:10])))
@@ -101,7 +105,10 @@ def generate(root: Path, size: int) -> float:
     engine = project.store.engine
     started = time.perf_counter()
     for first in range(0, size, 20_000):
-        batch = [writer.article(rng, n, size) for n in range(first, min(first + 20_000, size))]
+        batch = [
+            writer.article(rng, n, size, paragraphs=paragraphs)
+            for n in range(first, min(first + 20_000, size))
+        ]
         with engine.begin() as conn:
             conn.execute(articles.insert(), [article_row(a, a.published, a.published) for a in batch])
         print(f"  loaded {first + len(batch):,} articles ({time.perf_counter() - started:.0f} s)", flush=True)
