@@ -87,6 +87,56 @@ def send_figures(sizes: Sizes, work: Path, subscribers: int) -> list[Figure]:
     ]
 
 
+def worker_figures(sizes: Sizes, work: Path, subscribers: int) -> list[Figure]:
+    """Delivery by 1, 2 and 4 `newsletter worker` processes (first claim to last finish,
+    DKIM rsa-sha256) against raw smtplib sending the same signed bytes over one connection,
+    the rounds interleaved; and the CPU of one personalised message."""
+    send.SUBSCRIBERS = subscribers
+    port = send.free_port()
+    sink = send.start_sink(port)
+    url = f"smtp://127.0.0.1:{port}"
+    raw: list[float] = []
+    rates: dict[int, list[float]] = {1: [], 2: [], 4: []}
+    try:
+        messages = send.signed_messages(work)
+        made = send.message_cpu(work)
+        for round_ in range(sizes.slow_reps):
+            raw.append(send.raw_rate(port, messages, 1))
+            for count, found in rates.items():
+                found.append(send.workers_rate(work, url, count, round_))
+    finally:
+        sink.terminate()
+        sink.wait()
+    return [
+        Figure(
+            "message",
+            "CPU of one personalised message (made, not signed)",
+            "µs",
+            [made],
+            target=Target(value=20),
+        ),
+        _workers(1, subscribers, rates[1], "raw smtplib, the same signed bytes, 1 connection", raw, 0.8),
+        _workers(2, subscribers, rates[2], "1 worker", rates[1], 1.7),
+        _workers(4, subscribers, rates[4], "1 worker", rates[1], None),
+    ]
+
+
+def _workers(
+    count: int, subscribers: int, ours: list[float], peer: str, theirs: list[float], ratio: float | None
+) -> Figure:
+    return Figure(
+        "workers",
+        f"delivery by {count} `newsletter worker` process{'es' if count > 1 else ''}, "
+        f"{subscribers:,} subscribers, DKIM rsa-sha256",
+        "msg/s",
+        ours,
+        peer,
+        theirs,
+        Target(ratio=ratio, at_least=True) if ratio else None,
+        "aiosmtpd Sink on 127.0.0.1, in its own process on the same cores",
+    )
+
+
 def _signed(messages: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     key = signing.load_key(signing.generate(signing.RSA).private_pem, signing.RSA, "bench")
     signer = signing.Signer("example.org", "bench", signing.RSA, key)
@@ -196,6 +246,7 @@ def run_all(sizes: Sizes, work: Path, node_note: str) -> list[Figure]:
         ("P5b", lambda: [measures.new_articles_figure(sizes, work)]),
         ("preview", lambda: [measures.preview_figure(copy, sizes)]),
         ("send", lambda: send_figures(sizes, work, 2_000 if sizes.reps > 1 else sizes.subscribers)),
+        ("workers", lambda: worker_figures(sizes, work, 2_000 if sizes.reps > 1 else sizes.subscribers)),
     ]
     ingest_rss: list[float] = []
     for name, step in steps:
