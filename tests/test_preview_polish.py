@@ -38,7 +38,12 @@ DARK_STYLE = """<mj-style>
 
 def without_dark_styles(root: Path) -> None:
     """The project's templates with their dark-mode rules made plain width rules."""
-    for path in (root / "templates" / "digest.mjml.j2", root / "templates" / "partials" / "head.mjml.j2"):
+    templates = root / "templates"
+    for path in (
+        templates / "digest.mjml.j2",
+        templates / "partials" / "head.mjml.j2",
+        templates / "partials" / "base.mjml.j2",
+    ):
         text = path.read_text(encoding="utf-8")
         path.write_text(text.replace("(prefers-color-scheme:dark)", "(max-width:1px)"), encoding="utf-8")
 
