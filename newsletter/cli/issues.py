@@ -31,6 +31,22 @@ from newsletter.cli.base import (
     project_root,
 )
 
+# `send` and `worker` deliver alike: one wording of their delivery options.
+rate_option = click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="At most this many messages per second through the transport: all connections and "
+    "worker processes together, on every machine (the count is kept in the database).",
+)
+connections_option = click.option(
+    "--connections",
+    type=click.IntRange(1, 32),
+    default=1,
+    show_default=True,
+    help="Parallel SMTP connections (of each worker process).",
+)
+
 
 @main.command()
 @click.argument("schedule")
@@ -150,19 +166,8 @@ def preview(ctx: click.Context, host: str, port: int) -> None:
     help="smtp://host:port, smtp+starttls://, smtps:// or file:DIR (default: [email] transport).",
 )
 @click.option("--dry-run", is_flag=True, help="Show who would get what; record and send nothing.")
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0.1),
-    default=None,
-    help="At most this many messages per second (all connections together).",
-)
-@click.option(
-    "--connections",
-    type=click.IntRange(1, 32),
-    default=1,
-    show_default=True,
-    help="Parallel SMTP connections (of each worker process).",
-)
+@rate_option
+@connections_option
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -385,19 +390,8 @@ def run(ctx: click.Context, once: bool, grace: str, transport: str | None) -> No
 
 @main.command()
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit (instead of polling).")
-@click.option(
-    "--connections",
-    type=click.IntRange(1, 32),
-    default=1,
-    show_default=True,
-    help="Parallel SMTP connections.",
-)
-@click.option(
-    "--rate",
-    type=click.FloatRange(min=0.1),
-    default=None,
-    help="At most this many messages per second through the transport, over every worker together.",
-)
+@connections_option
+@rate_option
 @click.option("--transport", default=None, callback=checked_transport, help="Override [email] transport.")
 @click.pass_context
 def worker(

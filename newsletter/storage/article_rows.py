@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -80,21 +81,14 @@ def ref_row(article_id: int, position: int, ref: RelatedRef, targets: dict[str, 
 
 
 def article_from(row: Any, related: tuple[RelatedRef, ...]) -> Article:
-    return Article(
-        title=row.title,
-        published=row.published,
-        source=row.source,
-        standfirst=row.standfirst,
-        category=row.category,
-        url=row.url,
+    """The whole article: its card (`card_from`) and what only the archive's own uses read."""
+    return replace(
+        card_from(row),
         related=related,
-        key=row.key,
         undated=row.undated,
         backlog=row.backlog,
         origin=row.origin,
-        image=row.image,
         author=row.author,
-        body=tuple(Block(kind, text) for kind, text in json.loads(row.body)),
         tags=tuple(json.loads(row.tags)),
     )
 
