@@ -135,7 +135,7 @@ def _mjml_of(project: Project) -> str:
         project.build(archives.SCHEDULE, AT, AT, record=False)
     finally:
         mjml.mjml2html = original
-    return seen[-1]
+    return max(seen, key=len)  # the issue: a first build also renders the notices' templates (their check)
 
 
 # -- P4: a cold build against a larger archive ------------------------------------------
