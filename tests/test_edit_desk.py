@@ -69,7 +69,7 @@ def test_a_save_shows_at_once_in_the_page_and_its_frames(demo_project: Project, 
         "location"
     ].endswith("#edit")
     after = client.get(saved.headers["location"]).text
-    assert '<dd id="subject">Our pick</dd>' in after
+    assert '<dd id="subject" dir="auto">Our pick</dd>' in after
     assert re.search(r"<b>Version 1</b> · Ann Editor ·", after)
     assert "intro, subject, lead, left out" in after
     email = frame_html(client, after)
