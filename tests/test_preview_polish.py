@@ -193,14 +193,10 @@ def test_every_word_the_desk_marks_is_translated(language: str):
     missing = wanted - set(translated)
     assert not missing, f"{language}: {sorted(missing)}"
     for msgid in wanted:  # every placeholder kept (a plural form may say "one" in words)
-        message, expected = translated[msgid], set(PLACEHOLDER.findall(msgid))
-        if isinstance(message.string, str):
-            assert set(PLACEHOLDER.findall(message.string)) == expected, f"{language}: {msgid!r}"
-        else:
-            assert all(set(PLACEHOLDER.findall(f)) <= expected for f in message.string), (
-                f"{language}: {msgid!r}"
-            )
-            assert set(PLACEHOLDER.findall(message.string[-1])) == expected, f"{language}: {msgid!r}"
+        string, expected = translated[msgid].string, set(PLACEHOLDER.findall(msgid))
+        forms = [string] if isinstance(string, str) else list(string or ())
+        assert all(set(PLACEHOLDER.findall(f)) <= expected for f in forms), f"{language}: {msgid!r}"
+        assert set(PLACEHOLDER.findall(forms[-1])) == expected, f"{language}: {msgid!r}"
 
 
 class _Words(HTMLParser):
