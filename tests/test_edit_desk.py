@@ -69,7 +69,7 @@ def test_a_save_shows_at_once_in_the_page_and_its_frames(demo_project: Project, 
         "location"
     ].endswith("#edit")
     after = client.get(saved.headers["location"]).text
-    assert '<dd id="subject">Our pick</dd>' in after
+    assert '<dd id="subject" dir="auto">Our pick</dd>' in after
     assert re.search(r"<b>Version 1</b> · Ann Editor ·", after)
     assert "intro, subject, lead, left out" in after
     email = frame_html(client, after)
@@ -153,3 +153,30 @@ def test_an_edit_from_the_command_line_refreshes_open_pages(demo_project: Projec
     edit(demo_project, demo_project.schedule("weekly"), WEEK, Change(subject="New"), "Ann", WEEK)
     assert workspace.version() != before  # what `/changes` answers open pages
     workspace.close()
+
+
+# What the desk says in English: none of it may be left on a German site's pages.
+DESK_ENGLISH = (
+    "Schedules", "Next send", "Headers", "Send a test", "Variants", "readers", "Download", "Size",
+    "Desktop &amp; mobile", "Text part", "Articles", "Your name", "Quality check", "Preview the upcoming",
+)  # fmt: skip
+
+
+def test_the_whole_desk_speaks_the_site_language(demo_project: Project, monkeypatch: pytest.MonkeyPatch):
+    """Not only the panels: headings, labels, the index, the login and error pages, and the
+    forms' answers ("Not saved: …") follow [site] language."""
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET["NEWSLETTER_SECRET_KEY"])
+    monkeypatch.setenv("NEWSLETTER_SITE_LANGUAGE", "de")
+    with TestClient(create_app(demo_project.root, clock=lambda: WEEK), base_url="http://127.0.0.1") as client:
+        page = client.get("/schedules/weekly", params={"at": WEEK.isoformat()}).text
+        index = client.get("/").text
+        missing = client.get("/schedules/nope").text
+        nameless = client.post("/schedules/weekly/edit", data={**edit_form(page), "editor": " "})
+        test = client.post("/schedules/weekly/test", data={**edit_form(page), "editor": " "})
+    assert '<html lang="de" dir="ltr">' in page and "Test senden" in page and "Herunterladen" in page
+    assert "Nächste Ausgabe ansehen" in index and "Kein solcher Zeitplan" in missing
+    for shown in (page, index):
+        body = shown[shown.index("<main") :]
+        assert not [w for w in DESK_ENGLISH if re.search(rf">[^<]*\b{re.escape(w)}\b", body)], shown
+    assert nameless.status_code == 400 and "Nicht gespeichert: Sagen Sie, wer Sie sind" in nameless.text
+    assert test.status_code == 400 and "Test nicht gesendet" in test.text and "Zeitpläne" in test.text

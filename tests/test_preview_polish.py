@@ -8,10 +8,11 @@ import re
 import warnings
 from collections.abc import Iterator
 from email import message_from_bytes, policy
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir, extract_from_file
 from babel.messages.pofile import read_po
 from markupsafe import escape
 
@@ -30,6 +31,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 WEB = Path(__file__).parent.parent / "newsletter" / "web"
+PLACEHOLDER = re.compile(r"%\(\w+\)s")
 DARK_STYLE = """<mj-style>
   @media (prefers-color-scheme: dark) { .night-body { background-color: #101418 !important; } }
   @media screen and (prefers-color-scheme: light) { .day-only { color: #222222 !important; } }
@@ -166,12 +168,64 @@ def desk_messages() -> set[str]:
     return {m if isinstance(m, str) else m[0] for name, _, m, _, _ in found if "/" not in name}
 
 
+def desk_code_messages() -> set[str]:
+    """The N_("...") and _("...") of the desk's handlers: page titles, error panels, the
+    forms' answers ("Not saved: …")."""
+    keywords = {**DEFAULT_KEYWORDS, "N_": None}
+    files = [WEB / name for name in ("preview.py", "views.py", "desk.py", "editor.py")]
+    found = [m for f in files for _, m, _, _ in extract_from_file("python", str(f), keywords=keywords)]
+    return {m if isinstance(m, str) else m[0] for m in found}
+
+
+def test_the_extraction_finds_every_part_of_the_desk():
+    pages, code = desk_messages(), desk_code_messages()
+    assert {"Email colours", "Dark", "In the inbox", "Date and time in %(zone)s"} <= pages
+    assert {"Schedules", "Send a test", "%(num)s reader", "Waiting for approval", "Log in"} <= pages
+    assert {"Not saved: %(reason)s", "Test sent to %(addresses)s.", "No such schedule", "sent"} <= code
+
+
 @pytest.mark.parametrize("language", [lang for lang in SUPPORTED if lang != "en"])
 def test_every_word_the_desk_marks_is_translated(language: str):
-    assert {"Email colours", "Dark", "In the inbox", "Date and time in %(zone)s"} <= desk_messages()
     with catalogue(language).open("rb") as f:
         po = read_po(f, locale=language)
-    translated = {m.id: m.string for m in po if isinstance(m.id, str) and m.string}
-    missing = desk_messages() - set(translated)
+    translated = {(m.id if isinstance(m.id, str) else m.id[0]): m for m in po if m.id and m.string}
+    wanted = desk_messages() | desk_code_messages()
+    missing = wanted - set(translated)
     assert not missing, f"{language}: {sorted(missing)}"
-    assert all("%(zone)s" in translated[m] for m in desk_messages() if "%(zone)s" in m)
+    for msgid in wanted:  # every placeholder kept (a plural form may say "one" in words)
+        string, expected = translated[msgid].string, set(PLACEHOLDER.findall(msgid))
+        forms = [string] if isinstance(string, str) else list(string or ())
+        assert all(set(PLACEHOLDER.findall(f)) <= expected for f in forms), f"{language}: {msgid!r}"
+        assert set(PLACEHOLDER.findall(forms[-1])) == expected, f"{language}: {msgid!r}"
+
+
+class _Words(HTMLParser):
+    """The words a template prints outside Jinja: text and titles/labels, but for <code>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.words: list[str] = []
+        self.code = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.code += tag == "code"
+        self.words += [v or "" for k, v in attrs if k in ("title", "aria-label", "placeholder", "alt")]
+
+    def handle_endtag(self, tag: str) -> None:
+        self.code -= tag == "code"
+
+    def handle_data(self, data: str) -> None:
+        if not self.code:
+            self.words.append(data)
+
+
+@pytest.mark.parametrize("template", sorted(p.name for p in (WEB / "templates").glob("*.html")))
+def test_no_word_of_the_desk_is_hard_coded(template: str):
+    """Every word a person reads goes through the catalogues: what is left of a template
+    without its Jinja ({{ }}, {% %}, {% trans %} blocks, comments) has no English in it."""
+    source = (WEB / "templates" / template).read_text(encoding="utf-8")
+    bare = re.sub(r"{#.*?#}|{% trans.*?{% endtrans %}|{{.*?}}|{%.*?%}", " ", source, flags=re.S)
+    parser = _Words()
+    parser.feed(bare)
+    left = {w for text in parser.words for w in re.findall(r"[A-Za-z]{2,}", text)}
+    assert left <= {"KB", "px", "newsletter", "html", "txt", "eml"}, f"{template}: {sorted(left)}"

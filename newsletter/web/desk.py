@@ -8,6 +8,7 @@ Every POST carries a form token (core/tokens.py `Purposes`), bound to the page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +17,7 @@ from newsletter.core.errors import NewsletterError
 from newsletter.core.models import Schedule
 from newsletter.core.text import plain_line
 from newsletter.core.tokens import BadToken, Purposes, secret_key
+from newsletter.core.translations import N_
 from newsletter.delivery import approval
 from newsletter.delivery.desk import (
     AudiencePlan,
@@ -68,37 +70,50 @@ class Outcome:
     approved: bool = False
 
 
+def words(project: Project) -> Callable[[str], str]:
+    """The desk's messages in the site's language ([site] language)."""
+    return translations.translations(project.settings.site.language).gettext
+
+
+def refusal(project: Project, refused: str, error: NewsletterError, hint: str = "") -> str:
+    """`refused` ("Not sent: %(reason)s", translated) with the error, and its hint if any."""
+    return words(project)(refused) % {"reason": f"{error}" + (f" {hint}" if hint else "")}
+
+
 def _refused(
-    project: Project, name: str, fields: Fields, bound_to: str, now: datetime, verb: str
+    project: Project, name: str, fields: Fields, bound_to: str, now: datetime, refused: str
 ) -> Outcome | None:
-    """The form's token checked first: an Outcome that refuses, or None when it is good."""
+    """The form's token checked first: an Outcome that refuses, or None when it is good.
+    `refused`: the message's msgid, such as "Not sent: %(reason)s"."""
     try:
         purposes = Purposes(secret_key(project.environ))
         purposes.read_form(fields.one("token", 2048), form_page(name), bound_to, now, FORM_LIFETIME)
     except BadToken as e:
-        return Outcome(403, f"Not {verb}: {e}. Reload the page and try again.")
+        again = words(project)(N_("Reload the page and try again."))
+        return Outcome(403, words(project)(refused) % {"reason": f"{e}. {again}"})
     except NewsletterError as e:
-        return Outcome(400, f"Not {verb}: {e}")
+        return Outcome(400, refusal(project, refused, e))
     return None
 
 
 def test_send(project: Project, name: str, fields: Fields, bound_to: str, now: datetime) -> Outcome:
     """The form's POST: its token checked first, then `send_test` (which refuses an address
     not listed, before anything goes out)."""
-    if refused := _refused(project, name, fields, bound_to, now, "sent"):
+    if refused := _refused(project, name, fields, bound_to, now, N_("Not sent: %(reason)s")):
         return refused
+    _ = words(project)
     at = _moment(fields.one("at"))
     if at is None:
-        return Outcome(400, "Not sent: the form's moment is not a date and time. Reload the page.")
+        return Outcome(400, _("Not sent: the form's moment is not a date and time. Reload the page."))
     editor = plain_line(fields.one("editor", EDITOR_LIMIT))
     if not editor:
-        return Outcome(400, "Not sent: say who you are (your name goes in desk.log with the test).")
+        return Outcome(400, _("Not sent: say who you are (your name goes in desk.log with the test)."))
     test = TestSend(name, at, fields.many("to"), editor, fields.one("variant", 2048) or None)
     try:
         sent = send_test(project, test, now)
     except NewsletterError as e:
-        return Outcome(400, f"Not sent: {e}" + (f" {e.hint}" if e.hint else ""))
-    return Outcome(200, f"Test sent to {', '.join(sent)}.", tuple(sent))
+        return Outcome(400, refusal(project, "Not sent: %(reason)s", e, e.hint))
+    return Outcome(200, _("Test sent to %(addresses)s.") % {"addresses": ", ".join(sent)}, tuple(sent))
 
 
 def _moment(text: str) -> datetime | None:
@@ -126,27 +141,25 @@ def approval_panel(project: Project, schedule: Schedule, end: datetime) -> Appro
 
 def approve(project: Project, schedule: Schedule, fields: Fields, bound_to: str, now: datetime) -> Outcome:
     """The "Approve" POST: its token checked first, then the approval recorded (and logged)."""
-    if refused := _refused(project, schedule.name, fields, bound_to, now, "approved"):
+    if refused := _refused(project, schedule.name, fields, bound_to, now, N_("Not approved: %(reason)s")):
         return refused
+    _ = words(project)
     at = _moment(fields.one("at"))
     editor = plain_line(fields.one("editor", EDITOR_LIMIT))
     if at is None or not schedule.needs_approval:
         return Outcome(
-            400, "Not approved: this issue needs no approval, or the form is old. Reload the page."
+            400, _("Not approved: this issue needs no approval, or the form is old. Reload the page.")
         )
     if not editor:
-        return Outcome(400, "Not approved: say who you are (your name is kept with the approval).")
+        return Outcome(400, _("Not approved: say who you are (your name is kept with the approval)."))
     end = select.send_time(schedule, at)
     try:
         done = approval.approve(project, schedule, end, editor, now)
     except NewsletterError as e:
-        return Outcome(400, f"Not approved: {e}" + (f" {e.hint}" if e.hint else ""))
-    return Outcome(
-        200,
-        f"Approved by {done.editor} at {_shown(project, schedule, done.approved_at)}: "
-        f"the issue goes out at {_shown(project, schedule, end)}.",
-        approved=True,
-    )
+        return Outcome(400, refusal(project, "Not approved: %(reason)s", e, e.hint))
+    said = _("Approved by %(editor)s at %(at)s: the issue goes out at %(end)s.")
+    shown = {"at": _shown(project, schedule, done.approved_at), "end": _shown(project, schedule, end)}
+    return Outcome(200, said % {"editor": done.editor, **shown}, approved=True)
 
 
 def _shown(project: Project, schedule: Schedule, moment: datetime) -> str:

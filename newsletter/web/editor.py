@@ -17,10 +17,11 @@ from starlette.requests import Request
 from newsletter.core.errors import NewsletterError
 from newsletter.core.models import DigestArticle, Schedule
 from newsletter.core.text import plain_line
+from newsletter.core.translations import N_
 from newsletter.delivery import editing
 from newsletter.digest.overrides import INTRO_LIMIT, SUBJECT_LIMIT, Overrides, changes
 from newsletter.project import Project
-from newsletter.web.desk import EDITOR_LIMIT, Outcome, _moment, _refused
+from newsletter.web.desk import EDITOR_LIMIT, Outcome, _moment, _refused, refusal, words
 from newsletter.web.forms import Fields, capped_body, form_values
 
 EDIT_BODY = 96 * 1024  # an intro of 5,000 characters in any script, url-encoded, and the rest
@@ -104,19 +105,20 @@ async def read_edit(request: Request) -> Fields:
 
 def save(project: Project, schedule: Schedule, fields: Fields, bound_to: str, now: datetime) -> Outcome:
     """The panel's POST: its token first, then the form's whole state as a new version."""
-    if refused := _refused(project, schedule.name, fields, bound_to, now, "saved"):
+    if refused := _refused(project, schedule.name, fields, bound_to, now, N_("Not saved: %(reason)s")):
         return refused
+    _ = words(project)
     at = _moment(fields.one("at"))
     editor = plain_line(fields.one("editor", EDITOR_LIMIT))
     if at is None:
-        return Outcome(400, "Not saved: the form's moment is not a date and time. Reload the page.")
+        return Outcome(400, _("Not saved: the form's moment is not a date and time. Reload the page."))
     if not editor:
-        return Outcome(400, "Not saved: say who you are (your name is kept with the version).")
+        return Outcome(400, _("Not saved: say who you are (your name is kept with the version)."))
     try:
         editing.edit(project, schedule, at, _change(fields), editor, now)
     except NewsletterError as e:
-        return Outcome(400, f"Not saved: {e}" + (f" {e.hint}" if e.hint else ""))
-    return Outcome(303, "Saved.")  # the page shows it: preview.py redirects back to it
+        return Outcome(400, refusal(project, "Not saved: %(reason)s", e, e.hint))
+    return Outcome(303, _("Saved."))  # the page shows it: preview.py redirects back to it
 
 
 def _change(fields: Fields) -> editing.Change:

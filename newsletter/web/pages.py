@@ -29,8 +29,8 @@ def templates() -> Jinja2Templates:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
-        # {% trans %} takes gettext from the page's context (the site's language): the
-        # desk's panels speak it (web/editor.py); the rest of the preview is English.
+        # {% trans %} takes gettext from the page's context (the site's language): every
+        # word of the preview goes through it or `_` (tests/test_preview_polish.py checks).
         extensions=["jinja2.ext.i18n"],
     )
     env.policies["ext.i18n.trimmed"] = True
@@ -45,14 +45,18 @@ def templates() -> Jinja2Templates:
 
 def words(language: str) -> dict[str, Any]:
     """What a page needs to speak `language`: `_` for its words (the mails' catalogues,
-    core/translations.py), `language` for its dates and `direction` for text in it."""
+    core/translations.py), `language` for its dates, `direction` for text in it and `back`/`forth` arrows."""
     found = translations(language)
+    rtl = direction(language) == "rtl"
     return {
         "_": found.gettext,
         "gettext": found.gettext,  # {% trans %} (jinja2.ext.i18n) takes these two from the context
         "ngettext": found.ngettext,
         "language": language,
         "direction": direction(language),
+        # Arrows point the way the text reads: "back" and "forth" swap right to left.
+        "back": "→" if rtl else "←",
+        "forth": "←" if rtl else "→",
     }
 
 

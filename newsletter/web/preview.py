@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from starlette.templating import Jinja2Templates
 from newsletter.core.clock import utc_now as utc_now  # the one clock; re-exported
 from newsletter.core.errors import NewsletterError
 from newsletter.core.schedules import schedule_names
+from newsletter.core.translations import N_, translations
 from newsletter.project import Project
 from newsletter.web import desk, editor, listen
 from newsletter.web import pages as page_env
@@ -106,12 +107,18 @@ class Pages:
             request, "error.html", status, headers, title=title, error=error, status=status, **context
         )
 
+    def words(self) -> Callable[[str], str]:
+        """The site's language for the titles and messages made here; an error panel's
+        `kind` is marked with N_ and translated by the page (_error.html)."""
+        return translations(self.workspace.language()).gettext
+
     def index(self, request: Request) -> Response:
         version = self.workspace.version()  # before reading: a change meanwhile still shows
         try:
             rows = schedule_rows(self.workspace)
         except NewsletterError as e:
-            return self.error(request, 500, "The project cannot be opened", explain(self.workspace, e))
+            title = self.words()(N_("The project cannot be opened"))
+            return self.error(request, 500, title, explain(self.workspace, e))
         return self.render(request, "index.html", rows=rows, now=self.workspace.clock(), version=version)
 
     def issue(self, request: Request) -> Response:
@@ -129,14 +136,13 @@ class Pages:
         except ScheduleNotFound:
             return self.not_found(request, name)
         except BadMoment as e:
-            return self.error(
-                request,
-                400,
-                "That moment cannot be shown",
-                ErrorInfo("Bad date", str(e), "Pick a date and time with the picker, or use ISO 8601."),
-            )
+            _ = self.words()
+            hint = _("Pick a date and time with the picker, or use ISO 8601.")
+            info = ErrorInfo(N_("Bad date"), str(e), hint)
+            return self.error(request, 400, _("That moment cannot be shown"), info)
         except NewsletterError as e:
-            return self.error(request, 500, f"Schedule {name!r} cannot be loaded", explain(self.workspace, e))
+            title = self.words()(N_("Schedule %(name)s cannot be loaded")) % {"name": repr(name)}
+            return self.error(request, 500, title, explain(self.workspace, e))
         return self.render(request, "issue.html", page=page, version=version, **page_env.words(page.language))
 
     def part(self, request: Request) -> Response:
@@ -152,30 +158,17 @@ class Pages:
         except ScheduleNotFound:
             return self.not_found(request, name, framed)
         except UnknownVariant as e:
-            return self.error(request, 404, "No such variant", ErrorInfo("Not found", str(e), e.hint), framed)
+            info = ErrorInfo(N_("Not found"), str(e), e.hint)
+            return self.error(request, 404, self.words()(N_("No such variant")), info, framed)
         except BadMoment as e:
-            return self.error(
-                request,
-                400,
-                "That moment cannot be shown",
-                ErrorInfo("Bad date", str(e), "Use ISO 8601 such as 2026-11-23T08:00."),
-                framed,
-            )
+            _ = self.words()
+            info = ErrorInfo(N_("Bad date"), str(e), _("Use ISO 8601 such as 2026-11-23T08:00."))
+            return self.error(request, 400, _("That moment cannot be shown"), info, framed)
         except NewsletterError as e:
-            return self.error(request, 500, "The issue cannot be built", explain(self.workspace, e), framed)
+            title = self.words()(N_("The issue cannot be built"))
+            return self.error(request, 500, title, explain(self.workspace, e), framed)
         if part not in parts:
-            return self.error(
-                request,
-                404,
-                "No issue for this period",
-                ErrorInfo(
-                    "Empty period",
-                    "Nothing new in this period, and the schedule has skip_if_empty = "
-                    "true: no email would go out.",
-                    "Pick another date.",
-                ),
-                framed,
-            )
+            return self.empty_period(request, framed)
         stem = page_env.issue_stem_of(build)
         disposition = "attachment" if part == "eml" else "inline"
         headers = {**email_headers(), "content-disposition": f'{disposition}; filename="{stem}.{part}"'}
@@ -221,7 +214,8 @@ class Pages:
                 return self.not_found(request, name)
             outcome = desk.approve(project, schedule, fields, session_of(request), self.workspace.clock())
         back = page_env.issue_url(name, None, None, None, fields.one("at"))
-        heading = "Approved" if outcome.approved else "Not approved"
+        _ = self.words()
+        heading = _("Approved") if outcome.approved else _("Not approved")
         return self.render(
             request, "sent.html", outcome.status, outcome=outcome, schedule=name, back=back, heading=heading
         )
@@ -252,7 +246,7 @@ class Pages:
             outcome=outcome,
             schedule=name,
             back=back,
-            heading="Not saved",
+            heading=self.words()(N_("Not saved")),
         )
 
     def login_page(self, request: Request) -> Response:
@@ -266,7 +260,7 @@ class Pages:
         except TooLarge:
             raise HTTPException(413) from None
         if self.login is None or not self.login.accepts(fields.one("password", 1024)):
-            return self.render(request, "login.html", 401, message="Wrong password.")
+            return self.render(request, "login.html", 401, message=self.words()(N_("Wrong password.")))
         response = RedirectResponse("/", status_code=303)
         set_session(response, request, self.login)
         return response
@@ -276,16 +270,30 @@ class Pages:
         version = self.workspace.version()
         return JSONResponse({"version": version, "changed": version != request.query_params.get("since")})
 
+    def empty_period(self, request: Request, headers: dict[str, str]) -> Response:
+        _ = self.words()
+        info = ErrorInfo(
+            N_("Empty period"),
+            _(
+                "Nothing new in this period, and the schedule has skip_if_empty = true: "
+                "no email would go out."
+            ),
+            _("Pick another date."),
+        )
+        return self.error(request, 404, _("No issue for this period"), info, headers)
+
     def not_found(self, request: Request, name: str, headers: dict[str, str] | None = None) -> Response:
-        known = ", ".join(schedule_names(self.workspace.root)) or "none yet"
+        _ = self.words()
+        known = ", ".join(schedule_names(self.workspace.root)) or _("none yet")
         return self.error(
             request,
             404,
-            "No such schedule",
+            _("No such schedule"),
             ErrorInfo(
-                "Not found",
-                f"There is no schedule named {name!r}.",
-                f"Schedules are the schedules/NAME.toml files of the project (here: {known}).",
+                N_("Not found"),
+                _("There is no schedule named %(name)s.") % {"name": repr(name)},
+                _("Schedules are the schedules/NAME.toml files of the project (here: %(names)s).")
+                % {"names": known},
             ),
             headers,
         )
@@ -294,16 +302,17 @@ class Pages:
         """No route, a static file that is not there, a wrong method: a page, not a bare status."""
         assert isinstance(exc, HTTPException)
         missing = exc.status_code == 404
+        # English, N_-marked: asking the project for its language would block the event loop.
         info = ErrorInfo(
-            "Not found" if missing else "Error",
-            "There is no page at this address." if missing else exc.detail,
-            "Start again from the list of schedules.",
+            N_("Not found") if missing else N_("Error"),
+            N_("There is no page at this address.") if missing else exc.detail,
+            N_("Start again from the list of schedules."),
         )
         # version="": computing it here would block the event loop (this handler is async).
         return self.error(
             request,
             exc.status_code,
-            "Not found" if missing else "Request error",
+            N_("Not found") if missing else N_("Request error"),
             info,
             dict(exc.headers or {}),
             version="",
@@ -316,15 +325,15 @@ class Pages:
             request,
             "error.html",
             {
-                "title": "Something went wrong",
+                "title": N_("Something went wrong"),
                 "status": 500,
                 "version": "",
                 "project_name": "",
                 **page_env.words("en"),
                 "error": ErrorInfo(
-                    "Internal error",
-                    "The preview hit a bug while making this page.",
-                    "The details are in the terminal running `newsletter preview`.",
+                    N_("Internal error"),
+                    N_("The preview hit a bug while making this page."),
+                    N_("The details are in the terminal running `newsletter preview`."),
                 ),
             },
             status_code=500,

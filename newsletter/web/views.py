@@ -13,6 +13,7 @@ from newsletter.core.config import NAME
 from newsletter.core.errors import ConfigError, NewsletterError, TemplateError, UnknownScheduleError
 from newsletter.core.models import IssueStatus, Period, Schedule
 from newsletter.core.schedules import schedule_names
+from newsletter.core.translations import N_
 from newsletter.digest import selection as select
 from newsletter.digest.render import GMAIL_CLIP_BYTES
 from newsletter.project import Build, Project, issue_stem
@@ -33,6 +34,8 @@ from newsletter.web.workspace import Workspace
 
 # Amber from 80% of Gmail's clip: a few more articles would cross it.
 CLIP_AMBER = 0.8
+# An issue's status as the index shows it (index.html translates it).
+STATUS_WORDS = (N_("built"), N_("skipped"), N_("sending"), N_("sent"))
 EXCERPT_CONTEXT = 2  # template lines shown either side of an error's line
 TICK = timedelta(microseconds=1)
 CHOICES = 4  # issues offered before and after the one shown
@@ -342,7 +345,7 @@ def describe(error: NewsletterError, project: Project | None = None) -> ErrorInf
         excerpt = _excerpt(path, error.line) if path and error.line else ()
         where = _shown_path(project, path) if project and path else None
         return ErrorInfo(
-            "Template error",
+            N_("Template error"),
             str(error),
             error.hint,
             error.template,
@@ -351,7 +354,7 @@ def describe(error: NewsletterError, project: Project | None = None) -> ErrorInf
             excerpt,
             in_project=True,
         )
-    kind = "Configuration error" if isinstance(error, ConfigError) else "Error"
+    kind = N_("Configuration error") if isinstance(error, ConfigError) else N_("Error")
     return ErrorInfo(kind, str(error), error.hint, in_project=True)
 
 
