@@ -131,7 +131,7 @@ def test_the_picker_offers_send_times_in_the_site_language_and_zone(
     client: TestClient, demo_project: Project
 ):
     page = client.get("/schedules/weekly").text
-    assert 'type="datetime-local"' in page and "Date and time in Europe/London" in page
+    assert 'id="at-other" name="at" value="' in page and "Date and time in Europe/London" in page
     assert '<option value="2026-11-23T08:00:00+00:00" selected>Mon 23 Nov 2026, 08:00 GMT</option>' in page
     assert '<option value="2026-11-30T08:00:00+00:00">Mon 30 Nov 2026, 08:00 GMT</option>' in page
     site_language(demo_project.root, "de")

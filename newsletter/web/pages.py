@@ -117,8 +117,9 @@ def language_of(context: Context) -> str:
 
 
 def picker(value: datetime, zone: ZoneInfo) -> str:
-    """The value of an <input type="datetime-local">: wall time in the schedule's zone."""
-    return value.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+    """The "Another moment" field's value: wall time in the schedule's zone, as ISO 8601
+    reads it back (`clock.parse_moment`) and in no language's own order."""
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 def relative(value: datetime, now: datetime) -> str:
