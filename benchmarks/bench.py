@@ -6,7 +6,9 @@ Shared machines are noisy, so each figure is a ratio against its peer, the media
 (min-max) of repetitions in which ours and the peer's alternate (figures.py). Archives
 are generated once, seeded, into .cache/bench/ (archives.py); the Node peer (npm mjml
 and juice, pinned) is installed there too; the ingest floor is floor_ingest.py; the
-send peer is raw smtplib (send.py).
+send peer is raw smtplib (send.py), against aiosmtpd's Sink and again against a private
+Debian Postfix that queues and discards (tests/postfix_instance.py; skipped with a note
+where postfix is missing or we are not root).
 
     .venv/bin/python benchmarks/bench.py            # make bench: 10k and 100k archives
     .venv/bin/python benchmarks/bench.py --smoke    # make bench-smoke: tiny, once, nothing judged
@@ -148,16 +150,17 @@ def postfix_figures(sizes: Sizes, work: Path, subscribers: int) -> list[Figure]:
         say(f"note: the Postfix rows are skipped: {reason}")
         return []
     send.SUBSCRIBERS = subscribers
-    runs = iter(range(1_000))
+    runs, work = iter(range(1_000)), work / "postfix"  # its own projects and keys
+    work.mkdir()
     with postfix_instance.running() as postfix:
         port, url = postfix.port, f"smtp://127.0.0.1:{postfix.port}"
         messages = send.signed_messages(work)
 
         def whole() -> float:
-            return send.newsletter_rate(work / f"postfix-send-{next(runs)}", port, 1, signing.RSA)
+            return send.newsletter_rate(work / f"send-{next(runs)}", port, 1, signing.RSA)
 
         def workers(count: int) -> float:
-            return send.workers_rate(work / "postfix", url, count, next(runs))
+            return send.workers_rate(work, url, count, next(runs))
 
         rows = [("whole", whole, 1)] + [(f"{n}", lambda n=n: workers(n), n) for n in (1, 2)]
         found = {
