@@ -74,11 +74,11 @@ lint: $(STAMP)   ## ruff (check and format), mypy, then the layer contract ([too
 	$(BIN)/mypy newsletter tests
 	$(BIN)/lint-imports --no-cache --no-logo
 
-bench: $(STAMP)   ## every figure beside its peer (one table; benchmarks/results/latest.json), then signup and archive load on serve
+bench: $(STAMP) postfix   ## every figure beside its peer (one table; benchmarks/results/latest.json; the send rows against aiosmtpd and a private Postfix), then signup and archive load on serve
 	$(BIN)/python benchmarks/bench.py
 	$(BIN)/python benchmarks/signup_load.py
 
-bench-smoke: $(STAMP)   ## the same table in seconds (tiny archives, once, no target judged): CI runs it so the benchmarks keep working
+bench-smoke: $(STAMP)   ## the same table in seconds (tiny archives, once, no target judged; the Postfix rows only where postfix is installed): CI runs it so the benchmarks keep working
 	$(BIN)/python benchmarks/bench.py --smoke
 
 bench-send: $(STAMP)   ## send throughput in detail: a message's CPU, 1 and 4 connections, DKIM algorithms, beside raw smtplib

@@ -6,7 +6,9 @@ Shared machines are noisy, so each figure is a ratio against its peer, the media
 (min-max) of repetitions in which ours and the peer's alternate (figures.py). Archives
 are generated once, seeded, into .cache/bench/ (archives.py); the Node peer (npm mjml
 and juice, pinned) is installed there too; the ingest floor is floor_ingest.py; the
-send peer is raw smtplib (send.py).
+send peer is raw smtplib (send.py), against aiosmtpd's Sink and again against a private
+Debian Postfix that queues and discards (tests/postfix_instance.py; skipped with a note
+where postfix is missing or we are not root).
 
     .venv/bin/python benchmarks/bench.py            # make bench: 10k and 100k archives
     .venv/bin/python benchmarks/bench.py --smoke    # make bench-smoke: tiny, once, nothing judged
@@ -137,6 +139,58 @@ def _workers(
     )
 
 
+def postfix_figures(sizes: Sizes, work: Path, subscribers: int) -> list[Figure]:
+    """The same rows against Debian's Postfix (a private instance that queues what it
+    accepts, then discards it): the whole `send` beside raw smtplib on 1 connection, and
+    1 and 2 workers beside raw smtplib on as many connections; each pair interleaved."""
+    sys.path.append(str(Path(__file__).resolve().parent.parent))  # tests/ is not installed
+    from tests import postfix_instance  # shared with tests/test_postfix.py
+
+    if reason := postfix_instance.unavailable():
+        say(f"note: the Postfix rows are skipped: {reason}")
+        return []
+    send.SUBSCRIBERS = subscribers
+    runs, work = iter(range(1_000)), work / "postfix"  # its own projects and keys
+    work.mkdir()
+    with postfix_instance.running() as postfix:
+        port, url = postfix.port, f"smtp://127.0.0.1:{postfix.port}"
+        messages = send.signed_messages(work)
+
+        def whole() -> float:
+            return send.newsletter_rate(work / f"send-{next(runs)}", port, 1, signing.RSA)
+
+        def workers(count: int) -> float:
+            return send.workers_rate(work, url, count, next(runs))
+
+        rows = [("whole", whole, 1)] + [(f"{n}", lambda n=n: workers(n), n) for n in (1, 2)]
+        found = {
+            name: interleaved(sizes.slow_reps, ours, lambda n=n: send.raw_rate(port, messages, n))
+            for name, ours, n in rows
+        }
+    return [_postfix_row(name, n, subscribers, *found[name]) for name, _, n in rows]
+
+
+def _postfix_row(
+    name: str, connections: int, subscribers: int, ours: list[float], raw: list[float]
+) -> Figure:
+    what = (
+        f"whole `send` of an issue to {subscribers:,} subscribers, 1 connection"
+        if name == "whole"
+        else f"delivery by {name} `newsletter worker` process{'es' if connections > 1 else ''}, "
+        f"{subscribers:,} subscribers"
+    )
+    return Figure(
+        "send" if name == "whole" else "workers",
+        f"{what}, DKIM rsa-sha256, to Postfix",
+        "msg/s",
+        ours,
+        f"raw smtplib, the same signed bytes, {connections} connection{'s' if connections > 1 else ''}",
+        raw,
+        None,
+        "a private Debian Postfix on 127.0.0.1, queueing then discarding; same cores",
+    )
+
+
 def _signed(messages: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     key = signing.load_key(signing.generate(signing.RSA).private_pem, signing.RSA, "bench")
     signer = signing.Signer("example.org", "bench", signing.RSA, key)
@@ -247,6 +301,7 @@ def run_all(sizes: Sizes, work: Path, node_note: str) -> list[Figure]:
         ("preview", lambda: [measures.preview_figure(copy, sizes)]),
         ("send", lambda: send_figures(sizes, work, 2_000 if sizes.reps > 1 else sizes.subscribers)),
         ("workers", lambda: worker_figures(sizes, work, 2_000 if sizes.reps > 1 else sizes.subscribers)),
+        ("Postfix", lambda: postfix_figures(sizes, work, 2_000 if sizes.reps > 1 else sizes.subscribers)),
     ]
     ingest_rss: list[float] = []
     for name, step in steps:

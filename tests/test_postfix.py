@@ -1,28 +1,20 @@
 """End to end through a real MTA: a private Postfix instance on a random 127.0.0.1 port.
 
-The fixture writes its own main.cf and master.cf under the test's temp dir (its own queue
-and data directory too), starts it with `postfix -c DIR start` and stops it afterwards.
-It relays nowhere (`default_transport = error`) and delivers the test domain to Maildirs
-through virtual(8); unknown users are accepted at RCPT and then bounced, so Postfix
-writes a real DSN (RFC 3464) and sends it to the message's return path, the VERP address,
-which lands in the bounce Maildir (bounces+anything@ is the bounces user, by
-recipient_delimiter). No mocks of Postfix. Debian's `postfix` package (.ci/run installs it);
-it must run as root (CI does), and the Maildirs belong to `nobody`.
+The fixture runs tests/postfix_instance.py's instance (its own main.cf, master.cf, queue and
+data directory in a fresh temp folder, `postfix -c DIR start`, stopped afterwards). It relays
+nowhere (`default_transport = error`) and delivers the test domain to Maildirs through
+virtual(8); unknown users are accepted at RCPT and then bounced, so Postfix writes a real DSN
+(RFC 3464) and sends it to the message's return path, the VERP address, which lands in the
+bounce Maildir (bounces+anything@ is the bounces user, by recipient_delimiter). No mocks of
+Postfix. Debian's `postfix` package (.ci/run installs it); it must run as root (CI does), and
+the Maildirs belong to `nobody`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import pwd
-import shutil
 import smtplib
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -36,38 +28,25 @@ from newsletter.delivery.send import SendOptions, send_schedule
 from newsletter.project import Project
 from newsletter.storage.roster import Roster
 from newsletter.storage.schema import deliveries, issue_variants
-from tests.conftest import NOW, CliRunnerForProject, free_port
+from tests import postfix_instance
+from tests.conftest import NOW, CliRunnerForProject
+from tests.postfix_instance import Postfix
 
-POSTFIX = shutil.which("postfix", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
 DOMAIN = "test.example"
 KEY = "test-secret-key-0123456789"
 SIGNING = Path(__file__).parent.parent.joinpath("newsletter", "signing.py").exists()
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(POSTFIX is None, reason="Debian's postfix is not installed (.ci/run installs it)"),
+    pytest.mark.skipif(
+        postfix_instance.POSTFIX is None, reason="Debian's postfix is not installed (.ci/run installs it)"
+    ),
 ]
 
-MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {root}/queue
-data_directory = {root}/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.{domain}
-mydomain = {domain}
-myorigin = {domain}
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject
+# Relays nowhere; delivers the test domain to Maildirs through virtual(8).
+MAIL_CF = """\
 # Accept unknown users at RCPT, then bounce them: a real DSN to the return path.
 smtpd_reject_unlisted_recipient = no
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-relayhost =
 default_transport = error:this test instance relays nowhere
 relay_transport = error:this test instance relays nowhere
 virtual_mailbox_domains = {domain}
@@ -76,149 +55,17 @@ virtual_mailbox_maps = texthash:{root}/conf/mailboxes
 virtual_uid_maps = static:{uid}
 virtual_gid_maps = static:{gid}
 recipient_delimiter = +
-notify_classes =
-biff = no
-smtputf8_enable = yes
-maillog_file = {root}/maillog
-maillog_file_prefixes = {root}
 """
-
-# Only the services this instance uses; nothing chrooted (the paths are absolute).
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-cleanup   unix n - n - 0 cleanup
-qmgr      unix n - n 300 1 qmgr
-rewrite   unix - - n - - trivial-rewrite
-bounce    unix - - n - 0 bounce
-defer     unix - - n - 0 bounce
-trace     unix - - n - 0 bounce
-verify    unix - - n - 1 verify
-flush     unix n - n 1000? 0 flush
-proxymap  unix - - n - - proxymap
-error     unix - - n - - error
-retry     unix - - n - - error
-discard   unix - - n - - discard
-virtual   unix - n n - - virtual
-anvil     unix - - n - 1 anvil
-scache    unix - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-"""
-
-
-@dataclass
-class Postfix:
-    root: Path
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}?timeout=10"
-
-    def maildir(self, user: str) -> Path:
-        return self.root / "mail" / user
-
-    def log(self) -> str:
-        path = self.root / "maillog"
-        return path.read_text(errors="replace") if path.exists() else "(no maillog)"
-
-    def wait_for_mail(self, user: str, count: int, seconds: float = 20.0) -> list[Path]:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            found = (
-                sorted((self.maildir(user) / "new").glob("*"))
-                if (self.maildir(user) / "new").is_dir()
-                else []
-            )
-            if len(found) >= count:
-                return found
-            time.sleep(0.1)
-        raise AssertionError(
-            f"no {count} mails for {user} within {seconds} s; maillog:\n{self.log()[-3000:]}"
-        )
-
-
-@contextlib.contextmanager
-def traversable(path: Path) -> Iterator[None]:
-    """Postfix's daemons (user postfix) and virtual(8) (user nobody) open absolute paths
-    under the test's temp dir, whose parents pytest makes 0700: let others pass through
-    (o+x, not list) while the instance runs."""
-    changed = []
-    for folder in [path, *path.parents]:
-        mode = folder.stat().st_mode
-        if folder.stat().st_uid == os.getuid() and not mode & 0o001:
-            folder.chmod(mode | 0o001)
-            changed.append((folder, mode))
-    try:
-        yield
-    finally:
-        for folder, mode in changed:
-            with contextlib.suppress(FileNotFoundError):
-                folder.chmod(mode & 0o7777)
 
 
 @pytest.fixture
-def postfix(request: pytest.FixtureRequest) -> Iterator[Postfix]:
-    if os.geteuid() != 0:
-        pytest.skip("a private Postfix instance must be started as root (CI runs as root)")
-    assert POSTFIX is not None
-    # Its own folder beside pytest's, not under it: a pytest session started meanwhile (a
-    # second run on the same machine) sets /tmp/pytest-of-root back to 0700, and virtual(8),
-    # user nobody, could no longer reach its maps.
-    base = Path(tempfile.mkdtemp(prefix="newsletter-postfix-"))
-    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
-    root, port = base / "postfix", free_port()
-    nobody, owner = pwd.getpwnam("nobody"), pwd.getpwnam("postfix")
-    for sub in ("conf", "queue", "data", "mail"):
-        (root / sub).mkdir(parents=True)
-    os.chown(root / "data", owner.pw_uid, owner.pw_gid)
-    os.chown(root / "mail", nobody.pw_uid, nobody.pw_gid)
-    values = {"root": root, "domain": DOMAIN, "uid": nobody.pw_uid, "gid": nobody.pw_gid, "port": port}
-    (root / "conf" / "main.cf").write_text(MAIN_CF.format(**values))
-    (root / "conf" / "master.cf").write_text(MASTER_CF.format(**values))
+def postfix() -> Iterator[Postfix]:
+    if reason := postfix_instance.unavailable():
+        pytest.skip(reason)
     # A trailing slash: a Maildir. bounces+TOKEN@ is delivered to bounces (recipient_delimiter).
-    (root / "conf" / "mailboxes").write_text(
-        "".join(f"{user}@{DOMAIN} {user}/\n" for user in ("ann", "cat", "bounces"))
-    )
-    instance = Postfix(root, port)
-    command = [POSTFIX, "-c", str(root / "conf")]
-    with traversable(base):
-        started = subprocess.run([*command, "start"], capture_output=True, text=True, timeout=60)
-        try:
-            assert started.returncode == 0, f"postfix start failed: {started.stderr}\n{instance.log()}"
-            wait_for_port(port, instance)
-            yield instance
-        finally:
-            stop(command, root)
-
-
-def wait_for_port(port: int, instance: Postfix, seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-            if s.recv(100).startswith(b"220"):
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"postfix is not answering on 127.0.0.1:{port}:\n{instance.log()[-3000:]}")
-
-
-def stop(command: list[str], root: Path) -> None:
-    """`postfix stop`, then `abort` if the master is still there after 10 s."""
-    pid_file = root / "queue" / "pid" / "master.pid"
-    pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
-    subprocess.run([*command, "stop"], capture_output=True, timeout=60)
-    deadline = time.monotonic() + 10
-    while pid is not None and alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if pid is not None and alive(pid):
-        subprocess.run([*command, "abort"], capture_output=True, timeout=60)
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"  # a zombie has exited
-    except (FileNotFoundError, IndexError):
-        return False
+    mailboxes = "".join(f"{user}@{DOMAIN} {user}/\n" for user in ("ann", "cat", "bounces"))
+    with postfix_instance.running(MAIL_CF, DOMAIN, {"mailboxes": mailboxes}) as instance:
+        yield instance
 
 
 def dkim_environment() -> tuple[dict[str, str], dict[str, str]]:
