@@ -2,7 +2,8 @@
 smtplib sending the same bytes to the same local SMTP server, 1 and 4 connections;
 and `newsletter send` again with DKIM signing on (RSA-2048 and Ed25519) in the same run.
 First, the CPU time of making one personalised message (two tokens, the splice, the
-return path), and of signing it with its variant's body hash, as `send` does.
+return path), and of signing it with its variant's body hash, as `send` does (`--message`:
+only that).
 
 Then workers (issue 22): delivery of a recorded issue (DKIM rsa-sha256) by 1, 2 and 4
 `newsletter worker --once` processes on the project's SQLite, from the first claim to the
