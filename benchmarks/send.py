@@ -2,7 +2,8 @@
 smtplib sending the same bytes to the same local SMTP server, 1 and 4 connections;
 and `newsletter send` again with DKIM signing on (RSA-2048 and Ed25519) in the same run.
 First, the CPU time of making one personalised message (two tokens, the splice, the
-return path), and of signing it with its variant's body hash, as `send` does.
+return path), and of signing it with its variant's body hash, as `send` does (`--message`:
+only that).
 
 Then workers (issue 22): delivery of a recorded issue (DKIM rsa-sha256) by 1, 2 and 4
 `newsletter worker --once` processes on the project's SQLite, from the first claim to the
@@ -34,8 +35,8 @@ import sqlalchemy as sa
 from newsletter import scaffold
 from newsletter.core.models import SubscriberRow
 from newsletter.core.tokens import Tokens
-from newsletter.delivery import signing
-from newsletter.delivery.send import SendOptions, send_schedule
+from newsletter.delivery import signing, variants
+from newsletter.delivery.send import SendOptions, render_variant, send_schedule
 from newsletter.digest.mail import MessageTemplate, Recipient
 from newsletter.project import Project
 from newsletter.storage.roster import Roster
@@ -128,15 +129,20 @@ def raw_rate(port: int, messages: list[tuple[str, bytes]], connections: int) -> 
     return len(messages) / (time.perf_counter() - started)
 
 
+def send_template(temp: Path) -> MessageTemplate:
+    """The demo issue's template as `send` makes it: the bodies with the placeholders of
+    each reader's tokens (spliced in per message), List-Id and Feedback-ID."""
+    project = demo_project(temp / "cpu", readers=10)
+    schedule = project.schedule("weekly")
+    variant = render_variant(project, project.digest(schedule, scaffold.DEMO_AT))
+    made = variants.template(variant, project.settings, schedule, 1, NOW, None)
+    project.close()
+    return made
+
+
 def message_cpu(temp: Path) -> float:
     """CPU µs a message (process time, the mean over SUBSCRIBERS): made, then made and signed."""
-    project = demo_project(temp / "cpu")
-    build = project.build("weekly", scaffold.DEMO_AT, NOW, record=False)
-    assert build.issue is not None
-    template = MessageTemplate(
-        build.issue.subject, build.issue.text, build.issue.html, project.settings.email.from_, NOW
-    )
-    project.close()
+    template = send_template(temp)
     tokens = Tokens(SECRET["NEWSLETTER_SECRET_KEY"])
 
     def reader(i: int) -> Recipient:
@@ -148,7 +154,7 @@ def message_cpu(temp: Path) -> float:
             f"<{i}@example.org>",
             token,
             url,
-            "",
+            f"mailto:unsubscribe@example.org?subject=unsubscribe%20{token}",
             tokens.purposes.make_preferences(i),
         )
 
@@ -344,6 +350,10 @@ def main() -> int:
         readers = int(sys.argv[sys.argv.index("--rss") + 1]) if sys.argv[-1] != "--rss" else 100_000
         peak = peak_rss(readers)
         print(f"rss:    a worker sending to {readers:,} subscribers: peak {peak:,.0f} MB (target < 150 MB)")
+        return 0
+    if "--message" in sys.argv:  # only the CPU of making (and signing) one message
+        with tempfile.TemporaryDirectory() as temp:
+            message_cpu(Path(temp))
         return 0
     if "--workers" in sys.argv:
         show(figures())

@@ -6,12 +6,14 @@ from email import message_from_bytes, policy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from newsletter.digest import mail
 from newsletter.digest.mail import (
     PREFERENCES_PLACEHOLDER,
     TOKEN_PLACEHOLDER,
     ListId,
     MessageTemplate,
     Recipient,
+    address_header,
 )
 
 DATE = datetime(2026, 11, 23, 8, tzinfo=UTC)
@@ -92,3 +94,35 @@ def test_splicing_equals_encoding_the_personalised_body(text_parts, html_parts, 
 
 def decoded(part) -> str:
     return part.get_payload(decode=True).decode().replace("\r\n", "\n")
+
+
+# Names and addresses near the To header's fast path: atoms and spaces, with now and then
+# what takes them off it (two spaces, "=?", a quote, a tab, non-ASCII), at lengths either
+# side of one line.
+atext = "abcXYZ019!#$%&'*+/=?^_`{|}~- "
+bits = st.sampled_from([*atext, "=?", "  ", '"', "\t", "é", "<", "@"])
+near_plain = st.lists(bits, max_size=90).map("".join)
+atoms = st.lists(st.text(alphabet=atext.strip(), min_size=1, max_size=12), min_size=1, max_size=12).map(
+    " ".join
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    name=st.one_of(atoms, near_plain, st.text(max_size=90)),
+    email=st.one_of(
+        st.from_regex(r"[a-z0-9.]{1,30}@example\.org", fullmatch=True), near_plain, st.text(max_size=60)
+    ),
+)
+def test_the_to_header_of_a_plain_name_is_the_one_address_header_makes(name: str, email: str) -> None:
+    assert mail._to_header(name, email) == address_header("To", name, email)
+
+
+def test_a_stored_body_renders_the_same_bytes():
+    html = f"<a href='u?t={TOKEN_PLACEHOLDER}'>x</a> <a href='p?t={PREFERENCES_PLACEHOLDER}'>y</a>"
+    made = MessageTemplate("s", f"t {TOKEN_PLACEHOLDER}", html, FROM, DATE)
+    again = MessageTemplate("s", "", "", FROM, DATE, encoded=made.encoded_body())
+    reader = Recipient("Ann", "ann@example.org", "<1@example.org>", "T0K", "https://x/u?t=T0K", "", "PR3F")
+    assert again.render(reader) == made.render(reader)
+    assert again.encoded_body() == made.encoded_body()
+    assert b"=\r\nT0K=\r\n" in made.render(reader) and b"=\r\nPR3F=\r\n" in made.render(reader)

@@ -14,6 +14,7 @@ They are lower-case hex, because mail systems may fold the case of a local part.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import hmac
 import re
@@ -22,8 +23,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from itsdangerous import BadSignature, Signer, URLSafeSerializer, URLSafeTimedSerializer
-from itsdangerous.encoding import base64_encode, want_bytes
-from itsdangerous.url_safe import URLSafeSerializerMixin
 
 from newsletter.core.errors import ConfigError, NewsletterError
 
@@ -34,7 +33,7 @@ RETURN_PATH_SALT = "newsletter.return-path"
 CONFIRM_SALT = "newsletter.confirm"
 PREFERENCES_SALT = "newsletter.preferences"
 FORM_SALT = "newsletter.form"  # the signup form's render time, and CSRF tokens of pages
-NEVER_COMPRESSED = 8  # bytes of JSON: see KeyedSerializer.dump_payload
+URL_SAFE = bytes.maketrans(b"+/", b"-_")  # base64 to URL-safe base64
 RETURN_PATH_DIGITS = 20  # 80 bits of HMAC-SHA256: a forged bounce has to guess them
 RETURN_PATH_TOKEN = re.compile(
     rf"(?<![0-9a-z])(\d{{1,18}})-([0-9a-f]{{{RETURN_PATH_DIGITS}}})(?![0-9a-z])", re.I
@@ -60,40 +59,34 @@ def secret_key(environ: Mapping[str, str]) -> str:
     return key
 
 
-class KeyedSigner(Signer):
-    """itsdangerous's Signer with its key derived once and its HMAC keyed once: `send`
-    signs two tokens a message, and deriving the key, keying a pure-Python HMAC (the
-    default digest is a Python function, which `hmac` cannot hand to OpenSSL) and
-    building a Signer each time was three quarters of a message's making. The same
-    SHA-1 HMAC over the same key: the same tokens, byte for byte (tests/test_tokens.py)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.keyed = hmac.new(self.derive_key(), digestmod=self.digest_method)
-
-    def get_signature(self, value: str | bytes) -> bytes:
-        mac = self.keyed.copy()
-        mac.update(want_bytes(value))
-        return base64_encode(mac.digest())
-
-
 class KeyedSerializer(URLSafeSerializer):
-    """One KeyedSigner for every dumps() (a Signer holds no state between calls)."""
+    """itsdangerous's URLSafeSerializer, its key derived once (`send` signs two tokens a
+    message; deriving the key and building a Signer each time was most of a message's
+    making). `dumps` of a small int (every subscriber id) is the same token computed
+    directly: URL-safe base64 of the JSON, ".", URL-safe base64 of its HMAC-SHA1 under the
+    derived key, both unpadded; byte for byte itsdangerous's (tests/test_tokens.py).
+    `loads` (verification) stays itsdangerous's own."""
 
     def __init__(self, secret: str, salt: str) -> None:
-        kwargs = {"digest_method": hashlib.sha1}  # the default's own hash, as OpenSSL's function
-        super().__init__(secret, salt=salt, signer=KeyedSigner, signer_kwargs=kwargs)
-        self.made = super().make_signer()
+        super().__init__(secret, salt=salt)
+        # Keyed once: a copy of it costs less than OpenSSL's one-shot hmac.digest.
+        self.keyed = hmac.new(self.make_signer().derive_key(), digestmod="sha1")
 
-    def make_signer(self, salt: str | bytes | None = None) -> Signer:
-        return self.made if salt is None or want_bytes(salt) == self.made.salt else super().make_signer(salt)
+    def dumps(self, obj: Any, salt: str | bytes | None = None) -> str:
+        # JSON of an int is its decimal digits (not of a bool: `true`); one of 8 bytes or
+        # fewer (below 10^8) is never compressed: itsdangerous keeps a zlib stream only when
+        # 2 bytes shorter, and one is never under 9 bytes.
+        if type(obj) is not int or salt is not None or not -(10**7) < obj < 10**8:
+            return super().dumps(obj, salt)
+        payload = _base64(str(obj).encode("ascii"))
+        mac = self.keyed.copy()
+        mac.update(payload.encode("ascii"))
+        return f"{payload}.{_base64(mac.digest())}"
 
-    def dump_payload(self, obj: Any) -> bytes:
-        """itsdangerous zlib-compresses every payload and keeps the result only when it is
-        2 bytes shorter; a zlib stream is never under 9 bytes, so a payload of 8 or fewer
-        (a subscriber id below 10^8) never is: skip the 10 µs attempt."""
-        plain = super(URLSafeSerializerMixin, self).dump_payload(obj)
-        return base64_encode(plain) if len(plain) <= NEVER_COMPRESSED else super().dump_payload(obj)
+
+def _base64(data: bytes) -> str:
+    """itsdangerous's base64_encode (URL-safe, no padding), as text."""
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(URL_SAFE).decode("ascii")
 
 
 class Tokens:
@@ -102,6 +95,7 @@ class Tokens:
         # itsdangerous's key derivation with the return path's own salt: a separate key.
         signer = Signer(secret, salt=RETURN_PATH_SALT, digest_method=hashlib.sha256)
         self.return_path_key = signer.derive_key()
+        self.return_path_mac = hmac.new(self.return_path_key, digestmod="sha256")  # keyed once
         self.purposes = Purposes(secret)
 
     def make(self, subscriber_id: int) -> str:
@@ -134,8 +128,9 @@ class Tokens:
         return int(found[1])
 
     def _mac(self, delivery_id: int) -> str:
-        digest = hmac.new(self.return_path_key, f"delivery:{delivery_id}".encode(), hashlib.sha256)
-        return digest.hexdigest()[:RETURN_PATH_DIGITS]
+        mac = self.return_path_mac.copy()
+        mac.update(f"delivery:{delivery_id}".encode())
+        return mac.hexdigest()[:RETURN_PATH_DIGITS]
 
 
 class Expired(BadToken):

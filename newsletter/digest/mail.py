@@ -29,6 +29,7 @@ PREFERENCES_PLACEHOLDER = "NLXPREFERENCESTOKENX"  # the preference centre's toke
 PLACEHOLDERS = re.compile(f"({TOKEN_PLACEHOLDER}|{PREFERENCES_PLACEHOLDER})")
 CRLF = "\r\n"
 SOFT_BREAK = "=\r\n"
+SOFT_BREAK_BYTES = SOFT_BREAK.encode("ascii")
 MAX_LINE = 76
 # Header lines: RFC 5322's 78 for plain words; RFC 2047 caps a line that holds an encoded-word
 # at 76 and the encoded-word itself at 75. Only a word that cannot be split (a plain word of
@@ -44,6 +45,11 @@ Q_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 # RFC 5322 atext: words of these may stand in a phrase unquoted.
 ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
 PRINTABLE = re.compile(r"[ -~]*")
+# A reader's To as most are: a name of atoms, an address of printable ASCII. Such a name and
+# address are what `plain_line` leaves them, and `address_header` gives them on one line when
+# the line fits, `To: name <address>` (tests/test_mail.py checks the two agree).
+PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+PLAIN_ADDRESS = re.compile(r"[!-~]+")
 LONGEST_PLAIN_WORD = 900  # a longer unbroken word is encoded, so it can be split
 # A display name in one encoded-word (see _display_name) is at most 4 bytes a character,
 # 8/3 of that in base64: 150 characters stay under 830 octets, one line with its name.
@@ -268,36 +274,55 @@ class MessageTemplate:
             fixed.append(feedback)
         fixed.append(f'Content-Type: multipart/alternative;{CRLF} boundary="{self.boundary}"{CRLF}')
         self.fixed_headers = "".join(fixed)
-        # The body as the parts that are the same for every reader (even positions) and
-        # the placeholders of theirs between them: DKIM hashes the fixed parts once.
-        if encoded is not None:
-            self.body = list(encoded[1])
-        else:
-            self.body = _body_pieces(self.boundary, _encoded_pieces(text), _encoded_pieces(html))
+        self.head = f"{self.fixed_headers}{CRLF}".encode("ascii")
+        # The body as the parts that are the same for every reader (`fixed`, bytes once for
+        # every message: DKIM hashes them once) and the placeholders of theirs between them.
+        pieces = (
+            list(encoded[1])
+            if encoded is not None
+            else _body_pieces(self.boundary, _encoded_pieces(text), _encoded_pieces(html))
+        )
+        self.fixed = [piece.encode("ascii") for piece in pieces[::2]]
+        self.slots = pieces[1::2]
 
     def encoded_body(self) -> tuple[str, list[str]]:
         """The boundary and the encoded body, to be kept (storage) and given back as `encoded`."""
-        return self.boundary, list(self.body)
+        pieces = [self.fixed[0].decode("ascii")]
+        for slot, piece in zip(self.slots, self.fixed[1:], strict=True):
+            pieces += (slot, piece.decode("ascii"))
+        return self.boundary, pieces
 
     def render(self, recipient: Recipient) -> bytes:
-        """The whole message for one recipient, CRLF line endings, ready for SMTP."""
+        """The whole message for one recipient, CRLF line endings, ready for SMTP: its own
+        headers, then the bytes made once, the reader's tokens spliced between them. Soft
+        line breaks around each token keep every line under 76 characters whatever the
+        token's length (they are URL-safe: nothing in them needs quoting)."""
         heads = [_to_header(recipient.name, recipient.email), f"Message-ID: {recipient.message_id}{CRLF}"]
         if recipient.unsubscribe_url:
             heads.append(_list_unsubscribe(recipient))
-        return "".join([*heads, self.fixed_headers, CRLF, _splice(self.body, recipient)]).encode("ascii")
+        message = ["".join(heads).encode("ascii"), self.head, self.fixed[0]]
+        tokens = _tokens(recipient)
+        for slot, piece in zip(self.slots, self.fixed[1:], strict=True):
+            message += (SOFT_BREAK_BYTES, tokens[slot], SOFT_BREAK_BYTES, piece)
+        return b"".join(message)
 
     def fixed_body(self) -> list[bytes]:
         """The body's parts that are the same for every reader, in order; a reader's own
         (`readers_body`) go between them."""
-        return [piece.encode("ascii") for piece in self.body[::2]]
+        return list(self.fixed)
 
     def readers_body(self, recipient: Recipient) -> list[bytes]:
         """What goes between the fixed parts for one reader: each token on a line of its own."""
         tokens = _tokens(recipient)
-        return [f"{SOFT_BREAK}{tokens[piece]}{SOFT_BREAK}".encode("ascii") for piece in self.body[1::2]]
+        return [SOFT_BREAK_BYTES + tokens[slot] + SOFT_BREAK_BYTES for slot in self.slots]
 
 
 def _to_header(name: str, email: str) -> str:
+    """`address_header("To", ...)`, without its work for the plain names most readers have."""
+    line = f"To: {name} <{email}>{CRLF}"
+    fits = len(line) <= PLAIN_LINE + len(CRLF) and "=?" not in name
+    if fits and PLAIN_NAME.fullmatch(name) and PLAIN_ADDRESS.fullmatch(email):
+        return line
     return address_header("To", name, email)
 
 
@@ -328,19 +353,11 @@ def _quoted_printable(text: str) -> str:
     return quoprimime.body_encode(raw, maxlinelen=MAX_LINE, eol=CRLF)
 
 
-def _splice(pieces: list[str], recipient: Recipient) -> str:
-    """Soft line breaks around each token keep every line under 76 characters
-    whatever the token's length (they are URL-safe: nothing in them needs quoting)."""
-    if len(pieces) == 1:
-        return pieces[0]
-    tokens = _tokens(recipient)
-    return "".join(
-        f"{SOFT_BREAK}{tokens[piece]}{SOFT_BREAK}" if i % 2 else piece for i, piece in enumerate(pieces)
-    )
-
-
-def _tokens(recipient: Recipient) -> dict[str, str]:
-    return {TOKEN_PLACEHOLDER: recipient.token, PREFERENCES_PLACEHOLDER: recipient.preferences_token}
+def _tokens(recipient: Recipient) -> dict[str, bytes]:
+    return {
+        TOKEN_PLACEHOLDER: recipient.token.encode("ascii"),
+        PREFERENCES_PLACEHOLDER: recipient.preferences_token.encode("ascii"),
+    }
 
 
 def _body_pieces(boundary: str, text: list[str], html: list[str]) -> list[str]:
