@@ -35,11 +35,10 @@ from tests.postgres import needs_postgres, postgresql  # noqa: F401 (the fixture
 
 pytestmark = [needs_postgres, pytest.mark.slow]
 
-# Issue 22 asks for 20,000: NEWSLETTER_FAULT_READERS=20000 runs that (it passed, in 5 min 50 s
-# on 2 cores shared with other work: 65 messages a second through four workers and the
-# in-process aiosmtpd). 5,000 by default keeps the slow suite within minutes; the kills
-# still fall at random moments among four workers' batches.
-READERS = int(os.environ.get("NEWSLETTER_FAULT_READERS", "5000"))
+# Issue 22's size: 20,000 readers (it passed in 5 min 50 s on 2 cores shared with other
+# work, 65 messages a second through four workers and the in-process aiosmtpd; fewer
+# minutes on an idle machine). NEWSLETTER_FAULT_READERS=2000 makes a quick local run.
+READERS = int(os.environ.get("NEWSLETTER_FAULT_READERS", "20000"))
 
 
 def start_worker(root: Path, url: str, database: str) -> subprocess.Popen[bytes]:
@@ -81,7 +80,10 @@ def test_four_workers_two_killed_deliver_to_everyone_once(
     tmp_path: Path,
     postgresql: Callable[[], str],  # noqa: F811
     smtp_server: SMTPServer,
+    request: pytest.FixtureRequest,
 ):
+    if request.config.getoption("backend") == "postgresql":  # it starts its own: once is enough
+        pytest.skip("runs in the SQLite pass of the suite, on a PostgreSQL server of its own")
     root = tmp_path / "project"
     scaffold.init(root, name="Mind & Body", base_url="https://example.org", demo=True)
     database = postgresql()
