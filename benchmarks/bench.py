@@ -4,11 +4,11 @@ benchmarks/results/latest.json.
 
 Shared machines are noisy, so each figure is a ratio against its peer, the medians
 (min-max) of repetitions in which ours and the peer's alternate (figures.py). Archives
-are generated once, seeded, into .cache/bench/ (archives.py); the Node peer (npm mjml
-and juice, pinned) is installed there too; the ingest floor is floor_ingest.py; the
-send peer is raw smtplib (send.py), against aiosmtpd's Sink and again against a private
-Debian Postfix that queues and discards (tests/postfix_instance.py; skipped with a note
-where postfix is missing or we are not root).
+are generated once, seeded, into .cache/bench/ (archives.py; recall@3's are topical.py's
+realistic ones); the Node peer (npm mjml and juice, pinned) is installed there too; the
+ingest floor is floor_ingest.py; the send peer is raw smtplib (send.py), against
+aiosmtpd's Sink and again against a private Debian Postfix that queues and discards
+(tests/postfix_instance.py; skipped with a note where postfix is missing or we are not root).
 
     .venv/bin/python benchmarks/bench.py            # make bench: 10k and 100k archives
     .venv/bin/python benchmarks/bench.py --smoke    # make bench-smoke: tiny, once, nothing judged
@@ -36,6 +36,7 @@ import measures
 import processes
 import recall
 import send
+import topical
 from figures import Figure, Target, interleaved, table
 from measures import ENV, Sizes
 
@@ -257,17 +258,19 @@ def _send_rss(work: Path, subscribers: int) -> processes.Run:
 
 
 def recall_figures(sizes: list[int]) -> list[Figure]:
+    """Recall@3 on the realistic archives (topical.py: topics and stories, so related
+    articles exist and the exhaustive top 3 means something)."""
     figures = []
     for size in sizes:
         started = time.perf_counter()
-        found = recall.recall(archives.archive(size))
+        found = recall.recall(topical.archive(size))
         say(f"  recall@3 at {size:,}: {found} ({time.perf_counter() - started:.0f} s)")
         for way, label in (("earlier", "among the articles before it"), ("all", "over the whole archive")):
             value, sampled, weight = found[way]
             figures.append(
                 Figure(
                     "recall",
-                    f"recall@3 of the related index, {size:,} archive, {label}",
+                    f"recall@3 of the related index, {size:,}-article archive of topics and stories, {label}",
                     "",
                     [value],
                     "exhaustive top 3, same score",
