@@ -394,7 +394,10 @@ def test_a_421_for_too_many_connections_closes_that_connection_and_the_rest_carr
     assert sorted(relay.tried) == sorted([*PEOPLE, *emails])  # everyone once, by the two that work
     refusal = f"the server refused another connection ({refused.reason}); going on with 3"
     assert notes.count(refusal) == 1, notes
-    assert any("going on with 2" in n for n in notes)
+    # The fourth connection is refused too, or finds every row claimed by the others and
+    # never opens (batches of 8 over 30 rows: on PostgreSQL, SKIP LOCKED passes locked rows).
+    fewer = [n for n in notes if "refused another connection" in n]
+    assert fewer in ([refusal], [refusal, refusal.replace("going on with 3", "going on with 2")]), notes
 
 
 def test_a_421_at_the_only_connection_is_a_temporary_failure(sender: Project):
